@@ -1,0 +1,314 @@
+/* autograd.c — nodes and the backward engine (see autograd.h). */
+#include "autograd.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/elementwise.h"
+
+static bool grad_enabled = true;
+static _Atomic int64_t backward_counts[GEN_OP_COUNT];
+static uint64_t visit_epoch;
+
+bool gen_grad_enabled(void) { return grad_enabled; }
+void gen_set_grad_enabled(bool on) { grad_enabled = on; }
+int64_t gen_backward_count(gen_op op) {
+  return (op >= 0 && op < GEN_OP_COUNT) ? atomic_load(&backward_counts[op]) : 0;
+}
+
+bool gen_edge_live(const gen_edge *e) { return e->node || e->leaf; }
+
+bool gen_needs_grad(int n, gen_tensor *const *inputs) {
+  if (!grad_enabled) return false;
+  for (int i = 0; i < n; i++)
+    if (inputs[i] && inputs[i]->requires_grad) return true;
+  return false;
+}
+
+gen_node *gen_node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor *const *inputs) {
+  if (n > GEN_NODE_MAX_INPUTS) return gen_fail("internal: op %s has too many inputs", gen_op_name(op));
+  gen_node *node = calloc(1, sizeof *node);
+  if (!node) return gen_fail("out of memory");
+  node->refcount = 1;
+  node->op = op;
+  node->backward = backward;
+  node->n_inputs = n;
+  for (int i = 0; i < n; i++) {
+    gen_tensor *t = inputs[i];
+    gen_edge *e = &node->edges[i];
+    if (!t) continue;
+    e->dtype = t->dtype;
+    e->ndim = t->ndim;
+    memcpy(e->shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    if (!t->requires_grad) continue;
+    if (t->grad_fn) {
+      e->node = t->grad_fn;
+      gen_node_retain(e->node);
+    } else {
+      e->leaf = t;
+      gen_retain(t);
+    }
+  }
+  return node;
+}
+
+int gen_node_save(gen_node *node, gen_tensor *t) {
+  if (node->n_saved >= GEN_NODE_MAX_SAVED)
+    return gen_fail_int("internal: op %s saves too many tensors", gen_op_name(node->op));
+  gen_retain(t);
+  node->saved[node->n_saved] = t;
+  node->saved_version[node->n_saved] = t->storage->version;
+  node->n_saved++;
+  return 0;
+}
+
+gen_tensor *gen_node_saved(gen_node *node, int i) {
+  gen_tensor *t = i < node->n_saved ? node->saved[i] : NULL;
+  if (!t) return gen_fail("internal: op %s has no saved tensor %d", gen_op_name(node->op), i);
+  if (t->storage->version != node->saved_version[i])
+    return gen_fail("a tensor saved by %s for backward was modified in place before backward() "
+                    "(version %llu, saved at %llu); use an out-of-place op",
+                    gen_op_name(node->op), (unsigned long long)t->storage->version,
+                    (unsigned long long)node->saved_version[i]);
+  return t;
+}
+
+int gen_node_save_output(gen_node *node, gen_tensor *out) {
+  gen_tensor *alias = gen_as_strided(out, out->ndim, out->shape, out->stride, out->offset);
+  if (!alias) return -1;
+  int rc = gen_node_save(node, alias);
+  gen_release(alias);
+  return rc;
+}
+
+void gen_attach(gen_tensor *out, gen_node *node) {
+  if (out->grad_fn) gen_node_release(out->grad_fn);
+  out->grad_fn = node;
+  out->requires_grad = true;
+}
+
+void gen_node_retain(gen_node *n) { n->refcount++; }
+
+/* Drops what the node holds for backward. Edges are released too, which is what frees a chain of
+ * nodes: releasing them here, iteratively, keeps a long graph from recursing deeply in free. */
+static void node_free_state(gen_node *n, gen_node ***stack, size_t *len, size_t *cap) {
+  for (int i = 0; i < n->n_saved; i++) {
+    gen_release(n->saved[i]);
+    n->saved[i] = NULL;
+  }
+  if (n->extra && n->free_extra) n->free_extra(n->extra);
+  n->extra = NULL;
+  for (int i = 0; i < n->n_inputs; i++) {
+    gen_edge *e = &n->edges[i];
+    if (e->leaf) gen_release(e->leaf);
+    e->leaf = NULL;
+    if (e->node) {
+      if (--e->node->refcount == 0) {
+        if (*len == *cap) {
+          size_t ncap = *cap ? *cap * 2 : 64;
+          gen_node **grown = realloc(*stack, ncap * sizeof **stack);
+          if (!grown) { /* fall back to recursion for this one node */
+            e->node->refcount = 1;
+            gen_node_release(e->node);
+            e->node = NULL;
+            continue;
+          }
+          *stack = grown;
+          *cap = ncap;
+        }
+        (*stack)[(*len)++] = e->node;
+      }
+      e->node = NULL;
+    }
+  }
+}
+
+void gen_node_release(gen_node *n) {
+  if (!n || --n->refcount > 0) return;
+  gen_node **stack = NULL;
+  size_t len = 0, cap = 0;
+  gen_node *cur = n;
+  for (;;) {
+    node_free_state(cur, &stack, &len, &cap);
+    gen_release(cur->grad_accum);
+    free(cur);
+    if (len == 0) break;
+    cur = stack[--len];
+  }
+  free(stack);
+}
+
+int gen_check_inplace(gen_tensor *t) {
+  if (grad_enabled && t->requires_grad)
+    return gen_fail_int("an in-place op would overwrite a tensor that requires grad (%s); use the "
+                        "out-of-place op, or run it inside gen.no_grad",
+                        t->grad_fn ? "the result of an op" : "a leaf");
+  return 0;
+}
+
+/* ---- the engine ---- */
+
+typedef struct {
+  gen_node **items;
+  size_t len, cap;
+} node_vec;
+
+static int vec_push(node_vec *v, gen_node *n) {
+  if (v->len == v->cap) {
+    size_t ncap = v->cap ? v->cap * 2 : 64;
+    gen_node **grown = realloc(v->items, ncap * sizeof *grown);
+    if (!grown) return gen_fail_int("out of memory sorting the autograd graph");
+    v->items = grown;
+    v->cap = ncap;
+  }
+  v->items[v->len++] = n;
+  return 0;
+}
+
+/* Post-order DFS with an explicit stack; `order` ends up with every node after all its consumers
+ * reversed, i.e. reading it backwards is a valid reverse topological order. */
+static int topo_sort(gen_node *root, node_vec *order) {
+  uint64_t mark = ++visit_epoch * 2; /* mark: entered; mark+1: finished */
+  node_vec stack = {0};
+  int rc = vec_push(&stack, root);
+  root->visit_mark = mark;
+  while (rc == 0 && stack.len) {
+    gen_node *n = stack.items[stack.len - 1];
+    bool descended = false;
+    for (int i = 0; i < n->n_inputs; i++) {
+      gen_node *c = n->edges[i].node;
+      if (c && c->visit_mark != mark && c->visit_mark != mark + 1) {
+        c->visit_mark = mark;
+        if ((rc = vec_push(&stack, c)) < 0) break;
+        descended = true;
+        break;
+      }
+    }
+    if (rc < 0) break;
+    if (!descended) {
+      n->visit_mark = mark + 1;
+      stack.len--;
+      rc = vec_push(order, n);
+    }
+  }
+  free(stack.items);
+  return rc;
+}
+
+static int accumulate(gen_tensor **slot, gen_tensor *g) {
+  if (!*slot) {
+    /* Own a private contiguous buffer: a backward may return a view of its input gradient. */
+    gen_tensor *c = gen_empty(g->dtype, g->ndim, g->shape);
+    if (!c || gen_copy_raw(c, g) < 0) {
+      gen_release(c);
+      return -1;
+    }
+    *slot = c;
+    return 0;
+  }
+  return gen_add_into(*slot, g);
+}
+
+static int check_grad_shape(gen_node *n, int i, gen_tensor *g) {
+  const gen_edge *e = &n->edges[i];
+  bool ok = g->ndim == e->ndim;
+  for (int d = 0; ok && d < e->ndim; d++) ok = g->shape[d] == e->shape[d];
+  if (ok) return 0;
+  char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
+  return gen_fail_int("internal: backward of %s gave a gradient of shape %s for input %d of shape %s",
+                      gen_op_name(n->op), gen_shape_str(a, sizeof a, g->ndim, g->shape), i + 1,
+                      gen_shape_str(b, sizeof b, e->ndim, e->shape));
+}
+
+static int run_node(gen_node *n) {
+  if (n->released)
+    return gen_fail_int("backward through the graph a second time: its saved tensors were freed by "
+                        "the first backward() (op %s); pass retain_graph = true to the first call",
+                        gen_op_name(n->op));
+  gen_tensor *grad_in[GEN_NODE_MAX_INPUTS] = {0};
+  gen_tensor *g = n->grad_accum;
+  n->grad_accum = NULL;
+  int rc = g ? n->backward(n, g, grad_in) : 0;
+  atomic_fetch_add(&backward_counts[n->op], 1);
+  for (int i = 0; i < n->n_inputs && rc == 0; i++) {
+    gen_edge *e = &n->edges[i];
+    if (!grad_in[i] || !gen_edge_live(e)) continue;
+    if ((rc = check_grad_shape(n, i, grad_in[i])) < 0) break;
+    if (grad_in[i]->dtype != e->dtype) { /* e.g. a float32 input of a float64 op */
+      gen_tensor *c = gen_to_dtype_raw(grad_in[i], e->dtype);
+      if (!c) {
+        rc = -1;
+        break;
+      }
+      gen_release(grad_in[i]);
+      grad_in[i] = c;
+    }
+    if (e->leaf) {
+      rc = accumulate(&e->leaf->grad, grad_in[i]);
+    } else {
+      rc = accumulate(&e->node->grad_accum, grad_in[i]);
+    }
+  }
+  for (int i = 0; i < n->n_inputs; i++) gen_release(grad_in[i]);
+  gen_release(g);
+  return rc;
+}
+
+int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph) {
+  if (!root->requires_grad)
+    return gen_fail_int("the tensor does not require grad and has no grad_fn");
+  gen_tensor *seed;
+  if (grad) {
+    if (!gen_same_shape(grad, root)) {
+      char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
+      return gen_fail_int("gradient of shape %s for a tensor of shape %s",
+                          gen_shape_str(a, sizeof a, grad->ndim, grad->shape),
+                          gen_shape_str(b, sizeof b, root->ndim, root->shape));
+    }
+    seed = gen_to_dtype_raw(grad, root->dtype);
+  } else {
+    if (gen_numel(root) != 1) {
+      char a[GEN_SHAPE_STR_MAX];
+      return gen_fail_int("backward() of a tensor of shape %s needs a gradient argument (only a "
+                          "one-element tensor gets the implicit gradient 1)",
+                          gen_shape_str(a, sizeof a, root->ndim, root->shape));
+    }
+    seed = gen_full(root->dtype, root->ndim, root->shape, 1.0);
+  }
+  if (!seed) return -1;
+  if (!root->grad_fn) { /* a leaf: backward just accumulates the seed */
+    int rc = accumulate(&root->grad, seed);
+    gen_release(seed);
+    return rc;
+  }
+  node_vec order = {0};
+  if (topo_sort(root->grad_fn, &order) < 0) {
+    gen_release(seed);
+    free(order.items);
+    return -1;
+  }
+  bool saved_mode = grad_enabled;
+  grad_enabled = false;
+  root->grad_fn->grad_accum = seed;
+  int rc = 0;
+  for (size_t k = order.len; k-- > 0 && rc == 0;) rc = run_node(order.items[k]);
+  grad_enabled = saved_mode;
+  /* Free saved state (also after an error, so a failed backward does not pin memory). */
+  for (size_t k = 0; k < order.len; k++) {
+    gen_node *n = order.items[k];
+    gen_release(n->grad_accum);
+    n->grad_accum = NULL;
+    if (!retain_graph) {
+      for (int i = 0; i < n->n_saved; i++) {
+        gen_release(n->saved[i]);
+        n->saved[i] = NULL;
+      }
+      if (n->extra && n->free_extra) n->free_extra(n->extra);
+      n->extra = NULL;
+      n->released = true;
+    }
+  }
+  free(order.items);
+  return rc;
+}

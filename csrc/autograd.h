@@ -1,0 +1,100 @@
+/*
+ * autograd.h — reverse-mode automatic differentiation.
+ *
+ * A differentiable op computes its result with plain kernels, then, when gen_needs_grad() says any
+ * input takes part in a gradient, records a node on the result:
+ *
+ *     gen_tensor *out = ...forward kernel...;
+ *     if (gen_needs_grad(2, (gen_tensor *[]){a, b})) {
+ *       gen_node *n = gen_node_new(GEN_OP_MUL, mul_backward, 2, (gen_tensor *[]){a, b});
+ *       if (!n || gen_node_save(n, a) < 0 || gen_node_save(n, b) < 0) { ...release; return NULL; }
+ *       gen_attach(out, n);
+ *     }
+ *
+ * A node keeps edges, not input tensors: an edge points at the input's own node (non-leaf) or at
+ * the leaf tensor that accumulates .grad. Inputs are kept alive only when the op saves them for its
+ * backward, so activations nobody needs are freed as soon as Lua drops them.
+ *
+ * backward(node, grad_out, grad_in) writes a new reference into grad_in[i] for every input i with
+ * node->edges[i] live (gen_edge_live), shaped like that input (node->edges[i].shape); it may leave a
+ * slot NULL for "zero gradient". It runs with grad mode off, so it may freely call the ordinary ops.
+ * It returns 0, or -1 with an error set.
+ *
+ * gen_backward() sorts the graph iteratively (an explicit stack: a 1000-step sampler left in grad
+ * mode must not overflow the C stack), runs nodes in reverse topological order, accumulates into
+ * leaves' .grad, and then frees each node's saved tensors (unless retain_graph).
+ */
+#ifndef GEN_AUTOGRAD_H
+#define GEN_AUTOGRAD_H
+
+#include "gen.h"
+#include "ops.h"
+
+#define GEN_NODE_MAX_INPUTS 8
+#define GEN_NODE_MAX_SAVED 8
+#define GEN_NODE_MAX_ATTRS 16
+
+typedef struct gen_node gen_node;
+typedef int (*gen_backward_fn)(gen_node *node, gen_tensor *grad_out, gen_tensor **grad_in);
+
+typedef struct gen_edge {
+  gen_node *node;   /* retained; the input's grad_fn */
+  gen_tensor *leaf; /* retained; a leaf that requires grad */
+  gen_dtype dtype;
+  int ndim;
+  int64_t shape[GEN_MAX_DIMS];
+} gen_edge;
+
+struct gen_node {
+  int64_t refcount;
+  gen_op op;
+  gen_backward_fn backward;
+  int n_inputs;
+  gen_edge edges[GEN_NODE_MAX_INPUTS];
+  int n_saved;
+  gen_tensor *saved[GEN_NODE_MAX_SAVED];
+  uint64_t saved_version[GEN_NODE_MAX_SAVED];
+  int64_t ints[GEN_NODE_MAX_ATTRS]; /* op attributes: dims, sizes, flags */
+  double reals[GEN_NODE_MAX_ATTRS]; /* op attributes: scalars */
+  void *extra;                      /* op-owned memory, freed with free_extra */
+  void (*free_extra)(void *);
+  bool released; /* saved state freed by a backward without retain_graph */
+  /* engine scratch */
+  gen_tensor *grad_accum;
+  int64_t pending;
+  uint64_t visit_mark;
+};
+
+/* Grad mode (on by default). gen_no_grad in Lua turns it off around a function call. */
+bool gen_grad_enabled(void);
+void gen_set_grad_enabled(bool on);
+
+bool gen_edge_live(const gen_edge *e);
+/* True when grad mode is on and some input requires grad. NULL inputs are ignored. */
+bool gen_needs_grad(int n, gen_tensor *const *inputs);
+gen_node *gen_node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor *const *inputs);
+/* Keeps t alive for backward and remembers its version, to catch in-place writes in between. */
+int gen_node_save(gen_node *node, gen_tensor *t);
+/* Saves an op's own output without a reference cycle (out -> node -> out): the node keeps a plain
+ * alias header over out's storage instead of out itself. */
+int gen_node_save_output(gen_node *node, gen_tensor *out);
+/* Fetches saved tensor i, or NULL with an error if it was modified in place or freed. */
+gen_tensor *gen_node_saved(gen_node *node, int i);
+/* Hands node (one reference) to out: out->grad_fn = node, out->requires_grad = true. */
+void gen_attach(gen_tensor *out, gen_node *node);
+void gen_node_retain(gen_node *n);
+void gen_node_release(gen_node *n);
+
+/* grad may be NULL for a one-element root (then it is 1). */
+int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph);
+
+/* Errors (and returns -1) when t takes part in autograd and must not be written in place. */
+int gen_check_inplace(gen_tensor *t);
+
+/* How many times each op's backward ran since start (the gradcheck coverage meta-test reads it). */
+int64_t gen_backward_count(gen_op op);
+
+/* Sum g over broadcast dimensions so it has the given shape (the gradient of an expand). */
+gen_tensor *gen_sum_to_shape(gen_tensor *g, int ndim, const int64_t *shape);
+
+#endif

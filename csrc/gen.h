@@ -1,0 +1,151 @@
+/*
+ * gen.h — the C core of gen: tensors, storage, reverse-mode autograd.
+ *
+ * This header has no Lua in it. The Lua binding (csrc/bind/) is the only code that includes lua.h.
+ *
+ * A short tour
+ * ------------
+ *   storage   a refcounted byte buffer plus a version counter (bumped by every in-place write, so
+ *             that autograd can detect a saved tensor that was modified before backward).
+ *   tensor    a refcounted header: dtype, ndim, shape, strides (in elements), offset (in elements)
+ *             into a storage. Views share the storage, so making one is O(1).
+ *   node      the autograd record of the op that produced a tensor: op id, inputs, saved tensors,
+ *             small integer/real attributes and the backward function (see autograd.h).
+ *
+ * Ownership: every function that returns a gen_tensor* returns a new reference the caller owns
+ * (release it with gen_release). Functions never steal references to their arguments.
+ *
+ * Errors: core functions never longjmp and never abort. A failing function returns NULL (or a
+ * negative int), having freed what it allocated, and leaves a message in gen_last_error(). The
+ * binding prefixes it with the Lua-visible function name, e.g. "gen.matmul: " + message.
+ *
+ * Dimensions and indices are 0-based here; the binding converts from Lua's 1-based ones in one place.
+ */
+#ifndef GEN_H
+#define GEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GEN_MAX_DIMS 8
+
+typedef enum { GEN_FLOAT32, GEN_FLOAT64, GEN_INT64, GEN_UINT8, GEN_DTYPE_COUNT } gen_dtype;
+
+typedef struct gen_storage {
+  void *data;
+  size_t nbytes;
+  int64_t refcount;
+  uint64_t version; /* bumped by in-place writes */
+} gen_storage;
+
+struct gen_node;
+
+typedef struct gen_tensor {
+  int64_t refcount;
+  gen_dtype dtype;
+  int ndim;
+  int64_t shape[GEN_MAX_DIMS];
+  int64_t stride[GEN_MAX_DIMS]; /* in elements */
+  int64_t offset;               /* in elements */
+  gen_storage *storage;
+  bool requires_grad;       /* leaves: set by the user; non-leaves: true when grad_fn != NULL */
+  struct gen_tensor *grad;  /* accumulated gradient of a leaf */
+  struct gen_node *grad_fn; /* the op that produced this tensor, NULL for leaves */
+} gen_tensor;
+
+/* ---- errors (error.c) ---- */
+const char *gen_last_error(void);
+/* Formats the message and returns NULL, so failing paths can `return gen_fail(...)`. */
+void *gen_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Same, for int-returning functions: returns -1. */
+int gen_fail_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Writes "{2,3,4}" into buf (1-based users read shapes the same way). */
+const char *gen_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
+#define GEN_SHAPE_STR_MAX 160
+
+/* ---- dtypes ---- */
+size_t gen_dtype_size(gen_dtype dt);
+const char *gen_dtype_name(gen_dtype dt);
+int gen_dtype_from_name(const char *name); /* -1 when unknown */
+bool gen_dtype_is_float(gen_dtype dt);
+gen_dtype gen_promote(gen_dtype a, gen_dtype b);
+
+/* ---- memory accounting (storage.c) ---- */
+typedef struct {
+  int64_t live_bytes, peak_bytes, total_allocs;
+} gen_memory_stats;
+gen_memory_stats gen_memory(void);
+void gen_memory_reset_peak(void);
+/* Bytes allocated since the last call to gen_memory_take_pressure(); the binding uses it to pace
+ * Lua's collector, which cannot see C allocations. */
+int64_t gen_memory_take_pressure(void);
+
+/* ---- storage and tensors (tensor.c) ---- */
+gen_storage *gen_storage_new(size_t nbytes);
+void gen_storage_release(gen_storage *s);
+
+/* Contiguous, uninitialized. ndim may be 0 (a scalar). */
+gen_tensor *gen_empty(gen_dtype dt, int ndim, const int64_t *shape);
+gen_tensor *gen_zeros(gen_dtype dt, int ndim, const int64_t *shape);
+gen_tensor *gen_full(gen_dtype dt, int ndim, const int64_t *shape, double value);
+gen_tensor *gen_scalar(gen_dtype dt, double value); /* 0-d */
+gen_tensor *gen_empty_like(const gen_tensor *t);
+gen_tensor *gen_zeros_like(const gen_tensor *t);
+
+void gen_retain(gen_tensor *t);
+void gen_release(gen_tensor *t); /* NULL-safe */
+
+int64_t gen_numel(const gen_tensor *t);
+int64_t gen_numel_of(int ndim, const int64_t *shape);
+bool gen_is_contiguous(const gen_tensor *t);
+bool gen_same_shape(const gen_tensor *a, const gen_tensor *b);
+void gen_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+static inline char *gen_data_ptr(const gen_tensor *t) {
+  return (char *)t->storage->data + (size_t)t->offset * gen_dtype_size(t->dtype);
+}
+/* A new header over the same storage (no autograd record; see gen_view_op in autograd.h). */
+gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
+                           int64_t offset);
+/* Returns t itself (retained) when already contiguous, else a contiguous copy (no autograd). */
+gen_tensor *gen_contiguous_raw(gen_tensor *t);
+/* Copies src into dst elementwise, broadcasting src to dst's shape and converting dtypes. */
+int gen_copy_raw(gen_tensor *dst, const gen_tensor *src);
+gen_tensor *gen_to_dtype_raw(gen_tensor *t, gen_dtype dt); /* always a new tensor */
+double gen_get_flat(const gen_tensor *t, int64_t linear_index); /* row-major index, any strides */
+double gen_read_f64(const void *p, gen_dtype dt);
+void gen_write_f64(void *p, gen_dtype dt, double v);
+/* Broadcast shapes a and b into out (ndim returned), or -1 with an error set. */
+int gen_broadcast_shapes(int na, const int64_t *a, int nb, const int64_t *b, int64_t *out);
+/* A view of t expanded to (ndim, shape) with stride 0 along broadcast dimensions. */
+gen_tensor *gen_expand_raw(gen_tensor *t, int ndim, const int64_t *shape);
+/* Mark an in-place write on t's storage (autograd uses versions to catch stale saved tensors). */
+static inline void gen_bump_version(gen_tensor *t) { t->storage->version++; }
+
+/* ---- threads (threads.c) ---- */
+void gen_set_num_threads(int n);
+int gen_get_num_threads(void);
+/* Elementwise loops go parallel above this many elements. */
+#define GEN_PARALLEL_GRAIN 32768
+double gen_time(void);
+
+/* ---- random numbers (random.c): Philox4x32-10, counter-based ---- */
+typedef struct gen_generator {
+  uint64_t seed;
+  uint64_t offset; /* counter: how many 128-bit blocks have been consumed */
+} gen_generator;
+gen_generator *gen_default_generator(void);
+void gen_generator_seed(gen_generator *g, uint64_t seed);
+/* Fills t (any strides) with U[lo, hi), N(mean, std), or integers in [lo, hi] (inclusive). The
+ * stream depends only on the seed and offset, never on the thread count. */
+int gen_fill_uniform(gen_tensor *t, gen_generator *g, double lo, double hi);
+int gen_fill_normal(gen_tensor *t, gen_generator *g, double mean, double std);
+int gen_fill_randint(gen_tensor *t, gen_generator *g, int64_t lo, int64_t hi);
+int gen_fill_bernoulli(gen_tensor *t, gen_generator *g, double p);
+/* Raw access for kernels that draw their own numbers (dropout, randperm): returns 4 uniform 32-bit
+ * words for block index `block` of the stream starting at `base_offset`. */
+void gen_philox_block(uint64_t seed, uint64_t block, uint32_t out[4]);
+/* Reserves nblocks blocks and returns the first block index. */
+uint64_t gen_generator_reserve(gen_generator *g, uint64_t nblocks);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * ops_arith.c — add, sub, mul, div, pow, neg with broadcasting; forward and backward side by side.
+ *
+ * Broadcasting in backward: the gradient of an input that was broadcast is summed over the
+ * broadcast dimensions (gen_sum_to_shape), so it has the input's own shape.
+ */
+#include "ops_arith.h"
+
+#include <math.h>
+
+#include "autograd.h"
+
+static gen_op binop_to_op(gen_binop op) {
+  switch (op) {
+  case GEN_BIN_ADD: return GEN_OP_ADD;
+  case GEN_BIN_SUB: return GEN_OP_SUB;
+  case GEN_BIN_MUL: return GEN_OP_MUL;
+  case GEN_BIN_DIV: return GEN_OP_DIV;
+  case GEN_BIN_POW: return GEN_OP_POW;
+  default: return GEN_OP_COUNT;
+  }
+}
+
+/* grad_in[i] = sum_to_shape(g * scale) for the input's shape; g itself when nothing changes. */
+static int reduce_to_input(gen_node *n, int i, gen_tensor *g, gen_tensor **grad_in) {
+  if (!gen_edge_live(&n->edges[i])) return 0;
+  grad_in[i] = gen_sum_to_shape(g, n->edges[i].ndim, n->edges[i].shape);
+  return grad_in[i] ? 0 : -1;
+}
+
+/* d(a+b) = g, g;  d(a-b) = g, -g */
+static int add_sub_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  if (reduce_to_input(n, 0, g, grad_in) < 0) return -1;
+  if (!gen_edge_live(&n->edges[1])) return 0;
+  if (n->op == GEN_OP_ADD) return reduce_to_input(n, 1, g, grad_in);
+  gen_tensor *neg = gen_scale_raw(g, -1.0);
+  int rc = neg ? reduce_to_input(n, 1, neg, grad_in) : -1;
+  gen_release(neg);
+  return rc;
+}
+
+/* Computes grad_in[i] = sum_to_shape(g op x) */
+static int chain(gen_node *n, int i, gen_tensor *g, gen_binop op, gen_tensor *x, gen_tensor **grad_in) {
+  if (!gen_edge_live(&n->edges[i])) return 0;
+  gen_tensor *t = gen_binary_raw(op, g, x);
+  int rc = t ? reduce_to_input(n, i, t, grad_in) : -1;
+  gen_release(t);
+  return rc;
+}
+
+/* d(ab) = g b, g a */
+static int mul_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *a = gen_node_saved(n, 0), *b = a ? gen_node_saved(n, 1) : NULL;
+  if (!b) return -1;
+  if (chain(n, 0, g, GEN_BIN_MUL, b, grad_in) < 0) return -1;
+  return chain(n, 1, g, GEN_BIN_MUL, a, grad_in);
+}
+
+/* d(a/b) = g / b, -g a / b^2 */
+static int div_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *a = gen_node_saved(n, 0), *b = a ? gen_node_saved(n, 1) : NULL;
+  if (!b) return -1;
+  gen_tensor *g_over_b = gen_binary_raw(GEN_BIN_DIV, g, b);
+  if (!g_over_b) return -1;
+  int rc = reduce_to_input(n, 0, g_over_b, grad_in);
+  if (rc == 0 && gen_edge_live(&n->edges[1])) {
+    gen_tensor *t = gen_binary_raw(GEN_BIN_MUL, g_over_b, a);  /* g a / b */
+    gen_tensor *u = t ? gen_binary_raw(GEN_BIN_DIV, t, b) : NULL; /* g a / b^2 */
+    gen_tensor *v = u ? gen_scale_raw(u, -1.0) : NULL;
+    rc = v ? reduce_to_input(n, 1, v, grad_in) : -1;
+    gen_release(t);
+    gen_release(u);
+    gen_release(v);
+  }
+  gen_release(g_over_b);
+  return rc;
+}
+
+/* d(a^b) = g b a^(b-1), g a^b log a */
+static int pow_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *a = gen_node_saved(n, 0), *b = a ? gen_node_saved(n, 1) : NULL;
+  if (!b) return -1;
+  int rc = 0;
+  if (gen_edge_live(&n->edges[0])) {
+    gen_tensor *one = gen_scalar(b->dtype, 1.0);
+    gen_tensor *bm1 = one ? gen_binary_raw(GEN_BIN_SUB, b, one) : NULL;
+    gen_tensor *p = bm1 ? gen_binary_raw(GEN_BIN_POW, a, bm1) : NULL;
+    gen_tensor *q = p ? gen_binary_raw(GEN_BIN_MUL, p, b) : NULL;
+    rc = q ? chain(n, 0, g, GEN_BIN_MUL, q, grad_in) : -1;
+    gen_release(one);
+    gen_release(bm1);
+    gen_release(p);
+    gen_release(q);
+  }
+  if (rc == 0 && gen_edge_live(&n->edges[1])) {
+    gen_tensor *p = gen_binary_raw(GEN_BIN_POW, a, b);
+    gen_tensor *la = p ? gen_to_dtype_raw(a, p->dtype) : NULL;
+    int64_t k = la ? gen_numel(la) : 0;
+    for (int64_t i = 0; i < k; i++) { /* log a, with 0 where a^b is 0 (the limit as a -> 0+) */
+      char *ptr = gen_data_ptr(la) + (size_t)i * gen_dtype_size(la->dtype);
+      double v = gen_read_f64(ptr, la->dtype);
+      gen_write_f64(ptr, la->dtype, v == 0 ? 0 : log(v));
+    }
+    gen_tensor *q = la ? gen_binary_raw(GEN_BIN_MUL, p, la) : NULL;
+    rc = q ? chain(n, 1, g, GEN_BIN_MUL, q, grad_in) : -1;
+    gen_release(p);
+    gen_release(la);
+    gen_release(q);
+  }
+  return rc;
+}
+
+static gen_backward_fn backward_of(gen_op op) {
+  switch (op) {
+  case GEN_OP_ADD:
+  case GEN_OP_SUB: return add_sub_backward;
+  case GEN_OP_MUL: return mul_backward;
+  case GEN_OP_DIV: return div_backward;
+  default: return pow_backward;
+  }
+}
+
+gen_tensor *gen_binary(gen_binop bop, gen_tensor *a, gen_tensor *b) {
+  gen_tensor *out = gen_binary_raw(bop, a, b);
+  gen_op op = binop_to_op(bop);
+  if (!out || op == GEN_OP_COUNT || !gen_needs_grad(2, (gen_tensor *[]){a, b})) return out;
+  if (!gen_dtype_is_float(out->dtype)) {
+    gen_release(out);
+    return gen_fail("integer results cannot take part in autograd");
+  }
+  gen_node *n = gen_node_new(op, backward_of(op), 2, (gen_tensor *[]){a, b});
+  bool saves = op != GEN_OP_ADD && op != GEN_OP_SUB;
+  if (!n || (saves && (gen_node_save(n, a) < 0 || gen_node_save(n, b) < 0))) {
+    gen_node_release(n);
+    gen_release(out);
+    return NULL;
+  }
+  gen_attach(out, n);
+  return out;
+}
+
+gen_tensor *gen_add(gen_tensor *a, gen_tensor *b) { return gen_binary(GEN_BIN_ADD, a, b); }
+gen_tensor *gen_sub(gen_tensor *a, gen_tensor *b) { return gen_binary(GEN_BIN_SUB, a, b); }
+gen_tensor *gen_mul(gen_tensor *a, gen_tensor *b) { return gen_binary(GEN_BIN_MUL, a, b); }
+gen_tensor *gen_div(gen_tensor *a, gen_tensor *b) { return gen_binary(GEN_BIN_DIV, a, b); }
+gen_tensor *gen_pow(gen_tensor *a, gen_tensor *b) { return gen_binary(GEN_BIN_POW, a, b); }
+
+static int neg_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  (void)n;
+  grad_in[0] = gen_scale_raw(g, -1.0);
+  return grad_in[0] ? 0 : -1;
+}
+
+gen_tensor *gen_neg(gen_tensor *a) {
+  gen_tensor *out = gen_scale_raw(a, -1.0);
+  if (!out || !gen_needs_grad(1, &a)) return out;
+  gen_node *n = gen_node_new(GEN_OP_NEG, neg_backward, 1, &a);
+  if (!n) {
+    gen_release(out);
+    return NULL;
+  }
+  gen_attach(out, n);
+  return out;
+}
+
+int gen_binary_(gen_binop op, gen_tensor *a, gen_tensor *b) {
+  if (gen_check_inplace(a) < 0) return -1;
+  int64_t shape[GEN_MAX_DIMS];
+  int nd = gen_broadcast_shapes(a->ndim, a->shape, b->ndim, b->shape, shape);
+  if (nd < 0) return -1;
+  bool same = nd == a->ndim;
+  for (int d = 0; same && d < nd; d++) same = shape[d] == a->shape[d];
+  if (!same) {
+    char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
+    return gen_fail_int("in place, the result must keep shape %s, but it broadcasts with %s",
+                        gen_shape_str(sa, sizeof sa, a->ndim, a->shape),
+                        gen_shape_str(sb, sizeof sb, b->ndim, b->shape));
+  }
+  gen_dtype rd = gen_binop_result_dtype(op, a->dtype, b->dtype);
+  if (rd != a->dtype && !(gen_dtype_is_float(a->dtype) && op < GEN_BIN_EQ))
+    return gen_fail_int("in place, a %s result cannot be stored in a %s tensor", gen_dtype_name(rd),
+                        gen_dtype_name(a->dtype));
+  return gen_binary_into(op, a, a, b);
+}

@@ -1,0 +1,344 @@
+/*
+ * tensor.c — storage, tensor headers, views, copies and dtype conversion.
+ *
+ * Storage bytes are counted (live, peak, and "pressure": bytes allocated since the binding last
+ * asked), because Lua's collector cannot see them and must be told.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd.h"
+#include "gen.h"
+#include "iter.h"
+
+/* ---- dtypes ---- */
+
+static const size_t dtype_sizes[GEN_DTYPE_COUNT] = {4, 8, 8, 1};
+static const char *const dtype_names[GEN_DTYPE_COUNT] = {"float32", "float64", "int64", "uint8"};
+
+size_t gen_dtype_size(gen_dtype dt) { return dtype_sizes[dt]; }
+const char *gen_dtype_name(gen_dtype dt) { return dt < GEN_DTYPE_COUNT ? dtype_names[dt] : "?"; }
+bool gen_dtype_is_float(gen_dtype dt) { return dt == GEN_FLOAT32 || dt == GEN_FLOAT64; }
+
+int gen_dtype_from_name(const char *name) {
+  static const struct {
+    const char *alias;
+    gen_dtype dt;
+  } aliases[] = {{"float32", GEN_FLOAT32}, {"float", GEN_FLOAT32}, {"float64", GEN_FLOAT64},
+                 {"double", GEN_FLOAT64},  {"int64", GEN_INT64},   {"long", GEN_INT64},
+                 {"uint8", GEN_UINT8},     {"byte", GEN_UINT8}};
+  for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+    if (strcmp(name, aliases[i].alias) == 0) return (int)aliases[i].dt;
+  return -1;
+}
+
+/* float64 > float32 > int64 > uint8, as PyTorch promotes. */
+gen_dtype gen_promote(gen_dtype a, gen_dtype b) {
+  static const int rank[GEN_DTYPE_COUNT] = {2, 3, 1, 0};
+  return rank[a] >= rank[b] ? a : b;
+}
+
+double gen_read_f64(const void *p, gen_dtype dt) {
+  switch (dt) {
+  case GEN_FLOAT32: return *(const float *)p;
+  case GEN_FLOAT64: return *(const double *)p;
+  case GEN_INT64: return (double)*(const int64_t *)p;
+  default: return *(const uint8_t *)p;
+  }
+}
+
+/* Integer targets truncate toward zero and saturate, so NaN or huge values cannot hit UB. */
+static int64_t to_int64(double v) {
+  if (!(v == v)) return 0;
+  if (v >= 9.2233720368547758e18) return INT64_MAX;
+  if (v <= -9.2233720368547758e18) return INT64_MIN;
+  return (int64_t)v;
+}
+
+void gen_write_f64(void *p, gen_dtype dt, double v) {
+  switch (dt) {
+  case GEN_FLOAT32: *(float *)p = (float)v; break;
+  case GEN_FLOAT64: *(double *)p = v; break;
+  case GEN_INT64: *(int64_t *)p = to_int64(v); break;
+  default: {
+    int64_t i = to_int64(v);
+    *(uint8_t *)p = (uint8_t)(i < 0 ? 0 : i > 255 ? 255 : i);
+  }
+  }
+}
+
+/* ---- memory accounting ---- */
+
+static _Atomic int64_t live_bytes, peak_bytes, total_allocs, pressure_bytes;
+
+gen_memory_stats gen_memory(void) {
+  return (gen_memory_stats){atomic_load(&live_bytes), atomic_load(&peak_bytes),
+                            atomic_load(&total_allocs)};
+}
+void gen_memory_reset_peak(void) { atomic_store(&peak_bytes, atomic_load(&live_bytes)); }
+int64_t gen_memory_take_pressure(void) { return atomic_exchange(&pressure_bytes, 0); }
+
+static void count_alloc(int64_t n) {
+  int64_t now = atomic_fetch_add(&live_bytes, n) + n;
+  atomic_fetch_add(&total_allocs, 1);
+  atomic_fetch_add(&pressure_bytes, n);
+  int64_t peak = atomic_load(&peak_bytes);
+  while (now > peak && !atomic_compare_exchange_weak(&peak_bytes, &peak, now)) {
+  }
+}
+
+/* ---- storage ---- */
+
+/* Largest single tensor we agree to allocate (a guard against absurd sizes from bad input). */
+#define GEN_MAX_BYTES ((size_t)1 << 40)
+
+gen_storage *gen_storage_new(size_t nbytes) {
+  if (nbytes > GEN_MAX_BYTES)
+    return gen_fail("cannot allocate %zu bytes (more than the 1 TiB limit)", nbytes);
+  gen_storage *s = malloc(sizeof *s);
+  if (!s) return gen_fail("out of memory");
+  /* 64-byte alignment for vector loads; at least one byte so data is never NULL. */
+  size_t padded = (nbytes + 63) & ~(size_t)63;
+  s->data = aligned_alloc(64, padded ? padded : 64);
+  if (!s->data) {
+    free(s);
+    return gen_fail("out of memory allocating %zu bytes", nbytes);
+  }
+  s->nbytes = nbytes;
+  s->refcount = 1;
+  s->version = 0;
+  count_alloc((int64_t)nbytes);
+  return s;
+}
+
+void gen_storage_release(gen_storage *s) {
+  if (!s || --s->refcount > 0) return;
+  atomic_fetch_sub(&live_bytes, (int64_t)s->nbytes);
+  free(s->data);
+  free(s);
+}
+
+/* ---- tensors ---- */
+
+int64_t gen_numel_of(int ndim, const int64_t *shape) {
+  int64_t n = 1;
+  for (int d = 0; d < ndim; d++) n *= shape[d];
+  return n;
+}
+int64_t gen_numel(const gen_tensor *t) { return gen_numel_of(t->ndim, t->shape); }
+
+void gen_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
+  int64_t s = 1;
+  for (int d = ndim - 1; d >= 0; d--) {
+    stride[d] = s;
+    s *= shape[d] > 1 ? shape[d] : 1;
+  }
+}
+
+bool gen_is_contiguous(const gen_tensor *t) {
+  int64_t s = 1;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    if (t->shape[d] != 1 && t->stride[d] != s) return false;
+    s *= t->shape[d];
+  }
+  return true;
+}
+
+bool gen_same_shape(const gen_tensor *a, const gen_tensor *b) {
+  if (a->ndim != b->ndim) return false;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->shape[d] != b->shape[d]) return false;
+  return true;
+}
+
+static gen_tensor *header_new(gen_dtype dt, int ndim, const int64_t *shape) {
+  gen_tensor *t = calloc(1, sizeof *t);
+  if (!t) return gen_fail("out of memory");
+  t->refcount = 1;
+  t->dtype = dt;
+  t->ndim = ndim;
+  memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+  return t;
+}
+
+gen_tensor *gen_empty(gen_dtype dt, int ndim, const int64_t *shape) {
+  if (ndim < 0 || ndim > GEN_MAX_DIMS)
+    return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
+  size_t elem = gen_dtype_size(dt), n = 1;
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] < 0) return gen_fail("negative size %lld in dimension %d", (long long)shape[d], d + 1);
+    if (shape[d] > 0 && n > GEN_MAX_BYTES / elem / (size_t)shape[d]) {
+      char buf[GEN_SHAPE_STR_MAX];
+      return gen_fail("shape %s is too large", gen_shape_str(buf, sizeof buf, ndim, shape));
+    }
+    n *= (size_t)shape[d];
+  }
+  gen_tensor *t = header_new(dt, ndim, shape);
+  if (!t) return NULL;
+  t->storage = gen_storage_new(n * elem);
+  if (!t->storage) {
+    free(t);
+    return NULL;
+  }
+  gen_contiguous_strides(ndim, shape, t->stride);
+  return t;
+}
+
+gen_tensor *gen_zeros(gen_dtype dt, int ndim, const int64_t *shape) {
+  gen_tensor *t = gen_empty(dt, ndim, shape);
+  if (t) memset(t->storage->data, 0, t->storage->nbytes);
+  return t;
+}
+
+gen_tensor *gen_full(gen_dtype dt, int ndim, const int64_t *shape, double value) {
+  gen_tensor *t = gen_empty(dt, ndim, shape);
+  if (!t) return NULL;
+  int64_t n = gen_numel(t);
+  char *p = t->storage->data;
+  if (dt == GEN_FLOAT32) {
+    float v = (float)value, *f = (float *)p;
+    for (int64_t i = 0; i < n; i++) f[i] = v;
+  } else {
+    size_t es = gen_dtype_size(dt);
+    for (int64_t i = 0; i < n; i++) gen_write_f64(p + (size_t)i * es, dt, value);
+  }
+  return t;
+}
+
+gen_tensor *gen_scalar(gen_dtype dt, double value) { return gen_full(dt, 0, NULL, value); }
+gen_tensor *gen_empty_like(const gen_tensor *t) { return gen_empty(t->dtype, t->ndim, t->shape); }
+gen_tensor *gen_zeros_like(const gen_tensor *t) { return gen_zeros(t->dtype, t->ndim, t->shape); }
+
+void gen_retain(gen_tensor *t) { t->refcount++; }
+
+void gen_release(gen_tensor *t) {
+  if (!t || --t->refcount > 0) return;
+  gen_storage_release(t->storage);
+  gen_release(t->grad);
+  if (t->grad_fn) gen_node_release(t->grad_fn);
+  free(t);
+}
+
+gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
+                           int64_t offset) {
+  if (ndim < 0 || ndim > GEN_MAX_DIMS)
+    return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
+  gen_tensor *t = header_new(base->dtype, ndim, shape);
+  if (!t) return NULL;
+  memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
+  t->offset = offset;
+  t->storage = base->storage;
+  t->storage->refcount++;
+  return t;
+}
+
+int gen_broadcast_shapes(int na, const int64_t *a, int nb, const int64_t *b, int64_t *out) {
+  int n = na > nb ? na : nb;
+  for (int i = 0; i < n; i++) {
+    int64_t da = i < n - na ? 1 : a[i - (n - na)];
+    int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
+    if (da != db && da != 1 && db != 1) {
+      char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
+      return gen_fail_int("shapes %s and %s do not broadcast (dimension %d: %lld vs %lld)",
+                          gen_shape_str(sa, sizeof sa, na, a), gen_shape_str(sb, sizeof sb, nb, b),
+                          i + 1, (long long)da, (long long)db);
+    }
+    out[i] = da == 1 ? db : da;
+  }
+  return n;
+}
+
+gen_tensor *gen_expand_raw(gen_tensor *t, int ndim, const int64_t *shape) {
+  if (ndim < t->ndim) return gen_fail("cannot expand %d dimensions into %d", t->ndim, ndim);
+  int64_t stride[GEN_MAX_DIMS];
+  int lead = ndim - t->ndim;
+  for (int d = 0; d < ndim; d++) {
+    if (d < lead) {
+      stride[d] = 0;
+      continue;
+    }
+    int64_t have = t->shape[d - lead];
+    if (have == shape[d]) {
+      stride[d] = t->stride[d - lead];
+    } else if (have == 1) {
+      stride[d] = 0;
+    } else {
+      char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
+      return gen_fail("cannot expand shape %s to %s", gen_shape_str(sa, sizeof sa, t->ndim, t->shape),
+                      gen_shape_str(sb, sizeof sb, ndim, shape));
+    }
+  }
+  return gen_as_strided(t, ndim, shape, stride, t->offset);
+}
+
+/* ---- copies ---- */
+
+int gen_copy_raw(gen_tensor *dst, const gen_tensor *src) {
+  gen_tensor *s = gen_expand_raw((gen_tensor *)src, dst->ndim, dst->shape);
+  if (!s) return -1;
+  const int64_t *strides[2] = {dst->stride, s->stride};
+  gen_iter it;
+  gen_iter_init(&it, dst->ndim, dst->shape, 2, strides);
+  char *dp = gen_data_ptr(dst);
+  const char *sp = gen_data_ptr(s);
+  gen_dtype dd = dst->dtype, sd = s->dtype;
+  size_t des = gen_dtype_size(dd), ses = gen_dtype_size(sd);
+  int64_t n = it.inner, d0 = gen_iter_inner_stride(&it, 0), s0 = gen_iter_inner_stride(&it, 1);
+#pragma omp parallel for if (it.rows * it.inner > GEN_PARALLEL_GRAIN)
+  for (int64_t r = 0; r < it.rows; r++) {
+    int64_t off[2];
+    gen_iter_row(&it, r, off);
+    if (dd == GEN_FLOAT32 && sd == GEN_FLOAT32) {
+      float *o = (float *)dp + off[0];
+      const float *i = (const float *)sp + off[1];
+      if (d0 == 1 && s0 == 1)
+        memcpy(o, i, sizeof(float) * (size_t)n);
+      else
+        for (int64_t j = 0; j < n; j++) o[j * d0] = i[j * s0];
+    } else if (dd == sd) {
+      for (int64_t j = 0; j < n; j++)
+        memcpy(dp + (size_t)(off[0] + j * d0) * des, sp + (size_t)(off[1] + j * s0) * ses, des);
+    } else {
+      for (int64_t j = 0; j < n; j++)
+        gen_write_f64(dp + (size_t)(off[0] + j * d0) * des, dd,
+                      gen_read_f64(sp + (size_t)(off[1] + j * s0) * ses, sd));
+    }
+  }
+  gen_release(s);
+  gen_bump_version(dst);
+  return 0;
+}
+
+gen_tensor *gen_contiguous_raw(gen_tensor *t) {
+  if (gen_is_contiguous(t)) {
+    gen_retain(t);
+    return t;
+  }
+  gen_tensor *c = gen_empty(t->dtype, t->ndim, t->shape);
+  if (c && gen_copy_raw(c, t) < 0) {
+    gen_release(c);
+    return NULL;
+  }
+  return c;
+}
+
+gen_tensor *gen_to_dtype_raw(gen_tensor *t, gen_dtype dt) {
+  gen_tensor *c = gen_empty(dt, t->ndim, t->shape);
+  if (c && gen_copy_raw(c, t) < 0) {
+    gen_release(c);
+    return NULL;
+  }
+  return c;
+}
+
+double gen_get_flat(const gen_tensor *t, int64_t index) {
+  int64_t off = t->offset;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    off += (index % t->shape[d]) * t->stride[d];
+    index /= t->shape[d];
+  }
+  return gen_read_f64((const char *)t->storage->data + (size_t)off * gen_dtype_size(t->dtype),
+                      t->dtype);
+}

@@ -1,0 +1,71 @@
+--- gen: deep generative modeling in Lua 5.4 on a C core.
+-- `local gen = require "gen"` gives tensors, autograd, layers and the rest. Functions are also
+-- tensor methods: gen.add(x, y) == x:add(y). See DESIGN.md for the contract.
+local core = require "gen.core"
+
+local gen = {}
+local Tensor = core.Tensor -- the methods table behind every tensor's __index
+gen.Tensor = Tensor
+gen.core = core
+
+-- Names that are plain functions only (not methods).
+local not_methods = {
+  empty = true, zeros = true, ones = true, full = true, rand = true, randn = true, randint = true,
+  randperm = true, arange = true, linspace = true, eye = true, tensor = true, manual_seed = true,
+  Generator = true, get_rng_state = true, set_rng_state = true, set_grad_enabled = true,
+  is_grad_enabled = true, backward_counts = true, memory = true, set_num_threads = true,
+  get_num_threads = true, time = true, is_tensor = true, Tensor = true, tensor_mt = true,
+  generator_mt = true, cat = true, stack = true, where = true,
+}
+
+for name, fn in pairs(core) do
+  if type(fn) == "function" then
+    gen[name] = fn
+    if not not_methods[name] then Tensor[name] = fn end
+  end
+end
+
+-- Conversions (Torch7 names).
+function Tensor:float() return self:type("float32") end
+function Tensor:double() return self:type("float64") end
+function Tensor:long() return self:type("int64") end
+function Tensor:byte() return self:type("uint8") end
+
+-- *_like creation.
+local function like(make)
+  return function(x, opts)
+    local dtype = (type(opts) == "table" and opts.dtype) or (type(opts) == "string" and opts) or x.dtype
+    local o = type(opts) == "table" and opts or {}
+    return make(x.shape, setmetatable({ dtype = dtype }, { __index = o }))
+  end
+end
+local function opts_only(f) return function(shape, o) return f(shape, o.dtype ~= nil and { dtype = o.dtype, generator = o.generator } or o) end end
+gen.zeros_like = like(function(s, o) return core.zeros(s, o.dtype) end)
+gen.ones_like = like(function(s, o) return core.ones(s, o.dtype) end)
+gen.empty_like = like(function(s, o) return core.empty(s, o.dtype) end)
+gen.full_like = function(x, v, dtype) return core.full(x.shape, v, dtype or x.dtype) end
+gen.rand_like = like(opts_only(core.rand))
+gen.randn_like = like(opts_only(core.randn))
+Tensor.zeros_like, Tensor.ones_like, Tensor.randn_like = gen.zeros_like, gen.ones_like, gen.randn_like
+
+--- Runs fn(...) with autograd recording off, restoring the previous mode even on error.
+function gen.no_grad(fn, ...)
+  local was = core.set_grad_enabled(false)
+  local results = table.pack(pcall(fn, ...))
+  core.set_grad_enabled(was)
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
+end
+
+--- Generators: gen.Generator(seed) with g:manual_seed(n), g:get_state(), g:set_state(s).
+local generator_methods = core.generator_mt.__index
+function generator_methods.set_state(g, s) core.set_rng_state(s, g) end
+
+-- Printing.
+local format = require "gen.format"
+core.tensor_mt.__tostring = format.tensor
+
+package.loaded.gen = gen
+gen.testing = require "gen.testing"
+
+return gen
