@@ -76,6 +76,7 @@ void bind_register_unary(lua_State *L);
 void bind_register_shape(lua_State *L);
 void bind_register_index(lua_State *L);
 void bind_register_nn(lua_State *L);
+void bind_register_norm(lua_State *L);
 void bind_register_io(lua_State *L);
 void bind_register_optim(lua_State *L);
 

@@ -254,6 +254,7 @@ int luaopen_gen_core(lua_State *L) {
   bind_register_shape(L);
   bind_register_index(L);
   bind_register_nn(L);
+  bind_register_norm(L);
   bind_register_io(L);
   bind_register_optim(L);
   return 1;
