@@ -132,10 +132,17 @@ static creation_args parse_creation(lua_State *L, int idx, const char *fname) {
     if (last != idx) bind_error(L, fname, "give the shape as one table or as integers, not both");
     c.ndim = bind_shape(L, idx, c.shape, fname);
   } else {
-    lua_settop(L, last);
-    c.ndim = last >= idx ? bind_shape(L, idx, c.shape, fname) : 0;
-    lua_settop(L, top);
+    c.ndim = last - idx + 1 > 0 ? last - idx + 1 : 0;
+    if (c.ndim > GEN_MAX_DIMS) bind_error(L, fname, "%d dimensions (at most %d are supported)", c.ndim, GEN_MAX_DIMS);
+    for (int i = 0; i < c.ndim; i++) {
+      if (!lua_isinteger(L, idx + i))
+        bind_error(L, fname, "size %d must be an integer, got %s", i + 1,
+                   lua_type(L, idx + i) == LUA_TNUMBER ? lua_tostring(L, idx + i) : luaL_typename(L, idx + i));
+      c.shape[i] = lua_tointeger(L, idx + i);
+      if (c.shape[i] < 0) bind_error(L, fname, "size %d is negative (%lld)", i + 1, (long long)c.shape[i]);
+    }
   }
+  (void)top;
   return c;
 }
 

@@ -85,8 +85,8 @@ function M.tensor(t)
   end
   if nd == 1 then
     for _, i in ipairs(per_dim[1]) do
-      if i == 0 then out[#out + 1] = string.rep(" ", width - 2) .. "..." else
-        out[#out + 1] = " " .. string.format(cell, fmt(t:at(i)))
+      if i == 0 then out[#out + 1] = string.rep(" ", math.max(0, width - 3)) .. "..." else
+        out[#out + 1] = string.format(cell, fmt(t:at(i)))
       end
     end
   else
