@@ -10,6 +10,9 @@
 static bool grad_enabled = true;
 static _Atomic int64_t backward_counts[GEN_OP_COUNT];
 static uint64_t visit_epoch;
+static bool counting_backward; /* on while gen.testing.gradcheck runs */
+
+void gen_set_backward_counting(bool on) { counting_backward = on; }
 
 bool gen_grad_enabled(void) { return grad_enabled; }
 void gen_set_grad_enabled(bool on) { grad_enabled = on; }
@@ -230,7 +233,7 @@ static int run_node(gen_node *n) {
   gen_tensor *g = n->grad_accum;
   n->grad_accum = NULL;
   int rc = g ? n->backward(n, g, grad_in) : 0;
-  atomic_fetch_add(&backward_counts[n->op], 1);
+  if (counting_backward) atomic_fetch_add(&backward_counts[n->op], 1);
   for (int i = 0; i < n->n_inputs && rc == 0; i++) {
     gen_edge *e = &n->edges[i];
     if (!grad_in[i] || !gen_edge_live(e)) continue;

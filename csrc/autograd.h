@@ -91,8 +91,10 @@ int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph);
 /* Errors (and returns -1) when t takes part in autograd and must not be written in place. */
 int gen_check_inplace(gen_tensor *t);
 
-/* How many times each op's backward ran since start (the gradcheck coverage meta-test reads it). */
+/* How many times each op's backward ran inside a gradient check (gen_set_backward_counting on),
+ * since start: the coverage meta-test reads it. */
 int64_t gen_backward_count(gen_op op);
+void gen_set_backward_counting(bool on);
 
 /* Sum g over broadcast dimensions so it has the given shape (the gradient of an expand). */
 gen_tensor *gen_sum_to_shape(gen_tensor *g, int ndim, const int64_t *shape);

@@ -159,7 +159,7 @@ static gen_tensor *header_new(gen_dtype dt, int ndim, const int64_t *shape) {
   t->refcount = 1;
   t->dtype = dt;
   t->ndim = ndim;
-  memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+  if (ndim > 0) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
   return t;
 }
 
@@ -227,7 +227,7 @@ gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, con
     return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
   gen_tensor *t = header_new(base->dtype, ndim, shape);
   if (!t) return NULL;
-  memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
+  if (ndim > 0) memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
   t->offset = offset;
   t->storage = base->storage;
   t->storage->refcount++;

@@ -689,6 +689,11 @@ static int l_is_grad_enabled(lua_State *L) {
   return 1;
 }
 
+static int l_count_backward(lua_State *L) {
+  gen_set_backward_counting(lua_toboolean(L, 1));
+  return 0;
+}
+
 static int l_backward_counts(lua_State *L) {
   lua_createtable(L, 0, GEN_OP_COUNT);
   for (int op = 0; op < GEN_OP_COUNT; op++) {
@@ -749,7 +754,7 @@ static const luaL_Reg functions[] = {
     {"type", l_type}, {"clone", l_clone}, {"contiguous", l_contiguous}, {"copy_", l_copy_},
     {"requires_grad_", l_requires_grad_}, {"detach", l_detach}, {"backward", l_backward},
     {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
-    {"backward_counts", l_backward_counts},
+    {"backward_counts", l_backward_counts}, {"count_backward", l_count_backward},
     {"memory", l_memory}, {"set_num_threads", l_set_num_threads},
     {"get_num_threads", l_get_num_threads}, {"time", l_time}, {"is_tensor", l_is_tensor},
     {NULL, NULL}};
