@@ -35,6 +35,7 @@ typedef enum { GEN_FLOAT32, GEN_FLOAT64, GEN_INT64, GEN_UINT8, GEN_DTYPE_COUNT }
 typedef struct gen_storage {
   void *data;
   size_t nbytes;
+  size_t capacity; /* of the allocator block holding data */
   int64_t refcount;
   uint64_t version; /* bumped by in-place writes */
 } gen_storage;
@@ -117,6 +118,8 @@ double gen_read_f64(const void *p, gen_dtype dt);
 void gen_write_f64(void *p, gen_dtype dt, double v);
 /* Broadcast shapes a and b into out (ndim returned), or -1 with an error set. */
 int gen_broadcast_shapes(int na, const int64_t *a, int nb, const int64_t *b, int64_t *out);
+/* Strides of t broadcast to (ndim, shape): 0 along broadcast dims; -1 with an error if it cannot. */
+int gen_broadcast_strides(const gen_tensor *t, int ndim, const int64_t *shape, int64_t *stride);
 /* A view of t expanded to (ndim, shape) with stride 0 along broadcast dimensions. */
 gen_tensor *gen_expand_raw(gen_tensor *t, int ndim, const int64_t *shape);
 /* Mark an in-place write on t's storage (autograd uses versions to catch stale saved tensors). */
@@ -125,7 +128,9 @@ static inline void gen_bump_version(gen_tensor *t) { t->storage->version++; }
 /* ---- threads (threads.c) ---- */
 void gen_set_num_threads(int n);
 int gen_get_num_threads(void);
-/* Elementwise loops go parallel above this many elements. */
+/* Elementwise loops go parallel above this many elements. Test the size with a plain `if` rather
+ * than OpenMP's if-clause: entering a parallel region costs about a microsecond even when its
+ * if-clause is false, which is most of a tiny op's time. */
 #define GEN_PARALLEL_GRAIN 32768
 double gen_time(void);
 

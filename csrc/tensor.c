@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "autograd.h"
 #include "gen.h"
 #include "iter.h"
@@ -97,13 +98,12 @@ static void count_alloc(int64_t n) {
 gen_storage *gen_storage_new(size_t nbytes) {
   if (nbytes > GEN_MAX_BYTES)
     return gen_fail("cannot allocate %zu bytes (more than the 1 TiB limit)", nbytes);
-  gen_storage *s = malloc(sizeof *s);
+  size_t header_cap;
+  gen_storage *s = gen_alloc_block(sizeof *s, &header_cap);
   if (!s) return gen_fail("out of memory");
-  /* 64-byte alignment for vector loads; at least one byte so data is never NULL. */
-  size_t padded = (nbytes + 63) & ~(size_t)63;
-  s->data = aligned_alloc(64, padded ? padded : 64);
+  s->data = gen_alloc_block(nbytes ? nbytes : 1, &s->capacity);
   if (!s->data) {
-    free(s);
+    gen_free_block(s, header_cap);
     return gen_fail("out of memory allocating %zu bytes", nbytes);
   }
   s->nbytes = nbytes;
@@ -116,8 +116,8 @@ gen_storage *gen_storage_new(size_t nbytes) {
 void gen_storage_release(gen_storage *s) {
   if (!s || --s->refcount > 0) return;
   atomic_fetch_sub(&live_bytes, (int64_t)s->nbytes);
-  free(s->data);
-  free(s);
+  gen_free_block(s->data, s->capacity);
+  gen_free_block(s, gen_block_capacity(sizeof *s));
 }
 
 /* ---- tensors ---- */
@@ -154,8 +154,10 @@ bool gen_same_shape(const gen_tensor *a, const gen_tensor *b) {
 }
 
 static gen_tensor *header_new(gen_dtype dt, int ndim, const int64_t *shape) {
-  gen_tensor *t = calloc(1, sizeof *t);
+  size_t cap;
+  gen_tensor *t = gen_alloc_block(sizeof *t, &cap);
   if (!t) return gen_fail("out of memory");
+  memset(t, 0, sizeof *t);
   t->refcount = 1;
   t->dtype = dt;
   t->ndim = ndim;
@@ -179,7 +181,7 @@ gen_tensor *gen_empty(gen_dtype dt, int ndim, const int64_t *shape) {
   if (!t) return NULL;
   t->storage = gen_storage_new(n * elem);
   if (!t->storage) {
-    free(t);
+    gen_free_block(t, gen_block_capacity(sizeof *t));
     return NULL;
   }
   gen_contiguous_strides(ndim, shape, t->stride);
@@ -218,7 +220,7 @@ void gen_release(gen_tensor *t) {
   gen_storage_release(t->storage);
   gen_release(t->grad);
   if (t->grad_fn) gen_node_release(t->grad_fn);
-  free(t);
+  gen_free_block(t, gen_block_capacity(sizeof *t));
 }
 
 gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
@@ -250,63 +252,70 @@ int gen_broadcast_shapes(int na, const int64_t *a, int nb, const int64_t *b, int
   return n;
 }
 
-gen_tensor *gen_expand_raw(gen_tensor *t, int ndim, const int64_t *shape) {
-  if (ndim < t->ndim) return gen_fail("cannot expand %d dimensions into %d", t->ndim, ndim);
-  int64_t stride[GEN_MAX_DIMS];
+int gen_broadcast_strides(const gen_tensor *t, int ndim, const int64_t *shape, int64_t *stride) {
   int lead = ndim - t->ndim;
-  for (int d = 0; d < ndim; d++) {
-    if (d < lead) {
-      stride[d] = 0;
-      continue;
-    }
-    int64_t have = t->shape[d - lead];
-    if (have == shape[d]) {
-      stride[d] = t->stride[d - lead];
-    } else if (have == 1) {
-      stride[d] = 0;
-    } else {
-      char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
-      return gen_fail("cannot expand shape %s to %s", gen_shape_str(sa, sizeof sa, t->ndim, t->shape),
-                      gen_shape_str(sb, sizeof sb, ndim, shape));
-    }
+  bool ok = lead >= 0;
+  for (int d = 0; ok && d < ndim; d++) {
+    int64_t have = d < lead ? 1 : t->shape[d - lead];
+    if (d < lead || (have == 1 && shape[d] != 1)) stride[d] = 0;
+    else if (have == shape[d]) stride[d] = t->stride[d - lead];
+    else ok = false;
   }
+  if (ok) return 0;
+  char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
+  return gen_fail_int("cannot expand shape %s to %s", gen_shape_str(sa, sizeof sa, t->ndim, t->shape),
+                      gen_shape_str(sb, sizeof sb, ndim, shape));
+}
+
+gen_tensor *gen_expand_raw(gen_tensor *t, int ndim, const int64_t *shape) {
+  int64_t stride[GEN_MAX_DIMS];
+  if (gen_broadcast_strides(t, ndim, shape, stride) < 0) return NULL;
   return gen_as_strided(t, ndim, shape, stride, t->offset);
 }
 
 /* ---- copies ---- */
 
-int gen_copy_raw(gen_tensor *dst, const gen_tensor *src) {
-  gen_tensor *s = gen_expand_raw((gen_tensor *)src, dst->ndim, dst->shape);
-  if (!s) return -1;
-  const int64_t *strides[2] = {dst->stride, s->stride};
+typedef struct {
   gen_iter it;
-  gen_iter_init(&it, dst->ndim, dst->shape, 2, strides);
-  char *dp = gen_data_ptr(dst);
-  const char *sp = gen_data_ptr(s);
-  gen_dtype dd = dst->dtype, sd = s->dtype;
-  size_t des = gen_dtype_size(dd), ses = gen_dtype_size(sd);
-  int64_t n = it.inner, d0 = gen_iter_inner_stride(&it, 0), s0 = gen_iter_inner_stride(&it, 1);
-#pragma omp parallel for if (it.rows * it.inner > GEN_PARALLEL_GRAIN)
-  for (int64_t r = 0; r < it.rows; r++) {
-    int64_t off[2];
-    gen_iter_row(&it, r, off);
-    if (dd == GEN_FLOAT32 && sd == GEN_FLOAT32) {
-      float *o = (float *)dp + off[0];
-      const float *i = (const float *)sp + off[1];
-      if (d0 == 1 && s0 == 1)
-        memcpy(o, i, sizeof(float) * (size_t)n);
-      else
-        for (int64_t j = 0; j < n; j++) o[j * d0] = i[j * s0];
-    } else if (dd == sd) {
-      for (int64_t j = 0; j < n; j++)
-        memcpy(dp + (size_t)(off[0] + j * d0) * des, sp + (size_t)(off[1] + j * s0) * ses, des);
-    } else {
-      for (int64_t j = 0; j < n; j++)
-        gen_write_f64(dp + (size_t)(off[0] + j * d0) * des, dd,
-                      gen_read_f64(sp + (size_t)(off[1] + j * s0) * ses, sd));
-    }
+  char *dp;
+  const char *sp;
+  gen_dtype dd, sd;
+} copy_job;
+
+static void copy_row(const copy_job *j, int64_t r) {
+  int64_t off[2], n = j->it.inner;
+  gen_iter_row(&j->it, r, off);
+  int64_t d0 = gen_iter_inner_stride(&j->it, 0), s0 = gen_iter_inner_stride(&j->it, 1);
+  size_t des = gen_dtype_size(j->dd), ses = gen_dtype_size(j->sd);
+  if (j->dd == GEN_FLOAT32 && j->sd == GEN_FLOAT32) {
+    float *o = (float *)j->dp + off[0];
+    const float *i = (const float *)j->sp + off[1];
+    if (d0 == 1 && s0 == 1)
+      memcpy(o, i, sizeof(float) * (size_t)n);
+    else
+      for (int64_t k = 0; k < n; k++) o[k * d0] = i[k * s0];
+  } else if (j->dd == j->sd) {
+    for (int64_t k = 0; k < n; k++)
+      memcpy(j->dp + (size_t)(off[0] + k * d0) * des, j->sp + (size_t)(off[1] + k * s0) * ses, des);
+  } else {
+    for (int64_t k = 0; k < n; k++)
+      gen_write_f64(j->dp + (size_t)(off[0] + k * d0) * des, j->dd,
+                    gen_read_f64(j->sp + (size_t)(off[1] + k * s0) * ses, j->sd));
   }
-  gen_release(s);
+}
+
+int gen_copy_raw(gen_tensor *dst, const gen_tensor *src) {
+  int64_t sstride[GEN_MAX_DIMS];
+  if (gen_broadcast_strides(src, dst->ndim, dst->shape, sstride) < 0) return -1;
+  copy_job j = {.dp = gen_data_ptr(dst), .sp = gen_data_ptr(src), .dd = dst->dtype, .sd = src->dtype};
+  const int64_t *strides[2] = {dst->stride, sstride};
+  gen_iter_init(&j.it, dst->ndim, dst->shape, 2, strides);
+  if (j.it.rows * j.it.inner > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t r = 0; r < j.it.rows; r++) copy_row(&j, r);
+  } else {
+    for (int64_t r = 0; r < j.it.rows; r++) copy_row(&j, r);
+  }
   gen_bump_version(dst);
   return 0;
 }

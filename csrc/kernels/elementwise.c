@@ -66,39 +66,47 @@ static void row_f32(gen_binop op, float *o, const float *a, const float *b, int6
   }
 }
 
-int gen_binary_into(gen_binop op, gen_tensor *out, gen_tensor *a, gen_tensor *b) {
-  gen_tensor *ea = gen_expand_raw(a, out->ndim, out->shape);
-  gen_tensor *eb = ea ? gen_expand_raw(b, out->ndim, out->shape) : NULL;
-  if (!eb) {
-    gen_release(ea);
-    return -1;
-  }
-  const int64_t *strides[3] = {out->stride, ea->stride, eb->stride};
+typedef struct {
+  gen_binop op;
   gen_iter it;
-  gen_iter_init(&it, out->ndim, out->shape, 3, strides);
-  char *po = gen_data_ptr(out), *pa = gen_data_ptr(ea), *pb = gen_data_ptr(eb);
-  gen_dtype dto = out->dtype, dta = ea->dtype, dtb = eb->dtype;
-  size_t so_b = gen_dtype_size(dto), sa_b = gen_dtype_size(dta), sb_b = gen_dtype_size(dtb);
-  int64_t so = gen_iter_inner_stride(&it, 0), sa = gen_iter_inner_stride(&it, 1),
-          sb = gen_iter_inner_stride(&it, 2);
-  bool all_f32 = dto == GEN_FLOAT32 && dta == GEN_FLOAT32 && dtb == GEN_FLOAT32;
-#pragma omp parallel for if (it.rows * it.inner > GEN_PARALLEL_GRAIN)
-  for (int64_t r = 0; r < it.rows; r++) {
-    int64_t off[3];
-    gen_iter_row(&it, r, off);
-    if (all_f32) {
-      row_f32(op, (float *)po + off[0], (const float *)pa + off[1], (const float *)pb + off[2],
-              it.inner, so, sa, sb);
-    } else {
-      for (int64_t i = 0; i < it.inner; i++) {
-        double x = gen_read_f64(pa + (size_t)(off[1] + i * sa) * sa_b, dta);
-        double y = gen_read_f64(pb + (size_t)(off[2] + i * sb) * sb_b, dtb);
-        gen_write_f64(po + (size_t)(off[0] + i * so) * so_b, dto, apply_f64(op, x, y));
-      }
-    }
+  char *po;
+  const char *pa, *pb;
+  gen_dtype dto, dta, dtb;
+} binary_job;
+
+static void binary_row(const binary_job *j, int64_t r) {
+  const gen_iter *it = &j->it;
+  int64_t off[3];
+  gen_iter_row(it, r, off);
+  int64_t so = gen_iter_inner_stride(it, 0), sa = gen_iter_inner_stride(it, 1), sb = gen_iter_inner_stride(it, 2);
+  if (j->dto == GEN_FLOAT32 && j->dta == GEN_FLOAT32 && j->dtb == GEN_FLOAT32) {
+    row_f32(j->op, (float *)j->po + off[0], (const float *)j->pa + off[1], (const float *)j->pb + off[2],
+            it->inner, so, sa, sb);
+    return;
   }
-  gen_release(ea);
-  gen_release(eb);
+  size_t eo = gen_dtype_size(j->dto), ea = gen_dtype_size(j->dta), eb = gen_dtype_size(j->dtb);
+  for (int64_t i = 0; i < it->inner; i++) {
+    double x = gen_read_f64(j->pa + (size_t)(off[1] + i * sa) * ea, j->dta);
+    double y = gen_read_f64(j->pb + (size_t)(off[2] + i * sb) * eb, j->dtb);
+    gen_write_f64(j->po + (size_t)(off[0] + i * so) * eo, j->dto, apply_f64(j->op, x, y));
+  }
+}
+
+int gen_binary_into(gen_binop op, gen_tensor *out, gen_tensor *a, gen_tensor *b) {
+  int64_t stride_a[GEN_MAX_DIMS], stride_b[GEN_MAX_DIMS];
+  if (gen_broadcast_strides(a, out->ndim, out->shape, stride_a) < 0 ||
+      gen_broadcast_strides(b, out->ndim, out->shape, stride_b) < 0)
+    return -1;
+  binary_job j = {.op = op, .po = gen_data_ptr(out), .pa = gen_data_ptr(a), .pb = gen_data_ptr(b),
+                  .dto = out->dtype, .dta = a->dtype, .dtb = b->dtype};
+  const int64_t *strides[3] = {out->stride, stride_a, stride_b};
+  gen_iter_init(&j.it, out->ndim, out->shape, 3, strides);
+  if (j.it.rows * j.it.inner > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t r = 0; r < j.it.rows; r++) binary_row(&j, r);
+  } else {
+    for (int64_t r = 0; r < j.it.rows; r++) binary_row(&j, r);
+  }
   gen_bump_version(out);
   return 0;
 }
