@@ -5,7 +5,7 @@ local gen = require "gen"
 
 describe("gradient-check coverage", function()
   it("ran the backward of every op", function()
-    local counts = gen.backward_counts()
+    local counts = gen.core.backward_counts()
     local ran_any, missing = false, {}
     for name, n in pairs(counts) do
       if n > 0 then ran_any = true else missing[#missing + 1] = name end

@@ -13,13 +13,19 @@ local not_methods = {
   empty = true, zeros = true, ones = true, full = true, rand = true, randn = true, randint = true,
   randperm = true, arange = true, linspace = true, eye = true, tensor = true, manual_seed = true,
   Generator = true, get_rng_state = true, set_rng_state = true, set_grad_enabled = true,
-  is_grad_enabled = true, backward_counts = true, count_backward = true, memory = true, set_num_threads = true,
+  is_grad_enabled = true, memory = true, set_num_threads = true,
   get_num_threads = true, time = true, is_tensor = true, Tensor = true, tensor_mt = true,
   generator_mt = true, cat = true, stack = true, where = true,
 }
 
+-- Core entry points used by Lua modules (optimizers, gradcheck), not public gen.* names.
+local core_only = {
+  adam_step_ = true, sgd_step_ = true, rmsprop_step_ = true, ema_update_ = true, sum_squares = true,
+  count_backward = true, backward_counts = true,
+}
+
 for name, fn in pairs(core) do
-  if type(fn) == "function" then
+  if type(fn) == "function" and not core_only[name] then
     gen[name] = fn
     if not not_methods[name] then Tensor[name] = fn end
   end
@@ -67,5 +73,15 @@ core.tensor_mt.__tostring = format.tensor
 
 package.loaded.gen = gen
 gen.testing = require "gen.testing"
+
+-- Submodules load on first use (gen.nn, gen.optim, ...), so `require "gen"` stays fast.
+local lazy = { nn = "gen.nn", optim = "gen.optim", checkpoint = "gen.checkpoint" }
+setmetatable(gen, { __index = function(t, k)
+  local name = lazy[k]
+  if not name then return nil end
+  local m = require(name)
+  rawset(t, k, m)
+  return m
+end })
 
 return gen

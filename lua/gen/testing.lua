@@ -29,9 +29,9 @@ function M.gradcheck(fn, inputs, opts)
   local proj = gen.randn(out.shape, { dtype = "float64", generator = g })
   local function scalar(o) return (o:double() * proj):sum() end
   local loss = scalar(out)
-  gen.count_backward(true) -- the coverage meta-test counts backward runs made here
+  gen.core.count_backward(true) -- the coverage meta-test counts backward runs made here
   local ok, err = pcall(loss.backward, loss)
-  gen.count_backward(false)
+  gen.core.count_backward(false)
   if not ok then error(err, 0) end
   local wrt = opts.wrt
   if not wrt then

@@ -1,0 +1,90 @@
+--- gen.nn.init: in-place initializers with PyTorch's definitions (fan_in = size(2) * receptive
+-- field, fan_out = size(1) * receptive field). Each returns the tensor it filled.
+local gen = require "gen"
+
+local M = {}
+
+local function fans(t)
+  local shape = t.shape
+  if #shape < 2 then error(string.format("gen.nn.init: fan in/out need a tensor with at least 2 dims, got {%s}", table.concat(shape, ",")), 3) end
+  local receptive = 1
+  for i = 3, #shape do receptive = receptive * shape[i] end
+  return shape[2] * receptive, shape[1] * receptive
+end
+
+local gains = { linear = 1, conv2d = 1, sigmoid = 1, tanh = 5 / 3, relu = math.sqrt(2) }
+--- Recommended gain for a nonlinearity ("relu", "leaky_relu" with param slope, "tanh", ...).
+function M.calculate_gain(nonlinearity, param)
+  if nonlinearity == "leaky_relu" then
+    local slope = param or 0.01
+    return math.sqrt(2 / (1 + slope * slope))
+  end
+  local g = gains[nonlinearity or "linear"]
+  if not g then error("gen.nn.init.calculate_gain: unknown nonlinearity '" .. tostring(nonlinearity) .. "'", 2) end
+  return g
+end
+
+local function fill(t, f) gen.no_grad(f); return t end
+
+function M.uniform_(t, a, b, opts) return fill(t, function() t:uniform_(a or 0, b or 1, opts) end) end
+function M.normal_(t, mean, std, opts) return fill(t, function() t:normal_(mean or 0, std or 1, opts) end) end
+function M.zeros_(t) return fill(t, function() t:zero_() end) end
+function M.ones_(t) return fill(t, function() t:fill_(1) end) end
+function M.constant_(t, v) return fill(t, function() t:fill_(v) end) end
+
+function M.xavier_uniform_(t, gain, opts)
+  local fan_in, fan_out = fans(t)
+  local a = (gain or 1) * math.sqrt(6 / (fan_in + fan_out))
+  return M.uniform_(t, -a, a, opts)
+end
+
+function M.xavier_normal_(t, gain, opts)
+  local fan_in, fan_out = fans(t)
+  return M.normal_(t, 0, (gain or 1) * math.sqrt(2 / (fan_in + fan_out)), opts)
+end
+
+--- kaiming_uniform_(t, {a = 0, mode = "fan_in", nonlinearity = "leaky_relu", generator})
+function M.kaiming_uniform_(t, o)
+  o = o or {}
+  local fan_in, fan_out = fans(t)
+  local fan = (o.mode or "fan_in") == "fan_in" and fan_in or fan_out
+  local gain = M.calculate_gain(o.nonlinearity or "leaky_relu", o.a or 0)
+  local bound = math.sqrt(3) * gain / math.sqrt(fan)
+  return M.uniform_(t, -bound, bound, o)
+end
+
+function M.kaiming_normal_(t, o)
+  o = o or {}
+  local fan_in, fan_out = fans(t)
+  local fan = (o.mode or "fan_in") == "fan_in" and fan_in or fan_out
+  local gain = M.calculate_gain(o.nonlinearity or "leaky_relu", o.a or 0)
+  return M.normal_(t, 0, gain / math.sqrt(fan), o)
+end
+
+--- Fills t (viewed as rows x cols, rows = size(1)) with a (semi-)orthogonal matrix times gain:
+-- Gram-Schmidt (twice, for stability) on a Gaussian matrix, in float64.
+function M.orthogonal_(t, gain, opts)
+  local rows = t:size(1)
+  local cols = t:numel() // rows
+  local transpose = rows < cols
+  local n, m = transpose and cols or rows, transpose and rows or cols -- n >= m: orthonormal columns
+  local a = gen.randn(n, m, { dtype = "float64", generator = opts and opts.generator }):totable()
+  for j = 1, m do
+    for _ = 1, 2 do
+      for k = 1, j - 1 do
+        local dot = 0
+        for i = 1, n do dot = dot + a[i][k] * a[i][j] end
+        for i = 1, n do a[i][j] = a[i][j] - dot * a[i][k] end
+      end
+    end
+    local norm = 0
+    for i = 1, n do norm = norm + a[i][j] * a[i][j] end
+    norm = math.sqrt(norm)
+    for i = 1, n do a[i][j] = a[i][j] / norm end
+  end
+  local q = gen.tensor(a, "float64")
+  if transpose then q = q:t() end
+  return fill(t, function() t:copy_((q * (gain or 1)):reshape(t.shape)) end)
+end
+
+return M
