@@ -79,5 +79,6 @@ void bind_register_nn(lua_State *L);
 void bind_register_norm(lua_State *L);
 void bind_register_io(lua_State *L);
 void bind_register_optim(lua_State *L);
+void bind_register_file(lua_State *L);
 
 #endif

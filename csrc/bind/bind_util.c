@@ -257,5 +257,6 @@ int luaopen_gen_core(lua_State *L) {
   bind_register_norm(L);
   bind_register_io(L);
   bind_register_optim(L);
+  bind_register_file(L);
   return 1;
 }

@@ -15,7 +15,7 @@ local not_methods = {
   Generator = true, get_rng_state = true, set_rng_state = true, set_grad_enabled = true,
   is_grad_enabled = true, memory = true, set_num_threads = true,
   get_num_threads = true, time = true, is_tensor = true, Tensor = true, tensor_mt = true,
-  generator_mt = true, cat = true, stack = true, where = true,
+  generator_mt = true, cat = true, stack = true, where = true, save = true, load = true,
 }
 
 -- Core entry points used by Lua modules (optimizers, gradcheck), not public gen.* names.
