@@ -6,9 +6,12 @@
  */
 #include "ops_shape.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "autograd.h"
+#include "kernels/elementwise.h"
+#include "ops_reduce.h"
 
 /* Records a single-input node with no saved tensors. */
 static gen_tensor *record1(gen_tensor *out, gen_tensor *a, gen_op op, gen_backward_fn bw) {
@@ -144,3 +147,210 @@ static gen_tensor *view_impl(gen_tensor *a, int ndim, const int64_t *shape_in, b
 
 gen_tensor *gen_view(gen_tensor *a, int ndim, const int64_t *shape) { return view_impl(a, ndim, shape, false); }
 gen_tensor *gen_reshape(gen_tensor *a, int ndim, const int64_t *shape) { return view_impl(a, ndim, shape, true); }
+
+/* ---- permute ---- (ints[0..ndim) = dims) */
+static int permute_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  int inv[GEN_MAX_DIMS];
+  for (int d = 0; d < g->ndim; d++) inv[n->ints[d]] = d;
+  grad_in[0] = gen_permute(g, inv);
+  return grad_in[0] ? 0 : -1;
+}
+
+gen_tensor *gen_permute(gen_tensor *a, const int *dims) {
+  int64_t shape[GEN_MAX_DIMS], stride[GEN_MAX_DIMS];
+  bool seen[GEN_MAX_DIMS] = {0};
+  for (int d = 0; d < a->ndim; d++) {
+    if (dims[d] < 0 || dims[d] >= a->ndim || seen[dims[d]])
+      return gen_fail("dims must be a permutation of 1..%d (dimension %d repeated or out of range)", a->ndim, dims[d] + 1);
+    seen[dims[d]] = true;
+    shape[d] = a->shape[dims[d]];
+    stride[d] = a->stride[dims[d]];
+  }
+  gen_tensor *out = gen_as_strided(a, a->ndim, shape, stride, a->offset);
+  if (!out || !gen_needs_grad(1, &a)) return out;
+  gen_node *n = gen_node_new(GEN_OP_PERMUTE, permute_backward, 1, &a);
+  if (!n) {
+    gen_release(out);
+    return NULL;
+  }
+  for (int d = 0; d < a->ndim; d++) n->ints[d] = dims[d];
+  gen_attach(out, n);
+  return out;
+}
+
+/* ---- narrow and select: backward writes g into a zero tensor of the input's shape ----
+ * ints[0] = dim, ints[1] = start, ints[2] = length (select: -1, the dim is removed) */
+static int slice_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *z = gen_zeros(g->dtype, n->edges[0].ndim, n->edges[0].shape);
+  if (!z) return -1;
+  int dim = (int)n->ints[0];
+  int64_t shape[GEN_MAX_DIMS], stride[GEN_MAX_DIMS];
+  int nd = 0;
+  for (int d = 0; d < z->ndim; d++) {
+    if (d == dim && n->ints[2] < 0) continue; /* select: the dim is gone from g */
+    shape[nd] = d == dim ? n->ints[2] : z->shape[d];
+    stride[nd++] = z->stride[d];
+  }
+  gen_tensor *slot = gen_as_strided(z, nd, shape, stride, z->offset + n->ints[1] * z->stride[dim]);
+  int rc = slot ? gen_copy_raw(slot, g) : -1;
+  gen_release(slot);
+  if (rc < 0) {
+    gen_release(z);
+    return -1;
+  }
+  grad_in[0] = z;
+  return 0;
+}
+
+static gen_tensor *slice_record(gen_tensor *out, gen_tensor *a, gen_op op, int dim, int64_t start, int64_t length) {
+  if (!out || !gen_needs_grad(1, &a)) return out;
+  gen_node *n = gen_node_new(op, slice_backward, 1, &a);
+  if (!n) {
+    gen_release(out);
+    return NULL;
+  }
+  n->ints[0] = dim;
+  n->ints[1] = start;
+  n->ints[2] = length;
+  gen_attach(out, n);
+  return out;
+}
+
+gen_tensor *gen_narrow(gen_tensor *a, int dim, int64_t start, int64_t length) {
+  if (start < 0 || length < 0 || start + length > a->shape[dim])
+    return gen_fail("start %lld and length %lld do not fit dimension %d of size %lld", (long long)start + 1,
+                    (long long)length, dim + 1, (long long)a->shape[dim]);
+  int64_t shape[GEN_MAX_DIMS];
+  memcpy(shape, a->shape, sizeof shape);
+  shape[dim] = length;
+  gen_tensor *out = gen_as_strided(a, a->ndim, shape, a->stride, a->offset + start * a->stride[dim]);
+  return slice_record(out, a, GEN_OP_NARROW, dim, start, length);
+}
+
+gen_tensor *gen_select(gen_tensor *a, int dim, int64_t index) {
+  if (index < 0 || index >= a->shape[dim])
+    return gen_fail("index %lld out of range for dimension %d of size %lld", (long long)index + 1, dim + 1,
+                    (long long)a->shape[dim]);
+  int64_t shape[GEN_MAX_DIMS], stride[GEN_MAX_DIMS];
+  int nd = 0;
+  for (int d = 0; d < a->ndim; d++) {
+    if (d == dim) continue;
+    shape[nd] = a->shape[d];
+    stride[nd++] = a->stride[d];
+  }
+  gen_tensor *out = gen_as_strided(a, nd, shape, stride, a->offset + index * a->stride[dim]);
+  return slice_record(out, a, GEN_OP_SELECT, dim, index, -1);
+}
+
+/* ---- expand ---- */
+static int expand_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  grad_in[0] = gen_sum_to_shape(g, n->edges[0].ndim, n->edges[0].shape);
+  return grad_in[0] ? 0 : -1;
+}
+
+gen_tensor *gen_expand(gen_tensor *a, int ndim, const int64_t *shape_in) {
+  if (ndim < a->ndim) return gen_fail("cannot expand %d dimensions into %d", a->ndim, ndim);
+  int64_t shape[GEN_MAX_DIMS];
+  int lead = ndim - a->ndim;
+  for (int d = 0; d < ndim; d++) {
+    shape[d] = shape_in[d];
+    if (shape[d] == -1) {
+      if (d < lead) return gen_fail("-1 is not allowed for a new leading dimension (%d)", d + 1);
+      shape[d] = a->shape[d - lead];
+    }
+  }
+  gen_tensor *out = gen_expand_raw(a, ndim, shape);
+  return record1(out, a, GEN_OP_EXPAND, expand_backward);
+}
+
+/* ---- cat ---- ints[0] = dim; the node's inputs are the pieces, in order */
+static int cat_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  int dim = (int)n->ints[0];
+  int64_t start = 0;
+  for (int i = 0; i < n->n_inputs; i++) {
+    int64_t len = n->edges[i].shape[dim];
+    if (gen_edge_live(&n->edges[i])) {
+      int64_t shape[GEN_MAX_DIMS];
+      memcpy(shape, g->shape, sizeof shape);
+      shape[dim] = len;
+      gen_tensor *v = gen_as_strided(g, g->ndim, shape, g->stride, g->offset + start * g->stride[dim]);
+      grad_in[i] = v ? gen_contiguous_raw(v) : NULL;
+      gen_release(v);
+      if (!grad_in[i]) return -1;
+    }
+    start += len;
+  }
+  return 0;
+}
+
+/* Up to GEN_NODE_MAX_INPUTS pieces per node: longer lists are joined as a tree of cats. */
+static gen_tensor *cat_small(int n, gen_tensor *const *ts, int dim) {
+  int64_t shape[GEN_MAX_DIMS];
+  memcpy(shape, ts[0]->shape, sizeof shape);
+  shape[dim] = 0;
+  for (int i = 0; i < n; i++) shape[dim] += ts[i]->shape[dim];
+  gen_tensor *out = gen_empty(ts[0]->dtype, ts[0]->ndim, shape);
+  if (!out) return NULL;
+  int64_t start = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t pshape[GEN_MAX_DIMS];
+    memcpy(pshape, out->shape, sizeof pshape);
+    pshape[dim] = ts[i]->shape[dim];
+    gen_tensor *v = gen_as_strided(out, out->ndim, pshape, out->stride, out->offset + start * out->stride[dim]);
+    int rc = v ? gen_copy_raw(v, ts[i]) : -1;
+    gen_release(v);
+    if (rc < 0) {
+      gen_release(out);
+      return NULL;
+    }
+    start += ts[i]->shape[dim];
+  }
+  if (!gen_needs_grad(n, ts)) return out;
+  gen_node *node = gen_node_new(GEN_OP_CAT, cat_backward, n, ts);
+  if (!node) {
+    gen_release(out);
+    return NULL;
+  }
+  node->ints[0] = dim;
+  gen_attach(out, node);
+  return out;
+}
+
+gen_tensor *gen_cat(int n, gen_tensor *const *ts, int dim) {
+  if (n < 1) return gen_fail("needs at least one tensor");
+  for (int i = 0; i < n; i++) {
+    gen_tensor *t = ts[i];
+    if (t->dtype != ts[0]->dtype)
+      return gen_fail("tensor %d is %s but tensor 1 is %s", i + 1, gen_dtype_name(t->dtype), gen_dtype_name(ts[0]->dtype));
+    bool ok = t->ndim == ts[0]->ndim;
+    for (int d = 0; ok && d < t->ndim; d++) ok = d == dim || t->shape[d] == ts[0]->shape[d];
+    if (!ok) {
+      char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
+      return gen_fail("tensor %d has shape %s, which does not match tensor 1's %s outside dimension %d", i + 1,
+                      gen_shape_str(a, sizeof a, t->ndim, t->shape), gen_shape_str(b, sizeof b, ts[0]->ndim, ts[0]->shape),
+                      dim + 1);
+    }
+  }
+  if (n <= GEN_NODE_MAX_INPUTS) return cat_small(n, ts, dim);
+  int groups = (n + GEN_NODE_MAX_INPUTS - 1) / GEN_NODE_MAX_INPUTS;
+  gen_tensor *parts[GEN_NODE_MAX_INPUTS * GEN_NODE_MAX_INPUTS];
+  gen_tensor **heap = NULL, **p = parts;
+  if (groups > GEN_NODE_MAX_INPUTS * GEN_NODE_MAX_INPUTS) {
+    heap = malloc(sizeof(gen_tensor *) * (size_t)groups);
+    if (!heap) return gen_fail("out of memory");
+    p = heap;
+  }
+  gen_tensor *out = NULL;
+  int made = 0;
+  for (int gi = 0; gi < groups; gi++) {
+    int k = n - gi * GEN_NODE_MAX_INPUTS < GEN_NODE_MAX_INPUTS ? n - gi * GEN_NODE_MAX_INPUTS : GEN_NODE_MAX_INPUTS;
+    p[gi] = cat_small(k, ts + gi * GEN_NODE_MAX_INPUTS, dim);
+    if (!p[gi]) goto done;
+    made++;
+  }
+  out = gen_cat(groups, p, dim);
+done:
+  for (int i = 0; i < made; i++) gen_release(p[i]);
+  free(heap);
+  return out;
+}

@@ -19,4 +19,13 @@ gen_tensor *gen_reshape(gen_tensor *a, int ndim, const int64_t *shape);
 /* Resolve a -1 in shape against numel; errors when sizes do not match. */
 int gen_infer_shape(int64_t numel, int ndim, int64_t *shape);
 
+/* dims: a permutation of 0..ndim-1 */
+gen_tensor *gen_permute(gen_tensor *a, const int *dims);
+gen_tensor *gen_narrow(gen_tensor *a, int dim, int64_t start, int64_t length);
+gen_tensor *gen_select(gen_tensor *a, int dim, int64_t index);
+/* shape may hold -1 (keep that size); new leading dims allowed */
+gen_tensor *gen_expand(gen_tensor *a, int ndim, const int64_t *shape);
+/* Concatenates n tensors along dim (same dtype; equal sizes elsewhere). */
+gen_tensor *gen_cat(int n, gen_tensor *const *ts, int dim);
+
 #endif

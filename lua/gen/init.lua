@@ -31,6 +31,12 @@ for name, fn in pairs(core) do
   end
 end
 
+-- Shape helpers in Lua (squeeze, unsqueeze, flatten, split, chunk; stack is a function only).
+for name, fn in pairs(require "gen.shape") do
+  gen[name] = fn
+  if name ~= "stack" then Tensor[name] = fn end
+end
+
 -- Conversions (Torch7 names).
 function Tensor:float() return self:type("float32") end
 function Tensor:double() return self:type("float64") end
