@@ -17,7 +17,7 @@
   X(SIGMOID, "sigmoid") X(SIN, "sin") X(COS, "cos") X(CLAMP, "clamp")                              \
   X(RELU, "relu") X(LEAKY_RELU, "leaky_relu") X(SILU, "silu") X(GELU, "gelu")                      \
   X(SOFTPLUS, "softplus") X(ELU, "elu")                                                            \
-  /* selection (ops_select.c) */                                                                  \
+  /* selection (ops_unary.c) */                                                                   \
   X(WHERE, "where") X(MASKED_FILL, "masked_fill")                                                  \
   /* reductions (ops_reduce.c) */                                                                 \
   X(SUM, "sum") X(MEAN, "mean") X(VAR, "var") X(STD, "std") X(MAX, "max") X(MIN, "min")            \

@@ -1,0 +1,108 @@
+-- Elementwise math, activations, where and masked_fill: values against PyTorch, gradients, errors.
+local gen = require "gen"
+local ref = require "fixtures.unary_ref"
+local gradcheck = gen.testing.gradcheck
+
+local function close(expected, t, tol)
+  local got = t:totable()
+  for i, v in ipairs(expected) do assert.near(v, got[i], tol * math.max(1, math.abs(v))) end
+end
+
+describe("unary math", function()
+  it("computes elementary functions", function()
+    local x = gen.tensor { 0.25, 1, 4 }
+    close({ math.exp(0.25), math.exp(1), math.exp(4) }, x:exp(), 1e-6)
+    close({ math.log(0.25), 0, math.log(4) }, x:log(), 1e-6)
+    close({ 0.5, 1, 2 }, x:sqrt(), 1e-7)
+    close({ 2, 1, 0.5 }, x:rsqrt(), 1e-6)
+    close({ 3, 0, 2 }, gen.tensor({ -3, 0, 2 }):abs(), 0)
+    close({ math.sin(1), math.cos(1) }, gen.cat({ gen.tensor({ 1 }):sin(), gen.tensor({ 1 }):cos() }), 1e-7)
+    close({ 0, 1, 2 }, gen.tensor({ -1, 1, 5 }):clamp(0, 2), 0)
+    close({ -1, 1, 2 }, gen.tensor({ -1, 1, 5 }):clamp(nil, 2), 0)
+    assert.equal("int64", gen.tensor({ -1, 2 }, "int64"):abs().dtype)
+    assert.equal("float32", gen.tensor({ 1, 2 }, "int64"):exp().dtype)
+  end)
+
+  it("matches PyTorch's activations (float64)", function()
+    local x = gen.tensor(ref.x, "float64")
+    close(ref.gelu, gen.gelu(x), 1e-12)
+    close(ref.gelu_tanh, gen.gelu(x, { approximate = "tanh" }), 1e-12)
+    close(ref.silu, gen.silu(x), 1e-12)
+    close(ref.softplus, gen.softplus(x), 1e-12)
+    close(ref.softplus_b2_t5, gen.softplus(x, 2, 5), 1e-12)
+    close(ref.elu, gen.elu(x), 1e-12)
+    close(ref.elu_a05, gen.elu(x, 0.5), 1e-12)
+    close(ref.leaky_relu, gen.leaky_relu(x, 0.2), 1e-12)
+    close(ref.sigmoid, gen.sigmoid(x), 1e-12)
+    close(ref.tanh, gen.tanh(x), 1e-12)
+    -- and in float32
+    close(ref.gelu, gen.gelu(x:float()), 1e-6)
+    close(ref.silu, gen.silu(x:float()), 1e-6)
+  end)
+
+  it("works on non-contiguous views and in place", function()
+    local x = gen.tensor { { -1, 2 }, { 3, -4 } }
+    assert.same({ { 0, 3 }, { 2, 0 } }, x:t():relu():totable())
+    x:relu_()
+    assert.same({ { 0, 2 }, { 3, 0 } }, x:totable())
+    local w = gen.ones(2):requires_grad_()
+    assert.has_error(function() w:exp_() end)
+  end)
+
+  it("gradchecks every op", function()
+    local x = gen.randn(3, 4)
+    local pos = x:abs() + 0.5
+    -- points away from the kinks at 0 and +-0.5, where finite differences are not derivatives
+    local away = gen.tensor { { -2.1, -0.8, 0.3, 1.7 }, { 0.9, -0.2, 2.5, -1.3 }, { 0.1, -3.0, 0.7, -0.35 } }
+    for _, f in ipairs {
+      function(t) return t:exp() end, function(t) return t:tanh() end, function(t) return t:sigmoid() end,
+      function(t) return t:sin() end, function(t) return t:cos() end, function(t) return gen.silu(t) end,
+      function(t) return gen.gelu(t) end, function(t) return gen.gelu(t, { approximate = "tanh" }) end,
+      function(t) return gen.softplus(t, 2, 1) end, function(t) return gen.elu(t, 0.7) end,
+    } do assert.is_true(gradcheck(f, { x })) end
+    for _, f in ipairs {
+      function(t) return t:log() end, function(t) return t:sqrt() end, function(t) return t:rsqrt() end,
+    } do assert.is_true(gradcheck(f, { pos })) end
+    for _, f in ipairs {
+      function(t) return t:abs() end, function(t) return t:relu() end, function(t) return gen.leaky_relu(t, 0.1) end,
+      function(t) return t:clamp(-0.5, 0.5) end,
+    } do assert.is_true(gradcheck(f, { away })) end
+  end)
+
+  it("rejects bad arguments", function()
+    assert.has_error(function() gen.exp(3) end, "gen.exp: argument 1: expected a tensor, got number")
+    assert.has_error(function() gen.leaky_relu(gen.ones(2), "x") end, "gen.leaky_relu: slope must be a number, got string")
+    assert.has_error(function() gen.clamp(gen.ones(2)) end, "gen.clamp: needs at least one bound")
+    assert.has_error(function() gen.clamp(gen.ones(2), 2, 1) end)
+    assert.has_error(function() gen.gelu(gen.ones(2), { approximate = "fast" }) end)
+    assert.has_error(function() gen.softplus(gen.ones(2), 0) end)
+  end)
+end)
+
+describe("where and masked_fill", function()
+  it("selects with broadcasting and numbers", function()
+    local a = gen.tensor { { 1, 2 }, { 3, 4 } }
+    local m = a:gt(2)
+    assert.same({ { 0, 0 }, { 3, 4 } }, gen.where(m, a, 0):totable())
+    assert.same({ { 9, 9 }, { 3, 4 } }, gen.where(m, a, gen.tensor { 9 }):totable())
+    assert.same({ { 1, 2 }, { -1, -1 } }, a:masked_fill(m, -1):totable())
+    assert.same({ { 1, 2 }, { 5, 5 } }, a:masked_fill(gen.tensor({ { 0 }, { 1 } }, "uint8"), 5):totable())
+    local b = a:clone()
+    b:masked_fill_(m, 0)
+    assert.same({ { 1, 2 }, { 0, 0 } }, b:totable())
+  end)
+
+  it("gradchecks where and masked_fill", function()
+    local m = gen.tensor({ { 1, 0, 1 }, { 0, 0, 1 } }, "uint8")
+    assert.is_true(gradcheck(function(x, y) return gen.where(m, x, y) end, { gen.randn(2, 3), gen.randn(3) }))
+    assert.is_true(gradcheck(function(x) return x:masked_fill(m, 2) end, { gen.randn(2, 3) }))
+  end)
+
+  it("rejects bad masks", function()
+    local a = gen.ones(2, 2)
+    assert.has_error(function() gen.where(gen.ones(2, 2), a, a) end, "gen.where: mask must be uint8 (from a comparison), got float32")
+    assert.has_error(function() gen.where(gen.ones(3, "uint8"), a, a) end)
+    assert.has_error(function() a:masked_fill(gen.ones(3, "uint8"), 1) end)
+    assert.has_error(function() a:masked_fill(a:gt(0), "x") end)
+  end)
+end)
