@@ -8,6 +8,7 @@
  */
 #include "ops_reduce.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,3 +195,353 @@ static gen_tensor *sum_or_mean(gen_op op, gen_tensor *a, int dim, bool keepdim) 
 
 gen_tensor *gen_sum(gen_tensor *a, int dim, bool keepdim) { return sum_or_mean(GEN_OP_SUM, a, dim, keepdim); }
 gen_tensor *gen_mean(gen_tensor *a, int dim, bool keepdim) { return sum_or_mean(GEN_OP_MEAN, a, dim, keepdim); }
+
+/* ---------------------------------------------------------------- row-wise reductions
+ * Every output element reduces one "row": n elements `inner` apart in the contiguous input. Rows
+ * are independent (parallel); each is walked serially in order (deterministic). */
+
+typedef struct {
+  gen_tensor *c; /* contiguous input */
+  int64_t outer, n, inner;
+} rows;
+
+static int rows_of(gen_tensor *a, int dim, rows *r) {
+  r->c = gen_contiguous_raw(a);
+  if (!r->c) return -1;
+  if (dim == GEN_DIM_ALL) {
+    r->outer = 1;
+    r->n = gen_numel(a);
+    r->inner = 1;
+  } else {
+    split_dims(r->c, dim, &r->outer, &r->n, &r->inner);
+  }
+  return 0;
+}
+
+static inline double at(const gen_tensor *c, int64_t i) {
+  const char *p = gen_data_ptr(c);
+  return c->dtype == GEN_FLOAT32 ? ((const float *)p)[i] : gen_read_f64(p + (size_t)i * gen_dtype_size(c->dtype), c->dtype);
+}
+static inline void put(gen_tensor *t, int64_t i, double v) {
+  char *p = gen_data_ptr(t);
+  if (t->dtype == GEN_FLOAT32) ((float *)p)[i] = (float)v;
+  else gen_write_f64(p + (size_t)i * gen_dtype_size(t->dtype), t->dtype, v);
+}
+static inline int64_t row_base(const rows *r, int64_t row) { return (row / r->inner) * r->n * r->inner + row % r->inner; }
+
+typedef enum { ROW_VAR, ROW_MAX, ROW_MIN, ROW_LOGSUMEXP } row_kind;
+
+/* value of the row, and the 0-based position for max/min */
+static double reduce_row(const rows *r, int64_t row, row_kind kind, int64_t correction, int64_t *pos) {
+  int64_t b = row_base(r, row), s = r->inner, n = r->n;
+  switch (kind) {
+  case ROW_VAR: {
+    double mean = 0, ss = 0;
+    for (int64_t k = 0; k < n; k++) mean += at(r->c, b + k * s);
+    mean /= (double)n;
+    for (int64_t k = 0; k < n; k++) {
+      double d = at(r->c, b + k * s) - mean;
+      ss += d * d;
+    }
+    return n - correction > 0 ? ss / (double)(n - correction) : 0.0 / 0.0;
+  }
+  case ROW_MAX:
+  case ROW_MIN: {
+    double best = at(r->c, b);
+    int64_t where = 0;
+    for (int64_t k = 1; k < n && best == best; k++) {
+      double v = at(r->c, b + k * s);
+      if (v != v || (kind == ROW_MAX ? v > best : v < best)) {
+        best = v;
+        where = k;
+      }
+    }
+    *pos = where;
+    return best;
+  }
+  default: {
+    double m = -INFINITY, sum = 0;
+    for (int64_t k = 0; k < n; k++) {
+      double v = at(r->c, b + k * s);
+      if (v > m || v != v) m = v;
+    }
+    if (m == -INFINITY || m != m) return m;
+    for (int64_t k = 0; k < n; k++) sum += exp(at(r->c, b + k * s) - m);
+    return m + log(sum);
+  }
+  }
+}
+
+/* Runs reduce_row over every row into out (values) and idx (positions, optional, 1-based). */
+static int reduce_rows(gen_tensor *a, int dim, bool keepdim, row_kind kind, int64_t correction, gen_tensor **out,
+                       gen_tensor **idx) {
+  int ndim;
+  int64_t shape[GEN_MAX_DIMS];
+  reduced_shape(a, dim, keepdim, &ndim, shape);
+  if (gen_numel(a) == 0 || (dim != GEN_DIM_ALL && a->shape[dim] == 0))
+    return gen_fail_int("cannot reduce an empty dimension");
+  rows r;
+  if (rows_of(a, dim, &r) < 0) return -1;
+  gen_dtype odt = gen_dtype_is_float(a->dtype) || kind == ROW_MAX || kind == ROW_MIN ? a->dtype : GEN_FLOAT32;
+  *out = gen_empty(odt, ndim, shape);
+  gen_tensor *ix = idx ? gen_empty(GEN_INT64, ndim, shape) : NULL;
+  if (!*out || (idx && !ix)) {
+    gen_release(*out);
+    gen_release(ix);
+    gen_release(r.c);
+    *out = NULL;
+    return -1;
+  }
+  int64_t nrows = r.outer * r.inner;
+  int64_t *ip = ix ? (int64_t *)gen_data_ptr(ix) : NULL;
+#pragma omp parallel for if (nrows * r.n > GEN_PARALLEL_GRAIN)
+  for (int64_t row = 0; row < nrows; row++) {
+    int64_t pos = 0;
+    put(*out, row, reduce_row(&r, row, kind, correction, &pos));
+    if (ip) ip[row] = pos + 1; /* over all elements, the row is the flat tensor */
+  }
+  gen_release(r.c);
+  if (idx) *idx = ix;
+  return 0;
+}
+
+static gen_tensor *record_reduce(gen_tensor *out, gen_tensor *a, gen_op op, gen_backward_fn bw, int dim, bool keepdim,
+                                 gen_tensor *save1, gen_tensor *save2, double real) {
+  if (!out || !gen_needs_grad(1, &a)) return out;
+  gen_node *n = gen_node_new(op, bw, 1, &a);
+  if (!n || (save1 && gen_node_save(n, save1) < 0) || (save2 && gen_node_save(n, save2) < 0)) {
+    gen_node_release(n);
+    gen_release(out);
+    return NULL;
+  }
+  n->ints[0] = dim;
+  n->ints[1] = keepdim;
+  n->reals[0] = real;
+  gen_attach(out, n);
+  return out;
+}
+
+/* var: d/dx = 2 (x - mean) / (n - correction); std additionally / (2 std). saved: x, [std out] */
+static int var_std_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *x = gen_node_saved(n, 0);
+  if (!x) return -1;
+  int dim = (int)n->ints[0];
+  bool keepdim = n->ints[1];
+  gen_tensor *gg = g;
+  gen_retain(gg);
+  if (n->op == GEN_OP_STD) { /* g / (2 std) */
+    gen_tensor *sd = gen_node_saved(n, 1);
+    gen_tensor *two = sd ? gen_scale_raw(sd, 2.0) : NULL;
+    gen_tensor *q = two ? gen_binary_raw(GEN_BIN_DIV, g, two) : NULL;
+    gen_release(two);
+    gen_release(gg);
+    if (!(gg = q)) return -1;
+  }
+  gen_tensor *mean = gen_sum_dim_raw(x, dim, true);
+  int64_t count = dim == GEN_DIM_ALL ? gen_numel(x) : x->shape[dim];
+  gen_tensor *m = mean ? gen_scale_raw(mean, 1.0 / (double)count) : NULL;
+  gen_tensor *dev = m ? gen_binary_raw(GEN_BIN_SUB, x, m) : NULL;
+  gen_tensor *full = dev ? gen_unreduce_raw(gg, dim, keepdim, x->ndim, x->shape) : NULL;
+  gen_tensor *prod = full ? gen_binary_raw(GEN_BIN_MUL, dev, full) : NULL;
+  grad_in[0] = prod ? gen_scale_raw(prod, 2.0 / (double)(count - (int64_t)n->reals[0])) : NULL;
+  gen_release(gg);
+  gen_release(mean);
+  gen_release(m);
+  gen_release(dev);
+  gen_release(full);
+  gen_release(prod);
+  return grad_in[0] ? 0 : -1;
+}
+
+gen_tensor *gen_var(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
+  if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
+  gen_tensor *out = NULL;
+  if (reduce_rows(a, dim, keepdim, ROW_VAR, correction, &out, NULL) < 0) return NULL;
+  return record_reduce(out, a, GEN_OP_VAR, var_std_backward, dim, keepdim, a, NULL, (double)correction);
+}
+
+gen_tensor *gen_std(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
+  gen_tensor *v = NULL;
+  if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
+  if (reduce_rows(a, dim, keepdim, ROW_VAR, correction, &v, NULL) < 0) return NULL;
+  int64_t k = gen_numel(v);
+  for (int64_t i = 0; i < k; i++) put(v, i, sqrt(at(v, i)));
+  if (!gen_needs_grad(1, &a)) return v;
+  gen_tensor *alias = gen_as_strided(v, v->ndim, v->shape, v->stride, v->offset); /* no cycle */
+  gen_tensor *out = record_reduce(v, a, GEN_OP_STD, var_std_backward, dim, keepdim, a, alias, (double)correction);
+  gen_release(alias);
+  return out;
+}
+
+/* max/min: the gradient goes to the chosen position. saved: positions (1-based, reduced shape) */
+static int extreme_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *pos = gen_node_saved(n, 0);
+  if (!pos) return -1;
+  const gen_edge *e = &n->edges[0];
+  int dim = (int)n->ints[0];
+  gen_tensor *acc = gen_zeros(g->dtype, e->ndim, e->shape);
+  gen_tensor *cg = acc ? gen_contiguous_raw(g) : NULL;
+  if (!cg) {
+    gen_release(acc);
+    return -1;
+  }
+  int64_t outer, len, inner;
+  if (dim == GEN_DIM_ALL) {
+    outer = 1;
+    len = gen_numel(acc);
+    inner = 1;
+  } else {
+    split_dims(acc, dim, &outer, &len, &inner);
+  }
+  const int64_t *p = (const int64_t *)gen_data_ptr(pos);
+  for (int64_t row = 0; row < outer * inner; row++) {
+    int64_t b = (row / inner) * len * inner + row % inner;
+    put(acc, b + (p[row] - 1) * inner, at(cg, row));
+  }
+  gen_release(cg);
+  grad_in[0] = acc;
+  return 0;
+}
+
+static gen_tensor *extreme(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices, row_kind kind) {
+  gen_tensor *out = NULL, *pos = NULL;
+  if (reduce_rows(a, dim, keepdim, kind, 0, &out, &pos) < 0) return NULL;
+  out = record_reduce(out, a, kind == ROW_MAX ? GEN_OP_MAX : GEN_OP_MIN, extreme_backward, dim, keepdim, pos, NULL, 0);
+  if (out && indices) *indices = pos;
+  else gen_release(pos);
+  return out;
+}
+
+gen_tensor *gen_max(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices) { return extreme(a, dim, keepdim, indices, ROW_MAX); }
+gen_tensor *gen_min(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices) { return extreme(a, dim, keepdim, indices, ROW_MIN); }
+
+static gen_tensor *arg_extreme(gen_tensor *a, int dim, bool keepdim, row_kind kind) {
+  gen_tensor *out = NULL, *pos = NULL;
+  if (reduce_rows(a, dim, keepdim, kind, 0, &out, &pos) < 0) return NULL;
+  gen_release(out);
+  return pos;
+}
+gen_tensor *gen_argmax(gen_tensor *a, int dim, bool keepdim) { return arg_extreme(a, dim, keepdim, ROW_MAX); }
+gen_tensor *gen_argmin(gen_tensor *a, int dim, bool keepdim) { return arg_extreme(a, dim, keepdim, ROW_MIN); }
+
+/* logsumexp: d/dx = exp(x - out). saved: x, out alias */
+static int logsumexp_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *x = gen_node_saved(n, 0), *y = x ? gen_node_saved(n, 1) : NULL;
+  if (!y) return -1;
+  int dim = (int)n->ints[0];
+  bool keepdim = n->ints[1];
+  gen_tensor *yf = gen_unreduce_raw(y, dim, keepdim, x->ndim, x->shape);
+  gen_tensor *gf = yf ? gen_unreduce_raw(g, dim, keepdim, x->ndim, x->shape) : NULL;
+  gen_tensor *d = gf ? gen_binary_raw(GEN_BIN_SUB, x, yf) : NULL;
+  if (d) {
+    int64_t k = gen_numel(d);
+    for (int64_t i = 0; i < k; i++) put(d, i, exp(at(d, i)) * at(gf, i));
+  }
+  gen_release(yf);
+  gen_release(gf);
+  grad_in[0] = d;
+  return d ? 0 : -1;
+}
+
+gen_tensor *gen_logsumexp(gen_tensor *a, int dim, bool keepdim) {
+  if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
+  gen_tensor *out = NULL;
+  if (reduce_rows(a, dim, keepdim, ROW_LOGSUMEXP, 0, &out, NULL) < 0) return NULL;
+  if (!gen_needs_grad(1, &a)) return out;
+  gen_tensor *alias = gen_as_strided(out, out->ndim, out->shape, out->stride, out->offset);
+  gen_tensor *r = record_reduce(out, a, GEN_OP_LOGSUMEXP, logsumexp_backward, dim, keepdim, a, alias, 0);
+  gen_release(alias);
+  return r;
+}
+
+/* ---------------------------------------------------------------- softmax, log_softmax
+ * One pass for the row max, one for the sum of exponentials, one to write: per row, serially. */
+
+static void softmax_row(const rows *r, gen_tensor *out, int64_t row, bool log_space) {
+  int64_t b = row_base(r, row), s = r->inner, n = r->n;
+  if (r->c->dtype == GEN_FLOAT32) {
+    const float *x = (const float *)gen_data_ptr(r->c) + b;
+    float *y = (float *)gen_data_ptr(out) + b;
+    float m = -INFINITY;
+    for (int64_t k = 0; k < n; k++) m = x[k * s] > m ? x[k * s] : m;
+    double sum = 0;
+    for (int64_t k = 0; k < n; k++) {
+      float e = expf(x[k * s] - m);
+      if (!log_space) y[k * s] = e;
+      sum += e;
+    }
+    if (log_space) {
+      float logsum = (float)log(sum); /* (x - m) - log sum keeps precision when |x| is large */
+      for (int64_t k = 0; k < n; k++) y[k * s] = (x[k * s] - m) - logsum;
+    } else {
+      float inv = (float)(1.0 / sum);
+      for (int64_t k = 0; k < n; k++) y[k * s] *= inv;
+    }
+    return;
+  }
+  double m = -INFINITY, sum = 0;
+  for (int64_t k = 0; k < n; k++) m = fmax(m, at(r->c, b + k * s));
+  for (int64_t k = 0; k < n; k++) sum += exp(at(r->c, b + k * s) - m);
+  for (int64_t k = 0; k < n; k++) {
+    double v = at(r->c, b + k * s) - m;
+    put(out, b + k * s, log_space ? v - log(sum) : exp(v) / sum);
+  }
+}
+
+/* softmax: dx = y (g - sum(g y)); log_softmax: dx = g - exp(y) sum(g). saved: y alias */
+static int softmax_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *y = gen_node_saved(n, 0);
+  if (!y) return -1;
+  rows r;
+  if (rows_of(g, (int)n->ints[0], &r) < 0) return -1;
+  gen_tensor *cy = gen_contiguous_raw(y);
+  gen_tensor *out = cy ? gen_empty(g->dtype, g->ndim, g->shape) : NULL;
+  if (out) {
+    bool log_space = n->op == GEN_OP_LOG_SOFTMAX;
+    int64_t nrows = r.outer * r.inner;
+#pragma omp parallel for if (nrows * r.n > GEN_PARALLEL_GRAIN)
+    for (int64_t row = 0; row < nrows; row++) {
+      int64_t b = row_base(&r, row), s = r.inner;
+      double dot = 0;
+      for (int64_t k = 0; k < r.n; k++) dot += at(r.c, b + k * s) * (log_space ? 1 : at(cy, b + k * s));
+      for (int64_t k = 0; k < r.n; k++) {
+        double gy = at(r.c, b + k * s), yy = at(cy, b + k * s);
+        put(out, b + k * s, log_space ? gy - exp(yy) * dot : yy * (gy - dot));
+      }
+    }
+  }
+  gen_release(cy);
+  gen_release(r.c);
+  grad_in[0] = out;
+  return out ? 0 : -1;
+}
+
+static gen_tensor *softmax_impl(gen_tensor *a, int dim, bool log_space) {
+  if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
+  rows r;
+  if (rows_of(a, dim, &r) < 0) return NULL;
+  gen_tensor *out = gen_empty(a->dtype, a->ndim, a->shape);
+  if (out) {
+    int64_t nrows = r.outer * r.inner;
+    if (nrows * r.n > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t row = 0; row < nrows; row++) softmax_row(&r, out, row, log_space);
+    } else {
+      for (int64_t row = 0; row < nrows; row++) softmax_row(&r, out, row, log_space);
+    }
+  }
+  gen_release(r.c);
+  if (!out || !gen_needs_grad(1, &a)) return out;
+  gen_node *n = gen_node_new(log_space ? GEN_OP_LOG_SOFTMAX : GEN_OP_SOFTMAX, softmax_backward, 1, &a);
+  if (!n || gen_node_save_output(n, out) < 0) {
+    gen_node_release(n);
+    gen_release(out);
+    return NULL;
+  }
+  n->ints[0] = dim;
+  gen_attach(out, n);
+  return out;
+}
+
+gen_tensor *gen_softmax(gen_tensor *a, int dim) { return softmax_impl(a, dim, false); }
+gen_tensor *gen_log_softmax(gen_tensor *a, int dim) { return softmax_impl(a, dim, true); }

@@ -15,5 +15,17 @@ gen_tensor *gen_unreduce_raw(gen_tensor *g, int dim, bool keepdim, int ndim, con
 
 gen_tensor *gen_sum(gen_tensor *a, int dim, bool keepdim);
 gen_tensor *gen_mean(gen_tensor *a, int dim, bool keepdim);
+/* correction: 1 for the unbiased estimate (the default, as PyTorch), 0 for the population one */
+gen_tensor *gen_var(gen_tensor *a, int dim, bool keepdim, int64_t correction);
+gen_tensor *gen_std(gen_tensor *a, int dim, bool keepdim, int64_t correction);
+/* values, and (when indices != NULL) 1-based int64 positions of the first extreme; NaN wins */
+gen_tensor *gen_max(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices);
+gen_tensor *gen_min(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices);
+/* 1-based positions of the first maximum (flat positions when dim == GEN_DIM_ALL) */
+gen_tensor *gen_argmax(gen_tensor *a, int dim, bool keepdim);
+gen_tensor *gen_argmin(gen_tensor *a, int dim, bool keepdim);
+gen_tensor *gen_logsumexp(gen_tensor *a, int dim, bool keepdim);
+gen_tensor *gen_softmax(gen_tensor *a, int dim);
+gen_tensor *gen_log_softmax(gen_tensor *a, int dim);
 
 #endif
