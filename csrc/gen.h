@@ -110,6 +110,9 @@ gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, con
                            int64_t offset);
 /* Returns t itself (retained) when already contiguous, else a contiguous copy (no autograd). */
 gen_tensor *gen_contiguous_raw(gen_tensor *t);
+/* A contiguous tensor with t's elements in row-major order and the given shape: a view when t is
+ * contiguous, else a copy (no autograd). */
+gen_tensor *gen_reshape_raw(gen_tensor *t, int ndim, const int64_t *shape);
 /* Copies src into dst elementwise, broadcasting src to dst's shape and converting dtypes. */
 int gen_copy_raw(gen_tensor *dst, const gen_tensor *src);
 gen_tensor *gen_to_dtype_raw(gen_tensor *t, gen_dtype dt); /* always a new tensor */

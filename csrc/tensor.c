@@ -351,3 +351,14 @@ double gen_get_flat(const gen_tensor *t, int64_t index) {
   return gen_read_f64((const char *)t->storage->data + (size_t)off * gen_dtype_size(t->dtype),
                       t->dtype);
 }
+
+gen_tensor *gen_reshape_raw(gen_tensor *t, int ndim, const int64_t *shape) {
+  if (gen_numel_of(ndim, shape) != gen_numel(t)) return gen_fail("internal: reshape changes the element count");
+  gen_tensor *c = gen_contiguous_raw(t);
+  if (!c) return NULL;
+  int64_t stride[GEN_MAX_DIMS];
+  gen_contiguous_strides(ndim, shape, stride);
+  gen_tensor *v = gen_as_strided(c, ndim, shape, stride, c->offset);
+  gen_release(c);
+  return v;
+}

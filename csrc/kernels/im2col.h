@@ -1,0 +1,26 @@
+/* im2col.h — patch extraction for convolutions as GEMMs (im2col.c), and small GEMM glue. */
+#ifndef GEN_KERNELS_IM2COL_H
+#define GEN_KERNELS_IM2COL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../gen.h"
+
+/* A convolution's geometry: an image {N, C, H, W} seen through kh x kw windows giving {Ho, Wo}. */
+typedef struct {
+  int64_t n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo;
+} gen_conv_geom;
+
+/* cols {C*kh*kw, N*Ho*Wo} (row (c, i, j), column (n, oy, ox)) from img {N, C, H, W}; zero padding. */
+void gen_im2col(const gen_conv_geom *g, const void *img, void *cols, gen_dtype dt);
+/* The adjoint: img {N, C, H, W} += scatter of cols. Parallel over channels, deterministic. */
+void gen_col2im(const gen_conv_geom *g, const void *cols, void *img, gen_dtype dt);
+/* {N, C, S} <-> {C, N*S} layout changes */
+void gen_nchw_to_cm(const void *src, void *dst, int64_t n, int64_t c, int64_t s, gen_dtype dt);
+void gen_cm_to_nchw(const void *src, void *dst, int64_t n, int64_t c, int64_t s, gen_dtype dt);
+/* C = alpha op(A) op(B) + beta C, row-major, float32 or float64 */
+void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda,
+              const void *b, int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt);
+
+#endif

@@ -1,0 +1,257 @@
+/*
+ * ops_attention.c — scaled dot-product attention, fused and tiled (FlashAttention's scheme).
+ *
+ * Legend: per (batch, head) slice, Q [Tq, d], K [Tk, d], V [Tk, dv], O [Tq, dv]; tiles of BQ
+ * queries x BK keys. Forward walks the key tiles of a query tile with an online softmax:
+ *   S = scale Q_i K_j^T (+ mask);  m' = max(m, rowmax S);  P = exp(S - m');
+ *   l = l exp(m - m') + rowsum P;  O = O exp(m - m') + P V_j;   finally O /= l, lse = m + log l.
+ * Memory is O(T d): the T x T score matrix never exists, only one BQ x BK tile per thread. Saved
+ * for backward: q, k, v, out and lse. Backward recomputes each tile's probabilities from lse:
+ *   P = exp(S - lse);  dV_j += P^T dO_i;  dP = dO_i V_j^T;  dS = P (dP - D_i), D = rowsum(dO O);
+ *   dQ_i += scale dS K_j;  dK_j += scale dS^T Q_i.
+ * (b, h) slices are independent and each is computed by one thread in a fixed order, so results
+ * do not depend on the thread count. docs/derivations.md derives the backward.
+ */
+#include "ops_attention.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd.h"
+#include "kernels/im2col.h"
+
+#define BQ 64
+#define BK 64
+
+typedef struct {
+  int64_t b, h, tq, tk, d, dv;
+  double scale;
+  bool causal;
+  const gen_tensor *mask; /* NULL, or broadcast through mstride */
+  int64_t mstride[4];
+} attn_shape;
+
+static inline double rd(const gen_dtype dt, const void *p, int64_t i) {
+  return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
+}
+static inline void wr(const gen_dtype dt, void *p, int64_t i, double v) {
+  if (dt == GEN_FLOAT32) ((float *)p)[i] = (float)v;
+  else ((double *)p)[i] = v;
+}
+
+/* Adds the mask (and causality) to a score tile S [nq, nk] at query i0, key j0 of slice (b, h). */
+static void mask_tile(const attn_shape *a, gen_dtype dt, void *s, int64_t bi, int64_t hi, int64_t i0, int64_t nq,
+                      int64_t j0, int64_t nk) {
+  for (int64_t i = 0; i < nq; i++)
+    for (int64_t j = 0; j < nk; j++) {
+      double add = 0;
+      if (a->causal && j0 + j > i0 + i) add = -INFINITY;
+      if (a->mask && add == 0) {
+        const gen_tensor *m = a->mask;
+        int64_t off = m->offset + bi * a->mstride[0] + hi * a->mstride[1] + (i0 + i) * a->mstride[2] + (j0 + j) * a->mstride[3];
+        double mv = gen_read_f64((const char *)m->storage->data + (size_t)off * gen_dtype_size(m->dtype), m->dtype);
+        add = m->dtype == GEN_UINT8 ? (mv != 0 ? 0 : -INFINITY) : mv;
+      }
+      if (add != 0) wr(dt, s, i * nk + j, rd(dt, s, i * nk + j) + add);
+    }
+}
+
+static void slice_forward(const attn_shape *a, gen_dtype dt, const char *q, const char *k, const char *v, char *o, double *lse,
+                          void *s_tile, void *o_acc, double *m, double *l, int64_t bi, int64_t hi) {
+  size_t es = gen_dtype_size(dt);
+  for (int64_t i0 = 0; i0 < a->tq; i0 += BQ) {
+    int64_t nq = a->tq - i0 < BQ ? a->tq - i0 : BQ;
+    for (int64_t i = 0; i < nq; i++) {
+      m[i] = -INFINITY;
+      l[i] = 0;
+    }
+    memset(o_acc, 0, (size_t)(nq * a->dv) * es);
+    for (int64_t j0 = 0; j0 < a->tk; j0 += BK) {
+      if (a->causal && j0 > i0 + nq - 1) break; /* every later key is masked for this tile */
+      int64_t nk = a->tk - j0 < BK ? a->tk - j0 : BK;
+      gen_gemm(false, true, nq, nk, a->d, a->scale, q + (size_t)(i0 * a->d) * es, a->d, k + (size_t)(j0 * a->d) * es, a->d, 0,
+               s_tile, nk, dt);
+      mask_tile(a, dt, s_tile, bi, hi, i0, nq, j0, nk);
+      for (int64_t i = 0; i < nq; i++) {
+        double mx = m[i];
+        for (int64_t j = 0; j < nk; j++) mx = fmax(mx, rd(dt, s_tile, i * nk + j));
+        double corr = mx == -INFINITY ? 1 : exp(m[i] - mx), sum = 0;
+        for (int64_t j = 0; j < nk; j++) {
+          double p = mx == -INFINITY ? 0 : exp(rd(dt, s_tile, i * nk + j) - mx);
+          wr(dt, s_tile, i * nk + j, p);
+          sum += p;
+        }
+        l[i] = l[i] * corr + sum;
+        m[i] = mx;
+        if (corr != 1)
+          for (int64_t c = 0; c < a->dv; c++) wr(dt, o_acc, i * a->dv + c, rd(dt, o_acc, i * a->dv + c) * corr);
+      }
+      gen_gemm(false, false, nq, a->dv, nk, 1, s_tile, nk, v + (size_t)(j0 * a->dv) * es, a->dv, 1, o_acc, a->dv, dt);
+    }
+    for (int64_t i = 0; i < nq; i++) {
+      double inv = l[i] > 0 ? 1 / l[i] : 0;
+      for (int64_t c = 0; c < a->dv; c++) wr(dt, o, (i0 + i) * a->dv + c, rd(dt, o_acc, i * a->dv + c) * inv);
+      lse[i0 + i] = l[i] > 0 ? m[i] + log(l[i]) : -INFINITY;
+    }
+  }
+}
+
+static void slice_backward(const attn_shape *a, gen_dtype dt, const char *q, const char *k, const char *v, const char *o,
+                           const char *dout, const double *lse, char *dq, char *dk, char *dv, void *p_tile, void *dp_tile,
+                           double *dsum, int64_t bi, int64_t hi) {
+  size_t es = gen_dtype_size(dt);
+  for (int64_t i = 0; i < a->tq; i++) { /* D_i = rowsum(dO * O) */
+    double s = 0;
+    for (int64_t c = 0; c < a->dv; c++) s += rd(dt, dout, i * a->dv + c) * rd(dt, o, i * a->dv + c);
+    dsum[i] = s;
+  }
+  for (int64_t j0 = 0; j0 < a->tk; j0 += BK) {
+    int64_t nk = a->tk - j0 < BK ? a->tk - j0 : BK;
+    for (int64_t i0 = 0; i0 < a->tq; i0 += BQ) {
+      int64_t nq = a->tq - i0 < BQ ? a->tq - i0 : BQ;
+      if (a->causal && j0 > i0 + nq - 1) continue;
+      gen_gemm(false, true, nq, nk, a->d, a->scale, q + (size_t)(i0 * a->d) * es, a->d, k + (size_t)(j0 * a->d) * es, a->d, 0,
+               p_tile, nk, dt);
+      mask_tile(a, dt, p_tile, bi, hi, i0, nq, j0, nk);
+      for (int64_t i = 0; i < nq; i++)
+        for (int64_t j = 0; j < nk; j++) {
+          double L = lse[i0 + i];
+          wr(dt, p_tile, i * nk + j, L == -INFINITY ? 0 : exp(rd(dt, p_tile, i * nk + j) - L));
+        }
+      /* dV_j += P^T dO_i */
+      gen_gemm(true, false, nk, a->dv, nq, 1, p_tile, nk, dout + (size_t)(i0 * a->dv) * es, a->dv, 1, dv + (size_t)(j0 * a->dv) * es,
+               a->dv, dt);
+      /* dP = dO_i V_j^T, then dS = P (dP - D) */
+      gen_gemm(false, true, nq, nk, a->dv, 1, dout + (size_t)(i0 * a->dv) * es, a->dv, v + (size_t)(j0 * a->dv) * es, a->dv, 0,
+               dp_tile, nk, dt);
+      for (int64_t i = 0; i < nq; i++)
+        for (int64_t j = 0; j < nk; j++)
+          wr(dt, dp_tile, i * nk + j, rd(dt, p_tile, i * nk + j) * (rd(dt, dp_tile, i * nk + j) - dsum[i0 + i]));
+      gen_gemm(false, false, nq, a->d, nk, a->scale, dp_tile, nk, k + (size_t)(j0 * a->d) * es, a->d, 1,
+               dq + (size_t)(i0 * a->d) * es, a->d, dt);
+      gen_gemm(true, false, nk, a->d, nq, a->scale, dp_tile, nk, q + (size_t)(i0 * a->d) * es, a->d, 1,
+               dk + (size_t)(j0 * a->d) * es, a->d, dt);
+    }
+  }
+}
+
+/* saved: q, k, v (contiguous), out alias, lse {B*H*Tq} float64, mask (optional);
+ * ints: b, h, tq, tk, d, dv, causal, has_mask, mstride[4]; reals[0] = scale */
+static int attention_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *q = gen_node_saved(n, 0), *k = q ? gen_node_saved(n, 1) : NULL, *v = k ? gen_node_saved(n, 2) : NULL;
+  gen_tensor *o = v ? gen_node_saved(n, 3) : NULL, *lse = o ? gen_node_saved(n, 4) : NULL;
+  gen_tensor *mask = lse && n->ints[7] ? gen_node_saved(n, 5) : NULL;
+  if (!lse || (n->ints[7] && !mask)) return -1;
+  attn_shape a = {n->ints[0], n->ints[1], n->ints[2], n->ints[3], n->ints[4], n->ints[5], n->reals[0], n->ints[6], mask,
+                  {n->ints[8], n->ints[9], n->ints[10], n->ints[11]}};
+  gen_dtype dt = q->dtype;
+  gen_tensor *co = gen_contiguous_raw(o), *cg = co ? gen_contiguous_raw(g) : NULL;
+  gen_tensor *dq = cg ? gen_zeros(dt, q->ndim, q->shape) : NULL, *dk = dq ? gen_zeros(dt, k->ndim, k->shape) : NULL;
+  gen_tensor *dv = dk ? gen_zeros(dt, v->ndim, v->shape) : NULL;
+  int rc = dv ? 0 : -1;
+  size_t es = gen_dtype_size(dt);
+  if (rc == 0) {
+    int failed = 0;
+#pragma omp parallel for reduction(| : failed) if (a.b * a.h > 1)
+    for (int64_t s = 0; s < a.b * a.h; s++) {
+      void *p_tile = malloc((size_t)(BQ * BK) * es), *dp_tile = malloc((size_t)(BQ * BK) * es);
+      double *dsum = malloc(sizeof(double) * (size_t)(a.tq ? a.tq : 1));
+      if (p_tile && dp_tile && dsum) {
+        slice_backward(&a, dt, gen_data_ptr(q) + (size_t)(s * a.tq * a.d) * es, gen_data_ptr(k) + (size_t)(s * a.tk * a.d) * es,
+                       gen_data_ptr(v) + (size_t)(s * a.tk * a.dv) * es, gen_data_ptr(co) + (size_t)(s * a.tq * a.dv) * es,
+                       gen_data_ptr(cg) + (size_t)(s * a.tq * a.dv) * es, (const double *)gen_data_ptr(lse) + s * a.tq,
+                       gen_data_ptr(dq) + (size_t)(s * a.tq * a.d) * es, gen_data_ptr(dk) + (size_t)(s * a.tk * a.d) * es,
+                       gen_data_ptr(dv) + (size_t)(s * a.tk * a.dv) * es, p_tile, dp_tile, dsum, s / a.h, s % a.h);
+      } else {
+        failed = 1;
+      }
+      free(p_tile);
+      free(dp_tile);
+      free(dsum);
+    }
+    if (failed) rc = gen_fail_int("out of memory in attention backward");
+  }
+  gen_release(co);
+  gen_release(cg);
+  if (rc < 0) {
+    gen_release(dq);
+    gen_release(dk);
+    gen_release(dv);
+    return -1;
+  }
+  grad_in[0] = dq;
+  grad_in[1] = dk;
+  grad_in[2] = dv;
+  return 0;
+}
+
+gen_tensor *gen_attention(gen_tensor *q, gen_tensor *k, gen_tensor *v, gen_tensor *mask, bool causal, double scale) {
+  char s1[GEN_SHAPE_STR_MAX], s2[GEN_SHAPE_STR_MAX], s3[GEN_SHAPE_STR_MAX];
+  if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
+    return gen_fail("q, k, v must be {B, heads, T, d}, got %s, %s, %s", gen_shape_str(s1, sizeof s1, q->ndim, q->shape),
+                    gen_shape_str(s2, sizeof s2, k->ndim, k->shape), gen_shape_str(s3, sizeof s3, v->ndim, v->shape));
+  if (q->dtype != k->dtype || q->dtype != v->dtype || !gen_dtype_is_float(q->dtype))
+    return gen_fail("q, k, v must share one float dtype");
+  bool ok = q->shape[0] == k->shape[0] && q->shape[0] == v->shape[0] && q->shape[1] == k->shape[1] && q->shape[1] == v->shape[1] &&
+            q->shape[3] == k->shape[3] && k->shape[2] == v->shape[2];
+  if (!ok)
+    return gen_fail("shapes q %s, k %s, v %s do not fit (batch and heads equal, q and k widths equal, k and v lengths equal)",
+                    gen_shape_str(s1, sizeof s1, q->ndim, q->shape), gen_shape_str(s2, sizeof s2, k->ndim, k->shape),
+                    gen_shape_str(s3, sizeof s3, v->ndim, v->shape));
+  attn_shape a = {q->shape[0], q->shape[1], q->shape[2], k->shape[2], q->shape[3], v->shape[3], scale, causal, mask, {0}};
+  if (a.scale <= 0) a.scale = 1 / sqrt((double)(a.d ? a.d : 1));
+  if (mask) {
+    if (mask->dtype != GEN_UINT8 && mask->dtype != q->dtype)
+      return gen_fail("mask must be uint8 (1 = attend) or %s (added to the scores), got %s", gen_dtype_name(q->dtype), gen_dtype_name(mask->dtype));
+    if (gen_broadcast_strides(mask, 4, (int64_t[4]){a.b, a.h, a.tq, a.tk}, a.mstride) < 0)
+      return gen_fail("mask %s does not broadcast to {%lld,%lld,%lld,%lld}", gen_shape_str(s1, sizeof s1, mask->ndim, mask->shape),
+                      (long long)a.b, (long long)a.h, (long long)a.tq, (long long)a.tk);
+  }
+  gen_dtype dt = q->dtype;
+  size_t es = gen_dtype_size(dt);
+  gen_tensor *cq = gen_contiguous_raw(q), *ck = cq ? gen_contiguous_raw(k) : NULL, *cv = ck ? gen_contiguous_raw(v) : NULL;
+  gen_tensor *out = cv ? gen_empty(dt, 4, (int64_t[4]){a.b, a.h, a.tq, a.dv}) : NULL;
+  gen_tensor *lse = out ? gen_empty(GEN_FLOAT64, 1, (int64_t[1]){a.b * a.h * a.tq}) : NULL;
+  int failed = !lse;
+  if (lse) {
+#pragma omp parallel for reduction(| : failed) if (a.b * a.h > 1)
+    for (int64_t s = 0; s < a.b * a.h; s++) {
+      void *s_tile = malloc((size_t)(BQ * BK) * es), *o_acc = malloc((size_t)(BQ * (a.dv ? a.dv : 1)) * es);
+      double *m = malloc(sizeof(double) * BQ), *l = malloc(sizeof(double) * BQ);
+      if (s_tile && o_acc && m && l)
+        slice_forward(&a, dt, gen_data_ptr(cq) + (size_t)(s * a.tq * a.d) * es, gen_data_ptr(ck) + (size_t)(s * a.tk * a.d) * es,
+                      gen_data_ptr(cv) + (size_t)(s * a.tk * a.dv) * es, gen_data_ptr(out) + (size_t)(s * a.tq * a.dv) * es,
+                      (double *)gen_data_ptr(lse) + s * a.tq, s_tile, o_acc, m, l, s / a.h, s % a.h);
+      else
+        failed = 1;
+      free(s_tile);
+      free(o_acc);
+      free(m);
+      free(l);
+    }
+  }
+  gen_tensor *inputs[3] = {q, k, v};
+  if (!failed && gen_needs_grad(3, inputs)) {
+    gen_node *n = gen_node_new(GEN_OP_ATTENTION, attention_backward, 3, inputs);
+    if (!n || gen_node_save(n, cq) < 0 || gen_node_save(n, ck) < 0 || gen_node_save(n, cv) < 0 || gen_node_save_output(n, out) < 0 ||
+        gen_node_save(n, lse) < 0 || (mask && gen_node_save(n, mask) < 0)) {
+      gen_node_release(n);
+      failed = 1;
+    } else {
+      int64_t attrs[12] = {a.b, a.h, a.tq, a.tk, a.d, a.dv, causal, mask != NULL, a.mstride[0], a.mstride[1], a.mstride[2], a.mstride[3]};
+      memcpy(n->ints, attrs, sizeof attrs);
+      n->reals[0] = a.scale;
+      gen_attach(out, n);
+    }
+  }
+  gen_release(cq);
+  gen_release(ck);
+  gen_release(cv);
+  gen_release(lse);
+  if (failed) {
+    gen_release(out);
+    return gen_fail("out of memory in attention");
+  }
+  return out;
+}

@@ -1,0 +1,266 @@
+/*
+ * ops_conv.c — conv2d and conv_transpose2d as one GEMM per group over the whole batch.
+ *
+ * Legend: x {N, C, H, W}; conv2d weight {O, C/G, kh, kw}; K = C/G * kh * kw; P = N * Ho * Wo.
+ *   conv2d forward:   cols = im2col(x) {C*kh*kw, P};  out_g {O/G, P} = W_g {O/G, K} cols_g
+ *          backward:  dW_g = dout_g cols_g^T;  dcols_g = W_g^T dout_g, dx = col2im(dcols);  db = sum dout
+ * conv_transpose2d is the adjoint of conv2d (its weight {C, O/G, kh, kw} is a conv2d weight from
+ * O to C channels), so its forward is conv2d's input-gradient computation and vice versa:
+ *   forward:   cols_g {O/G*kh*kw, N*H*W} = W_g^T x_g, out = col2im(cols)
+ *   backward:  dcols = im2col(dout);  dx_g = W_g dcols_g;  dW_g = x_g dcols_g^T;  db = sum dout
+ * Matrices are row-major; the "cm" layout {C, N*S} is the batch with channels outermost.
+ * im2col is recomputed in backward rather than saved, trading a cheap pass for memory.
+ */
+#include "ops_conv.h"
+
+#include <string.h>
+
+#include "autograd.h"
+#include "kernels/im2col.h"
+
+static int geometry(const gen_tensor *img, int64_t kh, int64_t kw, const gen_conv_opts *o, gen_conv_geom *g) {
+  *g = (gen_conv_geom){.n = img->shape[0], .c = img->shape[1], .h = img->shape[2], .w = img->shape[3], .kh = kh, .kw = kw,
+                       .sh = o->stride[0], .sw = o->stride[1], .ph = o->padding[0], .pw = o->padding[1],
+                       .dh = o->dilation[0], .dw = o->dilation[1]};
+  int64_t eh = g->dh * (kh - 1) + 1, ew = g->dw * (kw - 1) + 1;
+  if (g->h + 2 * g->ph < eh || g->w + 2 * g->pw < ew)
+    return gen_fail_int("kernel %lldx%lld (dilated %lldx%lld) is larger than the padded input %lldx%lld", (long long)kh,
+                        (long long)kw, (long long)eh, (long long)ew, (long long)(g->h + 2 * g->ph), (long long)(g->w + 2 * g->pw));
+  g->ho = (g->h + 2 * g->ph - eh) / g->sh + 1;
+  g->wo = (g->w + 2 * g->pw - ew) / g->sw + 1;
+  return 0;
+}
+
+static int check_opts(const gen_conv_opts *o) {
+  for (int i = 0; i < 2; i++) {
+    if (o->stride[i] < 1) return gen_fail_int("stride must be >= 1, got %lld", (long long)o->stride[i]);
+    if (o->dilation[i] < 1) return gen_fail_int("dilation must be >= 1, got %lld", (long long)o->dilation[i]);
+    if (o->padding[i] < 0) return gen_fail_int("padding must be >= 0, got %lld", (long long)o->padding[i]);
+    if (o->output_padding[i] < 0 || (o->output_padding[i] >= o->stride[i] && o->output_padding[i] >= o->dilation[i]))
+      return gen_fail_int("output_padding %lld must be smaller than the stride or the dilation", (long long)o->output_padding[i]);
+  }
+  if (o->groups < 1) return gen_fail_int("groups must be >= 1, got %lld", (long long)o->groups);
+  return 0;
+}
+
+static int check_args(const gen_tensor *x, const gen_tensor *w, const gen_tensor *b, int64_t cin_expected_per_group,
+                      bool transposed, const gen_conv_opts *o) {
+  char sx[GEN_SHAPE_STR_MAX], sw[GEN_SHAPE_STR_MAX];
+  if (check_opts(o) < 0) return -1;
+  if (x->ndim != 4) return gen_fail_int("input must be {N, C, H, W}, got %s", gen_shape_str(sx, sizeof sx, x->ndim, x->shape));
+  if (w->ndim != 4) return gen_fail_int("weight must be 4-d, got %s", gen_shape_str(sw, sizeof sw, w->ndim, w->shape));
+  if (x->dtype != w->dtype || !gen_dtype_is_float(x->dtype) || (b && b->dtype != x->dtype))
+    return gen_fail_int("input, weight and bias must share one float dtype (got %s and %s)", gen_dtype_name(x->dtype), gen_dtype_name(w->dtype));
+  int64_t c = x->shape[1], groups = o->groups;
+  if (c % groups != 0) return gen_fail_int("groups (%lld) must divide the input's %lld channels", (long long)groups, (long long)c);
+  if (!transposed && w->shape[0] % groups != 0)
+    return gen_fail_int("groups (%lld) must divide the weight's %lld output channels", (long long)groups, (long long)w->shape[0]);
+  if (cin_expected_per_group * groups != c)
+    return gen_fail_int("input %s has %lld channels but weight %s expects %lld x groups(%lld) = %lld",
+                        gen_shape_str(sx, sizeof sx, x->ndim, x->shape), (long long)c, gen_shape_str(sw, sizeof sw, w->ndim, w->shape),
+                        (long long)cin_expected_per_group, (long long)groups, (long long)(cin_expected_per_group * groups));
+  int64_t out_channels = transposed ? w->shape[1] * groups : w->shape[0];
+  if (b && (b->ndim != 1 || b->shape[0] != out_channels))
+    return gen_fail_int("bias must be {%lld}, got %s", (long long)out_channels, gen_shape_str(sx, sizeof sx, b->ndim, b->shape));
+  return 0;
+}
+
+/* out {N, O, S} += b[o] */
+static void add_bias(gen_tensor *out, const gen_tensor *b) {
+  int64_t n = out->shape[0], o = out->shape[1], s = gen_numel(out) / (n * o > 0 ? n * o : 1);
+  gen_tensor *cb = gen_contiguous_raw((gen_tensor *)b);
+  if (!cb) return;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t c = 0; c < o; c++) {
+      double v = gen_read_f64(gen_data_ptr(cb) + (size_t)c * gen_dtype_size(cb->dtype), cb->dtype);
+      if (out->dtype == GEN_FLOAT32) {
+        float *p = (float *)gen_data_ptr(out) + (i * o + c) * s, fv = (float)v;
+        for (int64_t k = 0; k < s; k++) p[k] += fv;
+      } else {
+        double *p = (double *)gen_data_ptr(out) + (i * o + c) * s;
+        for (int64_t k = 0; k < s; k++) p[k] += v;
+      }
+    }
+  gen_release(cb);
+}
+
+/* db[o] = sum over n, s of dout {N, O, S} */
+static gen_tensor *bias_grad(const gen_tensor *dout, const gen_edge *e) {
+  gen_tensor *db = gen_zeros(e->dtype, 1, e->shape);
+  if (!db) return NULL;
+  int64_t n = dout->shape[0], o = dout->shape[1], s = gen_numel(dout) / (n * o > 0 ? n * o : 1);
+  for (int64_t c = 0; c < o; c++) {
+    double acc = 0;
+    for (int64_t i = 0; i < n; i++) {
+      const char *p = gen_data_ptr(dout);
+      for (int64_t k = 0; k < s; k++) acc += gen_read_f64(p + (size_t)((i * o + c) * s + k) * gen_dtype_size(dout->dtype), dout->dtype);
+    }
+    gen_write_f64(gen_data_ptr(db) + (size_t)c * gen_dtype_size(db->dtype), db->dtype, acc);
+  }
+  return db;
+}
+
+static gen_tensor *new_buffer(gen_dtype dt, int64_t rows, int64_t cols) {
+  return gen_empty(dt, 2, (int64_t[2]){rows, cols});
+}
+
+/* ---------------------------------------------------------------- the two directions, shared */
+
+/* out {N, O, Ho, Wo} = conv(x, w): the conv2d forward */
+static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const gen_conv_geom *g, int64_t groups) {
+  gen_dtype dt = x->dtype;
+  int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
+  gen_tensor *cols = new_buffer(dt, g->c * g->kh * g->kw, p), *om = cols ? new_buffer(dt, o, p) : NULL;
+  gen_tensor *out = om ? gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo}) : NULL;
+  if (out) {
+    gen_im2col(g, gen_data_ptr(x), gen_data_ptr(cols), dt);
+    size_t es = gen_dtype_size(dt);
+    for (int64_t gi = 0; gi < groups; gi++)
+      gen_gemm(false, false, o / groups, p, k, 1, gen_data_ptr(w) + (size_t)(gi * (o / groups) * k) * es, k,
+               gen_data_ptr(cols) + (size_t)(gi * k * p) * es, p, 0, gen_data_ptr(om) + (size_t)(gi * (o / groups) * p) * es, p, dt);
+    gen_cm_to_nchw(gen_data_ptr(om), gen_data_ptr(out), g->n, o, g->ho * g->wo, dt);
+  }
+  gen_release(cols);
+  gen_release(om);
+  return out;
+}
+
+/* dx {N, C, H, W} = conv^T(dout, w): conv2d's input gradient and conv_transpose2d's forward */
+static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *w, const gen_conv_geom *g, int64_t groups) {
+  gen_dtype dt = dout->dtype;
+  int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
+  gen_tensor *dm = new_buffer(dt, o, p), *cols = dm ? new_buffer(dt, g->c * g->kh * g->kw, p) : NULL;
+  gen_tensor *dx = cols ? gen_zeros(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
+  if (dx) {
+    gen_nchw_to_cm(gen_data_ptr(dout), gen_data_ptr(dm), g->n, o, g->ho * g->wo, dt);
+    size_t es = gen_dtype_size(dt);
+    for (int64_t gi = 0; gi < groups; gi++)
+      gen_gemm(true, false, k, p, o / groups, 1, gen_data_ptr(w) + (size_t)(gi * (o / groups) * k) * es, k,
+               gen_data_ptr(dm) + (size_t)(gi * (o / groups) * p) * es, p, 0, gen_data_ptr(cols) + (size_t)(gi * k * p) * es, p, dt);
+    gen_col2im(g, gen_data_ptr(cols), gen_data_ptr(dx), dt);
+  }
+  gen_release(dm);
+  gen_release(cols);
+  return dx;
+}
+
+/* dW {O, C/G, kh, kw} = dout_g cols(x)_g^T: the weight gradient of both directions */
+static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout, const gen_conv_geom *g, int64_t groups,
+                                    const gen_edge *we) {
+  gen_dtype dt = x->dtype;
+  int64_t o = dout->shape[1], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
+  gen_tensor *cols = new_buffer(dt, g->c * g->kh * g->kw, p), *dm = cols ? new_buffer(dt, o, p) : NULL;
+  gen_tensor *dw = dm ? gen_empty(dt, we->ndim, we->shape) : NULL;
+  if (dw) {
+    gen_im2col(g, gen_data_ptr(x), gen_data_ptr(cols), dt);
+    gen_nchw_to_cm(gen_data_ptr(dout), gen_data_ptr(dm), g->n, o, g->ho * g->wo, dt);
+    size_t es = gen_dtype_size(dt);
+    for (int64_t gi = 0; gi < groups; gi++)
+      gen_gemm(false, true, o / groups, k, p, 1, gen_data_ptr(dm) + (size_t)(gi * (o / groups) * p) * es, p,
+               gen_data_ptr(cols) + (size_t)(gi * k * p) * es, p, 0, gen_data_ptr(dw) + (size_t)(gi * (o / groups) * k) * es, k, dt);
+  }
+  gen_release(cols);
+  gen_release(dm);
+  return dw;
+}
+
+/* ---------------------------------------------------------------- conv2d */
+
+/* saved: x (contiguous), w (contiguous); ints: geometry (14), groups */
+static void store_geom(gen_node *n, const gen_conv_geom *g, int64_t groups) {
+  memcpy(n->ints, g, sizeof *g);
+  n->ints[14] = groups;
+}
+static void load_geom(const gen_node *n, gen_conv_geom *g, int64_t *groups) {
+  memcpy(g, n->ints, sizeof *g);
+  *groups = n->ints[14];
+}
+_Static_assert(sizeof(gen_conv_geom) == 14 * sizeof(int64_t) && 15 <= GEN_NODE_MAX_ATTRS, "geometry fits the node");
+
+static int conv2d_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
+  gen_tensor *x = gen_node_saved(n, 0), *w = x ? gen_node_saved(n, 1) : NULL;
+  if (!w) return -1;
+  gen_conv_geom g;
+  int64_t groups;
+  load_geom(n, &g, &groups);
+  gen_tensor *d = gen_contiguous_raw(gout);
+  if (!d) return -1;
+  int rc = 0;
+  if (gen_edge_live(&n->edges[0]) && !(grad_in[0] = conv_adjoint(d, w, &g, groups))) rc = -1;
+  if (rc == 0 && gen_edge_live(&n->edges[1]) && !(grad_in[1] = conv_weight_grad(x, d, &g, groups, &n->edges[1]))) rc = -1;
+  if (rc == 0 && n->n_inputs > 2 && gen_edge_live(&n->edges[2]) && !(grad_in[2] = bias_grad(d, &n->edges[2]))) rc = -1;
+  gen_release(d);
+  return rc;
+}
+
+static gen_tensor *record_conv(gen_tensor *out, gen_op op, gen_backward_fn bw, gen_tensor *x, gen_tensor *w, gen_tensor *b,
+                               gen_tensor *cx, gen_tensor *cw, const gen_conv_geom *g, int64_t groups) {
+  gen_tensor *inputs[3] = {x, w, b};
+  int n_in = b ? 3 : 2;
+  if (!out || !gen_needs_grad(n_in, inputs)) return out;
+  gen_node *n = gen_node_new(op, bw, n_in, inputs);
+  if (!n || gen_node_save(n, cx) < 0 || gen_node_save(n, cw) < 0) {
+    gen_node_release(n);
+    gen_release(out);
+    return NULL;
+  }
+  store_geom(n, g, groups);
+  gen_attach(out, n);
+  return out;
+}
+
+gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_conv_opts *o) {
+  if (check_args(x, w, b, w->ndim == 4 ? w->shape[1] : 0, false, o) < 0) return NULL;
+  gen_conv_geom g;
+  if (geometry(x, w->shape[2], w->shape[3], o, &g) < 0) return NULL;
+  gen_tensor *cx = gen_contiguous_raw(x), *cw = cx ? gen_contiguous_raw(w) : NULL;
+  gen_tensor *out = cw ? conv_apply(cx, cw, &g, o->groups) : NULL;
+  if (out && b) add_bias(out, b);
+  out = record_conv(out, GEN_OP_CONV2D, conv2d_backward, x, w, b, cx, cw, &g, o->groups);
+  gen_release(cx);
+  gen_release(cw);
+  return out;
+}
+
+/* ---------------------------------------------------------------- conv_transpose2d
+ * The geometry g describes the equivalent conv2d: its "image" is this op's output {N, O, Ho, Wo}
+ * and its "output" this op's input {N, C, H, W}. */
+
+static int conv_transpose2d_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
+  gen_tensor *x = gen_node_saved(n, 0), *w = x ? gen_node_saved(n, 1) : NULL;
+  if (!w) return -1;
+  gen_conv_geom g;
+  int64_t groups;
+  load_geom(n, &g, &groups);
+  gen_tensor *d = gen_contiguous_raw(gout);
+  if (!d) return -1;
+  int rc = 0;
+  if (gen_edge_live(&n->edges[0]) && !(grad_in[0] = conv_apply(d, w, &g, groups))) rc = -1;
+  if (rc == 0 && gen_edge_live(&n->edges[1]) && !(grad_in[1] = conv_weight_grad(d, x, &g, groups, &n->edges[1]))) rc = -1;
+  if (rc == 0 && n->n_inputs > 2 && gen_edge_live(&n->edges[2]) && !(grad_in[2] = bias_grad(d, &n->edges[2]))) rc = -1;
+  gen_release(d);
+  return rc;
+}
+
+gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_conv_opts *o) {
+  if (check_args(x, w, b, w->ndim == 4 ? w->shape[0] / o->groups : 0, true, o) < 0) return NULL;
+  if (w->shape[0] != x->shape[1]) {
+    char sx[GEN_SHAPE_STR_MAX], sw[GEN_SHAPE_STR_MAX];
+    return gen_fail("input %s has %lld channels but weight %s expects %lld", gen_shape_str(sx, sizeof sx, x->ndim, x->shape),
+                    (long long)x->shape[1], gen_shape_str(sw, sizeof sw, w->ndim, w->shape), (long long)w->shape[0]);
+  }
+  int64_t oc = w->shape[1] * o->groups, kh = w->shape[2], kw = w->shape[3];
+  int64_t ho = (x->shape[2] - 1) * o->stride[0] - 2 * o->padding[0] + o->dilation[0] * (kh - 1) + o->output_padding[0] + 1;
+  int64_t wo = (x->shape[3] - 1) * o->stride[1] - 2 * o->padding[1] + o->dilation[1] * (kw - 1) + o->output_padding[1] + 1;
+  if (ho < 1 || wo < 1) return gen_fail("output size %lldx%lld is not positive", (long long)ho, (long long)wo);
+  gen_conv_geom g = {.n = x->shape[0], .c = oc, .h = ho, .w = wo, .kh = kh, .kw = kw, .sh = o->stride[0], .sw = o->stride[1],
+                     .ph = o->padding[0], .pw = o->padding[1], .dh = o->dilation[0], .dw = o->dilation[1],
+                     .ho = x->shape[2], .wo = x->shape[3]};
+  gen_tensor *cx = gen_contiguous_raw(x), *cw = cx ? gen_contiguous_raw(w) : NULL;
+  gen_tensor *out = cw ? conv_adjoint(cx, cw, &g, o->groups) : NULL;
+  if (out && b) add_bias(out, b);
+  out = record_conv(out, GEN_OP_CONV_TRANSPOSE2D, conv_transpose2d_backward, x, w, b, cx, cw, &g, o->groups);
+  gen_release(cx);
+  gen_release(cw);
+  return out;
+}

@@ -1,0 +1,259 @@
+/*
+ * ops_loss.c — losses. Pointwise losses compute, in one pass, each element's loss and its partial
+ * derivatives with respect to both inputs (saved for backward, which only scales them by the
+ * upstream gradient); class losses work on rows of logits. Definitions follow PyTorch:
+ *   mse (x-y)^2;  l1 |x-y|;  bce_with_logits max(x,0) - x y + log1p(exp(-|x|));
+ *   binary_cross_entropy -(y log p + (1-y) log(1-p)) with logs clamped at -100;
+ *   cross_entropy -log_softmax(x)[t];  nll_loss -x[t];  kl_normal -1/2 (1 + lv - mu^2 - exp(lv)).
+ */
+#include "ops_loss.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "autograd.h"
+#include "ops_reduce.h"
+
+typedef enum { PW_MSE, PW_L1, PW_BCE_LOGITS, PW_BCE, PW_KL } pointwise;
+
+static const gen_op pointwise_ops[] = {GEN_OP_MSE_LOSS, GEN_OP_L1_LOSS, GEN_OP_BCE_WITH_LOGITS, GEN_OP_BINARY_CROSS_ENTROPY,
+                                       GEN_OP_KL_NORMAL};
+
+static double clamp_log(double v) { return v > 0 ? fmax(log(v), -100.0) : -100.0; }
+
+/* loss at (a, b) and d loss / d a, d loss / d b */
+static double pointwise_eval(pointwise k, double a, double b, double *da, double *db) {
+  switch (k) {
+  case PW_MSE: *da = 2 * (a - b); *db = -*da; return (a - b) * (a - b);
+  case PW_L1: *da = a > b ? 1 : a < b ? -1 : 0; *db = -*da; return fabs(a - b);
+  case PW_BCE_LOGITS: {
+    double s = 1 / (1 + exp(-a));
+    *da = s - b;
+    *db = -a;
+    return fmax(a, 0) - a * b + log1p(exp(-fabs(a)));
+  }
+  case PW_BCE: {
+    /* PyTorch's gradient: (p - y) / max(p (1 - p), eps) */
+    double denom = fmax(a * (1 - a), 1e-12);
+    *da = (a - b) / denom;
+    *db = clamp_log(1 - a) - clamp_log(a);
+    return -(b * clamp_log(a) + (1 - b) * clamp_log(1 - a));
+  }
+  default: { /* a = mu, b = logvar */
+    double e = exp(b);
+    *da = a;
+    *db = 0.5 * (e - 1);
+    return -0.5 * (1 + b - a * a - e);
+  }
+  }
+}
+
+/* Reduces per-element values to the requested form; scale is what each element's gradient gets
+ * multiplied by (1/count for a mean). */
+static gen_tensor *reduce_loss(gen_tensor *elems, gen_reduction r, double mean_divisor) {
+  if (r == GEN_REDUCE_NONE) {
+    gen_retain(elems);
+    return elems;
+  }
+  gen_tensor *s = gen_sum_dim_raw(elems, GEN_DIM_ALL, false);
+  if (s && r == GEN_REDUCE_MEAN) gen_write_f64(gen_data_ptr(s), s->dtype, gen_read_f64(gen_data_ptr(s), s->dtype) / mean_divisor);
+  return s;
+}
+
+/* saved: da, db (contiguous, input shape); ints[0] = reduction; reals[0] = mean divisor */
+static int pointwise_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_reduction r = (gen_reduction)n->ints[0];
+  for (int i = 0; i < 2; i++) {
+    if (!gen_edge_live(&n->edges[i])) continue;
+    gen_tensor *d = gen_node_saved(n, i);
+    if (!d) return -1;
+    gen_tensor *out = gen_empty(d->dtype, d->ndim, d->shape);
+    gen_tensor *cg = out ? gen_contiguous_raw(g) : NULL;
+    if (!cg) {
+      gen_release(out);
+      return -1;
+    }
+    int64_t count = gen_numel(d);
+    double scalar = r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? n->reals[0] : 1);
+    for (int64_t k = 0; k < count; k++) {
+      double gk = r == GEN_REDUCE_NONE ? gen_read_f64(gen_data_ptr(cg) + (size_t)k * gen_dtype_size(cg->dtype), cg->dtype) : scalar;
+      char *p = gen_data_ptr(out) + (size_t)k * gen_dtype_size(out->dtype);
+      gen_write_f64(p, out->dtype, gk * gen_read_f64(gen_data_ptr(d) + (size_t)k * gen_dtype_size(d->dtype), d->dtype));
+    }
+    gen_release(cg);
+    grad_in[i] = out;
+  }
+  return 0;
+}
+
+static gen_tensor *pointwise_loss(pointwise k, gen_tensor *a, gen_tensor *b, gen_reduction r) {
+  if (!gen_same_shape(a, b)) {
+    char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
+    return gen_fail("%s %s and %s %s must have the same shape", k == PW_KL ? "mu" : "input",
+                    gen_shape_str(sa, sizeof sa, a->ndim, a->shape), k == PW_KL ? "logvar" : "target",
+                    gen_shape_str(sb, sizeof sb, b->ndim, b->shape));
+  }
+  if (!gen_dtype_is_float(a->dtype) || !gen_dtype_is_float(b->dtype))
+    return gen_fail("needs float tensors, got %s and %s", gen_dtype_name(a->dtype), gen_dtype_name(b->dtype));
+  if (k == PW_KL && a->ndim == 0) return gen_fail("mu must have a batch dimension");
+  gen_dtype dt = gen_promote(a->dtype, b->dtype);
+  gen_tensor *ca = gen_contiguous_raw(a), *cb = ca ? gen_contiguous_raw(b) : NULL;
+  gen_tensor *el = cb ? gen_empty(dt, a->ndim, a->shape) : NULL;
+  gen_tensor *da = el ? gen_empty(dt, a->ndim, a->shape) : NULL, *db = da ? gen_empty(dt, a->ndim, a->shape) : NULL;
+  gen_tensor *out = NULL;
+  if (db) {
+    int64_t count = gen_numel(a);
+    size_t es = gen_dtype_size(dt);
+    for (int64_t i = 0; i < count; i++) {
+      double x = gen_read_f64(gen_data_ptr(ca) + (size_t)i * gen_dtype_size(ca->dtype), ca->dtype);
+      double y = gen_read_f64(gen_data_ptr(cb) + (size_t)i * gen_dtype_size(cb->dtype), cb->dtype);
+      double gx, gy, v = pointwise_eval(k, x, y, &gx, &gy);
+      gen_write_f64(gen_data_ptr(el) + i * es, dt, v);
+      gen_write_f64(gen_data_ptr(da) + i * es, dt, gx);
+      gen_write_f64(gen_data_ptr(db) + i * es, dt, gy);
+    }
+    double divisor = k == PW_KL ? (double)a->shape[0] : (double)(count ? count : 1);
+    out = reduce_loss(el, r, divisor);
+    gen_tensor *inputs[2] = {a, b};
+    if (out && gen_needs_grad(2, inputs)) {
+      gen_node *n = gen_node_new(pointwise_ops[k], pointwise_backward, 2, inputs);
+      if (!n || gen_node_save(n, da) < 0 || gen_node_save(n, db) < 0) {
+        gen_node_release(n);
+        gen_release(out);
+        out = NULL;
+      } else {
+        n->ints[0] = r;
+        n->reals[0] = divisor;
+        gen_attach(out, n);
+      }
+    }
+  }
+  gen_release(ca);
+  gen_release(cb);
+  gen_release(el);
+  gen_release(da);
+  gen_release(db);
+  return out;
+}
+
+gen_tensor *gen_mse_loss(gen_tensor *x, gen_tensor *y, gen_reduction r) { return pointwise_loss(PW_MSE, x, y, r); }
+gen_tensor *gen_l1_loss(gen_tensor *x, gen_tensor *y, gen_reduction r) { return pointwise_loss(PW_L1, x, y, r); }
+gen_tensor *gen_bce_with_logits(gen_tensor *x, gen_tensor *y, gen_reduction r) { return pointwise_loss(PW_BCE_LOGITS, x, y, r); }
+gen_tensor *gen_binary_cross_entropy(gen_tensor *p, gen_tensor *y, gen_reduction r) {
+  int64_t count = gen_numel(p);
+  for (int64_t i = 0; i < count; i++) {
+    double v = gen_get_flat(p, i);
+    if (!(v >= 0 && v <= 1)) return gen_fail("input probabilities must be in [0, 1], found %g", v);
+  }
+  return pointwise_loss(PW_BCE, p, y, r);
+}
+gen_tensor *gen_kl_normal(gen_tensor *mu, gen_tensor *logvar, gen_reduction r) { return pointwise_loss(PW_KL, mu, logvar, r); }
+
+/* ---------------------------------------------------------------- class losses
+ * Legend: logits {N, C, S...} seen contiguous as [N, C, S] (S = prod of spatial dims, 1 for {N, C});
+ * targets {N, S...} hold 1-based classes. */
+
+static int check_targets(const gen_tensor *x, const gen_tensor *t, int64_t *nb, int64_t *c, int64_t *s) {
+  char sx[GEN_SHAPE_STR_MAX], st[GEN_SHAPE_STR_MAX];
+  if (x->ndim < 2) return gen_fail_int("input must be {N, C, ...}, got %s", gen_shape_str(sx, sizeof sx, x->ndim, x->shape));
+  if (!gen_dtype_is_float(x->dtype)) return gen_fail_int("input must be float, got %s", gen_dtype_name(x->dtype));
+  if (t->dtype != GEN_INT64) return gen_fail_int("targets must be int64 class indices (1-based), got %s", gen_dtype_name(t->dtype));
+  bool ok = t->ndim == x->ndim - 1 && t->shape[0] == x->shape[0];
+  for (int d = 1; ok && d < t->ndim; d++) ok = t->shape[d] == x->shape[d + 1];
+  if (!ok)
+    return gen_fail_int("targets %s do not match input %s (expected the input's shape without dimension 2)",
+                        gen_shape_str(st, sizeof st, t->ndim, t->shape), gen_shape_str(sx, sizeof sx, x->ndim, x->shape));
+  *nb = x->shape[0];
+  *c = x->shape[1];
+  *s = gen_numel_of(x->ndim - 2, x->shape + 2);
+  int64_t count = gen_numel(t);
+  for (int64_t i = 0; i < count; i++) {
+    int64_t v = (int64_t)gen_get_flat(t, i);
+    if (v < 1 || v > *c) return gen_fail_int("target %lld is out of range 1..%lld (at position %lld)", (long long)v, (long long)*c, (long long)i + 1);
+  }
+  return 0;
+}
+
+/* saved: dx (input shape: softmax - onehot, or -onehot); ints[0] = reduction; reals[0] = count */
+static int class_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *d = gen_node_saved(n, 0);
+  if (!d) return -1;
+  gen_reduction r = (gen_reduction)n->ints[0];
+  gen_tensor *out = gen_empty(d->dtype, d->ndim, d->shape), *cg = out ? gen_contiguous_raw(g) : NULL;
+  if (!cg) {
+    gen_release(out);
+    return -1;
+  }
+  int64_t nb = d->shape[0], c = d->shape[1], s = gen_numel_of(d->ndim - 2, d->shape + 2);
+  double scalar = r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? n->reals[0] : 1);
+  size_t es = gen_dtype_size(d->dtype);
+  for (int64_t i = 0; i < nb; i++)
+    for (int64_t k = 0; k < c; k++)
+      for (int64_t j = 0; j < s; j++) {
+        int64_t e = (i * c + k) * s + j;
+        double gk = r == GEN_REDUCE_NONE ? gen_read_f64(gen_data_ptr(cg) + (size_t)(i * s + j) * gen_dtype_size(cg->dtype), cg->dtype) : scalar;
+        gen_write_f64(gen_data_ptr(out) + (size_t)e * es, d->dtype, gk * gen_read_f64(gen_data_ptr(d) + (size_t)e * es, d->dtype));
+      }
+  gen_release(cg);
+  grad_in[0] = out;
+  return 0;
+}
+
+static gen_tensor *class_loss(gen_tensor *x, gen_tensor *t, gen_reduction r, bool from_logits) {
+  int64_t nb, c, s;
+  if (check_targets(x, t, &nb, &c, &s) < 0) return NULL;
+  gen_tensor *cx = gen_contiguous_raw(x), *ct = cx ? gen_contiguous_raw(t) : NULL;
+  int64_t eshape[GEN_MAX_DIMS];
+  memcpy(eshape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+  gen_tensor *el = ct ? gen_empty(x->dtype, t->ndim, eshape) : NULL, *dx = el ? gen_zeros(x->dtype, x->ndim, x->shape) : NULL;
+  gen_tensor *out = NULL;
+  if (dx) {
+    size_t es = gen_dtype_size(x->dtype);
+    const int64_t *tv = (const int64_t *)gen_data_ptr(ct);
+#pragma omp parallel for if (nb * c * s > GEN_PARALLEL_GRAIN)
+    for (int64_t row = 0; row < nb * s; row++) {
+      int64_t i = row / s, j = row % s, target = tv[row] - 1;
+      const char *xb = gen_data_ptr(cx);
+      char *db = gen_data_ptr(dx);
+#define X(k) gen_read_f64(xb + (size_t)((i * c + (k)) * s + j) * es, x->dtype)
+#define DX(k) (db + (size_t)((i * c + (k)) * s + j) * es)
+      double loss;
+      if (from_logits) {
+        double m = -INFINITY, sum = 0;
+        for (int64_t k = 0; k < c; k++) m = fmax(m, X(k));
+        for (int64_t k = 0; k < c; k++) sum += exp(X(k) - m);
+        double lse = m + log(sum);
+        loss = lse - X(target);
+        for (int64_t k = 0; k < c; k++) gen_write_f64(DX(k), x->dtype, exp(X(k) - lse) - (k == target));
+      } else {
+        loss = -X(target);
+        gen_write_f64(DX(target), x->dtype, -1);
+      }
+#undef X
+#undef DX
+      gen_write_f64(gen_data_ptr(el) + (size_t)row * es, x->dtype, loss);
+    }
+    double count = (double)(nb * s > 0 ? nb * s : 1);
+    out = reduce_loss(el, r, count);
+    if (out && gen_needs_grad(1, &x)) {
+      gen_node *n = gen_node_new(from_logits ? GEN_OP_CROSS_ENTROPY : GEN_OP_NLL_LOSS, class_backward, 1, &x);
+      if (!n || gen_node_save(n, dx) < 0) {
+        gen_node_release(n);
+        gen_release(out);
+        out = NULL;
+      } else {
+        n->ints[0] = r;
+        n->reals[0] = count;
+        gen_attach(out, n);
+      }
+    }
+  }
+  gen_release(cx);
+  gen_release(ct);
+  gen_release(el);
+  gen_release(dx);
+  return out;
+}
+
+gen_tensor *gen_cross_entropy(gen_tensor *logits, gen_tensor *targets, gen_reduction r) { return class_loss(logits, targets, r, true); }
+gen_tensor *gen_nll_loss(gen_tensor *logp, gen_tensor *targets, gen_reduction r) { return class_loss(logp, targets, r, false); }

@@ -1,0 +1,318 @@
+/*
+ * ops_norm.c — batch, group and layer normalization (one fused kernel per direction) and dropout.
+ *
+ * Legend: x contiguous as [N, C, S] (S = prod of spatial dims). A "set" is what one mean and
+ * variance describe: for group norm the (n, group) pairs, for batch norm each channel over all n
+ * and s. Layer norm is group norm with one group on [M, D, 1] (M rows of D normalized elements,
+ * the affine parameters indexed by d), so they share the kernels. The affine parameter of an
+ * element is indexed by its channel c.
+ *
+ * Backward, per set with xhat = (x - mean) rstd and dxhat = dy w_c:
+ *   dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),  dw_c = sum dy xhat,  db_c = sum dy.
+ * (Batch norm in eval mode is affine in x: dx = dy w_c rstd_c.) docs/derivations.md derives it.
+ */
+#include "ops_norm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd.h"
+#include "ops_shape.h"
+
+typedef struct {
+  int64_t n, c, s, groups; /* groups == 0: batch-norm sets (one per channel) */
+} norm_layout;
+
+static int64_t set_count(const norm_layout *l) { return l->groups ? l->n * l->groups : l->c; }
+
+/* Visits the elements of set k as flat offsets into [N, C, S], with their channel. */
+#define FOR_SET(l, k, off, ch, ...)                                                                \
+  do {                                                                                              \
+    if ((l)->groups) {                                                                              \
+      int64_t cpg_ = (l)->c / (l)->groups, n_ = (k) / (l)->groups, g_ = (k) % (l)->groups;         \
+      for (int64_t ch = g_ * cpg_; ch < (g_ + 1) * cpg_; ch++)                                      \
+        for (int64_t s_ = 0; s_ < (l)->s; s_++) {                                                   \
+          int64_t off = (n_ * (l)->c + ch) * (l)->s + s_;                                           \
+          __VA_ARGS__                                                                               \
+        }                                                                                           \
+    } else {                                                                                        \
+      int64_t ch = (k);                                                                             \
+      for (int64_t n_ = 0; n_ < (l)->n; n_++)                                                       \
+        for (int64_t s_ = 0; s_ < (l)->s; s_++) {                                                   \
+          int64_t off = (n_ * (l)->c + ch) * (l)->s + s_;                                           \
+          __VA_ARGS__                                                                               \
+        }                                                                                           \
+    }                                                                                               \
+  } while (0)
+
+static inline double rd(const gen_tensor *t, int64_t i) {
+  return t->dtype == GEN_FLOAT32 ? ((const float *)gen_data_ptr(t))[i] : ((const double *)gen_data_ptr(t))[i];
+}
+static inline void wr(gen_tensor *t, int64_t i, double v) {
+  if (t->dtype == GEN_FLOAT32) ((float *)gen_data_ptr(t))[i] = (float)v;
+  else ((double *)gen_data_ptr(t))[i] = v;
+}
+
+/* y = (x - mean) rstd w + b with the statistics of each set; mean/rstd {sets} (float64) filled
+ * unless use_given (then they are read: batch norm in eval mode). Returns the biased variance
+ * in var_out (for the running update) when non-NULL. */
+static void norm_forward(const norm_layout *l, const gen_tensor *x, gen_tensor *y, const gen_tensor *w, const gen_tensor *b,
+                         double *mean, double *rstd, double *var_out, double eps, bool use_given) {
+  int64_t sets = set_count(l), per = gen_numel(x) / (sets ? sets : 1);
+#pragma omp parallel for if (gen_numel(x) > GEN_PARALLEL_GRAIN)
+  for (int64_t k = 0; k < sets; k++) {
+    if (!use_given) {
+      double sum = 0, ss = 0;
+      FOR_SET(l, k, off, ch, { sum += rd(x, off); (void)ch; });
+      double m = sum / (double)per;
+      FOR_SET(l, k, off, ch, {
+        double d = rd(x, off) - m;
+        ss += d * d;
+        (void)ch;
+      });
+      double var = ss / (double)per;
+      mean[k] = m;
+      rstd[k] = 1 / sqrt(var + eps);
+      if (var_out) var_out[k] = var;
+    }
+    double m = mean[k], r = rstd[k];
+    FOR_SET(l, k, off, ch, {
+      double v = (rd(x, off) - m) * r;
+      if (w) v *= rd(w, ch);
+      if (b) v += rd(b, ch);
+      wr(y, off, v);
+    });
+  }
+}
+
+/* saved: x, w (or NULL), stats tensor {2, sets} float64 (mean; rstd);
+ * ints[0..3] = layout n, c, s, groups; ints[4] = eval-mode batch norm; ints[5] = has w; ints[6] = has b */
+static int norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *x = gen_node_saved(node, 0), *stats = x ? gen_node_saved(node, 1) : NULL;
+  if (!stats) return -1;
+  gen_tensor *w = node->ints[5] ? gen_node_saved(node, 2) : NULL;
+  if (node->ints[5] && !w) return -1;
+  norm_layout l = {node->ints[0], node->ints[1], node->ints[2], node->ints[3]};
+  bool fixed = node->ints[4];
+  const double *mean = (const double *)gen_data_ptr(stats), *rstd = mean + stats->shape[1];
+  gen_tensor *dy = gen_contiguous_raw(g);
+  if (!dy) return -1;
+  int64_t sets = set_count(&l), per = gen_numel(x) / (sets ? sets : 1);
+  gen_tensor *dx = NULL;
+  int rc = -1;
+  /* per (n, c) partial sums of dy xhat and dy for dw/db, summed over n in order afterwards */
+  gen_tensor *part = gen_zeros(GEN_FLOAT64, 2, (int64_t[2]){2, l.n * l.c});
+  if (!part) goto done;
+  double *pw = (double *)gen_data_ptr(part), *pb = pw + l.n * l.c;
+  if (gen_edge_live(&node->edges[0]) && !(dx = gen_empty(x->dtype, x->ndim, x->shape))) goto done;
+#pragma omp parallel for if (gen_numel(x) > GEN_PARALLEL_GRAIN)
+  for (int64_t k = 0; k < sets; k++) {
+    double m = mean[k], r = rstd[k], sum_dxh = 0, sum_dxh_xh = 0;
+    FOR_SET(&l, k, off, ch, {
+      double xh = (rd(x, off) - m) * r, gy = rd(dy, off), dxh = gy * (w ? rd(w, ch) : 1);
+      sum_dxh += dxh;
+      sum_dxh_xh += dxh * xh;
+      int64_t nc = off / l.s; /* (n, c) index */
+      pw[nc] += gy * xh;      /* each (n, c) belongs to exactly one set: no race */
+      pb[nc] += gy;
+    });
+    if (dx) {
+      double a = sum_dxh / (double)per, bb = sum_dxh_xh / (double)per;
+      FOR_SET(&l, k, off, ch, {
+        double xh = (rd(x, off) - m) * r, dxh = rd(dy, off) * (w ? rd(w, ch) : 1);
+        wr(dx, off, fixed ? dxh * r : r * (dxh - a - xh * bb));
+      });
+    }
+  }
+  grad_in[0] = dx;
+  dx = NULL;
+  for (int i = 1; i <= 2; i++) {
+    if (node->n_inputs <= i || !gen_edge_live(&node->edges[i])) continue;
+    const gen_edge *e = &node->edges[i];
+    gen_tensor *acc = gen_zeros(e->dtype, e->ndim, e->shape);
+    if (!acc) goto done;
+    const double *src = i == 1 ? pw : pb;
+    for (int64_t c = 0; c < l.c; c++) {
+      double s = 0;
+      for (int64_t n = 0; n < l.n; n++) s += src[n * l.c + c];
+      wr(acc, c, s);
+    }
+    grad_in[i] = acc;
+  }
+  rc = 0;
+done:
+  gen_release(dx);
+  gen_release(part);
+  gen_release(dy);
+  return rc;
+}
+
+static int check_affine(const gen_tensor *t, int64_t count, gen_dtype dt, const char *what) {
+  if (!t) return 0;
+  if (gen_numel(t) != count || !gen_is_contiguous(t))
+    return gen_fail_int("%s must have %lld elements (contiguous), got %lld", what, (long long)count, (long long)gen_numel(t));
+  if (t->dtype != dt) return gen_fail_int("%s is %s but the input is %s", what, gen_dtype_name(t->dtype), gen_dtype_name(dt));
+  return 0;
+}
+
+/* fixed: use the given statistics (batch norm in eval mode); otherwise compute them, and copy the
+ * means and biased variances out when mean_out / var_out are given (the running-stat update). */
+static gen_tensor *normalize(gen_op op, gen_tensor *x, const norm_layout *l, gen_tensor *w, gen_tensor *b, double eps,
+                             bool fixed, const double *given_mean, const double *given_rstd, double *mean_out,
+                             double *var_out) {
+  int64_t sets = set_count(l);
+  gen_tensor *cx = gen_contiguous_raw(x);
+  gen_tensor *stats = cx ? gen_empty(GEN_FLOAT64, 2, (int64_t[2]){2, sets}) : NULL;
+  gen_tensor *y = stats ? gen_empty(x->dtype, x->ndim, x->shape) : NULL;
+  if (!y) {
+    gen_release(cx);
+    gen_release(stats);
+    return NULL;
+  }
+  double *mean = (double *)gen_data_ptr(stats), *rstd = mean + sets;
+  if (fixed) {
+    memcpy(mean, given_mean, sizeof(double) * (size_t)sets);
+    memcpy(rstd, given_rstd, sizeof(double) * (size_t)sets);
+  }
+  norm_forward(l, cx, y, w, b, mean, rstd, var_out, eps, fixed);
+  if (mean_out) memcpy(mean_out, mean, sizeof(double) * (size_t)sets);
+  gen_tensor *inputs[3] = {x, w, b};
+  if (gen_needs_grad(3, inputs)) {
+    gen_node *n = gen_node_new(op, norm_backward, 3, inputs);
+    if (!n || gen_node_save(n, cx) < 0 || gen_node_save(n, stats) < 0 || (w && gen_node_save(n, w) < 0)) {
+      gen_node_release(n);
+      gen_release(y);
+      y = NULL;
+    } else {
+      int64_t attrs[7] = {l->n, l->c, l->s, l->groups, fixed, w != NULL, b != NULL};
+      memcpy(n->ints, attrs, sizeof attrs);
+      gen_attach(y, n);
+    }
+  }
+  gen_release(cx);
+  gen_release(stats);
+  return y;
+}
+
+static int check_input(const gen_tensor *x) {
+  if (x->ndim < 2) {
+    char s[GEN_SHAPE_STR_MAX];
+    return gen_fail_int("input must be {N, C, ...}, got %s", gen_shape_str(s, sizeof s, x->ndim, x->shape));
+  }
+  if (!gen_dtype_is_float(x->dtype)) return gen_fail_int("input must be float, got %s", gen_dtype_name(x->dtype));
+  return 0;
+}
+
+gen_tensor *gen_group_norm(gen_tensor *x, int64_t groups, gen_tensor *w, gen_tensor *b, double eps) {
+  if (check_input(x) < 0) return NULL;
+  if (groups < 1 || x->shape[1] % groups != 0)
+    return gen_fail("%lld groups do not divide %lld channels", (long long)groups, (long long)x->shape[1]);
+  if (check_affine(w, x->shape[1], x->dtype, "weight") < 0 || check_affine(b, x->shape[1], x->dtype, "bias") < 0) return NULL;
+  norm_layout l = {x->shape[0], x->shape[1], gen_numel_of(x->ndim - 2, x->shape + 2), groups};
+  return normalize(GEN_OP_GROUP_NORM, x, &l, w, b, eps, false, NULL, NULL, NULL, NULL);
+}
+
+gen_tensor *gen_layer_norm(gen_tensor *x, int nd, const int64_t *shape, gen_tensor *w, gen_tensor *b, double eps) {
+  char sx[GEN_SHAPE_STR_MAX], sn[GEN_SHAPE_STR_MAX];
+  bool ok = nd >= 1 && nd <= x->ndim && gen_dtype_is_float(x->dtype);
+  for (int d = 0; ok && d < nd; d++) ok = x->shape[x->ndim - nd + d] == shape[d];
+  if (!ok)
+    return gen_fail("normalized shape %s does not match the end of the input's %s %s", gen_shape_str(sn, sizeof sn, nd, shape),
+                    gen_dtype_name(x->dtype), gen_shape_str(sx, sizeof sx, x->ndim, x->shape));
+  int64_t dsize = gen_numel_of(nd, shape);
+  if (check_affine(w, dsize, x->dtype, "weight") < 0 || check_affine(b, dsize, x->dtype, "bias") < 0) return NULL;
+  norm_layout l = {gen_numel(x) / (dsize ? dsize : 1), dsize, 1, 1};
+  return normalize(GEN_OP_LAYER_NORM, x, &l, w, b, eps, false, NULL, NULL, NULL, NULL);
+}
+
+gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *running_var, gen_tensor *w,
+                           gen_tensor *b, bool training, double momentum, double eps) {
+  if (check_input(x) < 0) return NULL;
+  int64_t c = x->shape[1];
+  if (check_affine(w, c, x->dtype, "weight") < 0 || check_affine(b, c, x->dtype, "bias") < 0 ||
+      check_affine(running_mean, c, x->dtype, "running_mean") < 0 || check_affine(running_var, c, x->dtype, "running_var") < 0)
+    return NULL;
+  if ((running_mean == NULL) != (running_var == NULL)) return gen_fail("give both running_mean and running_var, or neither");
+  if (!training && !running_mean) return gen_fail("evaluation mode needs running statistics");
+  norm_layout l = {x->shape[0], c, gen_numel_of(x->ndim - 2, x->shape + 2), 0};
+  int64_t per = l.n * l.s;
+  if (training && per < 2) return gen_fail("training needs more than one value per channel, got input of %lld", (long long)per);
+  double stack_mean[256], stack_rstd[256], stack_var[256];
+  double *mean = c <= 256 ? stack_mean : malloc(sizeof(double) * (size_t)c);
+  double *rstd = c <= 256 ? stack_rstd : malloc(sizeof(double) * (size_t)c);
+  double *var = c <= 256 ? stack_var : malloc(sizeof(double) * (size_t)c);
+  gen_tensor *y = NULL;
+  if (!mean || !rstd || !var) {
+    gen_fail("out of memory");
+    goto done;
+  }
+  if (!training)
+    for (int64_t k = 0; k < c; k++) {
+      mean[k] = rd(running_mean, k);
+      rstd[k] = 1 / sqrt(rd(running_var, k) + eps);
+    }
+  y = normalize(GEN_OP_BATCH_NORM, x, &l, w, b, eps, !training, mean, rstd, training ? mean : NULL, training ? var : NULL);
+  if (y && training && running_mean) {
+    for (int64_t k = 0; k < c; k++) {
+      wr(running_mean, k, (1 - momentum) * rd(running_mean, k) + momentum * mean[k]);
+      wr(running_var, k, (1 - momentum) * rd(running_var, k) + momentum * var[k] * (double)per / (double)(per - 1));
+    }
+    gen_bump_version(running_mean);
+    gen_bump_version(running_var);
+  }
+done:
+  if (c > 256) {
+    free(mean);
+    free(rstd);
+    free(var);
+  }
+  return y;
+}
+
+/* ---------------------------------------------------------------- dropout */
+
+/* saved: mask (0 or 1/(1-p), x's dtype and shape) */
+static int dropout_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *mask = gen_node_saved(n, 0);
+  if (!mask) return -1;
+  gen_tensor *cg = gen_contiguous_raw(g), *out = cg ? gen_empty(g->dtype, g->ndim, g->shape) : NULL;
+  if (out) {
+    int64_t k = gen_numel(out);
+    for (int64_t i = 0; i < k; i++) wr(out, i, rd(cg, i) * rd(mask, i));
+  }
+  gen_release(cg);
+  grad_in[0] = out;
+  return out ? 0 : -1;
+}
+
+gen_tensor *gen_dropout(gen_tensor *x, double p, bool training, gen_generator *g) {
+  if (!(p >= 0 && p <= 1)) return gen_fail("probability %g is not in [0, 1]", p);
+  if (!gen_dtype_is_float(x->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(x->dtype));
+  if (!training || p == 0) return gen_clone(x); /* identity, still differentiable */
+  gen_tensor *mask = gen_empty(x->dtype, x->ndim, x->shape), *cx = mask ? gen_contiguous_raw(x) : NULL;
+  gen_tensor *out = cx ? gen_empty(x->dtype, x->ndim, x->shape) : NULL;
+  if (out) {
+    gen_fill_bernoulli(mask, g, 1 - p); /* 1 = keep */
+    double scale = p < 1 ? 1 / (1 - p) : 0;
+    int64_t k = gen_numel(out);
+    for (int64_t i = 0; i < k; i++) {
+      double m = rd(mask, i) * scale;
+      wr(mask, i, m);
+      wr(out, i, rd(cx, i) * m);
+    }
+    if (gen_needs_grad(1, &x)) {
+      gen_node *n = gen_node_new(GEN_OP_DROPOUT, dropout_backward, 1, &x);
+      if (!n || gen_node_save(n, mask) < 0) {
+        gen_node_release(n);
+        gen_release(out);
+        out = NULL;
+      } else {
+        gen_attach(out, n);
+      }
+    }
+  }
+  gen_release(mask);
+  gen_release(cx);
+  return out;
+}
