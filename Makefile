@@ -21,7 +21,7 @@ MODULE    := $(BUILD)/gen/core.so
 DEB_PKGS  := build-essential lua5.4 liblua5.4-dev libopenblas-openmp-dev libopenblas0-openmp \
              libpng-dev zlib1g-dev lua-busted luarocks dataset-fashion-mnist lua-readline
 
-.PHONY: all test run bench asan deps install clean help check-deps
+.PHONY: all test run bench asan deps install install-rock clean help
 all: $(MODULE)
 
 $(MODULE): $(OBJ)
@@ -65,6 +65,13 @@ deps:
 ## install: luarocks make (module, lua/gen, bin/gen) for Lua 5.4
 install:
 	luarocks --lua-version 5.4 make gen-scm-1.rockspec
+
+# Called by LuaRocks (gen-scm-1.rockspec) with the tree's directories.
+install-rock: $(MODULE)
+	mkdir -p $(ROCK_LIBDIR)/gen $(ROCK_LUADIR) $(ROCK_BINDIR)
+	cp $(MODULE) $(ROCK_LIBDIR)/gen/core.so
+	cp -r lua/gen $(ROCK_LUADIR)/
+	cp bin/gen $(ROCK_BINDIR)/gen
 
 clean:
 	rm -rf build build-asan

@@ -66,7 +66,8 @@ void *gen_alloc_block(size_t n, size_t *capacity) {
     pthread_mutex_unlock(&lock);
     if (b) return b;
   }
-  return aligned_alloc(64, *capacity);
+  void *p = NULL; /* posix_memalign: aligned_alloc wants sizes that are multiples of 64 */
+  return posix_memalign(&p, 64, *capacity) == 0 ? p : NULL;
 }
 
 void gen_free_block(void *p, size_t capacity) {

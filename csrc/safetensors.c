@@ -325,7 +325,7 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
   }
   st_entry *sorted = malloc(sizeof *sorted * (size_t)(n_entries ? n_entries : 1));
   if (!sorted) { fail_file(path, "out of memory"); goto done; }
-  memcpy(sorted, entries, sizeof *sorted * (size_t)n_entries);
+  if (n_entries) memcpy(sorted, entries, sizeof *sorted * (size_t)n_entries);
   qsort(sorted, (size_t)n_entries, sizeof *sorted, entry_cmp);
   for (int i = 1; i < n_entries; i++)
     if (sorted[i].begin < sorted[i - 1].end && sorted[i].begin != sorted[i].end && sorted[i - 1].begin != sorted[i - 1].end) {
