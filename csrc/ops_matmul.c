@@ -63,6 +63,29 @@ static int64_t batch_offset(const gen_tensor *t, int nb, const int64_t *bshape, 
   return off;
 }
 
+typedef struct {
+  gen_dtype dt;
+  blas_layout la, lb;
+  const gen_tensor *ca, *cb;
+  int nb;
+  const int64_t *bshape;
+  char *pa, *pb, *pc;
+  int64_t n, m, k;
+  size_t es;
+} gemm_batch;
+
+static void gemm_one(const gemm_batch *j, int64_t i) {
+  char *x = j->pa + (size_t)batch_offset(j->ca, j->nb, j->bshape, i) * j->es;
+  char *y = j->pb + (size_t)batch_offset(j->cb, j->nb, j->bshape, i) * j->es;
+  char *z = j->pc + (size_t)(i * j->n * j->m) * j->es;
+  if (j->dt == GEN_FLOAT32)
+    cblas_sgemm(CblasRowMajor, j->la.trans, j->lb.trans, (int)j->n, (int)j->m, (int)j->k, 1.0f, (float *)x, (int)j->la.ld,
+                (float *)y, (int)j->lb.ld, 0.0f, (float *)z, (int)j->m);
+  else
+    cblas_dgemm(CblasRowMajor, j->la.trans, j->lb.trans, (int)j->n, (int)j->m, (int)j->k, 1.0, (double *)x, (int)j->la.ld,
+                (double *)y, (int)j->lb.ld, 0.0, (double *)z, (int)j->m);
+}
+
 gen_tensor *gen_matmul_raw(gen_tensor *a, gen_tensor *b) {
   char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
   int da = a->ndim, db = b->ndim;
@@ -101,21 +124,17 @@ gen_tensor *gen_matmul_raw(gen_tensor *a, gen_tensor *b) {
   if (k == 0) {
     memset(out->storage->data, 0, out->storage->nbytes);
   } else if (n > 0 && m > 0) {
-    bool f32 = a->dtype == GEN_FLOAT32;
     size_t es = gen_dtype_size(a->dtype);
     char *pa = gen_data_ptr(ca), *pb = gen_data_ptr(cb), *pc = gen_data_ptr(out);
-    bool across_batches = batches > 1 && n * m * k < 64 * 64 * 64 * 8;
-#pragma omp parallel for if (across_batches && batches * n * m * k > 32768)
-    for (int64_t i = 0; i < batches; i++) {
-      char *x = pa + (size_t)batch_offset(ca, nb, bshape, i) * es;
-      char *y = pb + (size_t)batch_offset(cb, nb, bshape, i) * es;
-      char *z = pc + (size_t)(i * n * m) * es;
-      if (f32)
-        cblas_sgemm(CblasRowMajor, la.trans, lb.trans, (int)n, (int)m, (int)k, 1.0f, (float *)x,
-                    (int)la.ld, (float *)y, (int)lb.ld, 0.0f, (float *)z, (int)m);
-      else
-        cblas_dgemm(CblasRowMajor, la.trans, lb.trans, (int)n, (int)m, (int)k, 1.0, (double *)x,
-                    (int)la.ld, (double *)y, (int)lb.ld, 0.0, (double *)z, (int)m);
+    /* Small products in a batch: one GEMM per thread. Otherwise call BLAS from outside any
+     * OpenMP region (even an inactive one), so it can thread the GEMM itself. */
+    bool across_batches = batches > 1 && n * m * k < 64 * 64 * 64 * 8 && batches * n * m * k > 32768;
+    gemm_batch job = {a->dtype, la, lb, ca, cb, nb, bshape, pa, pb, pc, n, m, k, es};
+    if (across_batches) {
+#pragma omp parallel for
+      for (int64_t i = 0; i < batches; i++) gemm_one(&job, i);
+    } else {
+      for (int64_t i = 0; i < batches; i++) gemm_one(&job, i);
     }
   }
   gen_release(ca);
