@@ -16,12 +16,14 @@ local not_methods = {
   is_grad_enabled = true, memory = true, set_num_threads = true,
   get_num_threads = true, time = true, is_tensor = true, Tensor = true, tensor_mt = true,
   generator_mt = true, cat = true, stack = true, where = true, save = true, load = true,
+  from_bytes = true,
 }
 
 -- Core entry points used by Lua modules (optimizers, gradcheck), not public gen.* names.
 local core_only = {
   adam_step_ = true, sgd_step_ = true, rmsprop_step_ = true, ema_update_ = true, sum_squares = true,
-  count_backward = true, backward_counts = true,
+  count_backward = true, backward_counts = true, idx_read = true, idx_write = true, png_read = true,
+  png_write = true,
 }
 
 for name, fn in pairs(core) do
@@ -81,7 +83,8 @@ package.loaded.gen = gen
 gen.testing = require "gen.testing"
 
 -- Submodules load on first use (gen.nn, gen.optim, ...), so `require "gen"` stays fast.
-local lazy = { nn = "gen.nn", optim = "gen.optim", checkpoint = "gen.checkpoint" }
+local lazy = { nn = "gen.nn", optim = "gen.optim", checkpoint = "gen.checkpoint", data = "gen.data", image = "gen.image",
+  ui = "gen.ui", models = "gen.models", experiment = "gen.experiment" }
 setmetatable(gen, { __index = function(t, k)
   local name = lazy[k]
   if not name then return nil end
