@@ -1,45 +1,94 @@
 /*
- * io_png.c — PNG through libpng's simplified API (png_image), which converts every input kind
- * (gray, gray+alpha, RGB, RGBA, palette, 16-bit) to 8-bit samples and reports errors in
- * image.message instead of longjmp-ing into our frames.
+ * io_png.c — PNG through libpng: every input kind (gray, gray+alpha, RGB, RGBA, palette, 16-bit)
+ * is read as 8-bit samples in {C, H, W}; writing uses the simplified API (png_image), which
+ * reports errors in image.message.
  */
 #include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "io.h"
 
+/* The classic API, for control over the conversions (16-bit samples are stripped to their high
+ * byte, not gamma-converted as the simplified API would). libpng reports errors by longjmp to
+ * the setjmp below; only this function's frames lie in between, and everything it allocated is
+ * reachable from `volatile` locals, so the error path frees it all. */
+static void on_error(png_structp png, png_const_charp msg) {
+  char *buf = png_get_error_ptr(png);
+  snprintf(buf, 256, "%s", msg);
+  png_longjmp(png, 1);
+}
+
+static void on_warning(png_structp png, png_const_charp msg) {
+  (void)png;
+  (void)msg; /* warnings (e.g. unknown chunks) do not stop a read */
+}
+
 gen_tensor *gen_png_read(const char *path, int channels) {
-  png_image img;
-  memset(&img, 0, sizeof img);
-  img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_file(&img, path)) return gen_fail("%s: %s", path, img.message);
-  int c = channels ? channels : (int)PNG_IMAGE_SAMPLE_CHANNELS(img.format);
-  static const png_uint_32 formats[5] = {0, PNG_FORMAT_GRAY, PNG_FORMAT_GA, PNG_FORMAT_RGB, PNG_FORMAT_RGBA};
-  img.format = formats[c];
-  if ((uint64_t)img.width * img.height > (1u << 28)) {
-    png_image_free(&img);
-    return gen_fail("%s: %ux%u pixels is too large", path, img.width, img.height);
+  char message[256] = "corrupt or unsupported PNG";
+  FILE *f = fopen(path, "rb");
+  if (!f) return gen_fail("%s: cannot open", path);
+  unsigned char sig[8];
+  if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
+    fclose(f);
+    return gen_fail("%s: not a PNG file", path);
   }
-  int64_t h = img.height, w = img.width;
-  gen_tensor *hwc = gen_empty(GEN_UINT8, 3, (int64_t[3]){h, w, c});
-  if (!hwc) {
-    png_image_free(&img);
-    return NULL;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, message, on_error, on_warning);
+  png_infop info = png ? png_create_info_struct(png) : NULL;
+  if (!info) {
+    png_destroy_read_struct(&png, NULL, NULL);
+    fclose(f);
+    return gen_fail("out of memory");
   }
-  if (!png_image_finish_read(&img, NULL, hwc->storage->data, 0, NULL)) {
-    gen_release(hwc);
-    return gen_fail("%s: %s", path, img.message);
+  uint8_t *volatile pixels = NULL;
+  png_bytep *volatile rows = NULL;
+  gen_tensor *volatile chw = NULL;
+  if (setjmp(png_jmpbuf(png))) {
+    free(pixels);
+    free(rows);
+    gen_release(chw);
+    png_destroy_read_struct(&png, &info, NULL);
+    fclose(f);
+    return gen_fail("%s: %s", path, message);
   }
-  gen_tensor *chw = gen_empty(GEN_UINT8, 3, (int64_t[3]){c, h, w});
+  png_init_io(png, f);
+  png_set_sig_bytes(png, 8);
+  png_set_user_limits(png, 1u << 15, 1u << 15);
+  png_read_info(png, info);
+  int color = png_get_color_type(png, info);
+  png_set_expand(png); /* palette -> RGB, gray < 8 bits -> 8, tRNS -> alpha */
+  png_set_strip_16(png);
+  bool has_alpha = (color & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS);
+  bool is_color = color & PNG_COLOR_MASK_COLOR;
+  int c = channels ? channels : (is_color ? 3 : 1) + (has_alpha ? 1 : 0);
+  if (c >= 3 && !is_color) png_set_gray_to_rgb(png);
+  if (c <= 2 && is_color) png_set_rgb_to_gray(png, 1, -1, -1);
+  if ((c == 1 || c == 3) && has_alpha) png_set_strip_alpha(png);
+  if ((c == 2 || c == 4) && !has_alpha) png_set_add_alpha(png, 0xFF, PNG_FILLER_AFTER);
+  png_read_update_info(png, info);
+  int64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+  if ((int)png_get_channels(png, info) != c) png_error(png, "unexpected channel count");
+  pixels = malloc((size_t)(w * h * c));
+  rows = malloc(sizeof(png_bytep) * (size_t)h);
+  if (!pixels || !rows) png_error(png, "out of memory");
+  for (int64_t y = 0; y < h; y++) rows[y] = pixels + y * w * c;
+  png_read_image(png, rows);
+  png_read_end(png, NULL);
+  chw = gen_empty(GEN_UINT8, 3, (int64_t[3]){c, h, w});
   if (chw) {
-    const uint8_t *src = hwc->storage->data;
     uint8_t *dst = chw->storage->data;
     for (int64_t y = 0; y < h; y++)
       for (int64_t x = 0; x < w; x++)
-        for (int k = 0; k < c; k++) dst[(k * h + y) * w + x] = src[(y * w + x) * c + k];
+        for (int k = 0; k < c; k++) dst[(k * h + y) * w + x] = pixels[(y * w + x) * c + k];
   }
-  gen_release(hwc);
-  return chw;
+  gen_tensor *result = chw;
+  free(pixels);
+  free(rows);
+  png_destroy_read_struct(&png, &info, NULL);
+  fclose(f);
+  return result;
 }
 
 int gen_png_write(const char *path, gen_tensor *t) {

@@ -24,7 +24,7 @@ static int l_png_read(lua_State *L) {
   const char *fname = "gen.image.load";
   const char *path = luaL_checkstring(L, 1);
   lua_Integer c = luaL_optinteger(L, 2, 0);
-  if (c < 0 || c > 4 || c == 2) bind_error(L, fname, "channels must be 1, 3 or 4 (or 0 for the file's own), got %lld", (long long)c);
+  if (c < 0 || c > 4) bind_error(L, fname, "channels must be 1..4 (or 0 for the file's own), got %lld", (long long)c);
   gen_tensor **slot = bind_slot(L);
   *slot = gen_png_read(path, (int)c);
   return bind_result(L, *slot, fname);
