@@ -7,6 +7,8 @@
  * the affine parameters indexed by d), so they share the kernels. The affine parameter of an
  * element is indexed by its channel c.
  *
+ * Kernels walk memory in order, one (n, c) row of S elements at a time, with per-row partial sums
+ * added into per-set totals in a fixed order afterwards (deterministic for any thread count).
  * Backward, per set with xhat = (x - mean) rstd and dxhat = dy w_c:
  *   dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),  dw_c = sum dy xhat,  db_c = sum dy.
  * (Batch norm in eval mode is affine in x: dx = dy w_c rstd_c.) docs/derivations.md derives it.
@@ -26,25 +28,9 @@ typedef struct {
 
 static int64_t set_count(const norm_layout *l) { return l->groups ? l->n * l->groups : l->c; }
 
-/* Visits the elements of set k as flat offsets into [N, C, S], with their channel. */
-#define FOR_SET(l, k, off, ch, ...)                                                                \
-  do {                                                                                              \
-    if ((l)->groups) {                                                                              \
-      int64_t cpg_ = (l)->c / (l)->groups, n_ = (k) / (l)->groups, g_ = (k) % (l)->groups;         \
-      for (int64_t ch = g_ * cpg_; ch < (g_ + 1) * cpg_; ch++)                                      \
-        for (int64_t s_ = 0; s_ < (l)->s; s_++) {                                                   \
-          int64_t off = (n_ * (l)->c + ch) * (l)->s + s_;                                           \
-          __VA_ARGS__                                                                               \
-        }                                                                                           \
-    } else {                                                                                        \
-      int64_t ch = (k);                                                                             \
-      for (int64_t n_ = 0; n_ < (l)->n; n_++)                                                       \
-        for (int64_t s_ = 0; s_ < (l)->s; s_++) {                                                   \
-          int64_t off = (n_ * (l)->c + ch) * (l)->s + s_;                                           \
-          __VA_ARGS__                                                                               \
-        }                                                                                           \
-    }                                                                                               \
-  } while (0)
+static inline int64_t set_of(const norm_layout *l, int64_t n, int64_t c) {
+  return l->groups ? n * l->groups + c / (l->c / l->groups) : c;
+}
 
 static inline double rd(const gen_tensor *t, int64_t i) {
   return t->dtype == GEN_FLOAT32 ? ((const float *)gen_data_ptr(t))[i] : ((const double *)gen_data_ptr(t))[i];
@@ -54,40 +40,89 @@ static inline void wr(gen_tensor *t, int64_t i, double v) {
   else ((double *)gen_data_ptr(t))[i] = v;
 }
 
-/* y = (x - mean) rstd w + b with the statistics of each set; mean/rstd {sets} (float64) filled
- * unless use_given (then they are read: batch norm in eval mode). Returns the biased variance
- * in var_out (for the running update) when non-NULL. */
-static void norm_forward(const norm_layout *l, const gen_tensor *x, gen_tensor *y, const gen_tensor *w, const gen_tensor *b,
-                         double *mean, double *rstd, double *var_out, double eps, bool use_given) {
-  int64_t sets = set_count(l), per = gen_numel(x) / (sets ? sets : 1);
-#pragma omp parallel for if (gen_numel(x) > GEN_PARALLEL_GRAIN)
-  for (int64_t k = 0; k < sets; k++) {
-    if (!use_given) {
-      double sum = 0, ss = 0;
-      FOR_SET(l, k, off, ch, { sum += rd(x, off); (void)ch; });
-      double m = sum / (double)per;
-      FOR_SET(l, k, off, ch, {
-        double d = rd(x, off) - m;
-        ss += d * d;
-        (void)ch;
-      });
-      double var = ss / (double)per;
-      mean[k] = m;
-      rstd[k] = 1 / sqrt(var + eps);
-      if (var_out) var_out[k] = var;
+/* Row sums over s of one (n, c) row: sum a, sum a*b (b may be NULL), shift subtracted from a. */
+static void row_sums(const gen_tensor *a, const gen_tensor *b, int64_t base, int64_t len, double shift, double *s1, double *s2) {
+  double x = 0, y = 0;
+  if (a->dtype == GEN_FLOAT32) {
+    const float *pa = (const float *)gen_data_ptr(a) + base, *pb = b ? (const float *)gen_data_ptr(b) + base : NULL;
+    for (int64_t i = 0; i < len; i++) {
+      double d = pa[i] - shift;
+      x += d;
+      y += pb ? d * pb[i] : d * d;
     }
-    double m = mean[k], r = rstd[k];
-    FOR_SET(l, k, off, ch, {
-      double v = (rd(x, off) - m) * r;
-      if (w) v *= rd(w, ch);
-      if (b) v += rd(b, ch);
-      wr(y, off, v);
-    });
+  } else {
+    for (int64_t i = 0; i < len; i++) {
+      double d = rd(a, base + i) - shift;
+      x += d;
+      y += b ? d * rd(b, base + i) : d * d;
+    }
+  }
+  *s1 = x;
+  *s2 = y;
+}
+
+/* out[base + i] = p * u[i] + q * v[i] + r (v may be NULL) over one row */
+static void row_affine(gen_tensor *out, const gen_tensor *u, const gen_tensor *v, int64_t base, int64_t len, double p, double q,
+                       double r) {
+  if (out->dtype == GEN_FLOAT32) {
+    float *o = (float *)gen_data_ptr(out) + base;
+    const float *pu = (const float *)gen_data_ptr(u) + base, *pv = v ? (const float *)gen_data_ptr(v) + base : NULL;
+    float fp = (float)p, fq = (float)q, fr = (float)r;
+    if (pv)
+      for (int64_t i = 0; i < len; i++) o[i] = fp * pu[i] + fq * pv[i] + fr;
+    else
+      for (int64_t i = 0; i < len; i++) o[i] = fp * pu[i] + fr;
+  } else {
+    for (int64_t i = 0; i < len; i++) wr(out, base + i, p * rd(u, base + i) + (v ? q * rd(v, base + i) : 0) + r);
   }
 }
 
-/* saved: x, w (or NULL), stats tensor {2, sets} float64 (mean; rstd);
- * ints[0..3] = layout n, c, s, groups; ints[4] = eval-mode batch norm; ints[5] = has w; ints[6] = has b */
+/* Per-set mean and rstd (and biased variance), from per-(n, c) row sums added in a fixed order. */
+static int set_stats(const norm_layout *l, const gen_tensor *x, double *mean, double *rstd, double *var_out, double eps) {
+  int64_t sets = set_count(l), rows = l->n * l->c, per = (l->n * l->c * l->s) / (sets ? sets : 1);
+  double *r1 = malloc(sizeof(double) * (size_t)(rows ? rows : 1)), *r2 = malloc(sizeof(double) * (size_t)(rows ? rows : 1));
+  if (!r1 || !r2) {
+    free(r1);
+    free(r2);
+    return gen_fail_int("out of memory");
+  }
+  for (int pass = 0; pass < 2; pass++) {
+#pragma omp parallel for if (rows * l->s > GEN_PARALLEL_GRAIN)
+    for (int64_t row = 0; row < rows; row++) {
+      double shift = pass ? mean[set_of(l, row / l->c, row % l->c)] : 0, unused;
+      row_sums(x, NULL, row * l->s, l->s, shift, pass ? &unused : &r1[row], pass ? &r2[row] : &unused);
+    }
+    for (int64_t k = 0; k < sets; k++) (pass ? rstd : mean)[k] = 0;
+    for (int64_t row = 0; row < rows; row++) (pass ? rstd : mean)[set_of(l, row / l->c, row % l->c)] += pass ? r2[row] : r1[row];
+    for (int64_t k = 0; k < sets; k++) {
+      if (!pass) {
+        mean[k] /= (double)per;
+      } else {
+        double var = rstd[k] / (double)per;
+        if (var_out) var_out[k] = var;
+        rstd[k] = 1 / sqrt(var + eps);
+      }
+    }
+  }
+  free(r1);
+  free(r2);
+  return 0;
+}
+
+/* y = (x - mean) rstd w + b, per (n, c) row: one multiply-add per element */
+static void norm_forward(const norm_layout *l, const gen_tensor *x, gen_tensor *y, const gen_tensor *w, const gen_tensor *b,
+                         const double *mean, const double *rstd) {
+  int64_t rows = l->n * l->c;
+#pragma omp parallel for if (rows * l->s > GEN_PARALLEL_GRAIN)
+  for (int64_t row = 0; row < rows; row++) {
+    int64_t c = row % l->c, k = set_of(l, row / l->c, c);
+    double a = rstd[k] * (w ? rd(w, c) : 1), shift = (b ? rd(b, c) : 0) - mean[k] * a;
+    row_affine(y, x, NULL, row * l->s, l->s, a, 0, shift);
+  }
+}
+
+/* saved: x, stats {2, sets} float64 (mean; rstd), w (optional);
+ * ints[0..3] = layout n, c, s, groups; ints[4] = eval-mode batch norm; ints[5] = has w */
 static int norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(node, 0), *stats = x ? gen_node_saved(node, 1) : NULL;
   if (!stats) return -1;
@@ -98,31 +133,43 @@ static int norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
   const double *mean = (const double *)gen_data_ptr(stats), *rstd = mean + stats->shape[1];
   gen_tensor *dy = gen_contiguous_raw(g);
   if (!dy) return -1;
-  int64_t sets = set_count(&l), per = gen_numel(x) / (sets ? sets : 1);
+  int64_t sets = set_count(&l), rows = l.n * l.c, per = (rows * l.s) / (sets ? sets : 1);
   gen_tensor *dx = NULL;
   int rc = -1;
-  /* per (n, c) partial sums of dy xhat and dy for dw/db, summed over n in order afterwards */
-  gen_tensor *part = gen_zeros(GEN_FLOAT64, 2, (int64_t[2]){2, l.n * l.c});
-  if (!part) goto done;
-  double *pw = (double *)gen_data_ptr(part), *pb = pw + l.n * l.c;
-  if (gen_edge_live(&node->edges[0]) && !(dx = gen_empty(x->dtype, x->ndim, x->shape))) goto done;
-#pragma omp parallel for if (gen_numel(x) > GEN_PARALLEL_GRAIN)
-  for (int64_t k = 0; k < sets; k++) {
-    double m = mean[k], r = rstd[k], sum_dxh = 0, sum_dxh_xh = 0;
-    FOR_SET(&l, k, off, ch, {
-      double xh = (rd(x, off) - m) * r, gy = rd(dy, off), dxh = gy * (w ? rd(w, ch) : 1);
-      sum_dxh += dxh;
-      sum_dxh_xh += dxh * xh;
-      int64_t nc = off / l.s; /* (n, c) index */
-      pw[nc] += gy * xh;      /* each (n, c) belongs to exactly one set: no race */
-      pb[nc] += gy;
-    });
-    if (dx) {
-      double a = sum_dxh / (double)per, bb = sum_dxh_xh / (double)per;
-      FOR_SET(&l, k, off, ch, {
-        double xh = (rd(x, off) - m) * r, dxh = rd(dy, off) * (w ? rd(w, ch) : 1);
-        wr(dx, off, fixed ? dxh * r : r * (dxh - a - xh * bb));
-      });
+  /* per (n, c) row: pb = sum dy, pw = sum dy xhat (so dw_c and db_c are sums over n) */
+  double *pb = malloc(sizeof(double) * (size_t)(rows ? rows : 1)), *pw = malloc(sizeof(double) * (size_t)(rows ? rows : 1));
+  double *sa = calloc((size_t)(sets ? sets : 1), sizeof(double)), *sb = calloc((size_t)(sets ? sets : 1), sizeof(double));
+  if (!pb || !pw || !sa || !sb) {
+    gen_fail("out of memory");
+    goto done;
+  }
+#pragma omp parallel for if (rows * l.s > GEN_PARALLEL_GRAIN)
+  for (int64_t row = 0; row < rows; row++) {
+    int64_t k = set_of(&l, row / l.c, row % l.c);
+    double s_dy, s_dyx; /* sum dy, sum dy (x - mean) */
+    row_sums(dy, x, row * l.s, l.s, 0, &s_dy, &s_dyx);
+    pb[row] = s_dy;
+    pw[row] = rstd[k] * (s_dyx - mean[k] * s_dy);
+  }
+  if (gen_edge_live(&node->edges[0])) {
+    if (!(dx = gen_empty(x->dtype, x->ndim, x->shape))) goto done;
+    /* per set: mean of dxhat = dy w and of dxhat xhat */
+    for (int64_t row = 0; row < rows; row++) {
+      int64_t c = row % l.c, k = set_of(&l, row / l.c, c);
+      double wc = w ? rd(w, c) : 1;
+      sa[k] += wc * pb[row];
+      sb[k] += wc * pw[row];
+    }
+#pragma omp parallel for if (rows * l.s > GEN_PARALLEL_GRAIN)
+    for (int64_t row = 0; row < rows; row++) {
+      int64_t c = row % l.c, k = set_of(&l, row / l.c, c);
+      double r = rstd[k], wc = w ? rd(w, c) : 1;
+      if (fixed) {
+        row_affine(dx, dy, NULL, row * l.s, l.s, r * wc, 0, 0);
+      } else { /* dx = r (dy w - a - xhat bb), xhat = (x - mean) r */
+        double a = sa[k] / (double)per, bb = sb[k] / (double)per;
+        row_affine(dx, dy, x, row * l.s, l.s, r * wc, -r * r * bb, -r * a + r * r * bb * mean[k]);
+      }
     }
   }
   grad_in[0] = dx;
@@ -143,7 +190,10 @@ static int norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
   rc = 0;
 done:
   gen_release(dx);
-  gen_release(part);
+  free(pb);
+  free(pw);
+  free(sa);
+  free(sb);
   gen_release(dy);
   return rc;
 }
@@ -175,7 +225,13 @@ static gen_tensor *normalize(gen_op op, gen_tensor *x, const norm_layout *l, gen
     memcpy(mean, given_mean, sizeof(double) * (size_t)sets);
     memcpy(rstd, given_rstd, sizeof(double) * (size_t)sets);
   }
-  norm_forward(l, cx, y, w, b, mean, rstd, var_out, eps, fixed);
+  if (!fixed && set_stats(l, cx, mean, rstd, var_out, eps) < 0) {
+    gen_release(cx);
+    gen_release(stats);
+    gen_release(y);
+    return NULL;
+  }
+  norm_forward(l, cx, y, w, b, mean, rstd);
   if (mean_out) memcpy(mean_out, mean, sizeof(double) * (size_t)sets);
   gen_tensor *inputs[3] = {x, w, b};
   if (gen_needs_grad(3, inputs)) {
