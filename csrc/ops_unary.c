@@ -120,7 +120,10 @@ static void unary_row(const unary_job *j, int64_t r) {
     float *o = (float *)j->po + off[0];
     const float *a = (const float *)j->pa + off[1];
     float p1 = (float)j->p1, p2 = (float)j->p2;
-    if (so == 1 && sa == 1)
+    if (so == 1 && sa == 1 && (j->op == GEN_UN_RELU || j->op == GEN_UN_LEAKY_RELU)) { /* hot in every model */
+      float slope = j->op == GEN_UN_RELU ? 0.0f : p1;
+      for (int64_t i = 0; i < n; i++) o[i] = a[i] > 0 ? a[i] : a[i] * slope;
+    } else if (so == 1 && sa == 1)
       for (int64_t i = 0; i < n; i++) o[i] = value_f(j->op, a[i], p1, p2);
     else
       for (int64_t i = 0; i < n; i++) o[i * so] = value_f(j->op, a[i * sa], p1, p2);
@@ -158,8 +161,17 @@ static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
     if (out->dtype == GEN_FLOAT32 && cx->dtype == GEN_FLOAT32) {
       float *o = (float *)gen_data_ptr(out);
       const float *xs = (const float *)gen_data_ptr(cx), *ys = (const float *)gen_data_ptr(cy), *gs = (const float *)gen_data_ptr(cg);
+      if (op == GEN_UN_RELU || op == GEN_UN_LEAKY_RELU) {
+        float slope = op == GEN_UN_RELU ? 0.0f : (float)p1;
+        for (int64_t i = 0; i < count; i++) o[i] = xs[i] > 0 ? gs[i] : gs[i] * slope;
+      } else if (op == GEN_UN_TANH) {
+        for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (1 - ys[i] * ys[i]);
+      } else if (op == GEN_UN_SIGMOID) {
+        for (int64_t i = 0; i < count; i++) o[i] = gs[i] * ys[i] * (1 - ys[i]);
+      } else {
 #pragma omp parallel for if (count > GEN_PARALLEL_GRAIN / 4)
-      for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+        for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+      }
     } else {
       for (int64_t i = 0; i < count; i++) {
         double xv = gen_read_f64(gen_data_ptr(cx) + (size_t)i * gen_dtype_size(cx->dtype), cx->dtype);

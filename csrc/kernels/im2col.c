@@ -33,10 +33,18 @@ void gen_im2col(const gen_conv_geom *g, const void *img, void *cols, gen_dtype d
             memset(dst, 0, sizeof(float) * (size_t)g->wo);
             continue;
           }
-          for (int64_t ox = 0; ox < g->wo; ox++) {
-            int64_t x = ox * g->sw - g->pw + j * g->dw;
-            dst[ox] = (x >= 0 && x < g->w) ? src[x] : 0.0f;
-          }
+          /* valid output columns: 0 <= ox*sw - pw + j*dw < w, solved for ox */
+          int64_t shift = j * g->dw - g->pw;
+          int64_t lo = shift >= 0 ? 0 : (-shift + g->sw - 1) / g->sw;
+          int64_t hi = g->w - shift <= 0 ? 0 : (g->w - shift + g->sw - 1) / g->sw;
+          if (hi > g->wo) hi = g->wo;
+          if (lo > hi) lo = hi;
+          for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0;
+          if (g->sw == 1)
+            memcpy(dst + lo, src + lo + shift, sizeof(float) * (size_t)(hi - lo));
+          else
+            for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * g->sw + shift];
+          for (int64_t ox = hi; ox < g->wo; ox++) dst[ox] = 0;
         } else {
           double *dst = (double *)cols + o;
           for (int64_t ox = 0; ox < g->wo; ox++) {
