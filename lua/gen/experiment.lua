@@ -1,0 +1,147 @@
+--- gen.experiment: the command-line contract and training loop shared by examples/*.lua.
+--
+--   local run = experiment.parse("dcgan", arg, {epochs = 5, batch = 64, lr = 2e-4})
+--   experiment.train(run, {state = {...}, data = dataset, losses = {"loss_d", "loss_g"},
+--                          step = function(x, y, step) ... return {loss_d = ..., loss_g = ...} end,
+--                          sample = function(n, opts) ... return images in [-1, 1] end})
+--
+-- Options every example takes: --out DIR (runs/NAME), --epochs N, --steps N (either bounds
+-- training; both count the total across resumes), --batch N, --seed N, --threads N, --resume,
+-- --sample N (load DIR's checkpoint, write N images as DIR/samples.idx and DIR/samples.png),
+-- --class K and --guidance W (conditional models), --log-every N. Example-specific options are
+-- declared by their defaults (numbers, strings, booleans) and parsed the same way (--sample-steps
+-- sets sample_steps).
+local gen = require "gen"
+
+local M = {}
+
+local common = { out = "", epochs = 0, steps = 0, batch = 64, seed = 0, threads = 0, resume = false, sample = 0,
+  class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500 }
+
+local function usage(name, opts)
+  local keys = {}
+  for k in pairs(opts) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local lines = { "usage: bin/gen examples/" .. name .. ".lua [options]" }
+  for _, k in ipairs(keys) do lines[#lines + 1] = string.format("  --%-16s (default %s)", k:gsub("_", "-"), tostring(opts[k])) end
+  return table.concat(lines, "\n")
+end
+
+--- Parses argv against the common options and the example's defaults; returns the options table.
+function M.parse(name, argv, defaults)
+  local opts = {}
+  for k, v in pairs(common) do opts[k] = v end
+  for k, v in pairs(defaults or {}) do opts[k] = v end
+  local i = 1
+  while argv and argv[i] do
+    local a = argv[i]
+    if a == "-h" or a == "--help" then print(usage(name, opts)); os.exit(0) end
+    local key = a:match("^%-%-([%w%-]+)$")
+    if not key then error("unexpected argument '" .. a .. "'\n" .. usage(name, opts), 0) end
+    key = key:gsub("%-", "_")
+    local cur = opts[key]
+    if cur == nil then error("unknown option --" .. key:gsub("_", "-") .. "\n" .. usage(name, opts), 0) end
+    if type(cur) == "boolean" then
+      opts[key] = true
+      i = i + 1
+    else
+      local v = argv[i + 1]
+      if v == nil then error("option --" .. key .. " needs a value", 0) end
+      if type(cur) == "number" then
+        local n = tonumber(v)
+        if not n then error("option --" .. key .. " needs a number, got '" .. v .. "'", 0) end
+        opts[key] = math.type(cur) == "integer" and math.tointeger(n) or n
+        if opts[key] == nil then error("option --" .. key .. " needs an integer, got '" .. v .. "'", 0) end
+      else
+        opts[key] = v
+      end
+      i = i + 2
+    end
+  end
+  opts.name = name
+  if opts.out == "" then opts.out = "runs/" .. name end
+  if opts.threads > 0 then gen.set_num_threads(opts.threads) end
+  return opts
+end
+
+local function mkdir(dir) os.execute('mkdir -p "' .. dir .. '"') end
+
+--- Writes images ({N, C, H, W} in [-1, 1]) as DIR/samples.idx (uint8, N x H x W for one channel,
+-- 0 = black) and a grid DIR/samples.png.
+function M.write_samples(dir, images, nrow)
+  local u8 = ((images:clamp(-1, 1) + 1) * 127.5 + 0.5):byte()
+  local n, c, h, w = table.unpack(u8.shape)
+  gen.data.idx.write(dir .. "/samples.idx", c == 1 and u8:view(n, h, w) or u8)
+  local shown = images:narrow(1, 1, math.min(n, 64))
+  gen.image.save(dir .. "/samples.png", gen.image.grid(shown, { nrow = nrow or 8, range = { -1, 1 } }))
+end
+
+local function plot_losses(run, losses)
+  local names, cols = gen.ui.read_csv(run.out .. "/log.csv")
+  local series = {}
+  for _, l in ipairs(losses) do if cols[l] then series[#series + 1] = { name = l, x = cols.step, y = cols[l] } end end
+  if #series > 0 and #cols.step > 1 then
+    gen.ui.plot(run.out .. "/losses.png", { series = series, title = run.name .. " losses", xlabel = "step", ylabel = "loss" })
+  end
+  return names
+end
+
+--- Runs training (or sampling with --sample) as described at the top of this file.
+function M.train(run, spec)
+  mkdir(run.out)
+  local ck_path = run.out .. "/checkpoint.safetensors"
+  if run.sample > 0 then
+    gen.checkpoint.load(ck_path, spec.state)
+    gen.manual_seed(run.seed + 1)
+    local images = gen.no_grad(spec.sample, run.sample, run)
+    M.write_samples(run.out, images)
+    print(string.format("wrote %d samples to %s/samples.idx and %s/samples.png", run.sample, run.out, run.out))
+    return
+  end
+  gen.manual_seed(run.seed)
+  local loader = gen.data.DataLoader(spec.data, { batch_size = run.batch, drop_last = true, seed = run.seed,
+    transform = spec.transform })
+  local per_epoch = #loader
+  local total = run.steps > 0 and run.steps or (run.epochs > 0 and run.epochs or 1) * per_epoch
+  if run.steps > 0 and run.epochs > 0 then total = math.min(run.steps, run.epochs * per_epoch) end
+  local step = 0
+  if run.resume then
+    local ck = gen.checkpoint.load(ck_path, spec.state)
+    step = ck.step
+    print(string.format("resumed from %s at step %d", ck_path, step))
+  end
+  local log = gen.ui.CSVLogger(run.out .. "/log.csv", { "step", table.unpack(spec.losses) }, { append = run.resume })
+  local progress = gen.ui.progress(total, { label = run.name })
+  local t0 = gen.time()
+  while step < total do
+    local epoch = step // per_epoch + 1
+    for x, y in loader:iter { epoch = epoch, start = step % per_epoch + 1 } do
+      step = step + 1
+      local values = spec.step(x, y, step)
+      if step % run.log_every == 0 or step == total then
+        local row = { step = step }
+        for _, l in ipairs(spec.losses) do row[l] = values[l] end
+        log:log(row)
+      end
+      progress:update(step, values)
+      if step % run.checkpoint_every == 0 then gen.checkpoint.save(ck_path, M.state_with_step(spec.state, step)) end
+      if step >= total then break end
+    end
+  end
+  progress:close()
+  log:close()
+  gen.checkpoint.save(ck_path, M.state_with_step(spec.state, step))
+  plot_losses(run, spec.losses)
+  gen.manual_seed(run.seed + 1)
+  M.write_samples(run.out, gen.no_grad(spec.sample, 64, run))
+  print(string.format("trained %d steps in %.1f s; wrote %s/checkpoint.safetensors, samples.png, log.csv, losses.png",
+    step, gen.time() - t0, run.out))
+end
+
+function M.state_with_step(state, step)
+  local s = { step = step }
+  for k, v in pairs(state) do s[k] = v end
+  return s
+end
+
+return M
