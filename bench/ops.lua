@@ -39,6 +39,43 @@ for _, n in ipairs { 256, 512, 1024, 2048 } do
   end
 end
 
+-- layer workloads, forward + backward (the issue's shapes)
+local function fwd_bwd(make)
+  local run = make()
+  return bench(function()
+    local out = run()
+    out:backward(gen.ones_like(out))
+  end, 1, 10)
+end
+workloads.conv_s2 = function() -- N=64, 64->128, 14x14, k4 s2 p1
+  return fwd_bwd(function()
+    local x, w, b = gen.randn(64, 64, 14, 14):requires_grad_(), (gen.randn(128, 64, 4, 4) * 0.05):requires_grad_(), gen.zeros(128):requires_grad_()
+    return function() return gen.conv2d(x, w, b, { stride = 2, padding = 1 }) end
+  end)
+end
+workloads.conv_s1 = function() -- N=32, 64->64, 28x28, k3 s1 p1
+  return fwd_bwd(function()
+    local x, w, b = gen.randn(32, 64, 28, 28):requires_grad_(), (gen.randn(64, 64, 3, 3) * 0.05):requires_grad_(), gen.zeros(64):requires_grad_()
+    return function() return gen.conv2d(x, w, b, { padding = 1 }) end
+  end)
+end
+workloads.convT = function() -- N=64, 128->64, 7x7, k4 s2 p1
+  return fwd_bwd(function()
+    local x, w, b = gen.randn(64, 128, 7, 7):requires_grad_(), (gen.randn(128, 64, 4, 4) * 0.05):requires_grad_(), gen.zeros(64):requires_grad_()
+    return function() return gen.conv_transpose2d(x, w, b, { stride = 2, padding = 1 }) end
+  end)
+end
+local function attention(b, h, t, d)
+  return function()
+    return fwd_bwd(function()
+      local q, k, v = gen.randn(b, h, t, d):requires_grad_(), gen.randn(b, h, t, d):requires_grad_(), gen.randn(b, h, t, d):requires_grad_()
+      return function() return gen.scaled_dot_product_attention(q, k, v) end
+    end)
+  end
+end
+workloads.attn256 = attention(8, 4, 256, 32)
+workloads.attn784 = attention(4, 4, 784, 64)
+
 local f = assert(workloads[name], "unknown workload " .. tostring(name))
 local seconds = f()
 local status = io.open("/proc/self/status"):read("a")

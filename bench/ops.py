@@ -41,9 +41,48 @@ def sgemm(n):
     return bench(lambda: torch.matmul(a, b), max(1, int(2e9 / (2 * n ** 3))), 10)
 
 
+def fwd_bwd(make):
+    run = make()
+
+    def once():
+        out = run()
+        out.backward(torch.ones_like(out))
+
+    return bench(once, 1, 10)
+
+
+def conv(xs, ws, **kw):
+    def make():
+        x, w = torch.randn(*xs, requires_grad=True), (torch.randn(*ws) * 0.05).requires_grad_()
+        b = torch.zeros(ws[0], requires_grad=True)
+        return lambda: torch.nn.functional.conv2d(x, w, b, **kw)
+    return lambda: fwd_bwd(make)
+
+
+def conv_t(xs, ws, **kw):
+    def make():
+        x, w = torch.randn(*xs, requires_grad=True), (torch.randn(*ws) * 0.05).requires_grad_()
+        b = torch.zeros(ws[1], requires_grad=True)
+        return lambda: torch.nn.functional.conv_transpose2d(x, w, b, **kw)
+    return lambda: fwd_bwd(make)
+
+
+def attention(b, h, t, d):
+    # PyTorch 1.13 has no fused attention: the explicit softmax(QK^T / sqrt(d)) V
+    def make():
+        q, k, v = (torch.randn(b, h, t, d, requires_grad=True) for _ in range(3))
+        return lambda: torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, -1) @ v
+    return lambda: fwd_bwd(make)
+
+
 workloads = {"add4": add4, "add4_grad": add4_grad, "matmul64": matmul64}
 for n in (256, 512, 1024, 2048):
     workloads["sgemm%d" % n] = (lambda n: lambda: sgemm(n))(n)
+workloads["conv_s2"] = conv((64, 64, 14, 14), (128, 64, 4, 4), stride=2, padding=1)
+workloads["conv_s1"] = conv((32, 64, 28, 28), (64, 64, 3, 3), padding=1)
+workloads["convT"] = conv_t((64, 128, 7, 7), (128, 64, 4, 4), stride=2, padding=1)
+workloads["attn256"] = attention(8, 4, 256, 32)
+workloads["attn784"] = attention(4, 4, 784, 64)
 seconds = workloads[name]()
 peak = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 print("%s %d %.9g %s" % (name, threads, seconds, peak))

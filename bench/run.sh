@@ -13,7 +13,7 @@ cc -O2 -o build/bench/sgemm_raw bench/sgemm_raw.c -I/usr/include/x86_64-linux-gn
 results=build/bench/results.txt
 : > "$results"
 for threads in 1 2; do
-  for w in add4 add4_grad matmul64 sgemm256 sgemm512 sgemm1024 sgemm2048; do
+  for w in add4 add4_grad matmul64 sgemm256 sgemm512 sgemm1024 sgemm2048 conv_s2 conv_s1 convT attn256 attn784; do
     echo "gen   $(lua5.4 bench/ops.lua $threads $w)" | tee -a "$results"
     echo "torch $(OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads /usr/bin/python3 bench/ops.py $threads $w)" | tee -a "$results"
     case $w in sgemm*) echo "raw   $(build/bench/sgemm_raw $threads ${w#sgemm})" | tee -a "$results";; esac
