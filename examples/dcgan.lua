@@ -30,12 +30,9 @@ local function step(x)
   return { loss_d = loss_d:item(), loss_g = loss_g:item() }
 end
 
-local function sample(n)
-  G:eval()
-  local images = G(gen.randn(n, run.z_dim))
-  G:train()
-  return images
-end
+-- Samples with batch statistics (train-mode batch norm), as the DCGAN paper's generator runs;
+-- running averages lag far behind a generator that is still moving.
+local function sample(n) return G(gen.randn(n, run.z_dim)) end
 
 experiment.train(run, {
   state = { G = G, D = D, opt_g = opt_g, opt_d = opt_d },

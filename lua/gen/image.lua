@@ -65,8 +65,8 @@ local shades = " .:-=+*#%@"
 --- Renders an image ({H, W}, {C, H, W} floats in [0, 1] or uint8, or a batch {N, C, H, W}, shown as
 -- a grid) for the terminal: 24-bit colour half blocks (each character is two pixels), or
 -- character shading when colour is unavailable (NO_COLOR, TERM=dumb, {color = false}).
--- opts.width limits the width in characters (downscaling by nearest pixel). Prints unless
--- opts.print == false; returns the string.
+-- opts.width limits the width in characters (downscaling by nearest pixel). Prints it, or with
+-- opts.print == false returns it instead.
 function image.show(t, opts)
   opts = opts or {}
   if t:dim() == 4 then t = image.grid(t, { range = opts.range }) end
@@ -101,8 +101,8 @@ function image.show(t, opts)
     lines[#lines + 1] = table.concat(parts) .. (color and "\27[0m" or "")
   end
   local s = table.concat(lines, "\n")
-  if opts.print ~= false then io.write(s, "\n") end
-  return s
+  if opts.print == false then return s end
+  io.write(s, "\n")
 end
 
 return image

@@ -54,7 +54,8 @@ local function reader()
   if is_tty() then
     local ok, rl = pcall(require, "readline")
     if ok then
-      pcall(rl.set_options, { histfile = os.getenv("HOME") and (os.getenv("HOME") .. "/.gen_history") or nil, keeptotal = 1000 })
+      -- readline.lua exits the process on an unknown option: only pass the two it documents
+      if os.getenv("HOME") then rl.set_options { histfile = os.getenv("HOME") .. "/.gen_history", keeplines = 1000, auto_add = false } end
       return function(prompt) return rl.readline(prompt) end, rl
     end
     return function(prompt) io.write(prompt); io.flush(); return io.read("l") end
