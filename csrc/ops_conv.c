@@ -177,7 +177,9 @@ static void load_geom(const gen_node *n, gen_conv_geom *g, int64_t *groups) {
 }
 _Static_assert(sizeof(gen_conv_geom) == 14 * sizeof(int64_t) && 15 <= GEN_NODE_MAX_ATTRS, "geometry fits the node");
 
-static int conv2d_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
+/* Both directions: conv2d's input gradient is the adjoint of its forward, and conv_transpose2d's
+ * is the forward itself; the weight gradient pairs the conv "image" with the conv "output". */
+static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0), *w = x ? gen_node_saved(n, 1) : NULL;
   if (!w) return -1;
   gen_conv_geom g;
@@ -185,9 +187,13 @@ static int conv2d_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) 
   load_geom(n, &g, &groups);
   gen_tensor *d = gen_contiguous_raw(gout);
   if (!d) return -1;
+  bool transposed = n->op == GEN_OP_CONV_TRANSPOSE2D;
   int rc = 0;
-  if (gen_edge_live(&n->edges[0]) && !(grad_in[0] = conv_adjoint(d, w, &g, groups))) rc = -1;
-  if (rc == 0 && gen_edge_live(&n->edges[1]) && !(grad_in[1] = conv_weight_grad(x, d, &g, groups, &n->edges[1]))) rc = -1;
+  if (gen_edge_live(&n->edges[0]) && !(grad_in[0] = transposed ? conv_apply(d, w, &g, groups) : conv_adjoint(d, w, &g, groups)))
+    rc = -1;
+  if (rc == 0 && gen_edge_live(&n->edges[1]) &&
+      !(grad_in[1] = transposed ? conv_weight_grad(d, x, &g, groups, &n->edges[1]) : conv_weight_grad(x, d, &g, groups, &n->edges[1])))
+    rc = -1;
   if (rc == 0 && n->n_inputs > 2 && gen_edge_live(&n->edges[2]) && !(grad_in[2] = bias_grad(d, &n->edges[2]))) rc = -1;
   gen_release(d);
   return rc;
@@ -216,7 +222,7 @@ gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_co
   gen_tensor *cx = gen_contiguous_raw(x), *cw = cx ? gen_contiguous_raw(w) : NULL;
   gen_tensor *out = cw ? conv_apply(cx, cw, &g, o->groups) : NULL;
   if (out && b) add_bias(out, b);
-  out = record_conv(out, GEN_OP_CONV2D, conv2d_backward, x, w, b, cx, cw, &g, o->groups);
+  out = record_conv(out, GEN_OP_CONV2D, conv_backward, x, w, b, cx, cw, &g, o->groups);
   gen_release(cx);
   gen_release(cw);
   return out;
@@ -225,22 +231,6 @@ gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_co
 /* ---------------------------------------------------------------- conv_transpose2d
  * The geometry g describes the equivalent conv2d: its "image" is this op's output {N, O, Ho, Wo}
  * and its "output" this op's input {N, C, H, W}. */
-
-static int conv_transpose2d_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
-  gen_tensor *x = gen_node_saved(n, 0), *w = x ? gen_node_saved(n, 1) : NULL;
-  if (!w) return -1;
-  gen_conv_geom g;
-  int64_t groups;
-  load_geom(n, &g, &groups);
-  gen_tensor *d = gen_contiguous_raw(gout);
-  if (!d) return -1;
-  int rc = 0;
-  if (gen_edge_live(&n->edges[0]) && !(grad_in[0] = conv_apply(d, w, &g, groups))) rc = -1;
-  if (rc == 0 && gen_edge_live(&n->edges[1]) && !(grad_in[1] = conv_weight_grad(d, x, &g, groups, &n->edges[1]))) rc = -1;
-  if (rc == 0 && n->n_inputs > 2 && gen_edge_live(&n->edges[2]) && !(grad_in[2] = bias_grad(d, &n->edges[2]))) rc = -1;
-  gen_release(d);
-  return rc;
-}
 
 gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_conv_opts *o) {
   if (check_args(x, w, b, w->ndim == 4 ? w->shape[0] / o->groups : 0, true, o) < 0) return NULL;
@@ -259,7 +249,7 @@ gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, co
   gen_tensor *cx = gen_contiguous_raw(x), *cw = cx ? gen_contiguous_raw(w) : NULL;
   gen_tensor *out = cw ? conv_adjoint(cx, cw, &g, o->groups) : NULL;
   if (out && b) add_bias(out, b);
-  out = record_conv(out, GEN_OP_CONV_TRANSPOSE2D, conv_transpose2d_backward, x, w, b, cx, cw, &g, o->groups);
+  out = record_conv(out, GEN_OP_CONV_TRANSPOSE2D, conv_backward, x, w, b, cx, cw, &g, o->groups);
   gen_release(cx);
   gen_release(cw);
   return out;

@@ -142,17 +142,6 @@ gen_tensor *gen_matmul_raw(gen_tensor *a, gen_tensor *b) {
   return out;
 }
 
-/* A view of t with shape (ndim, shape); t must be contiguous. */
-static gen_tensor *reshape_contig(gen_tensor *t, int ndim, const int64_t *shape) {
-  gen_tensor *c = gen_contiguous_raw(t);
-  if (!c) return NULL;
-  int64_t stride[GEN_MAX_DIMS];
-  gen_contiguous_strides(ndim, shape, stride);
-  gen_tensor *v = gen_as_strided(c, ndim, shape, stride, c->offset);
-  gen_release(c);
-  return v;
-}
-
 /* 1-D operands as matrices: a [k] -> [1, k], b [k] -> [k, 1]. */
 static gen_tensor *as_matrix(gen_tensor *t, bool left) {
   if (t->ndim >= 2) {
@@ -186,12 +175,12 @@ static int matmul_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) 
   for (int d = 0; d < nb; d++) gshape[d] = g->shape[d];
   gshape[nb] = a2->shape[a2->ndim - 2];
   gshape[nb + 1] = b2->shape[b2->ndim - 1];
-  if (!(g2 = reshape_contig(g, nb + 2, gshape))) goto done;
+  if (!(g2 = gen_reshape_raw(g, nb + 2, gshape))) goto done;
   if (gen_edge_live(&node->edges[0])) {
     if (!(bt = gen_transpose_last2_raw(b2)) || !(ga = gen_matmul_raw(g2, bt))) goto done;
     gen_tensor *r = gen_sum_to_shape(ga, a2->ndim, a2->shape);
     if (!r) goto done;
-    grad_in[0] = reshape_contig(r, a->ndim, a->shape);
+    grad_in[0] = gen_reshape_raw(r, a->ndim, a->shape);
     gen_release(r);
     if (!grad_in[0]) goto done;
   }
@@ -199,7 +188,7 @@ static int matmul_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) 
     if (!(at = gen_transpose_last2_raw(a2)) || !(gb = gen_matmul_raw(at, g2))) goto done;
     gen_tensor *r = gen_sum_to_shape(gb, b2->ndim, b2->shape);
     if (!r) goto done;
-    grad_in[1] = reshape_contig(r, b->ndim, b->shape);
+    grad_in[1] = gen_reshape_raw(r, b->ndim, b->shape);
     gen_release(r);
     if (!grad_in[1]) goto done;
   }
@@ -242,7 +231,7 @@ gen_tensor *gen_matmul(gen_tensor *a, gen_tensor *b) {
   int nd = result_shape(a, b, full, shape);
   gen_tensor *out = full;
   if (nd != full->ndim) {
-    out = reshape_contig(full, nd, shape);
+    out = gen_reshape_raw(full, nd, shape);
     gen_release(full);
     if (!out) return NULL;
   }

@@ -3,27 +3,18 @@
 #include "../ops_index.h"
 #include "bind.h"
 
-static int l_index_select(lua_State *L) {
-  const char *fname = "gen.index_select";
+/* x:index_select(d, idx) and x:gather(d, idx) */
+static int select_along(lua_State *L, gen_tensor *(*fn)(gen_tensor *, int, gen_tensor *), const char *fname) {
   gen_tensor *a = bind_tensor(L, 1, fname);
   if (a->ndim == 0) bind_error(L, fname, "cannot index a 0-d tensor");
   int d = bind_dim(L, 2, a->ndim, fname);
   gen_tensor *idx = bind_tensor(L, 3, fname);
   gen_tensor **slot = bind_slot(L);
-  *slot = gen_index_select(a, d, idx);
+  *slot = fn(a, d, idx);
   return bind_result(L, *slot, fname);
 }
-
-static int l_gather(lua_State *L) {
-  const char *fname = "gen.gather";
-  gen_tensor *a = bind_tensor(L, 1, fname);
-  if (a->ndim == 0) bind_error(L, fname, "cannot index a 0-d tensor");
-  int d = bind_dim(L, 2, a->ndim, fname);
-  gen_tensor *idx = bind_tensor(L, 3, fname);
-  gen_tensor **slot = bind_slot(L);
-  *slot = gen_gather(a, d, idx);
-  return bind_result(L, *slot, fname);
-}
+static int l_index_select(lua_State *L) { return select_along(L, gen_index_select, "gen.index_select"); }
+static int l_gather(lua_State *L) { return select_along(L, gen_gather, "gen.gather"); }
 
 static int scatter_add_impl(lua_State *L, bool inplace, const char *fname) {
   gen_tensor *a = bind_tensor(L, 1, fname);
