@@ -9,7 +9,8 @@
  *   forward:   cols_g {O/G*kh*kw, N*H*W} = W_g^T x_g, out = col2im(cols)
  *   backward:  dcols = im2col(dout);  dx_g = W_g dcols_g;  dW_g = x_g dcols_g^T;  db = sum dout
  * Matrices are row-major; the "cm" layout {C, N*S} is the batch with channels outermost.
- * im2col is recomputed in backward rather than saved, trading a cheap pass for memory.
+ * im2col is recomputed in backward rather than saved, trading a cheap pass for memory. A 1x1,
+ * stride-1, unpadded, ungrouped conv2d skips im2col and layout changes: one GEMM per image.
  */
 #include "ops_conv.h"
 
@@ -110,6 +111,16 @@ static gen_tensor *new_buffer(gen_dtype dt, int64_t rows, int64_t cols) {
 static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const gen_conv_geom *g, int64_t groups) {
   gen_dtype dt = x->dtype;
   int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
+  if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && groups == 1) {
+    /* 1x1 fast path: each image is already the {C, H*W} matrix, so out_n = W x_n with no copies */
+    gen_tensor *out = gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo});
+    size_t es = gen_dtype_size(dt);
+    int64_t hw = g->h * g->w;
+    for (int64_t i = 0; out && i < g->n; i++)
+      gen_gemm(false, false, o, hw, g->c, 1, gen_data_ptr(w), g->c, gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, 0,
+               gen_data_ptr(out) + (size_t)(i * o * hw) * es, hw, dt);
+    return out;
+  }
   gen_tensor *cols = new_buffer(dt, g->c * g->kh * g->kw, p), *om = cols ? new_buffer(dt, o, p) : NULL;
   gen_tensor *out = om ? gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo}) : NULL;
   if (out) {
