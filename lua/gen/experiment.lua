@@ -94,7 +94,7 @@ function M.train(run, spec)
     gen.checkpoint.load(ck_path, spec.state)
     gen.manual_seed(run.seed + 1)
     local images = gen.no_grad(spec.sample, run.sample, run)
-    M.write_samples(run.out, images)
+    M.write_samples(run.out, images, spec.nrow)
     print(string.format("wrote %d samples to %s/samples.idx and %s/samples.png", run.sample, run.out, run.out))
     return
   end
@@ -133,7 +133,8 @@ function M.train(run, spec)
   gen.checkpoint.save(ck_path, M.state_with_step(spec.state, step))
   plot_losses(run, spec.losses)
   gen.manual_seed(run.seed + 1)
-  M.write_samples(run.out, gen.no_grad(spec.sample, 64, run))
+  M.write_samples(run.out, gen.no_grad(spec.sample, 64, run), spec.nrow)
+  if spec.after then spec.after() end
   print(string.format("trained %d steps in %.1f s; wrote %s/checkpoint.safetensors, samples.png, log.csv, losses.png",
     step, gen.time() - t0, run.out))
 end

@@ -1,0 +1,40 @@
+-- A variational autoencoder on Fashion-MNIST (Kingma & Welling, 2014), MLP or convolutional.
+--   bin/gen examples/vae.lua --epochs 10 [--model conv] [--beta 1] [--likelihood gaussian]
+--   bin/gen examples/vae.lua --sample 10000
+local gen = require "gen"
+local vae = require "gen.models.vae"
+local experiment = require "gen.experiment"
+
+local run = experiment.parse("vae", arg, { epochs = 10, batch = 128, lr = 1e-3, model = "mlp", beta = 1.0,
+  likelihood = "bernoulli", latent = 20 })
+gen.manual_seed(run.seed)
+local model = run.model == "conv" and vae.Conv { latent = run.latent } or vae.MLP { latent = run.latent }
+local opt = gen.optim.Adam(model, { lr = run.lr })
+
+local function step(x)
+  opt:zero_grad()
+  local logits, mu, logvar = model(x)
+  local loss, recon, kl = vae.elbo_loss(x, logits, mu, logvar, { beta = run.beta, likelihood = run.likelihood })
+  loss:backward()
+  opt:step()
+  return { loss = loss:item(), recon = recon:item(), kl = kl:item() }
+end
+
+-- Decoded means of prior samples, mapped to [-1, 1] for the sample files.
+local function sample(n)
+  return gen.sigmoid(model:decode(gen.randn(n, model.latent))) * 2 - 1
+end
+
+local test = gen.data.fashion_mnist { split = "test" }
+experiment.train(run, {
+  state = { model = model, optimizer = opt },
+  data = gen.data.fashion_mnist { split = "train" },
+  transform = { range = { 0, 1 } },
+  losses = { "loss", "recon", "kl" },
+  step = step,
+  sample = sample,
+  after = function()
+    print(string.format("test-set -ELBO: %.2f nats per image", vae.test_nll(model, test.images, { likelihood = run.likelihood,
+      generator = gen.Generator(0) })))
+  end,
+})
