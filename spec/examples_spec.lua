@@ -59,6 +59,42 @@ describe("examples/dcgan.lua", function()
     local ok, out = sh("bin/gen examples/dcgan.lua --bogus 1 --out " .. base .. "/c")
     assert.is_not_true(ok)
     assert.truthy(out:find("unknown option --bogus", 1, true), out)
+  end)
+end)
+
+describe("every example", function()
+  local cases = {
+    { "gan", "--loss minimax" }, { "cgan", "" }, { "vae", "--model conv" }, { "ddpm", "--sample-steps 2" },
+    { "flow", "--sample-steps 2" },
+  }
+  for _, c in ipairs(cases) do
+    local name, extra = c[1], c[2]
+    it(name .. " trains a few steps and samples to IDX", function()
+      local out = base .. "/" .. name
+      local ok, log = sh(string.format("bin/gen examples/%s.lua --steps 3 --batch 8 --log-every 1 --out %s %s", name, out, extra))
+      assert.is_true(ok, log)
+      local csv = read(out .. "/log.csv")
+      local rows = 0
+      for line in csv:gmatch("[^\n]+") do
+        rows = rows + 1
+        if rows > 1 then
+          for cell in line:gmatch("[^,]+") do assert.truthy(tonumber(cell) and tonumber(cell) == tonumber(cell), line) end
+        end
+      end
+      assert.equal(4, rows, csv)
+      local class = (name == "cgan" or name == "flow") and " --class 3" or ""
+      ok, log = sh(string.format("bin/gen examples/%s.lua --sample 5 --out %s %s%s", name, out, extra, class))
+      assert.is_true(ok, log)
+      local gen = require "gen"
+      local s = gen.data.idx.read(out .. "/samples.idx")
+      assert.same({ 5, 28, 28 }, s.shape)
+    end)
+  end
+end)
+
+describe("examples cleanup", function()
+  it("removes the runs", function()
     os.execute("rm -rf " .. base)
+    assert.is_nil(read(base .. "/a/log.csv"))
   end)
 end)

@@ -1,0 +1,120 @@
+-- Model pieces: GAN losses, VAE ELBO and interpolation, the UNet, schedules, samplers, guidance.
+local gen = require "gen"
+local models = gen.models
+local diffusion = gen.diffusion
+
+describe("GAN losses", function()
+  it("implement minimax and non-saturating objectives", function()
+    local gan = models.gan
+    local logits = gen.tensor { { 0 }, { 2 } }
+    local d = function(l) return 1 / (1 + math.exp(-l)) end
+    assert.near(-(math.log(d(0)) + math.log(d(2))) / 2, gan.generator_loss(logits):item(), 1e-6)
+    assert.near((math.log(1 - d(0)) + math.log(1 - d(2))) / 2, gan.generator_loss(logits, "minimax"):item(), 1e-6)
+    assert.near(-math.log(d(2)) - math.log(1 - d(0)), gan.discriminator_loss(gen.tensor { { 2 } }, gen.tensor { { 0 } }):item(), 1e-6)
+    assert.has_error(function() gan.generator_loss(logits, "wasserstein") end)
+    local G, D = gan.Generator { classes = 10 }, gan.Discriminator { classes = 10 }
+    local y = gen.tensor({ 1, 10 }, "int64")
+    local x = G(gen.randn(2, 64), y)
+    assert.same({ 2, 1, 28, 28 }, x.shape)
+    assert.same({ 2, 1 }, D(x, y).shape)
+  end)
+end)
+
+describe("VAE", function()
+  local vae = models.vae
+  it("computes the ELBO terms", function()
+    local x = gen.tensor { { 0, 1 } }
+    local logits, mu, logvar = gen.tensor { { 0, 0 } }, gen.tensor { { 1 } }, gen.tensor { { 0 } }
+    local loss, recon, kl = vae.elbo_loss(x, logits, mu, logvar, { beta = 2 })
+    assert.near(2 * math.log(2), recon:item(), 1e-6)
+    assert.near(0.5, kl:item(), 1e-6)
+    assert.near(2 * math.log(2) + 1, loss:item(), 1e-6)
+    local _, grec = vae.elbo_loss(x, logits, mu, logvar, { likelihood = "gaussian" })
+    assert.near(0.5 * (0.25 + 0.25) + math.log(2 * math.pi), grec:item(), 1e-6)
+  end)
+
+  it("encodes, decodes and trains both architectures", function()
+    for _, m in ipairs { vae.MLP(), vae.Conv() } do
+      local x = gen.rand(3, 1, 28, 28)
+      local logits, mu, logvar = m(x)
+      assert.same({ 3, 1, 28, 28 }, logits.shape)
+      assert.same({ 3, m.latent }, mu.shape)
+      local loss = vae.elbo_loss(x, logits, mu, logvar)
+      loss:backward()
+      assert.truthy(m.mu.weight.grad)
+    end
+  end)
+
+  it("interpolates linearly and spherically", function()
+    local a, b = gen.tensor { { 1, 0 } }, gen.tensor { { 0, 1 } }
+    assert.same({ { 0.5, 0.5 } }, models.interpolate(a, b, 0.5, "linear"):totable())
+    local mid = models.interpolate(a, b, 0.5):totable()[1]
+    assert.near(math.sqrt(0.5), mid[1], 1e-6)
+    assert.near(1, mid[1] ^ 2 + mid[2] ^ 2, 1e-6)
+    assert.same(a:totable(), models.interpolate(a, b, 0):totable())
+  end)
+end)
+
+describe("UNet", function()
+  it("maps images to images, conditioned on time and class", function()
+    local net = models.unet.UNet { widths = { 16, 32 }, time_dim = 32, heads = 2, groups = 4, classes = 3 }
+    local x = gen.randn(2, 1, 8, 8)
+    local y = net(x, gen.tensor { 1, 500 }, gen.tensor({ 1, 4 }, "int64"))
+    assert.same({ 2, 1, 8, 8 }, y.shape)
+    y:sum():backward()
+    assert.truthy(net.input.weight.grad)
+    assert.truthy(net.class_embed.weight.grad)
+    assert.has_error(function() net(x, gen.tensor { 1, 2 }) end)
+    local e = models.unet.timestep_embedding(gen.tensor { 0, 10 }, 8)
+    assert.same({ 2, 8 }, e.shape)
+    assert.same({ 0, 0, 0, 0, 1, 1, 1, 1 }, e[1]:totable())
+  end)
+end)
+
+describe("diffusion", function()
+  it("builds schedules", function()
+    local lin = diffusion.linear_schedule(1000)
+    assert.near(1 - 1e-4, lin.alpha_bars[1], 1e-12)
+    assert.near(0.02, lin.betas[1000], 1e-12)
+    assert.is_true(lin.alpha_bars[1000] < 1e-4)
+    local cos = diffusion.cosine_schedule(100)
+    for t = 2, 100 do assert.is_true(cos.alpha_bars[t] < cos.alpha_bars[t - 1]) end
+  end)
+
+  it("trains the DDPM and flow objectives", function()
+    local net = models.unet.UNet { widths = { 8, 16 }, time_dim = 16, heads = 2, groups = 4, classes = 2 }
+    local x = gen.randn(4, 1, 8, 8)
+    local y = gen.tensor({ 1, 2, 1, 2 }, "int64")
+    local l1 = diffusion.ddpm_loss(net, diffusion.linear_schedule(100), x, y, { label_dropout = 0.5, null_class = 3 })
+    local l2 = diffusion.flow_loss(net, x, y)
+    assert.is_true(l1:item() > 0 and l2:item() > 0)
+    ;(l1 + l2):backward()
+    assert.truthy(net.output.weight.grad)
+  end)
+
+  it("samples with DDPM, DDIM and Euler, calling back every step", function()
+    local zero = function(x) return x * 0 end
+    local s = diffusion.linear_schedule(20)
+    local calls = 0
+    local out = diffusion.ddpm_sample(zero, s, { 2, 1, 4, 4 }, { progress = false, callback = function() calls = calls + 1 end })
+    assert.same({ 2, 1, 4, 4 }, out.shape)
+    assert.equal(20, calls)
+    gen.manual_seed(5)
+    local a = diffusion.ddim_sample(zero, s, { 2, 1, 4, 4 }, { steps = 5, progress = false })
+    gen.manual_seed(5)
+    local b = diffusion.ddim_sample(zero, s, { 2, 1, 4, 4 }, { steps = 5, progress = false })
+    assert.same(a:totable(), b:totable())
+    -- with v(x) = x, each Euler step scales x by (1 - 1/steps)
+    gen.manual_seed(9)
+    local x0 = gen.randn(1, 1, 2, 2)
+    gen.manual_seed(9)
+    local f = diffusion.flow_sample(function(x) return x end, { 1, 1, 2, 2 }, { steps = 4, progress = false })
+    assert.is_true((f - x0 * 0.75 ^ 4):abs():max():item() < 1e-6)
+  end)
+
+  it("guides: (1 + w) v(class) - w v(no class)", function()
+    local model = function(x, t, labels) return x * 0 + labels:float():view(-1, 1, 1, 1) end
+    local v = diffusion.guided(model, gen.zeros(2, 1, 1, 1), gen.ones(2), gen.tensor({ 1, 2 }, "int64"), { guidance = 2, null_class = 11 })
+    assert.same({ 3 * 1 - 2 * 11, 3 * 2 - 2 * 11 }, v:view(2):totable())
+  end)
+end)
