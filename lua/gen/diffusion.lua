@@ -84,30 +84,35 @@ local function guided(model, x, tvec, labels, opts)
 end
 M.guided = guided
 
-local function progress(n, label, opts)
-  if opts.progress == false then return { update = function() end, close = function() end } end
-  return gen.ui.progress(n, { label = label })
+-- The loop every sampler shares: x starts as N(0, I); update(i, x) returns the next x and the
+-- predicted clean image; progress and the per-step callback are handled here.
+local function sampling(shape, steps, label, opts, update)
+  return gen.no_grad(function()
+    local x = gen.randn(shape)
+    local bar = opts.progress ~= false and gen.ui.progress(steps, { label = label }) or nil
+    for i = 1, steps do
+      local x0
+      x, x0 = update(i, x)
+      if opts.callback then opts.callback(i, x, x0) end
+      if bar then bar:update(i) end
+    end
+    if bar then bar:close() end
+    return x
+  end)
 end
 
 --- Ancestral DDPM sampling from x_T ~ N(0, I): x_{t-1} = (x_t - beta_t / sqrt(1 - ab_t) eps) /
 -- sqrt(alpha_t) + sigma_t z with sigma_t^2 = beta_t. opts: labels, guidance, null_class, callback.
 function M.ddpm_sample(model, schedule, shape, opts)
   opts = opts or {}
-  return gen.no_grad(function()
-    local x = gen.randn(shape)
-    local n = shape[1]
-    local bar = progress(schedule.T, "ddpm", opts)
-    for t = schedule.T, 1, -1 do
-      local eps = guided(model, x, gen.full({ n }, t), opts.labels, opts)
-      local a, ab, beta = schedule.alphas[t], schedule.alpha_bars[t], schedule.betas[t]
-      local x0 = (x - eps * math.sqrt(1 - ab)) / math.sqrt(ab)
-      x = (x - eps * (beta / math.sqrt(1 - ab))) / math.sqrt(a)
-      if t > 1 then x = x + gen.randn(shape) * math.sqrt(beta) end
-      if opts.callback then opts.callback(schedule.T - t + 1, x, x0) end
-      bar:update(schedule.T - t + 1)
-    end
-    bar:close()
-    return x
+  return sampling(shape, schedule.T, "ddpm", opts, function(i, x)
+    local t = schedule.T - i + 1
+    local eps = guided(model, x, gen.full({ shape[1] }, t), opts.labels, opts)
+    local a, ab, beta = schedule.alphas[t], schedule.alpha_bars[t], schedule.betas[t]
+    local x0 = (x - eps * math.sqrt(1 - ab)) / math.sqrt(ab)
+    x = (x - eps * (beta / math.sqrt(1 - ab))) / math.sqrt(a)
+    if t > 1 then x = x + gen.randn(shape) * math.sqrt(beta) end
+    return x, x0
   end)
 end
 
@@ -119,23 +124,16 @@ function M.ddim_sample(model, schedule, shape, opts)
   local steps, eta = opts.steps or 50, opts.eta or 0
   local ts = {}
   for i = 1, steps do ts[i] = math.max(1, math.floor(schedule.T * (steps - i + 1) / steps + 0.5)) end
-  return gen.no_grad(function()
-    local x = gen.randn(shape)
-    local n = shape[1]
-    local bar = progress(steps, "ddim", opts)
-    for i, t in ipairs(ts) do
-      local eps = guided(model, x, gen.full({ n }, t), opts.labels, opts)
-      local ab = schedule.alpha_bars[t]
-      local ab_prev = ts[i + 1] and schedule.alpha_bars[ts[i + 1]] or 1
-      local x0 = (x - eps * math.sqrt(1 - ab)) / math.sqrt(ab)
-      local sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(1 - ab / ab_prev)
-      x = x0 * math.sqrt(ab_prev) + eps * math.sqrt(math.max(0, 1 - ab_prev - sigma * sigma))
-      if sigma > 0 then x = x + gen.randn(shape) * sigma end
-      if opts.callback then opts.callback(i, x, x0) end
-      bar:update(i)
-    end
-    bar:close()
-    return x
+  return sampling(shape, steps, "ddim", opts, function(i, x)
+    local t = ts[i]
+    local eps = guided(model, x, gen.full({ shape[1] }, t), opts.labels, opts)
+    local ab = schedule.alpha_bars[t]
+    local ab_prev = ts[i + 1] and schedule.alpha_bars[ts[i + 1]] or 1
+    local x0 = (x - eps * math.sqrt(1 - ab)) / math.sqrt(ab)
+    local sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(1 - ab / ab_prev)
+    x = x0 * math.sqrt(ab_prev) + eps * math.sqrt(math.max(0, 1 - ab_prev - sigma * sigma))
+    if sigma > 0 then x = x + gen.randn(shape) * sigma end
+    return x, x0
   end)
 end
 
@@ -159,20 +157,10 @@ end
 function M.flow_sample(model, shape, opts)
   opts = opts or {}
   local steps = opts.steps or 50
-  return gen.no_grad(function()
-    local x = gen.randn(shape)
-    local n = shape[1]
-    local bar = progress(steps, "flow", opts)
-    for i = 1, steps do
-      local t = 1 - (i - 1) / steps
-      local v = guided(model, x, gen.full({ n }, t * 1000), opts.labels, opts)
-      local x0 = x - v * t
-      x = x - v * (1 / steps)
-      if opts.callback then opts.callback(i, x, x0) end
-      bar:update(i)
-    end
-    bar:close()
-    return x
+  return sampling(shape, steps, "flow", opts, function(i, x)
+    local t = 1 - (i - 1) / steps
+    local v = guided(model, x, gen.full({ shape[1] }, t * 1000), opts.labels, opts)
+    return x - v * (1 / steps), x - v * t
   end)
 end
 

@@ -84,7 +84,8 @@ gen.testing = require "gen.testing"
 
 -- Submodules load on first use (gen.nn, gen.optim, ...), so `require "gen"` stays fast.
 local lazy = { nn = "gen.nn", optim = "gen.optim", checkpoint = "gen.checkpoint", data = "gen.data", image = "gen.image",
-  ui = "gen.ui", models = "gen.models", experiment = "gen.experiment", diffusion = "gen.diffusion" }
+  ui = "gen.ui", models = "gen.models", experiment = "gen.experiment", diffusion = "gen.diffusion",
+  metrics = "gen.metrics" }
 setmetatable(gen, { __index = function(t, k)
   local name = lazy[k]
   if not name then return nil end
