@@ -40,7 +40,7 @@ test: $(MODULE)
 
 ## run: the main job (trains the default model and writes its sample grid)
 run: $(MODULE)
-	bin/gen examples/dcgan.lua --steps 500
+	bin/gen examples/dcgan.lua --steps 1500
 
 ## bench: side-by-side benchmarks against PyTorch (installs python3-torch if missing)
 bench: $(MODULE)
