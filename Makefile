@@ -4,6 +4,7 @@ LUA_INC   ?= /usr/include/lua5.4
 BLAS_DIR  ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 BLAS_INC  ?= /usr/include/x86_64-linux-gnu/openblas-openmp
 BUILD     ?= build
+MAKEFLAGS += -j$(shell nproc)
 
 # -z nodelete (LDFLAGS): Lua dlcloses C modules at exit, which would unload libgomp under its own
 # worker threads. -fno-math-errno lets sqrt/exp vectorize; nothing -ffast-math-like: NaN checks and gelu need IEEE.
