@@ -9,8 +9,10 @@
  *   forward:   cols_g {O/G*kh*kw, N*H*W} = W_g^T x_g, out = col2im(cols)
  *   backward:  dcols = im2col(dout);  dx_g = W_g dcols_g;  dW_g = x_g dcols_g^T;  db = sum dout
  * Matrices are row-major; the "cm" layout {C, N*S} is the batch with channels outermost.
- * im2col is recomputed in backward rather than saved, trading a cheap pass for memory. A 1x1,
- * stride-1, unpadded, ungrouped conv2d skips im2col and layout changes: one GEMM per image.
+ * im2col is recomputed in backward rather than saved, trading a cheap pass for memory. The bias is
+ * fused into the layout change (conv2d) or the initial fill of the col2im target (transposed).
+ * A 1x1, stride-1, unpadded, ungrouped convolution on images of >= 256 pixels skips im2col and
+ * layout changes: one GEMM per image, each already large (see per_image_1x1).
  */
 #include "ops_conv.h"
 
@@ -66,37 +68,29 @@ static int check_args(const gen_tensor *x, const gen_tensor *w, const gen_tensor
   return 0;
 }
 
-/* out {N, O, S} += b[o] */
-static void add_bias(gen_tensor *out, const gen_tensor *b) {
-  int64_t n = out->shape[0], o = out->shape[1], s = gen_numel(out) / (n * o > 0 ? n * o : 1);
-  gen_tensor *cb = gen_contiguous_raw((gen_tensor *)b);
-  if (!cb) return;
-  for (int64_t i = 0; i < n; i++)
-    for (int64_t c = 0; c < o; c++) {
-      double v = gen_read_f64(gen_data_ptr(cb) + (size_t)c * gen_dtype_size(cb->dtype), cb->dtype);
-      if (out->dtype == GEN_FLOAT32) {
-        float *p = (float *)gen_data_ptr(out) + (i * o + c) * s, fv = (float)v;
-        for (int64_t k = 0; k < s; k++) p[k] += fv;
-      } else {
-        double *p = (double *)gen_data_ptr(out) + (i * o + c) * s;
-        for (int64_t k = 0; k < s; k++) p[k] += v;
-      }
-    }
-  gen_release(cb);
-}
-
-/* db[o] = sum over n, s of dout {N, O, S} */
+/* db[o] = sum over n, s of dout {N, O, S}: parallel over channels, each summed in double in a
+ * fixed order */
 static gen_tensor *bias_grad(const gen_tensor *dout, const gen_edge *e) {
-  gen_tensor *db = gen_zeros(e->dtype, 1, e->shape);
+  gen_tensor *db = gen_empty(e->dtype, 1, e->shape);
   if (!db) return NULL;
-  int64_t n = dout->shape[0], o = dout->shape[1], s = gen_numel(dout) / (n * o > 0 ? n * o : 1);
+  int64_t n = dout->shape[0], o = dout->shape[1], s = dout->shape[2] * dout->shape[3];
+  bool f32 = dout->dtype == GEN_FLOAT32;
+  const void *src = gen_data_ptr(dout);
+  void *dst = gen_data_ptr(db);
+#pragma omp parallel for if (n * o * s > GEN_PARALLEL_GRAIN)
   for (int64_t c = 0; c < o; c++) {
     double acc = 0;
     for (int64_t i = 0; i < n; i++) {
-      const char *p = gen_data_ptr(dout);
-      for (int64_t k = 0; k < s; k++) acc += gen_read_f64(p + (size_t)((i * o + c) * s + k) * gen_dtype_size(dout->dtype), dout->dtype);
+      if (f32) {
+        const float *row = (const float *)src + (i * o + c) * s;
+        for (int64_t k = 0; k < s; k++) acc += row[k];
+      } else {
+        const double *row = (const double *)src + (i * o + c) * s;
+        for (int64_t k = 0; k < s; k++) acc += row[k];
+      }
     }
-    gen_write_f64(gen_data_ptr(db) + (size_t)c * gen_dtype_size(db->dtype), db->dtype, acc);
+    if (f32) ((float *)dst)[c] = (float)acc;
+    else ((double *)dst)[c] = acc;
   }
   return db;
 }
@@ -107,17 +101,24 @@ static gen_tensor *new_buffer(gen_dtype dt, int64_t rows, int64_t cols) {
 
 /* ---------------------------------------------------------------- the two directions, shared */
 
-/* out {N, O, Ho, Wo} = conv(x, w): the conv2d forward */
-static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const gen_conv_geom *g, int64_t groups) {
+/* A 1x1, stride-1, unpadded, ungrouped convolution on large enough images: each image is already
+ * the {C, H*W} matrix, so one GEMM per image needs no im2col and no layout copies. On small images
+ * (late layers, 4x4 DCGAN maps) the batched path's single large GEMM wins instead. */
+static bool per_image_1x1(const gen_conv_geom *g, int64_t groups) {
+  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && groups == 1 && g->h * g->w >= 256;
+}
+
+/* out {N, O, Ho, Wo} = conv(x, w) + b: the conv2d forward (b contiguous {O} or NULL) */
+static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const gen_tensor *b, const gen_conv_geom *g, int64_t groups) {
   gen_dtype dt = x->dtype;
+  size_t es = gen_dtype_size(dt);
   int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
-  if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && groups == 1) {
-    /* 1x1 fast path: each image is already the {C, H*W} matrix, so out_n = W x_n with no copies */
+  if (per_image_1x1(g, groups)) {
     gen_tensor *out = gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo});
-    size_t es = gen_dtype_size(dt);
     int64_t hw = g->h * g->w;
+    if (out && b) gen_fill_planes(gen_data_ptr(out), g->n, o, hw, gen_data_ptr(b), dt);
     for (int64_t i = 0; out && i < g->n; i++)
-      gen_gemm(false, false, o, hw, g->c, 1, gen_data_ptr(w), g->c, gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, 0,
+      gen_gemm(false, false, o, hw, g->c, 1, gen_data_ptr(w), g->c, gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, b ? 1 : 0,
                gen_data_ptr(out) + (size_t)(i * o * hw) * es, hw, dt);
     return out;
   }
@@ -125,26 +126,50 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
   gen_tensor *out = om ? gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo}) : NULL;
   if (out) {
     gen_im2col(g, gen_data_ptr(x), gen_data_ptr(cols), dt);
-    size_t es = gen_dtype_size(dt);
     for (int64_t gi = 0; gi < groups; gi++)
       gen_gemm(false, false, o / groups, p, k, 1, gen_data_ptr(w) + (size_t)(gi * (o / groups) * k) * es, k,
                gen_data_ptr(cols) + (size_t)(gi * k * p) * es, p, 0, gen_data_ptr(om) + (size_t)(gi * (o / groups) * p) * es, p, dt);
-    gen_cm_to_nchw(gen_data_ptr(om), gen_data_ptr(out), g->n, o, g->ho * g->wo, dt);
+    gen_cm_to_nchw(gen_data_ptr(om), gen_data_ptr(out), g->n, o, g->ho * g->wo, b ? gen_data_ptr(b) : NULL, dt);
   }
   gen_release(cols);
   gen_release(om);
   return out;
 }
 
-/* dx {N, C, H, W} = conv^T(dout, w): conv2d's input gradient and conv_transpose2d's forward */
-static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *w, const gen_conv_geom *g, int64_t groups) {
+static gen_tensor *retained(const gen_tensor *t) {
+  gen_retain((gen_tensor *)t);
+  return (gen_tensor *)t;
+}
+
+/* dout {N, O, Ho, Wo} in the channel-major layout {O, N*Ho*Wo} */
+static gen_tensor *to_cm(const gen_tensor *dout) {
+  int64_t n = dout->shape[0], o = dout->shape[1], s = dout->shape[2] * dout->shape[3];
+  gen_tensor *dm = new_buffer(dout->dtype, o, n * s);
+  if (dm) gen_nchw_to_cm(gen_data_ptr(dout), gen_data_ptr(dm), n, o, s, dout->dtype);
+  return dm;
+}
+
+/* dx {N, C, H, W} = conv^T(dout, w) + b: conv2d's input gradient and conv_transpose2d's forward.
+ * dm: dout already in channel-major layout, or NULL; b contiguous {C} or NULL. */
+static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in, const gen_tensor *w, const gen_tensor *b,
+                                const gen_conv_geom *g, int64_t groups) {
   gen_dtype dt = dout->dtype;
+  size_t es = gen_dtype_size(dt);
   int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
-  gen_tensor *dm = new_buffer(dt, o, p), *cols = dm ? new_buffer(dt, g->c * g->kh * g->kw, p) : NULL;
-  gen_tensor *dx = cols ? gen_zeros(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
+  if (per_image_1x1(g, groups)) {
+    gen_tensor *dx = gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w});
+    int64_t hw = g->h * g->w;
+    if (dx && b) gen_fill_planes(gen_data_ptr(dx), g->n, g->c, hw, gen_data_ptr(b), dt);
+    for (int64_t i = 0; dx && i < g->n; i++)
+      gen_gemm(true, false, g->c, hw, o, 1, gen_data_ptr(w), g->c, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw, b ? 1 : 0,
+               gen_data_ptr(dx) + (size_t)(i * g->c * hw) * es, hw, dt);
+    return dx;
+  }
+  gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
+  gen_tensor *cols = dm ? new_buffer(dt, g->c * g->kh * g->kw, p) : NULL;
+  gen_tensor *dx = cols ? gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
   if (dx) {
-    gen_nchw_to_cm(gen_data_ptr(dout), gen_data_ptr(dm), g->n, o, g->ho * g->wo, dt);
-    size_t es = gen_dtype_size(dt);
+    gen_fill_planes(gen_data_ptr(dx), g->n, g->c, g->h * g->w, b ? gen_data_ptr(b) : NULL, dt);
     for (int64_t gi = 0; gi < groups; gi++)
       gen_gemm(true, false, k, p, o / groups, 1, gen_data_ptr(w) + (size_t)(gi * (o / groups) * k) * es, k,
                gen_data_ptr(dm) + (size_t)(gi * (o / groups) * p) * es, p, 0, gen_data_ptr(cols) + (size_t)(gi * k * p) * es, p, dt);
@@ -155,18 +180,30 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *w, con
   return dx;
 }
 
-/* dW {O, C/G, kh, kw} = dout_g cols(x)_g^T: the weight gradient of both directions */
-static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout, const gen_conv_geom *g, int64_t groups,
-                                    const gen_edge *we) {
+/* dW {O, C/G, kh, kw} = dout_g cols(x)_g^T: the weight gradient of both directions.
+ * dm: dout already in channel-major layout, or NULL. */
+static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout, const gen_tensor *dm_in, const gen_conv_geom *g,
+                                    int64_t groups, const gen_edge *we) {
   gen_dtype dt = x->dtype;
+  size_t es = gen_dtype_size(dt);
   int64_t o = dout->shape[1], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
-  gen_tensor *cols = new_buffer(dt, g->c * g->kh * g->kw, p), *dm = cols ? new_buffer(dt, o, p) : NULL;
-  gen_tensor *dw = dm ? gen_empty(dt, we->ndim, we->shape) : NULL;
+  if (per_image_1x1(g, groups)) {
+    /* dW = sum over images of dout_n x_n^T, accumulated in image order */
+    gen_tensor *dw = gen_empty(dt, we->ndim, we->shape);
+    int64_t hw = g->h * g->w;
+    for (int64_t i = 0; dw && i < g->n; i++)
+      gen_gemm(false, true, o, g->c, hw, 1, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw,
+               gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, i > 0 ? 1 : 0, gen_data_ptr(dw), g->c, dt);
+    if (dw && g->n == 0) memset(gen_data_ptr(dw), 0, (size_t)gen_numel(dw) * es);
+    return dw;
+  }
+  gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
+  gen_tensor *cols = dm ? new_buffer(dt, g->c * g->kh * g->kw, p) : NULL;
+  gen_tensor *dw = cols ? gen_empty(dt, we->ndim, we->shape) : NULL;
   if (dw) {
     gen_im2col(g, gen_data_ptr(x), gen_data_ptr(cols), dt);
-    gen_nchw_to_cm(gen_data_ptr(dout), gen_data_ptr(dm), g->n, o, g->ho * g->wo, dt);
-    size_t es = gen_dtype_size(dt);
-    for (int64_t gi = 0; gi < groups; gi++)
+    if (p == 0) memset(gen_data_ptr(dw), 0, (size_t)gen_numel(dw) * es);
+    for (int64_t gi = 0; p > 0 && gi < groups; gi++)
       gen_gemm(false, true, o / groups, k, p, 1, gen_data_ptr(dm) + (size_t)(gi * (o / groups) * p) * es, p,
                gen_data_ptr(cols) + (size_t)(gi * k * p) * es, p, 0, gen_data_ptr(dw) + (size_t)(gi * (o / groups) * k) * es, k, dt);
   }
@@ -189,7 +226,8 @@ static void load_geom(const gen_node *n, gen_conv_geom *g, int64_t *groups) {
 _Static_assert(sizeof(gen_conv_geom) == 14 * sizeof(int64_t) && 15 <= GEN_NODE_MAX_ATTRS, "geometry fits the node");
 
 /* Both directions: conv2d's input gradient is the adjoint of its forward, and conv_transpose2d's
- * is the forward itself; the weight gradient pairs the conv "image" with the conv "output". */
+ * is the forward itself; the weight gradient pairs the conv "image" with the conv "output". For
+ * conv2d the output gradient's channel-major copy is made once and shared by dx and dW. */
 static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0), *w = x ? gen_node_saved(n, 1) : NULL;
   if (!w) return -1;
@@ -198,14 +236,17 @@ static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   load_geom(n, &g, &groups);
   gen_tensor *d = gen_contiguous_raw(gout);
   if (!d) return -1;
-  bool transposed = n->op == GEN_OP_CONV_TRANSPOSE2D;
+  bool transposed = n->op == GEN_OP_CONV_TRANSPOSE2D, need_x = gen_edge_live(&n->edges[0]), need_w = gen_edge_live(&n->edges[1]);
+  gen_tensor *dm = NULL;
   int rc = 0;
-  if (gen_edge_live(&n->edges[0]) && !(grad_in[0] = transposed ? conv_apply(d, w, &g, groups) : conv_adjoint(d, w, &g, groups)))
-    rc = -1;
-  if (rc == 0 && gen_edge_live(&n->edges[1]) &&
-      !(grad_in[1] = transposed ? conv_weight_grad(d, x, &g, groups, &n->edges[1]) : conv_weight_grad(x, d, &g, groups, &n->edges[1])))
+  if (!transposed && need_x && need_w && !per_image_1x1(&g, groups) && !(dm = to_cm(d))) rc = -1;
+  if (rc == 0 && need_x && !(grad_in[0] = transposed ? conv_apply(d, w, NULL, &g, groups) : conv_adjoint(d, dm, w, NULL, &g, groups))) rc = -1;
+  if (rc == 0 && need_w &&
+      !(grad_in[1] = transposed ? conv_weight_grad(d, x, NULL, &g, groups, &n->edges[1])
+                                : conv_weight_grad(x, d, dm, &g, groups, &n->edges[1])))
     rc = -1;
   if (rc == 0 && n->n_inputs > 2 && gen_edge_live(&n->edges[2]) && !(grad_in[2] = bias_grad(d, &n->edges[2]))) rc = -1;
+  gen_release(dm);
   gen_release(d);
   return rc;
 }
@@ -231,8 +272,9 @@ gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_co
   gen_conv_geom g;
   if (geometry(x, w->shape[2], w->shape[3], o, &g) < 0) return NULL;
   gen_tensor *cx = gen_contiguous_raw(x), *cw = cx ? gen_contiguous_raw(w) : NULL;
-  gen_tensor *out = cw ? conv_apply(cx, cw, &g, o->groups) : NULL;
-  if (out && b) add_bias(out, b);
+  gen_tensor *cb = cw && b ? gen_contiguous_raw(b) : NULL;
+  gen_tensor *out = cw && (cb || !b) ? conv_apply(cx, cw, cb, &g, o->groups) : NULL;
+  gen_release(cb);
   out = record_conv(out, GEN_OP_CONV2D, conv_backward, x, w, b, cx, cw, &g, o->groups);
   gen_release(cx);
   gen_release(cw);
@@ -258,8 +300,9 @@ gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, co
                      .ph = o->padding[0], .pw = o->padding[1], .dh = o->dilation[0], .dw = o->dilation[1],
                      .ho = x->shape[2], .wo = x->shape[3]};
   gen_tensor *cx = gen_contiguous_raw(x), *cw = cx ? gen_contiguous_raw(w) : NULL;
-  gen_tensor *out = cw ? conv_adjoint(cx, cw, &g, o->groups) : NULL;
-  if (out && b) add_bias(out, b);
+  gen_tensor *cb = cw && b ? gen_contiguous_raw(b) : NULL;
+  gen_tensor *out = cw && (cb || !b) ? conv_adjoint(cx, NULL, cw, cb, &g, o->groups) : NULL;
+  gen_release(cb);
   out = record_conv(out, GEN_OP_CONV_TRANSPOSE2D, conv_backward, x, w, b, cx, cw, &g, o->groups);
   gen_release(cx);
   gen_release(cw);

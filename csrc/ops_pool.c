@@ -4,7 +4,14 @@
  * Legend: the input is contiguous planes [P, H, W] (P = N * C, or all leading dims for pad) and
  * the output [P, Ho, Wo]. Every op here is a sparse linear map from input pixels to output pixels
  * (max pooling: the map chosen in forward), so each backward scatters the output gradient back
- * through the same map. Planes are independent: parallel over planes, serial inside (deterministic).
+ * through the same map. Planes are independent: parallel over planes, serial inside each plane, so
+ * results do not depend on the thread count.
+ *
+ * Nearest upsampling and padding are both "index tables": output row y reads input row sy[y] and
+ * output column x reads input column sx[x] (-1: outside, the pad value). Bilinear upsampling keeps
+ * two source rows/columns and a weight per output row/column. Source coordinates follow PyTorch:
+ * with a scale factor s the ratio is 1/s (not H/Ho), nearest indices are computed in float32
+ * arithmetic, and bilinear uses align_corners = false, src = (dst + 0.5) * ratio - 0.5 clamped at 0.
  */
 #include "ops_pool.h"
 
@@ -14,189 +21,270 @@
 
 #include "autograd.h"
 
-static inline double rd(const gen_tensor *t, int64_t i) {
-  return t->dtype == GEN_FLOAT32 ? ((const float *)gen_data_ptr(t))[i] : ((const double *)gen_data_ptr(t))[i];
+static inline double ld(const void *p, int64_t i, bool f32) { return f32 ? ((const float *)p)[i] : ((const double *)p)[i]; }
+static inline void st(void *p, int64_t i, double v, bool f32) {
+  if (f32) ((float *)p)[i] = (float)v;
+  else ((double *)p)[i] = v;
 }
-static inline void wr(gen_tensor *t, int64_t i, double v) {
-  if (t->dtype == GEN_FLOAT32) ((float *)gen_data_ptr(t))[i] = (float)v;
-  else ((double *)gen_data_ptr(t))[i] = v;
+static inline void add(void *p, int64_t i, double v, bool f32) {
+  if (f32) ((float *)p)[i] += (float)v;
+  else ((double *)p)[i] += v;
 }
-static inline void acc(gen_tensor *t, int64_t i, double v) { wr(t, i, rd(t, i) + v); }
 
-typedef enum { MAP_MAX, MAP_AVG, MAP_NEAREST, MAP_BILINEAR, MAP_PAD } map_kind;
+typedef enum { MAP_MAX, MAP_AVG, MAP_TABLE, MAP_BILINEAR } map_kind;
 
-/* everything a map needs; stored in the node's ints/reals */
+/* Everything a map needs; lives in node->extra (tables included) until backward. */
 typedef struct {
   map_kind kind;
-  int64_t planes, h, w, ho, wo, kh, kw, sh, sw, ph, pw;
-  int64_t pad[4];
+  gen_op op;
+  int64_t planes, h, w, ho, wo;
+  int64_t kh, kw, sh, sw, ph, pw; /* pooling */
   bool include_pad;
-  gen_pad_mode mode;
-  double value;
+  double value;                   /* MAP_TABLE: the value of index -1 */
+  int64_t *sy, *sx;               /* MAP_TABLE: {ho}, {wo}; MAP_BILINEAR: {2*ho}, {2*wo} (lo, hi) */
+  double *ly, *lx;                /* MAP_BILINEAR: weight of the hi source, {ho}, {wo} */
 } pixel_map;
 
-/* Reflect or clamp an index into [0, n). */
-static int64_t fold(int64_t i, int64_t n, gen_pad_mode mode) {
-  if (mode == GEN_PAD_REPLICATE) return i < 0 ? 0 : i >= n ? n - 1 : i;
-  if (n == 1) return 0;
-  int64_t period = 2 * (n - 1);
-  i = ((i % period) + period) % period;
-  return i < n ? i : period - i;
+static void map_free(void *p) {
+  pixel_map *m = p;
+  if (!m) return;
+  free(m->sy);
+  free(m->sx);
+  free(m->ly);
+  free(m->lx);
+  free(m);
 }
 
-/* Output pixel (y, x) = sum of weight[k] * input[src[k]] over its (at most kh*kw) sources.
- * Returns the number of sources; for max pooling only the chosen source is returned. */
-static int sources(const pixel_map *m, const gen_tensor *in, int64_t plane_base, int64_t y, int64_t x, int64_t *src,
-                   double *weight, const int64_t *argmax) {
-  switch (m->kind) {
-  case MAP_MAX:
-    src[0] = argmax ? argmax[0] : 0;
-    weight[0] = 1;
-    return 1;
-  case MAP_AVG: {
-    int64_t y0 = y * m->sh - m->ph, x0 = x * m->sw - m->pw, n = 0;
-    int64_t y1 = y0 + m->kh < m->h + m->ph ? y0 + m->kh : m->h + m->ph, x1 = x0 + m->kw < m->w + m->pw ? x0 + m->kw : m->w + m->pw;
-    int64_t area = (y1 - y0) * (x1 - x0), valid = 0;
-    for (int64_t yy = y0; yy < y0 + m->kh; yy++)
-      for (int64_t xx = x0; xx < x0 + m->kw; xx++)
-        if (yy >= 0 && yy < m->h && xx >= 0 && xx < m->w) src[valid++] = yy * m->w + xx;
-    double div = (double)(m->include_pad ? area : valid);
-    for (int64_t k = 0; k < valid; k++) weight[k] = 1 / div;
-    n = valid;
-    return (int)n;
-  }
-  case MAP_NEAREST: {
-    int64_t sy = (int64_t)floor((double)y * (double)m->h / (double)m->ho), sx = (int64_t)floor((double)x * (double)m->w / (double)m->wo);
-    src[0] = (sy < m->h ? sy : m->h - 1) * m->w + (sx < m->w ? sx : m->w - 1);
-    weight[0] = 1;
-    return 1;
-  }
-  case MAP_BILINEAR: {
-    double fy = ((double)y + 0.5) * (double)m->h / (double)m->ho - 0.5, fx = ((double)x + 0.5) * (double)m->w / (double)m->wo - 0.5;
-    if (fy < 0) fy = 0;
-    if (fx < 0) fx = 0;
-    int64_t y0 = (int64_t)fy, x0 = (int64_t)fx;
-    int64_t y1 = y0 + 1 < m->h ? y0 + 1 : m->h - 1, x1 = x0 + 1 < m->w ? x0 + 1 : m->w - 1;
-    double ly = fy - (double)y0, lx = fx - (double)x0;
-    src[0] = y0 * m->w + x0, weight[0] = (1 - ly) * (1 - lx);
-    src[1] = y0 * m->w + x1, weight[1] = (1 - ly) * lx;
-    src[2] = y1 * m->w + x0, weight[2] = ly * (1 - lx);
-    src[3] = y1 * m->w + x1, weight[3] = ly * lx;
-    return 4;
-  }
-  default: { /* MAP_PAD */
-    int64_t sy = y - m->pad[2], sx = x - m->pad[0];
-    if (m->mode == GEN_PAD_CONSTANT) {
-      if (sy < 0 || sy >= m->h || sx < 0 || sx >= m->w) return 0;
-    } else {
-      sy = fold(sy, m->h, m->mode);
-      sx = fold(sx, m->w, m->mode);
+#define PAR_PLANES(m) if ((m)->planes > 1 && (m)->planes * (m)->ho * (m)->wo > GEN_PARALLEL_GRAIN / 4)
+
+/* ---------------------------------------------------------------- max pooling */
+
+/* out[p, y, x] = max of the window, argmax the flat in-plane index of the first maximum (or of the
+ * first NaN, which wins like in PyTorch) */
+static void max_forward(const pixel_map *m, const void *in, void *out, int64_t *argmax, bool f32) {
+#pragma omp parallel for PAR_PLANES(m)
+  for (int64_t p = 0; p < m->planes; p++) {
+    int64_t base = p * m->h * m->w;
+    for (int64_t y = 0; y < m->ho; y++) {
+      int64_t y0 = y * m->sh - m->ph, ya = y0 < 0 ? 0 : y0, yb = y0 + m->kh < m->h ? y0 + m->kh : m->h;
+      for (int64_t x = 0; x < m->wo; x++) {
+        int64_t x0 = x * m->sw - m->pw, xa = x0 < 0 ? 0 : x0, xb = x0 + m->kw < m->w ? x0 + m->kw : m->w;
+        int64_t at = ya * m->w + xa;
+        double best = ld(in, base + at, f32);
+        for (int64_t yy = ya; yy < yb && best == best; yy++)
+          for (int64_t xx = xa; xx < xb; xx++) {
+            double v = ld(in, base + yy * m->w + xx, f32);
+            if (v > best || v != v) {
+              best = v;
+              at = yy * m->w + xx;
+              if (v != v) break;
+            }
+          }
+        int64_t o = (p * m->ho + y) * m->wo + x;
+        argmax[o] = at;
+        st(out, o, best, f32);
+      }
     }
-    src[0] = sy * m->w + sx;
-    weight[0] = 1;
-    return 1;
   }
-  }
-  (void)in;
-  (void)plane_base;
 }
+
+static void max_backward(const pixel_map *m, const void *g, void *dx, const int64_t *argmax, bool f32) {
+#pragma omp parallel for PAR_PLANES(m)
+  for (int64_t p = 0; p < m->planes; p++)
+    for (int64_t o = p * m->ho * m->wo; o < (p + 1) * m->ho * m->wo; o++) add(dx, p * m->h * m->w + argmax[o], ld(g, o, f32), f32);
+}
+
+/* ---------------------------------------------------------------- average pooling */
+
+/* the window of output (y, x) clipped to the input, and its divisor */
+static double avg_window(const pixel_map *m, int64_t y, int64_t x, int64_t *ya, int64_t *yb, int64_t *xa, int64_t *xb) {
+  int64_t y0 = y * m->sh - m->ph, x0 = x * m->sw - m->pw;
+  int64_t y1 = y0 + m->kh < m->h + m->ph ? y0 + m->kh : m->h + m->ph, x1 = x0 + m->kw < m->w + m->pw ? x0 + m->kw : m->w + m->pw;
+  *ya = y0 < 0 ? 0 : y0, *xa = x0 < 0 ? 0 : x0;
+  *yb = y0 + m->kh < m->h ? y0 + m->kh : m->h, *xb = x0 + m->kw < m->w ? x0 + m->kw : m->w;
+  return (double)(m->include_pad ? (y1 - y0) * (x1 - x0) : (*yb - *ya) * (*xb - *xa));
+}
+
+static void avg_forward(const pixel_map *m, const void *in, void *out, bool f32) {
+#pragma omp parallel for PAR_PLANES(m)
+  for (int64_t p = 0; p < m->planes; p++)
+    for (int64_t y = 0; y < m->ho; y++)
+      for (int64_t x = 0; x < m->wo; x++) {
+        int64_t ya, yb, xa, xb;
+        double div = avg_window(m, y, x, &ya, &yb, &xa, &xb), s = 0;
+        for (int64_t yy = ya; yy < yb; yy++)
+          for (int64_t xx = xa; xx < xb; xx++) s += ld(in, (p * m->h + yy) * m->w + xx, f32);
+        st(out, (p * m->ho + y) * m->wo + x, s / div, f32);
+      }
+}
+
+static void avg_backward(const pixel_map *m, const void *g, void *dx, bool f32) {
+#pragma omp parallel for PAR_PLANES(m)
+  for (int64_t p = 0; p < m->planes; p++)
+    for (int64_t y = 0; y < m->ho; y++)
+      for (int64_t x = 0; x < m->wo; x++) {
+        int64_t ya, yb, xa, xb;
+        double v = ld(g, (p * m->ho + y) * m->wo + x, f32) / avg_window(m, y, x, &ya, &yb, &xa, &xb);
+        for (int64_t yy = ya; yy < yb; yy++)
+          for (int64_t xx = xa; xx < xb; xx++) add(dx, (p * m->h + yy) * m->w + xx, v, f32);
+      }
+}
+
+/* ---------------------------------------------------------------- index tables: nearest, pad */
+
+static void table_forward(const pixel_map *m, const void *in, void *out, bool f32) {
+#pragma omp parallel for PAR_PLANES(m)
+  for (int64_t p = 0; p < m->planes; p++)
+    for (int64_t y = 0; y < m->ho; y++) {
+      int64_t sy = m->sy[y], o = (p * m->ho + y) * m->wo;
+      if (f32) {
+        float *dst = (float *)out + o, fill = (float)m->value;
+        if (sy < 0) {
+          for (int64_t x = 0; x < m->wo; x++) dst[x] = fill;
+        } else {
+          const float *src = (const float *)in + (p * m->h + sy) * m->w;
+          for (int64_t x = 0; x < m->wo; x++) dst[x] = m->sx[x] < 0 ? fill : src[m->sx[x]];
+        }
+      } else {
+        double *dst = (double *)out + o;
+        const double *src = (const double *)in + (p * m->h + (sy < 0 ? 0 : sy)) * m->w;
+        for (int64_t x = 0; x < m->wo; x++) dst[x] = sy < 0 || m->sx[x] < 0 ? m->value : src[m->sx[x]];
+      }
+    }
+}
+
+static void table_backward(const pixel_map *m, const void *g, void *dx, bool f32) {
+#pragma omp parallel for PAR_PLANES(m)
+  for (int64_t p = 0; p < m->planes; p++)
+    for (int64_t y = 0; y < m->ho; y++) {
+      if (m->sy[y] < 0) continue;
+      int64_t row = (p * m->h + m->sy[y]) * m->w, o = (p * m->ho + y) * m->wo;
+      if (f32)
+        for (int64_t x = 0; x < m->wo; x++) {
+          if (m->sx[x] >= 0) ((float *)dx)[row + m->sx[x]] += ((const float *)g)[o + x];
+        }
+      else
+        for (int64_t x = 0; x < m->wo; x++)
+          if (m->sx[x] >= 0) ((double *)dx)[row + m->sx[x]] += ((const double *)g)[o + x];
+    }
+}
+
+/* ---------------------------------------------------------------- bilinear */
+
+static void bilinear_forward(const pixel_map *m, const void *in, void *out, bool f32) {
+#pragma omp parallel for PAR_PLANES(m)
+  for (int64_t p = 0; p < m->planes; p++)
+    for (int64_t y = 0; y < m->ho; y++) {
+      int64_t r0 = (p * m->h + m->sy[2 * y]) * m->w, r1 = (p * m->h + m->sy[2 * y + 1]) * m->w;
+      double ly = m->ly[y];
+      for (int64_t x = 0; x < m->wo; x++) {
+        int64_t c0 = m->sx[2 * x], c1 = m->sx[2 * x + 1];
+        double lx = m->lx[x];
+        double top = (1 - lx) * ld(in, r0 + c0, f32) + lx * ld(in, r0 + c1, f32);
+        double bot = (1 - lx) * ld(in, r1 + c0, f32) + lx * ld(in, r1 + c1, f32);
+        st(out, (p * m->ho + y) * m->wo + x, (1 - ly) * top + ly * bot, f32);
+      }
+    }
+}
+
+static void bilinear_backward(const pixel_map *m, const void *g, void *dx, bool f32) {
+#pragma omp parallel for PAR_PLANES(m)
+  for (int64_t p = 0; p < m->planes; p++)
+    for (int64_t y = 0; y < m->ho; y++) {
+      int64_t r0 = (p * m->h + m->sy[2 * y]) * m->w, r1 = (p * m->h + m->sy[2 * y + 1]) * m->w;
+      double ly = m->ly[y];
+      for (int64_t x = 0; x < m->wo; x++) {
+        int64_t c0 = m->sx[2 * x], c1 = m->sx[2 * x + 1];
+        double lx = m->lx[x], v = ld(g, (p * m->ho + y) * m->wo + x, f32);
+        add(dx, r0 + c0, (1 - ly) * (1 - lx) * v, f32);
+        add(dx, r0 + c1, (1 - ly) * lx * v, f32);
+        add(dx, r1 + c0, ly * (1 - lx) * v, f32);
+        add(dx, r1 + c1, ly * lx * v, f32);
+      }
+    }
+}
+
+/* ---------------------------------------------------------------- the op around a map */
 
 static void map_forward(const pixel_map *m, const gen_tensor *in, gen_tensor *out, int64_t *argmax) {
-#pragma omp parallel for if (m->planes * m->ho * m->wo > GEN_PARALLEL_GRAIN / 4)
-  for (int64_t p = 0; p < m->planes; p++) {
-    int64_t src[64];
-    double weight[64];
-    for (int64_t y = 0; y < m->ho; y++)
-      for (int64_t x = 0; x < m->wo; x++) {
-        int64_t o = (p * m->ho + y) * m->wo + x, base = p * m->h * m->w;
-        if (m->kind == MAP_MAX) {
-          double best = -INFINITY;
-          int64_t at = -1;
-          for (int64_t i = 0; i < m->kh; i++)
-            for (int64_t j = 0; j < m->kw; j++) {
-              int64_t yy = y * m->sh - m->ph + i, xx = x * m->sw - m->pw + j;
-              if (yy < 0 || yy >= m->h || xx < 0 || xx >= m->w) continue;
-              double v = rd(in, base + yy * m->w + xx);
-              if (at < 0 || v > best || v != v) {
-                best = v;
-                at = yy * m->w + xx;
-                if (v != v) break;
-              }
-            }
-          argmax[o] = at;
-          wr(out, o, best);
-          continue;
-        }
-        int n = sources(m, in, base, y, x, src, weight, NULL);
-        double v = n == 0 ? m->value : 0;
-        for (int k = 0; k < n; k++) v += weight[k] * rd(in, base + src[k]);
-        wr(out, o, v);
-      }
+  const void *src = gen_data_ptr(in);
+  void *dst = gen_data_ptr(out);
+  bool f32 = in->dtype == GEN_FLOAT32;
+  switch (m->kind) {
+  case MAP_MAX: max_forward(m, src, dst, argmax, f32); break;
+  case MAP_AVG: avg_forward(m, src, dst, f32); break;
+  case MAP_TABLE: table_forward(m, src, dst, f32); break;
+  case MAP_BILINEAR: bilinear_forward(m, src, dst, f32); break;
   }
 }
 
-static void map_backward(const pixel_map *m, const gen_tensor *g, gen_tensor *dx, const int64_t *argmax) {
-#pragma omp parallel for if (m->planes * m->ho * m->wo > GEN_PARALLEL_GRAIN / 4)
-  for (int64_t p = 0; p < m->planes; p++) {
-    int64_t src[64];
-    double weight[64];
-    for (int64_t y = 0; y < m->ho; y++)
-      for (int64_t x = 0; x < m->wo; x++) {
-        int64_t o = (p * m->ho + y) * m->wo + x, base = p * m->h * m->w;
-        int n = sources(m, NULL, base, y, x, src, weight, argmax ? argmax + o : NULL);
-        if (m->kind == MAP_MAX && argmax[o] < 0) continue;
-        double gv = rd(g, o);
-        for (int k = 0; k < n; k++) acc(dx, base + src[k], weight[k] * gv);
-      }
-  }
-}
-
-static const gen_op map_ops[] = {GEN_OP_MAX_POOL2D, GEN_OP_AVG_POOL2D, GEN_OP_UPSAMPLE_NEAREST, GEN_OP_UPSAMPLE_BILINEAR, GEN_OP_PAD};
-
-/* the map lives in node->extra */
+/* saved: argmax (max pooling only); the map in node->extra */
 static int map_node_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   const pixel_map *m = n->extra;
   gen_tensor *argmax = m->kind == MAP_MAX ? gen_node_saved(n, 0) : NULL;
   if (m->kind == MAP_MAX && !argmax) return -1;
   gen_tensor *cg = gen_contiguous_raw(g), *dx = cg ? gen_zeros(g->dtype, n->edges[0].ndim, n->edges[0].shape) : NULL;
-  if (dx) map_backward(m, cg, dx, argmax ? (const int64_t *)gen_data_ptr(argmax) : NULL);
+  if (dx) {
+    const void *gp = gen_data_ptr(cg);
+    void *dp = gen_data_ptr(dx);
+    bool f32 = g->dtype == GEN_FLOAT32;
+    switch (m->kind) {
+    case MAP_MAX: max_backward(m, gp, dp, (const int64_t *)gen_data_ptr(argmax), f32); break;
+    case MAP_AVG: avg_backward(m, gp, dp, f32); break;
+    case MAP_TABLE: table_backward(m, gp, dp, f32); break;
+    case MAP_BILINEAR: bilinear_backward(m, gp, dp, f32); break;
+    }
+  }
   gen_release(cg);
   grad_in[0] = dx;
   return dx ? 0 : -1;
 }
 
-static gen_tensor *apply_map(gen_tensor *x, const pixel_map *m_in) {
-  if (!gen_dtype_is_float(x->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(x->dtype));
+/* Runs the map (which it takes ownership of) and records it for backward. */
+static gen_tensor *apply_map(gen_tensor *x, pixel_map *m) {
+  if (!gen_dtype_is_float(x->dtype)) {
+    map_free(m);
+    return gen_fail("needs a float tensor, got %s", gen_dtype_name(x->dtype));
+  }
   int64_t shape[GEN_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
-  shape[x->ndim - 2] = m_in->ho;
-  shape[x->ndim - 1] = m_in->wo;
+  shape[x->ndim - 2] = m->ho;
+  shape[x->ndim - 1] = m->wo;
   gen_tensor *cx = gen_contiguous_raw(x), *out = cx ? gen_empty(x->dtype, x->ndim, shape) : NULL;
-  gen_tensor *argmax = out && m_in->kind == MAP_MAX ? gen_empty(GEN_INT64, x->ndim, shape) : NULL;
-  if (!out || (m_in->kind == MAP_MAX && !argmax)) {
+  gen_tensor *argmax = out && m->kind == MAP_MAX ? gen_empty(GEN_INT64, x->ndim, shape) : NULL;
+  if (!out || (m->kind == MAP_MAX && !argmax)) {
     gen_release(cx);
     gen_release(out);
+    map_free(m);
     return NULL;
   }
-  map_forward(m_in, cx, out, argmax ? (int64_t *)gen_data_ptr(argmax) : NULL);
+  map_forward(m, cx, out, argmax ? (int64_t *)gen_data_ptr(argmax) : NULL);
   gen_release(cx);
+  gen_node *n = NULL;
   if (gen_needs_grad(1, &x)) {
-    gen_node *n = gen_node_new(map_ops[m_in->kind], map_node_backward, 1, &x);
-    pixel_map *m = n ? malloc(sizeof *m) : NULL;
-    if (!m || (argmax && gen_node_save(n, argmax) < 0)) {
-      free(m);
+    n = gen_node_new(m->op, map_node_backward, 1, &x);
+    if (!n || (argmax && gen_node_save(n, argmax) < 0)) {
       gen_node_release(n);
       gen_release(out);
-      gen_release(argmax);
-      return gen_fail("out of memory");
+      out = NULL;
+    } else {
+      n->extra = m;
+      n->free_extra = map_free;
+      m = NULL;
+      gen_attach(out, n);
     }
-    *m = *m_in;
-    n->extra = m;
-    n->free_extra = free;
-    gen_attach(out, n);
   }
+  map_free(m);
   gen_release(argmax);
   return out;
+}
+
+static pixel_map *new_map(map_kind kind, gen_op op) {
+  pixel_map *m = calloc(1, sizeof *m);
+  if (!m) return gen_fail("out of memory");
+  m->kind = kind;
+  m->op = op;
+  return m;
 }
 
 static int check_4d(const gen_tensor *x) {
@@ -214,14 +302,15 @@ static gen_tensor *pool(map_kind kind, gen_tensor *x, const int64_t k[2], const 
     if (pad[i] * 2 > k[i]) return gen_fail("padding %lld must be at most half the kernel size %lld", (long long)pad[i], (long long)k[i]);
   }
   int64_t h = x->shape[2], w = x->shape[3];
-  int64_t ho = (h + 2 * pad[0] - k[0]) / stride[0] + 1, wo = (w + 2 * pad[1] - k[1]) / stride[1] + 1;
-  if (h + 2 * pad[0] < k[0] || w + 2 * pad[1] < k[1] || ho < 1 || wo < 1)
+  if (h + 2 * pad[0] < k[0] || w + 2 * pad[1] < k[1])
     return gen_fail("kernel %lldx%lld is larger than the padded input %lldx%lld", (long long)k[0], (long long)k[1],
                     (long long)(h + 2 * pad[0]), (long long)(w + 2 * pad[1]));
-  pixel_map m = {.kind = kind, .planes = x->shape[0] * x->shape[1], .h = h, .w = w, .ho = ho, .wo = wo, .kh = k[0], .kw = k[1],
-                 .sh = stride[0], .sw = stride[1], .ph = pad[0], .pw = pad[1], .include_pad = inc};
-  if (k[0] * k[1] > 64 && kind == MAP_AVG) return gen_fail("average pooling kernels are limited to 64 elements");
-  return apply_map(x, &m);
+  pixel_map *m = new_map(kind, kind == MAP_MAX ? GEN_OP_MAX_POOL2D : GEN_OP_AVG_POOL2D);
+  if (!m) return NULL;
+  m->planes = x->shape[0] * x->shape[1], m->h = h, m->w = w;
+  m->ho = (h + 2 * pad[0] - k[0]) / stride[0] + 1, m->wo = (w + 2 * pad[1] - k[1]) / stride[1] + 1;
+  m->kh = k[0], m->kw = k[1], m->sh = stride[0], m->sw = stride[1], m->ph = pad[0], m->pw = pad[1], m->include_pad = inc;
+  return apply_map(x, m);
 }
 
 gen_tensor *gen_max_pool2d(gen_tensor *x, const int64_t k[2], const int64_t stride[2], const int64_t pad[2]) {
@@ -232,12 +321,68 @@ gen_tensor *gen_avg_pool2d(gen_tensor *x, const int64_t k[2], const int64_t stri
   return pool(MAP_AVG, x, k, stride, pad, count_include_pad);
 }
 
-gen_tensor *gen_upsample(gen_tensor *x, int64_t out_h, int64_t out_w, bool bilinear) {
+/* PyTorch's source-index ratio: 1/scale when a scale factor was given, else in/out */
+static double ratio(int64_t in, int64_t out, double scale) { return scale > 0 ? 1.0 / scale : (double)in / (double)out; }
+
+/* nearest: src = min(floor(dst * ratio), in - 1), in float32 arithmetic as PyTorch does */
+static void nearest_table(int64_t *t, int64_t in, int64_t out, double scale) {
+  float r = (float)ratio(in, out, scale);
+  for (int64_t i = 0; i < out; i++) {
+    int64_t s = out == in ? i : out == 2 * in ? i / 2 : (int64_t)floorf((float)i * r);
+    t[i] = s < in - 1 ? s : in - 1;
+  }
+}
+
+/* bilinear, align_corners = false: lo/hi sources and the hi weight */
+static void bilinear_table(int64_t *t, double *l, int64_t in, int64_t out, double scale) {
+  double r = ratio(in, out, scale);
+  for (int64_t i = 0; i < out; i++) {
+    double src = ((double)i + 0.5) * r - 0.5;
+    if (src < 0) src = 0;
+    int64_t lo = (int64_t)src;
+    if (lo > in - 1) lo = in - 1;
+    t[2 * i] = lo;
+    t[2 * i + 1] = lo < in - 1 ? lo + 1 : lo;
+    l[i] = lo < in - 1 ? src - (double)lo : 0;
+  }
+}
+
+gen_tensor *gen_upsample(gen_tensor *x, int64_t out_h, int64_t out_w, double scale_h, double scale_w, bool bilinear) {
   if (check_4d(x) < 0) return NULL;
   if (out_h < 1 || out_w < 1) return gen_fail("output size %lldx%lld must be positive", (long long)out_h, (long long)out_w);
-  pixel_map m = {.kind = bilinear ? MAP_BILINEAR : MAP_NEAREST, .planes = x->shape[0] * x->shape[1], .h = x->shape[2],
-                 .w = x->shape[3], .ho = out_h, .wo = out_w};
-  return apply_map(x, &m);
+  if (x->shape[2] < 1 || x->shape[3] < 1) return gen_fail("cannot upsample an empty %lldx%lld image", (long long)x->shape[2], (long long)x->shape[3]);
+  pixel_map *m = new_map(bilinear ? MAP_BILINEAR : MAP_TABLE, bilinear ? GEN_OP_UPSAMPLE_BILINEAR : GEN_OP_UPSAMPLE_NEAREST);
+  if (!m) return NULL;
+  m->planes = x->shape[0] * x->shape[1], m->h = x->shape[2], m->w = x->shape[3], m->ho = out_h, m->wo = out_w;
+  int64_t k = bilinear ? 2 : 1;
+  m->sy = malloc(sizeof(int64_t) * (size_t)(k * out_h));
+  m->sx = malloc(sizeof(int64_t) * (size_t)(k * out_w));
+  if (bilinear) {
+    m->ly = malloc(sizeof(double) * (size_t)out_h);
+    m->lx = malloc(sizeof(double) * (size_t)out_w);
+  }
+  if (!m->sy || !m->sx || (bilinear && (!m->ly || !m->lx))) {
+    map_free(m);
+    return gen_fail("out of memory");
+  }
+  if (bilinear) {
+    bilinear_table(m->sy, m->ly, m->h, out_h, scale_h);
+    bilinear_table(m->sx, m->lx, m->w, out_w, scale_w);
+  } else {
+    nearest_table(m->sy, m->h, out_h, scale_h);
+    nearest_table(m->sx, m->w, out_w, scale_w);
+  }
+  return apply_map(x, m);
+}
+
+/* Reflect (without repeating the edge) or clamp an index into [0, n); constant: -1 outside. */
+static int64_t fold(int64_t i, int64_t n, gen_pad_mode mode) {
+  if (mode == GEN_PAD_CONSTANT) return i < 0 || i >= n ? -1 : i;
+  if (mode == GEN_PAD_REPLICATE) return i < 0 ? 0 : i >= n ? n - 1 : i;
+  if (n == 1) return 0;
+  int64_t period = 2 * (n - 1);
+  i = ((i % period) + period) % period;
+  return i < n ? i : period - i;
 }
 
 gen_tensor *gen_pad(gen_tensor *x, const int64_t pads[4], gen_pad_mode mode, double value) {
@@ -248,10 +393,20 @@ gen_tensor *gen_pad(gen_tensor *x, const int64_t pads[4], gen_pad_mode mode, dou
     int64_t size = i < 2 ? w : h;
     if (mode == GEN_PAD_REFLECT && pads[i] >= size)
       return gen_fail("reflect padding %lld must be smaller than the dimension size %lld", (long long)pads[i], (long long)size);
-    if (mode != GEN_PAD_CONSTANT && size == 0) return gen_fail("cannot %s-pad an empty dimension", mode == GEN_PAD_REFLECT ? "reflect" : "replicate");
+    if (mode != GEN_PAD_CONSTANT && size == 0)
+      return gen_fail("cannot %s-pad an empty dimension", mode == GEN_PAD_REFLECT ? "reflect" : "replicate");
   }
-  pixel_map m = {.kind = MAP_PAD, .planes = gen_numel_of(x->ndim - 2, x->shape), .h = h, .w = w,
-                 .ho = h + pads[2] + pads[3], .wo = w + pads[0] + pads[1], .mode = mode, .value = value};
-  memcpy(m.pad, pads, sizeof m.pad);
-  return apply_map(x, &m);
+  pixel_map *m = new_map(MAP_TABLE, GEN_OP_PAD);
+  if (!m) return NULL;
+  m->planes = gen_numel_of(x->ndim - 2, x->shape), m->h = h, m->w = w;
+  m->ho = h + pads[2] + pads[3], m->wo = w + pads[0] + pads[1], m->value = value;
+  m->sy = malloc(sizeof(int64_t) * (size_t)(m->ho > 0 ? m->ho : 1));
+  m->sx = malloc(sizeof(int64_t) * (size_t)(m->wo > 0 ? m->wo : 1));
+  if (!m->sy || !m->sx) {
+    map_free(m);
+    return gen_fail("out of memory");
+  }
+  for (int64_t y = 0; y < m->ho; y++) m->sy[y] = fold(y - pads[2], h, mode);
+  for (int64_t x0 = 0; x0 < m->wo; x0++) m->sx[x0] = fold(x0 - pads[0], w, mode);
+  return apply_map(x, m);
 }

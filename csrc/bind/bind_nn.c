@@ -51,9 +51,9 @@ static int pool(lua_State *L, bool max, const char *fname) {
   } else {
     bind_error(L, fname, "argument 2: kernel size must be an integer or a pair, got %s", luaL_typename(L, 2));
   }
-  bind_opt_pair_field(L, 3, "stride", 0, stride, fname);
-  if (stride[0] == 0) stride[0] = k[0];
-  if (stride[1] == 0) stride[1] = k[1];
+  bind_opt_pair_field(L, 3, "stride", LUA_MININTEGER, stride, fname); /* absent: the kernel size */
+  if (stride[0] == LUA_MININTEGER) stride[0] = k[0];
+  if (stride[1] == LUA_MININTEGER) stride[1] = k[1];
   bind_opt_pair_field(L, 3, "padding", 0, pad, fname);
   bool inc = bind_opt_bool_field(L, 3, "count_include_pad", 1, fname);
   gen_tensor **slot = bind_slot(L);
@@ -63,19 +63,34 @@ static int pool(lua_State *L, bool max, const char *fname) {
 static int l_max_pool2d(lua_State *L) { return pool(L, true, "gen.max_pool2d"); }
 static int l_avg_pool2d(lua_State *L) { return pool(L, false, "gen.avg_pool2d"); }
 
-/* upsample(x, {scale = 2 | size = {H, W}, mode = "nearest" | "bilinear"}) */
+/* upsample(x, {scale = 2 | {sh, sw} | size = {H, W}, mode = "nearest" | "bilinear"}) */
 static int l_upsample(lua_State *L) {
   const char *fname = "gen.upsample";
   gen_tensor *x = bind_tensor(L, 1, fname);
   if (x->ndim != 4) bind_error(L, fname, "input must be {N, C, H, W}, got %d dimensions", x->ndim);
   luaL_checktype(L, 2, LUA_TTABLE);
   int64_t size[2] = {0, 0};
-  bind_opt_pair_field(L, 2, "size", 0, size, fname);
-  if (size[0] == 0) {
-    double scale = bind_opt_num_field(L, 2, "scale", 0, fname);
-    if (!(scale > 0)) bind_error(L, fname, "give scale > 0 or size = {H, W}");
-    size[0] = (int64_t)floor((double)x->shape[2] * scale);
-    size[1] = (int64_t)floor((double)x->shape[3] * scale);
+  double scale[2] = {0, 0}; /* 0: the size was given */
+  lua_getfield(L, 2, "size");
+  bool has_size = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (has_size) {
+    bind_opt_pair_field(L, 2, "size", 0, size, fname);
+  } else {
+    lua_getfield(L, 2, "scale");
+    if (lua_type(L, -1) == LUA_TTABLE && luaL_len(L, -1) == 2) {
+      for (int i = 0; i < 2; i++) {
+        lua_geti(L, -1, i + 1);
+        scale[i] = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
+        lua_pop(L, 1);
+      }
+    } else {
+      scale[0] = scale[1] = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
+    }
+    lua_pop(L, 1);
+    if (!(scale[0] > 0 && scale[1] > 0)) bind_error(L, fname, "give scale > 0 or size = {H, W}");
+    size[0] = (int64_t)floor((double)x->shape[2] * scale[0]);
+    size[1] = (int64_t)floor((double)x->shape[3] * scale[1]);
   }
   lua_getfield(L, 2, "mode");
   const char *mode = lua_isnil(L, -1) ? "nearest" : lua_tostring(L, -1);
@@ -84,7 +99,7 @@ static int l_upsample(lua_State *L) {
     bind_error(L, fname, "mode must be \"nearest\" or \"bilinear\", got %s", mode ? mode : luaL_typename(L, -1));
   lua_pop(L, 1);
   gen_tensor **slot = bind_slot(L);
-  *slot = gen_upsample(x, size[0], size[1], bilinear);
+  *slot = gen_upsample(x, size[0], size[1], scale[0], scale[1], bilinear);
   return bind_result(L, *slot, fname);
 }
 

@@ -12,45 +12,52 @@
 #include <cblas.h>
 #include <string.h>
 
-static inline double rd(const void *p, int64_t i, gen_dtype dt) {
-  return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
+/* The output columns ox whose input column ox*sw + shift falls inside [0, w): [*lo, *hi). */
+static inline void valid_cols(const gen_conv_geom *g, int64_t shift, int64_t *lo, int64_t *hi) {
+  int64_t a = shift >= 0 ? 0 : (-shift + g->sw - 1) / g->sw;
+  int64_t b = g->w - shift <= 0 ? 0 : (g->w - shift + g->sw - 1) / g->sw;
+  if (b > g->wo) b = g->wo;
+  if (a > b) a = b;
+  *lo = a, *hi = b;
+}
+
+static bool is_pointwise(const gen_conv_geom *g) {
+  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
 }
 
 void gen_im2col(const gen_conv_geom *g, const void *img, void *cols, gen_dtype dt) {
+  if (is_pointwise(g)) { /* the columns are the batch in channel-major order */
+    gen_nchw_to_cm(img, cols, g->n, g->c, g->h * g->w, dt);
+    return;
+  }
   int64_t rows = g->c * g->kh * g->kw, ncols = g->n * g->ho * g->wo;
+  bool f32 = dt == GEN_FLOAT32;
 #pragma omp parallel for if (rows * ncols > GEN_PARALLEL_GRAIN)
   for (int64_t r = 0; r < rows; r++) {
     int64_t c = r / (g->kh * g->kw), i = (r / g->kw) % g->kh, j = r % g->kw;
+    int64_t shift = j * g->dw - g->pw, lo, hi;
+    valid_cols(g, shift, &lo, &hi);
     for (int64_t n = 0; n < g->n; n++) {
       int64_t base_in = (n * g->c + c) * g->h * g->w, base_out = r * ncols + n * g->ho * g->wo;
       for (int64_t oy = 0; oy < g->ho; oy++) {
-        int64_t y = oy * g->sh - g->ph + i * g->dh;
-        int64_t o = base_out + oy * g->wo;
-        if (dt == GEN_FLOAT32) {
+        int64_t y = oy * g->sh - g->ph + i * g->dh, o = base_out + oy * g->wo;
+        bool inside = y >= 0 && y < g->h;
+        int64_t a = inside ? lo : g->wo, b = inside ? hi : g->wo;
+        if (f32) {
           float *dst = (float *)cols + o;
-          const float *src = (const float *)img + base_in + y * g->w;
-          if (y < 0 || y >= g->h) {
-            memset(dst, 0, sizeof(float) * (size_t)g->wo);
-            continue;
-          }
-          /* valid output columns: 0 <= ox*sw - pw + j*dw < w, solved for ox */
-          int64_t shift = j * g->dw - g->pw;
-          int64_t lo = shift >= 0 ? 0 : (-shift + g->sw - 1) / g->sw;
-          int64_t hi = g->w - shift <= 0 ? 0 : (g->w - shift + g->sw - 1) / g->sw;
-          if (hi > g->wo) hi = g->wo;
-          if (lo > hi) lo = hi;
-          for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0;
+          const float *src = (const float *)img + base_in + (inside ? y * g->w : 0);
+          for (int64_t ox = 0; ox < a; ox++) dst[ox] = 0;
           if (g->sw == 1)
-            memcpy(dst + lo, src + lo + shift, sizeof(float) * (size_t)(hi - lo));
+            memcpy(dst + a, src + a + shift, sizeof(float) * (size_t)(b - a));
           else
-            for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * g->sw + shift];
-          for (int64_t ox = hi; ox < g->wo; ox++) dst[ox] = 0;
+            for (int64_t ox = a; ox < b; ox++) dst[ox] = src[ox * g->sw + shift];
+          for (int64_t ox = b; ox < g->wo; ox++) dst[ox] = 0;
         } else {
           double *dst = (double *)cols + o;
-          for (int64_t ox = 0; ox < g->wo; ox++) {
-            int64_t x = ox * g->sw - g->pw + j * g->dw;
-            dst[ox] = (y >= 0 && y < g->h && x >= 0 && x < g->w) ? rd(img, base_in + y * g->w + x, dt) : 0.0;
-          }
+          const double *src = (const double *)img + base_in + (inside ? y * g->w : 0);
+          for (int64_t ox = 0; ox < a; ox++) dst[ox] = 0;
+          for (int64_t ox = a; ox < b; ox++) dst[ox] = src[ox * g->sw + shift];
+          for (int64_t ox = b; ox < g->wo; ox++) dst[ox] = 0;
         }
       }
     }
@@ -59,21 +66,30 @@ void gen_im2col(const gen_conv_geom *g, const void *img, void *cols, gen_dtype d
 
 void gen_col2im(const gen_conv_geom *g, const void *cols, void *img, gen_dtype dt) {
   int64_t ncols = g->n * g->ho * g->wo, k2 = g->kh * g->kw;
+  bool f32 = dt == GEN_FLOAT32;
 #pragma omp parallel for if (g->c * k2 * ncols > GEN_PARALLEL_GRAIN)
   for (int64_t c = 0; c < g->c; c++) {
     for (int64_t ij = 0; ij < k2; ij++) {
       int64_t i = ij / g->kw, j = ij % g->kw, r = c * k2 + ij;
+      int64_t shift = j * g->dw - g->pw, lo, hi;
+      valid_cols(g, shift, &lo, &hi);
       for (int64_t n = 0; n < g->n; n++) {
         int64_t base_img = (n * g->c + c) * g->h * g->w, base_col = r * ncols + n * g->ho * g->wo;
         for (int64_t oy = 0; oy < g->ho; oy++) {
           int64_t y = oy * g->sh - g->ph + i * g->dh;
           if (y < 0 || y >= g->h) continue;
-          for (int64_t ox = 0; ox < g->wo; ox++) {
-            int64_t x = ox * g->sw - g->pw + j * g->dw;
-            if (x < 0 || x >= g->w) continue;
-            int64_t at = base_img + y * g->w + x, from = base_col + oy * g->wo + ox;
-            if (dt == GEN_FLOAT32) ((float *)img)[at] += ((const float *)cols)[from];
-            else ((double *)img)[at] += ((const double *)cols)[from];
+          int64_t from = base_col + oy * g->wo, at = base_img + y * g->w + shift;
+          if (f32) {
+            float *dst = (float *)img + at;
+            const float *src = (const float *)cols + from;
+            if (g->sw == 1)
+              for (int64_t ox = lo; ox < hi; ox++) dst[ox] += src[ox];
+            else
+              for (int64_t ox = lo; ox < hi; ox++) dst[ox * g->sw] += src[ox];
+          } else {
+            double *dst = (double *)img + at;
+            const double *src = (const double *)cols + from;
+            for (int64_t ox = lo; ox < hi; ox++) dst[ox * g->sw] += src[ox];
           }
         }
       }
@@ -89,12 +105,38 @@ void gen_nchw_to_cm(const void *src, void *dst, int64_t n, int64_t c, int64_t s,
       memcpy((char *)dst + (size_t)((ci * n + ni) * s) * es, (const char *)src + (size_t)((ni * c + ci) * s) * es, (size_t)s * es);
 }
 
-void gen_cm_to_nchw(const void *src, void *dst, int64_t n, int64_t c, int64_t s, gen_dtype dt) {
+void gen_cm_to_nchw(const void *src, void *dst, int64_t n, int64_t c, int64_t s, const void *bias, gen_dtype dt) {
   size_t es = gen_dtype_size(dt);
+  bool f32 = dt == GEN_FLOAT32;
 #pragma omp parallel for if (n * c * s > GEN_PARALLEL_GRAIN)
-  for (int64_t ni = 0; ni < n; ni++)
-    for (int64_t ci = 0; ci < c; ci++)
-      memcpy((char *)dst + (size_t)((ni * c + ci) * s) * es, (const char *)src + (size_t)((ci * n + ni) * s) * es, (size_t)s * es);
+  for (int64_t r = 0; r < n * c; r++) {
+    int64_t ni = r / c, ci = r % c;
+    char *d = (char *)dst + (size_t)(r * s) * es;
+    const char *from = (const char *)src + (size_t)((ci * n + ni) * s) * es;
+    if (!bias) {
+      memcpy(d, from, (size_t)s * es);
+    } else if (f32) {
+      float b = ((const float *)bias)[ci];
+      for (int64_t k = 0; k < s; k++) ((float *)d)[k] = ((const float *)from)[k] + b;
+    } else {
+      double b = ((const double *)bias)[ci];
+      for (int64_t k = 0; k < s; k++) ((double *)d)[k] = ((const double *)from)[k] + b;
+    }
+  }
+}
+
+void gen_fill_planes(void *dst, int64_t n, int64_t c, int64_t s, const void *bias, gen_dtype dt) {
+  bool f32 = dt == GEN_FLOAT32;
+#pragma omp parallel for if (n * c * s > GEN_PARALLEL_GRAIN)
+  for (int64_t r = 0; r < n * c; r++) {
+    if (f32) {
+      float *d = (float *)dst + r * s, b = bias ? ((const float *)bias)[r % c] : 0;
+      for (int64_t k = 0; k < s; k++) d[k] = b;
+    } else {
+      double *d = (double *)dst + r * s, b = bias ? ((const double *)bias)[r % c] : 0;
+      for (int64_t k = 0; k < s; k++) d[k] = b;
+    }
+  }
 }
 
 void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda,

@@ -16,9 +16,11 @@ typedef struct {
 void gen_im2col(const gen_conv_geom *g, const void *img, void *cols, gen_dtype dt);
 /* The adjoint: img {N, C, H, W} += scatter of cols. Parallel over channels, deterministic. */
 void gen_col2im(const gen_conv_geom *g, const void *cols, void *img, gen_dtype dt);
-/* {N, C, S} <-> {C, N*S} layout changes */
+/* {N, C, S} <-> {C, N*S} layout changes; the way back adds bias {C} when it is not NULL */
 void gen_nchw_to_cm(const void *src, void *dst, int64_t n, int64_t c, int64_t s, gen_dtype dt);
-void gen_cm_to_nchw(const void *src, void *dst, int64_t n, int64_t c, int64_t s, gen_dtype dt);
+void gen_cm_to_nchw(const void *src, void *dst, int64_t n, int64_t c, int64_t s, const void *bias, gen_dtype dt);
+/* dst {N, C, S} = bias[c] (zero when bias is NULL) */
+void gen_fill_planes(void *dst, int64_t n, int64_t c, int64_t s, const void *bias, gen_dtype dt);
 /* C = alpha op(A) op(B) + beta C, row-major, float32 or float64 */
 void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda,
               const void *b, int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt);

@@ -1,0 +1,215 @@
+-- linear, conv2d and conv_transpose2d: PyTorch fixtures (spec/fixtures/make_conv_fixtures.py) in
+-- float64 and float32, gradient checks, the fast paths against the general one, bad arguments.
+local gen = require "gen"
+local gradcheck = require("gen.testing").gradcheck
+local cases = require "fixtures.conv_layers"
+
+local function tensor(t, dtype) return gen.tensor(t.data, dtype):view(t.shape) end
+
+-- the fixtures' upstream gradient, rebuilt from the flat index (see make_conv_fixtures.py)
+local function upstream(out)
+  local n = out:numel()
+  local v = {}
+  for i = 0, n - 1 do v[i + 1] = ((i * 37) % 17 - 8) / 8 end
+  return gen.tensor(v, out.dtype):view(out.shape)
+end
+
+-- largest difference relative to the reference's largest magnitude (at least 1)
+local function rel_err(got, want)
+  local w = tensor(want, "float64")
+  assert.same(want.shape, got.shape)
+  return (got:double() - w):abs():max():item() / math.max(1, w:abs():max():item())
+end
+
+local function call(c, ins)
+  local opts = c.opts
+  return gen[c.op](ins[1], ins[2], ins[3], opts)
+end
+
+local function check_case(name, c, dtype, tol)
+  local ins = {}
+  for i, t in ipairs(c.inputs) do ins[i] = tensor(t, dtype):requires_grad_() end
+  -- a call with no bias passes nil through ins[3]
+  local out = call(c, ins)
+  assert.are.equal(dtype, out.dtype)
+  local e = rel_err(out, c.out)
+  assert.is_true(e < tol, string.format("%s %s: output differs by %.3g", name, dtype, e))
+  out:backward(upstream(out))
+  for i, g in ipairs(c.grads) do
+    assert.truthy(ins[i].grad, name .. ": no gradient for input " .. i)
+    e = rel_err(ins[i].grad, g)
+    assert.is_true(e < tol, string.format("%s %s: gradient of input %d differs by %.3g", name, dtype, i, e))
+  end
+end
+
+describe("linear and convolutions match PyTorch", function()
+  local names = {}
+  for name in pairs(cases) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    it(name .. " (float64 and float32)", function()
+      check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
+      check_case(name, cases[name], "float32", 1e-4)
+    end)
+  end
+end)
+
+describe("linear and convolution gradients", function()
+  local function r(...) return gen.randn(...):double() end
+  before_each(function() gen.manual_seed(7) end)
+
+  it("linear, with and without bias, batched", function()
+    assert.is_true(gradcheck(gen.linear, { r(2, 3), r(4, 3), r(4) }))
+    assert.is_true(gradcheck(function(x, w) return gen.linear(x, w) end, { r(2, 2, 3), r(4, 3) }))
+  end)
+
+  it("conv2d with stride, padding, dilation and groups", function()
+    assert.is_true(gradcheck(function(x, w, b) return gen.conv2d(x, w, b, { stride = 2, padding = 1 }) end,
+      { r(2, 2, 5, 5), r(3, 2, 3, 3), r(3) }))
+    assert.is_true(gradcheck(function(x, w, b) return gen.conv2d(x, w, b, { dilation = { 2, 1 }, padding = { 2, 0 }, groups = 2 }) end,
+      { r(2, 4, 4, 4), r(2, 2, 2, 2), r(2) }))
+    assert.is_true(gradcheck(function(x, w) return gen.conv2d(x, w) end, { r(2, 3, 3, 3), r(2, 3, 1, 1) }))
+  end)
+
+  it("conv_transpose2d with stride, output_padding, groups and dilation", function()
+    assert.is_true(gradcheck(function(x, w, b) return gen.conv_transpose2d(x, w, b, { stride = 2, padding = 1, output_padding = 1 }) end,
+      { r(2, 2, 3, 3), r(2, 3, 3, 3), r(3) }))
+    assert.is_true(gradcheck(function(x, w, b) return gen.conv_transpose2d(x, w, b, { groups = 2, dilation = 2, stride = { 1, 2 } }) end,
+      { r(1, 4, 3, 2), r(4, 1, 2, 2), r(2) }))
+  end)
+end)
+
+describe("convolution fast paths", function()
+  it("1x1 conv2d equals linear over the channels, on small and large images", function()
+    for _, hw in ipairs { 2, 24 } do
+      local x, w, b = gen.randn(3, 8, hw, hw), gen.randn(5, 8, 1, 1), gen.randn(5)
+      x:requires_grad_(); w:requires_grad_(); b:requires_grad_()
+      local y = gen.conv2d(x, w, b)
+      local xl = x:detach():permute(1, 3, 4, 2):requires_grad_()
+      local wl = w:detach():view(5, 8):requires_grad_()
+      local bl = b:detach():requires_grad_()
+      local yl = gen.linear(xl, wl, bl):permute(1, 4, 2, 3)
+      assert.is_true((y - yl):abs():max():item() < 1e-4)
+      local g = gen.randn(y.shape)
+      y:backward(g)
+      yl:backward(g)
+      assert.is_true((x.grad - xl.grad:permute(1, 4, 2, 3)):abs():max():item() < 1e-4)
+      assert.is_true((w.grad:view(5, 8) - wl.grad):abs():max():item() < 1e-3)
+      assert.is_true((b.grad - bl.grad):abs():max():item() < 1e-3)
+    end
+  end)
+
+  it("1x1 conv_transpose2d equals linear with the weight transposed, on small and large images", function()
+    for _, hw in ipairs { 3, 20 } do
+      local x, w, b = gen.randn(2, 6, hw, hw):requires_grad_(), gen.randn(6, 4, 1, 1):requires_grad_(), gen.randn(4):requires_grad_()
+      local y = gen.conv_transpose2d(x, w, b)
+      local xl, wl = x:detach():permute(1, 3, 4, 2):requires_grad_(), w:detach():view(6, 4):t():contiguous():requires_grad_()
+      local yl = gen.linear(xl, wl, b:detach()):permute(1, 4, 2, 3)
+      assert.is_true((y - yl):abs():max():item() < 1e-4)
+      local g = gen.randn(y.shape)
+      y:backward(g)
+      yl:backward(g)
+      assert.is_true((x.grad - xl.grad:permute(1, 4, 2, 3)):abs():max():item() < 1e-4)
+      assert.is_true((w.grad:view(6, 4) - wl.grad:t()):abs():max():item() < 1e-3)
+      assert.is_true((b.grad - g:sum(4):sum(3):sum(1)):abs():max():item() < 1e-3)
+    end
+  end)
+
+  it("handles an empty batch", function()
+    for _, k in ipairs { 1, 3 } do
+      local x, w, b = gen.randn(0, 3, 16, 16):requires_grad_(), gen.randn(4, 3, k, k):requires_grad_(), gen.randn(4):requires_grad_()
+      local y = gen.conv2d(x, w, b, { padding = (k - 1) // 2 })
+      assert.same({ 0, 4, 16, 16 }, y.shape)
+      y:sum():backward()
+      assert.same({ 0, 3, 16, 16 }, x.grad.shape)
+      assert.are.equal(0, w.grad:abs():sum():item())
+      assert.are.equal(0, b.grad:abs():sum():item())
+    end
+  end)
+
+  it("conv_transpose2d is the adjoint of conv2d", function()
+    -- <conv2d(x, w), y> == <x, conv_transpose2d(y, w)> with the same options
+    local opts = { stride = 2, padding = 1, dilation = 2, groups = 2 }
+    local x, w = gen.randn(2, 4, 9, 9):double(), gen.randn(6, 2, 3, 3):double()
+    local y = gen.conv2d(x, w, nil, opts)
+    local u = gen.randn(y.shape):double()
+    local xt = gen.conv_transpose2d(u, w, nil, opts)
+    assert.same(x.shape, xt.shape)
+    assert.near((y * u):sum():item(), (x * xt):sum():item(), 1e-9 * (y * u):abs():sum():item())
+  end)
+
+  it("takes non-contiguous inputs and weights", function()
+    local x = gen.randn(2, 7, 7, 3):permute(1, 4, 2, 3)
+    local w = gen.randn(4, 3, 3, 3):transpose(3, 4)
+    local want = gen.conv2d(x:contiguous(), w:contiguous(), nil, { padding = 1 })
+    assert.is_true((gen.conv2d(x, w, nil, { padding = 1 }) - want):abs():max():item() < 1e-6)
+    local lx, lw = gen.randn(3, 4):t(), gen.randn(3, 5):t()
+    assert.is_true((gen.linear(lx, lw) - gen.linear(lx:contiguous(), lw:contiguous())):abs():max():item() < 1e-6)
+  end)
+
+  it("gives the same result at 1 and 2 threads", function()
+    local saved = gen.get_num_threads()
+    local x, w, b = gen.randn(4, 8, 12, 12), gen.randn(8, 8, 3, 3), gen.randn(8)
+    local function run()
+      local xx, ww, bb = x:clone():requires_grad_(), w:clone():requires_grad_(), b:clone():requires_grad_()
+      local y = gen.conv2d(xx, ww, bb, { padding = 1 })
+      y:backward(gen.ones_like(y))
+      return y, xx.grad, ww.grad, bb.grad
+    end
+    gen.set_num_threads(1)
+    local a = { run() }
+    gen.set_num_threads(2)
+    local c = { run() }
+    gen.set_num_threads(saved)
+    for i = 1, 4 do assert.is_true((a[i] - c[i]):abs():max():item() < 1e-4) end
+  end)
+end)
+
+describe("linear and convolutions reject bad arguments", function()
+  local x = gen.randn(2, 3, 8, 8)
+  local function err(fn)
+    local ok, msg = pcall(fn)
+    assert.is_false(ok)
+    return msg
+  end
+
+  it("names the function and the shapes", function()
+    assert.has_error(function() gen.conv2d(x, gen.randn(4, 2, 3, 3)) end,
+      "gen.conv2d: input {2,3,8,8} has 3 channels but weight {4,2,3,3} expects 2 x groups(1) = 2")
+    assert.has_error(function() gen.conv2d(x, gen.randn(4, 3, 9, 9)) end,
+      "gen.conv2d: kernel 9x9 (dilated 9x9) is larger than the padded input 8x8")
+    assert.has_error(function() gen.conv2d(x, gen.randn(4, 3, 5, 5), nil, { dilation = 2 }) end,
+      "gen.conv2d: kernel 5x5 (dilated 9x9) is larger than the padded input 8x8")
+    assert.has_error(function() gen.conv2d(x, gen.randn(4, 1, 3, 3), nil, { groups = 2 }) end,
+      "gen.conv2d: groups (2) must divide the input's 3 channels")
+    assert.has_error(function() gen.conv2d(gen.randn(2, 4, 8, 8), gen.randn(3, 2, 3, 3), nil, { groups = 2 }) end,
+      "gen.conv2d: groups (2) must divide the weight's 3 output channels")
+    assert.has_error(function() gen.conv2d(gen.randn(3, 8, 8), gen.randn(4, 3, 3, 3)) end,
+      "gen.conv2d: input must be {N, C, H, W}, got {3,8,8}")
+    assert.has_error(function() gen.conv2d(x, gen.randn(4, 3, 3)) end, "gen.conv2d: weight must be 4-d, got {4,3,3}")
+    assert.has_error(function() gen.conv2d(x, gen.randn(4, 3, 3, 3), nil, { stride = 0 }) end,
+      "gen.conv2d: stride must be >= 1, got 0")
+    assert.has_error(function() gen.conv2d(x, gen.randn(4, 3, 3, 3), nil, { padding = -1 }) end,
+      "gen.conv2d: padding must be >= 0, got -1")
+    assert.has_error(function() gen.conv2d(x, gen.randn(4, 3, 3, 3), gen.randn(5)) end, "gen.conv2d: bias must be {4}, got {5}")
+    assert.has_error(function() gen.conv2d(x, gen.randn(4, 3, 3, 3):double()) end)
+    assert.truthy(err(function() gen.conv2d(x, gen.randn(4, 3, 3, 3), nil, { stride = { 1, 2, 3 } }) end):find("gen.conv2d", 1, true))
+    assert.has_error(function() gen.conv_transpose2d(x, gen.randn(4, 3, 3, 3)) end,
+      "gen.conv_transpose2d: input {2,3,8,8} has 3 channels but weight {4,3,3,3} expects 4 x groups(1) = 4")
+    assert.has_error(function() gen.conv_transpose2d(gen.randn(2, 4, 3, 3), gen.randn(4, 3, 3, 3), nil, { groups = 3 }) end,
+      "gen.conv_transpose2d: groups (3) must divide the input's 4 channels")
+    assert.has_error(function() gen.conv_transpose2d(x, gen.randn(3, 2, 3, 3), nil, { stride = 2, output_padding = 2 }) end,
+      "gen.conv_transpose2d: output_padding 2 must be smaller than the stride or the dilation")
+    assert.has_error(function() gen.conv_transpose2d(gen.randn(1, 3, 1, 1), gen.randn(3, 2, 3, 3), nil, { padding = 2 }) end,
+      "gen.conv_transpose2d: output size -1x-1 is not positive")
+    assert.has_error(function() gen.conv_transpose2d(x, gen.randn(3, 2, 3, 3), gen.randn(3)) end,
+      "gen.conv_transpose2d: bias must be {2}, got {3}")
+    assert.has_error(function() gen.linear(gen.randn(2, 3), gen.randn(4, 5)) end,
+      "gen.linear: input {2,3} does not end in the weight's 5 input features (weight {4,5})")
+    assert.has_error(function() gen.linear(gen.randn(2, 3), gen.randn(4, 3, 1)) end, "gen.linear: weight must be {out, in}, got {4,3,1}")
+    assert.has_error(function() gen.linear(gen.randn(2, 3), gen.randn(4, 3), gen.randn(3)) end,
+      "gen.linear: bias {3} does not match the weight's 4 outputs")
+    assert.truthy(err(function() gen.linear(gen.randn(2, 3), gen.randn(4, 3):double()) end):find("gen.linear: ", 1, true))
+    assert.truthy(err(function() gen.linear(gen.randn(2, 3)) end):find("gen.linear", 1, true))
+  end)
+end)
