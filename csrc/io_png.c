@@ -3,6 +3,7 @@
  * is read as 8-bit samples in {C, H, W}; writing uses the simplified API (png_image), which
  * reports errors in image.message.
  */
+#include <errno.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -26,15 +27,24 @@ static void on_warning(png_structp png, png_const_charp msg) {
   (void)msg; /* warnings (e.g. unknown chunks) do not stop a read */
 }
 
+/* libpng's own reader says only "Read Error" at a premature end of file. */
+static void read_data(png_structp png, png_bytep data, size_t n) {
+  FILE *f = png_get_io_ptr(png);
+  if (fread(data, 1, n, f) != n) png_error(png, ferror(f) ? "read error" : "truncated file (unexpected end of data)");
+}
+
 gen_tensor *gen_png_read(const char *path, int channels) {
   char message[256] = "corrupt or unsupported PNG";
   FILE *f = fopen(path, "rb");
-  if (!f) return gen_fail("%s: cannot open", path);
+  if (!f) return gen_fail("%s: cannot open (%s)", path, strerror(errno));
   unsigned char sig[8];
   if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
     fclose(f);
-    return gen_fail("%s: not a PNG file", path);
+    return gen_fail("%s: not a PNG file (bad signature)", path);
   }
+  fseek(f, 0, SEEK_END);
+  long file_size = ftell(f);
+  fseek(f, 8, SEEK_SET);
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, message, on_error, on_warning);
   png_infop info = png ? png_create_info_struct(png) : NULL;
   if (!info) {
@@ -53,10 +63,20 @@ gen_tensor *gen_png_read(const char *path, int channels) {
     fclose(f);
     return gen_fail("%s: %s", path, message);
   }
-  png_init_io(png, f);
+  png_set_read_fn(png, f, read_data);
   png_set_sig_bytes(png, 8);
   png_set_user_limits(png, 1u << 15, 1u << 15);
   png_read_info(png, info);
+  /* A header may claim a huge image over a few bytes of data. Deflate expands at most about
+   * 1032:1, so the filtered rows (one filter byte each) must fit in ~1100 times the file size:
+   * checked before the pixel buffer is allocated. */
+  uint64_t raw_bytes = ((uint64_t)png_get_rowbytes(png, info) + 1) * png_get_image_height(png, info);
+  if (raw_bytes > (uint64_t)file_size * 1100 + (1u << 20)) {
+    char claim[200];
+    snprintf(claim, sizeof claim, "header claims %ux%u pixels but the file has only %ld bytes",
+             (unsigned)png_get_image_width(png, info), (unsigned)png_get_image_height(png, info), file_size);
+    png_error(png, claim);
+  }
   int color = png_get_color_type(png, info);
   png_set_expand(png); /* palette -> RGB, gray < 8 bits -> 8, tRNS -> alpha */
   png_set_strip_16(png);
@@ -98,12 +118,19 @@ int gen_png_write(const char *path, gen_tensor *t) {
                         gen_shape_str(s, sizeof s, t->ndim, t->shape));
   }
   int64_t c = t->shape[0], h = t->shape[1], w = t->shape[2];
-  gen_tensor *hwc = gen_empty(GEN_UINT8, 3, (int64_t[3]){h, w, c});
-  if (!hwc) return -1;
+  if (w > 0x7fffffff / 4 || h > 0x7fffffff) return gen_fail_int("image of %lldx%lld pixels is too large for PNG", (long long)h, (long long)w);
+  gen_tensor *chw = gen_contiguous_raw(t);
+  gen_tensor *hwc = chw ? gen_empty(GEN_UINT8, 3, (int64_t[3]){h, w, c}) : NULL;
+  if (!hwc) {
+    gen_release(chw);
+    return -1;
+  }
+  const uint8_t *src = (const uint8_t *)gen_data_ptr(chw);
   uint8_t *dst = hwc->storage->data;
   for (int64_t k = 0; k < c; k++)
     for (int64_t y = 0; y < h; y++)
-      for (int64_t x = 0; x < w; x++) dst[(y * w + x) * c + k] = (uint8_t)gen_get_flat(t, (k * h + y) * w + x);
+      for (int64_t x = 0; x < w; x++) dst[(y * w + x) * c + k] = src[(k * h + y) * w + x];
+  gen_release(chw);
   png_image img;
   memset(&img, 0, sizeof img);
   img.version = PNG_IMAGE_VERSION;

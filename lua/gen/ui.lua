@@ -3,18 +3,27 @@ local gen = require "gen"
 
 local ui = {}
 
+local tty_cache = {}
 local function is_terminal(out)
   if out ~= io.stdout and out ~= io.stderr then return false end
   local fd = out == io.stdout and 1 or 2
-  local ok = os.execute("test -t " .. fd)
-  return ok == true or ok == 0
+  if tty_cache[fd] == nil then
+    local ok = os.execute("test -t " .. fd)
+    tty_cache[fd] = ok == true or ok == 0
+  end
+  return tty_cache[fd]
 end
 
 local function fmt_duration(s)
-  if s ~= s or s == math.huge then return "?" end
+  if s ~= s or s == math.huge or s < 0 then return "?" end
   s = math.floor(s + 0.5)
   if s >= 3600 then return string.format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
   return string.format("%02d:%02d", s // 60, s % 60)
+end
+
+local function fmt_rate(rate)
+  if rate > 0 and rate < 1 then return string.format("%.2f s/it", 1 / rate) end
+  return string.format("%.1f it/s", rate)
 end
 
 local function fmt_values(values)
@@ -25,6 +34,7 @@ local function fmt_values(values)
   local parts = {}
   for _, k in ipairs(keys) do
     local v = values[k]
+    if gen.is_tensor(v) and v:numel() == 1 then v = v:item() end
     parts[#parts + 1] = type(v) == "number" and string.format("%s=%.4g", k, v) or (k .. "=" .. tostring(v))
   end
   return table.concat(parts, " ")
@@ -33,22 +43,30 @@ end
 local Progress = {}
 Progress.__index = Progress
 
---- progress(total, {label, width = 30, tty, out = io.stderr, interval = 10 (seconds, non-terminal)})
--- p:update(n [, values]) sets the count done (values: a table of live numbers, e.g. losses);
--- p:close() finishes the line. On a terminal the bar redraws in place; otherwise a plain line is
--- printed at most every `interval` seconds and at every 10% of the total.
+--- A progress bar: ui.progress(total, {label, width = 30, out = io.stderr, tty, interval = 10, clock}).
+--   p:update(n [, values])   n items done (nil: one more); values: live numbers such as losses
+--   p:close()                finishes the line
+-- On a terminal the line redraws in place ("\r", at most 10 times a second):
+--   label [#########.....................] 300/1000 52.1 it/s elapsed 00:05 eta 00:13 loss=0.31
+-- Elsewhere (a log file, a pipe, {tty = false}) a plain line without the bar is printed at the
+-- first update, every `interval` seconds and every 10% of the total, and at close if the last
+-- state was not printed yet. `out` is a file or any object with :write(...) (and :flush()).
 function ui.progress(total, opts)
   opts = opts or {}
+  if total ~= nil and (math.type(total) ~= "integer" or total < 0) then
+    error("gen.ui.progress: total must be a non-negative integer or nil, got " .. tostring(total), 2)
+  end
   local out = opts.out or io.stderr
   local p = setmetatable({
-    total = total, label = opts.label or "", width = opts.width or 30, out = out, start = gen.time(),
+    total = total, label = opts.label or "", width = opts.width or 30, out = out,
     tty = opts.tty == nil and is_terminal(out) or opts.tty, interval = opts.interval or 10, done = 0,
-    last_print = -math.huge, last_decile = -1, clock = opts.clock or gen.time,
+    last_print = -math.huge, last_decile = -1, clock = opts.clock or gen.time, printed_done = nil,
   }, Progress)
   p.start = p.clock()
   return p
 end
 
+--- The status line (without the bar unless drawing on a terminal).
 function Progress:line(values)
   local elapsed = self.clock() - self.start
   local rate = self.done / math.max(elapsed, 1e-9)
@@ -59,68 +77,115 @@ function Progress:line(values)
     bar = "[" .. string.rep("#", filled) .. string.rep(".", self.width - filled) .. "] "
   end
   local count = self.total and string.format("%d/%d", self.done, self.total) or tostring(self.done)
-  local s = string.format("%s%s%s %.1f it/s elapsed %s eta %s", self.label ~= "" and (self.label .. " ") or "", bar, count,
-    rate, fmt_duration(elapsed), fmt_duration(eta))
+  local s = string.format("%s%s%s %s elapsed %s eta %s", self.label ~= "" and (self.label .. " ") or "", bar, count,
+    fmt_rate(rate), fmt_duration(elapsed), fmt_duration(eta))
   local v = fmt_values(values)
   return v ~= "" and (s .. " " .. v) or s
 end
 
+local function flush(out) if out.flush then out:flush() end end
+
 function Progress:update(n, values)
-  self.done = n
+  self.done = n or self.done + 1
   self.values = values or self.values
+  local now = self.clock()
   if self.tty then
-    self.out:write("\r\27[K", self:line(self.values))
-    self.out:flush()
+    if now - self.last_print >= 0.1 or self.done == self.total then
+      self.last_print = now
+      self.out:write("\r\27[K", self:line(self.values))
+      flush(self.out)
+    end
     return
   end
-  local now = self.clock()
-  local decile = self.total and math.floor(10 * n / math.max(self.total, 1)) or -1
+  local decile = self.total and math.floor(10 * self.done / math.max(self.total, 1)) or -1
   if now - self.last_print >= self.interval or decile > self.last_decile then
-    self.last_print, self.last_decile = now, decile
+    self.last_print, self.last_decile, self.printed_done = now, decile, self.done
     self.out:write(self:line(self.values), "\n")
-    self.out:flush()
+    flush(self.out)
   end
 end
 
 function Progress:close()
-  if self.tty then self.out:write("\r\27[K", self:line(self.values), "\n")
-  elseif self.done ~= (self.total or -1) or self.last_decile < 10 then self.out:write(self:line(self.values), "\n") end
-  self.out:flush()
+  if self.closed then return end
+  self.closed = true
+  if self.tty then
+    self.out:write("\r\27[K", self:line(self.values), "\n")
+  elseif self.printed_done ~= self.done then
+    self.out:write(self:line(self.values), "\n")
+  end
+  flush(self.out)
 end
+Progress.__close = Progress.close
 
 ---------------------------------------------------------------- CSV logs
 
 local CSV = {}
 CSV.__index = CSV
 
---- CSVLogger(path, {"step", "loss_d", ...} [, {append = true}]): a header line (unless appending to
--- an existing file), then one row per :log{step = 1, loss_d = 0.7, ...}. Flushed every row.
+--- CSVLogger(path, {"step", "loss_d", ...} [, {append = true}]): writes a header line, then one
+-- row per log:log{step = 1, loss_d = 0.7, ...} (missing values are left empty, unknown names are
+-- an error), flushed at every row so a crash loses nothing. With {append = true} an existing file
+-- with the same header is continued (a resumed run); a different header is an error.
 function ui.CSVLogger(path, columns, opts)
-  local exists = io.open(path, "r")
-  if exists then exists:close() end
-  local append = opts and opts.append and exists
+  if type(path) ~= "string" then error("gen.ui.CSVLogger: expected a file path, got " .. type(path), 2) end
+  if type(columns) ~= "table" or #columns == 0 then error("gen.ui.CSVLogger: expected a list of column names", 2) end
+  local header = table.concat(columns, ",")
+  local known = {}
+  for _, c in ipairs(columns) do known[c] = true end
+  local existing = io.open(path, "r")
+  local append = false
+  if existing then
+    local first = existing:read("l")
+    existing:close()
+    if opts and opts.append and first then
+      if first ~= header then
+        error(string.format("gen.ui.CSVLogger: %s has columns '%s', not '%s'", path, first, header), 2)
+      end
+      append = true
+    end
+  end
   local f, err = io.open(path, append and "a" or "w")
   if not f then error("gen.ui.CSVLogger: " .. tostring(err), 2) end
-  if not append then f:write(table.concat(columns, ","), "\n") end
-  return setmetatable({ f = f, columns = columns }, CSV)
+  if not append then
+    f:write(header, "\n")
+    f:flush()
+  end
+  return setmetatable({ f = f, columns = columns, known = known, path = path }, CSV)
+end
+
+local function cell(v)
+  if v == nil then return "" end
+  if gen.is_tensor(v) then v = v:item() end
+  if math.type(v) == "float" then return string.format("%.6g", v) end
+  local s = tostring(v)
+  if s:find('[,"\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
+  return s
 end
 
 function CSV:log(row)
-  local cells = {}
-  for i, c in ipairs(self.columns) do
-    local v = row[c]
-    cells[i] = v == nil and "" or (math.type(v) == "float" and string.format("%.6g", v) or tostring(v))
+  if not self.f then error("gen.ui.CSVLogger: log after close (" .. self.path .. ")", 2) end
+  for k in pairs(row) do
+    if not self.known[k] then error("gen.ui.CSVLogger: unknown column '" .. tostring(k) .. "' (columns: " ..
+      table.concat(self.columns, ", ") .. ")", 2) end
   end
+  local cells = {}
+  for i, c in ipairs(self.columns) do cells[i] = cell(row[c]) end
   self.f:write(table.concat(cells, ","), "\n")
   self.f:flush()
 end
 
-function CSV:close() self.f:close() end
+function CSV:close()
+  if self.f then self.f:close(); self.f = nil end
+end
+CSV.__close = CSV.close
+CSV.__gc = CSV.close
 
 --- Reads a CSV written by CSVLogger: returns the column names and a table column -> array of numbers.
 function ui.read_csv(path)
-  local f = assert(io.open(path))
+  local f, err = io.open(path)
+  if not f then error("gen.ui.read_csv: " .. tostring(err), 2) end
   local header = f:read("l")
+  if not header then f:close(); error("gen.ui.read_csv: " .. path .. " is empty", 2) end
   local names = {}
   for n in header:gmatch("[^,]+") do names[#names + 1] = n end
   local cols = {}
@@ -225,21 +290,62 @@ local function tick_label(v, step)
   return string.format("%." .. digits .. "f", v)
 end
 
---- Renders line plots to a PNG: plot(path, {series = {{name = "loss_d", x = {...}, y = {...}}, ...},
--- title, xlabel, ylabel, width = 800, height = 500}). Returns the image tensor {3, H, W}.
+function Canvas:rect(x0, y0, x1, y1, fill, border)
+  for y = math.floor(y0), math.floor(y1) do
+    for x = math.floor(x0), math.floor(x1) do self:set(x, y, fill) end
+  end
+  if border then
+    self:line(x0, y0, x1, y0, border); self:line(x0, y1, x1, y1, border)
+    self:line(x0, y0, x0, y1, border); self:line(x1, y0, x1, y1, border)
+  end
+end
+
+-- An exponential moving average (TensorBoard's smoothing), skipping non-finite values.
+local function smooth(ys, alpha)
+  local out, m, k = {}, 0, 0
+  for j, y in ipairs(ys) do
+    if y == y and math.abs(y) ~= math.huge then
+      m, k = alpha * m + (1 - alpha) * y, k + 1
+      out[j] = m / (1 - alpha ^ k) -- debiased, so the curve starts at the first value
+    else
+      out[j] = y
+    end
+  end
+  return out
+end
+
+local function finite(v) return type(v) == "number" and v == v and math.abs(v) ~= math.huge end
+
+--- Renders line plots to a PNG (no Python, no plotting library): axes with numbered ticks and a
+-- grid, a legend, a title and axis labels in a built-in 3x5 pixel font (upper case).
+--   ui.plot(path, {series = {{name = "loss_d", x = {...}, y = {...}}, ...}, title = "...",
+--                  xlabel = "step", ylabel = "loss", width = 800, height = 500, smooth = 0.9})
+-- x defaults to 1..#y; non-finite y values break the line. smooth (0..1, per series or for all)
+-- draws the raw values faded and their moving average on top. path nil only renders. Returns
+-- the image, a uint8 tensor {3, height, width}.
 function ui.plot(path, opts)
   if type(opts) ~= "table" or type(opts.series) ~= "table" or #opts.series == 0 then
-    error("gen.ui.plot: expected {series = {{name, x, y}, ...}}", 2)
+    error("gen.ui.plot: expected {series = {{name = ..., x = {...}, y = {...}}, ...}}", 2)
   end
   local W, H = opts.width or 800, opts.height or 500
+  if math.type(W) ~= "integer" or math.type(H) ~= "integer" or W < 160 or H < 100 or W * H > 1e8 then
+    error(string.format("gen.ui.plot: width and height must be integers of at least 160 x 100, got %s x %s",
+      tostring(W), tostring(H)), 2)
+  end
+  for i, s in ipairs(opts.series) do
+    if type(s) ~= "table" or type(s.y) ~= "table" then error("gen.ui.plot: series " .. i .. " has no y values", 2) end
+    if s.x ~= nil and (type(s.x) ~= "table" or #s.x ~= #s.y) then
+      error(string.format("gen.ui.plot: series %d has %s x values for %d y values", i,
+        type(s.x) == "table" and tostring(#s.x) or "no", #s.y), 2)
+    end
+  end
   local c = canvas(W, H)
   local left, right, top, bottom = 90, 20, 40, 60
   local xmin, xmax, ymin, ymax = math.huge, -math.huge, math.huge, -math.huge
-  for i, s in ipairs(opts.series) do
-    if type(s.y) ~= "table" then error("gen.ui.plot: series " .. i .. " has no y values", 2) end
+  for _, s in ipairs(opts.series) do
     for j, y in ipairs(s.y) do
       local x = s.x and s.x[j] or j
-      if y == y and math.abs(y) ~= math.huge then
+      if finite(y) and finite(x) then
         xmin, xmax, ymin, ymax = math.min(xmin, x), math.max(xmax, x), math.min(ymin, y), math.max(ymax, y)
       end
     end
@@ -255,23 +361,24 @@ function ui.plot(path, opts)
   local yt, ystep = nice_ticks(ymin, ymax, 6)
   for _, v in ipairs(yt) do
     c:line(left, py(v), W - right, py(v), grid)
-    local s = tick_label(v, ystep)
-    c:text(left - 8 - text_width(s), py(v) - 5, s, black)
+    c:line(left - 5, py(v), left, py(v), black)
+    local label = tick_label(v, ystep)
+    c:text(left - 10 - text_width(label), py(v) - 5, label, black)
   end
   local xt, xstep = nice_ticks(xmin, xmax, 6)
   for _, v in ipairs(xt) do
     c:line(px(v), top, px(v), H - bottom, grid)
-    local s = tick_label(v, xstep)
-    c:text(px(v) - text_width(s) / 2, H - bottom + 8, s, black)
+    c:line(px(v), H - bottom, px(v), H - bottom + 5, black)
+    local label = tick_label(v, xstep)
+    c:text(px(v) - text_width(label) / 2, H - bottom + 10, label, black)
   end
   c:line(left, H - bottom, W - right, H - bottom, black)
   c:line(left, top, left, H - bottom, black)
-  for i, s in ipairs(opts.series) do
-    local col = palette[(i - 1) % #palette + 1]
+  local function draw(s, ys, col)
     local prev
-    for j, y in ipairs(s.y) do
+    for j, y in ipairs(ys) do
       local x = s.x and s.x[j] or j
-      if y == y and math.abs(y) ~= math.huge then
+      if finite(y) and finite(x) then
         local cur = { px(x), py(y) }
         if prev then c:line(prev[1], prev[2], cur[1], cur[2], col, true) else c:set(cur[1], cur[2], col) end
         prev = cur
@@ -279,9 +386,29 @@ function ui.plot(path, opts)
         prev = nil
       end
     end
-    local ly = top + 8 + (i - 1) * 16
-    c:line(W - right - 150, ly + 5, W - right - 125, ly + 5, col, true)
-    c:text(W - right - 118, ly, s.name or ("series " .. i), black)
+  end
+  local names = {}
+  for i, s in ipairs(opts.series) do
+    local col = palette[(i - 1) % #palette + 1]
+    local alpha = s.smooth or opts.smooth
+    if alpha and alpha > 0 then
+      draw(s, s.y, { (col[1] + 3 * 255) // 4, (col[2] + 3 * 255) // 4, (col[3] + 3 * 255) // 4 })
+      draw(s, smooth(s.y, math.min(alpha, 0.999)), col)
+    else
+      draw(s, s.y, col)
+    end
+    names[i] = tostring(s.name or ("series " .. i))
+  end
+  local longest = 0
+  for _, n in ipairs(names) do longest = math.max(longest, text_width(n)) end
+  local lx1, ly0 = W - right - 8, top + 6
+  local lx0, ly1 = lx1 - longest - 48, ly0 + 16 * #names + 6
+  c:rect(lx0, ly0, lx1, ly1, { 255, 255, 255 }, { 160, 160, 160 })
+  for i, n in ipairs(names) do
+    local col = palette[(i - 1) % #palette + 1]
+    local ly = ly0 + 8 + (i - 1) * 16
+    c:line(lx0 + 8, ly + 4, lx0 + 32, ly + 4, col, true)
+    c:text(lx0 + 40, ly, n, black)
   end
   if opts.title then c:text((W - text_width(opts.title, 3)) / 2, 10, opts.title, black, 3) end
   if opts.xlabel then c:text((W - text_width(opts.xlabel)) / 2, H - 22, opts.xlabel, black) end
