@@ -9,8 +9,10 @@
  * for backward: q, k, v, out and lse. Backward recomputes each tile's probabilities from lse:
  *   P = exp(S - lse);  dV_j += P^T dO_i;  dP = dO_i V_j^T;  dS = P (dP - D_i), D = rowsum(dO O);
  *   dQ_i += scale dS K_j;  dK_j += scale dS^T Q_i.
- * (b, h) slices are independent and each is computed by one thread in a fixed order, so results
- * do not depend on the thread count. docs/derivations.md derives the backward.
+ * float32 runs the vectorized kernels of kernels/attention.c (forward parallel over (b, h, query
+ * tile), backward over (b, h)); the any-dtype kernel here is their reference and runs float64. In
+ * both, each task computes its outputs in a fixed order, so results do not depend on the thread
+ * count. docs/derivations.md derives the backward.
  */
 #include "ops_attention.h"
 
@@ -19,18 +21,16 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "kernels/attention.h"
 #include "kernels/im2col.h"
 
-#define BQ 64
-#define BK 64
+/* The reference kernel below works in any float dtype (reading and writing through doubles) and
+ * runs float64, the gradient-check dtype; float32 goes to the fused kernels of kernels/attention.c,
+ * which follow the same steps with vectorized loops. */
+#define BQ GEN_ATTN_BQ
+#define BK GEN_ATTN_BK
 
-typedef struct {
-  int64_t b, h, tq, tk, d, dv;
-  double scale;
-  bool causal;
-  const gen_tensor *mask; /* NULL, or broadcast through mstride */
-  int64_t mstride[4];
-} attn_shape;
+typedef gen_attn_shape attn_shape;
 
 static inline double rd(const gen_dtype dt, const void *p, int64_t i) {
   return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
@@ -151,7 +151,11 @@ static int attention_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
   gen_tensor *dv = dk ? gen_zeros(dt, v->ndim, v->shape) : NULL;
   int rc = dv ? 0 : -1;
   size_t es = gen_dtype_size(dt);
-  if (rc == 0) {
+  if (rc == 0 && dt == GEN_FLOAT32) {
+    rc = gen_attention_backward_f32(&a, (const float *)gen_data_ptr(q), (const float *)gen_data_ptr(k), (const float *)gen_data_ptr(v),
+                                    (const float *)gen_data_ptr(co), (const float *)gen_data_ptr(cg), (const double *)gen_data_ptr(lse),
+                                    (float *)gen_data_ptr(dq), (float *)gen_data_ptr(dk), (float *)gen_data_ptr(dv));
+  } else if (rc == 0) {
     int failed = 0;
 #pragma omp parallel for reduction(| : failed) if (a.b * a.h > 1)
     for (int64_t s = 0; s < a.b * a.h; s++) {
@@ -214,7 +218,10 @@ gen_tensor *gen_attention(gen_tensor *q, gen_tensor *k, gen_tensor *v, gen_tenso
   gen_tensor *out = cv ? gen_empty(dt, 4, (int64_t[4]){a.b, a.h, a.tq, a.dv}) : NULL;
   gen_tensor *lse = out ? gen_empty(GEN_FLOAT64, 1, (int64_t[1]){a.b * a.h * a.tq}) : NULL;
   int failed = !lse;
-  if (lse) {
+  if (lse && dt == GEN_FLOAT32) {
+    failed = gen_attention_forward_f32(&a, (const float *)gen_data_ptr(cq), (const float *)gen_data_ptr(ck), (const float *)gen_data_ptr(cv),
+                                       (float *)gen_data_ptr(out), (double *)gen_data_ptr(lse)) < 0;
+  } else if (lse) {
 #pragma omp parallel for reduction(| : failed) if (a.b * a.h > 1)
     for (int64_t s = 0; s < a.b * a.h; s++) {
       void *s_tile = malloc((size_t)(BQ * BK) * es), *o_acc = malloc((size_t)(BQ * (a.dv ? a.dv : 1)) * es);

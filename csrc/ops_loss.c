@@ -19,6 +19,15 @@ typedef enum { PW_MSE, PW_L1, PW_BCE_LOGITS, PW_BCE, PW_KL } pointwise;
 static const gen_op pointwise_ops[] = {GEN_OP_MSE_LOSS, GEN_OP_L1_LOSS, GEN_OP_BCE_WITH_LOGITS, GEN_OP_BINARY_CROSS_ENTROPY,
                                        GEN_OP_KL_NORMAL};
 
+/* element i of a float buffer p of dtype dt (the pointer taken once, outside the loops) */
+static inline double ld(const char *p, gen_dtype dt, int64_t i) {
+  return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
+}
+static inline void st(char *p, gen_dtype dt, int64_t i, double v) {
+  if (dt == GEN_FLOAT32) ((float *)p)[i] = (float)v;
+  else ((double *)p)[i] = v;
+}
+
 static double clamp_log(double v) { return v > 0 ? fmax(log(v), -100.0) : -100.0; }
 
 /* loss at (a, b) and d loss / d a, d loss / d b */
@@ -75,11 +84,11 @@ static int pointwise_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
     }
     int64_t count = gen_numel(d);
     double scalar = r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? n->reals[0] : 1);
-    for (int64_t k = 0; k < count; k++) {
-      double gk = r == GEN_REDUCE_NONE ? gen_read_f64(gen_data_ptr(cg) + (size_t)k * gen_dtype_size(cg->dtype), cg->dtype) : scalar;
-      char *p = gen_data_ptr(out) + (size_t)k * gen_dtype_size(out->dtype);
-      gen_write_f64(p, out->dtype, gk * gen_read_f64(gen_data_ptr(d) + (size_t)k * gen_dtype_size(d->dtype), d->dtype));
-    }
+    const char *pg = gen_data_ptr(cg), *pd = gen_data_ptr(d);
+    char *po = gen_data_ptr(out);
+    gen_dtype tg = cg->dtype, td = d->dtype;
+#pragma omp parallel for if (count > GEN_PARALLEL_GRAIN)
+    for (int64_t k = 0; k < count; k++) st(po, td, k, (r == GEN_REDUCE_NONE ? ld(pg, tg, k) : scalar) * ld(pd, td, k));
     gen_release(cg);
     grad_in[i] = out;
   }
@@ -103,14 +112,15 @@ static gen_tensor *pointwise_loss(pointwise k, gen_tensor *a, gen_tensor *b, gen
   gen_tensor *out = NULL;
   if (db) {
     int64_t count = gen_numel(a);
-    size_t es = gen_dtype_size(dt);
+    const char *pa = gen_data_ptr(ca), *pb = gen_data_ptr(cb);
+    char *pe = gen_data_ptr(el), *pda = gen_data_ptr(da), *pdb = gen_data_ptr(db);
+    gen_dtype ta = ca->dtype, tb = cb->dtype;
+#pragma omp parallel for if (count > GEN_PARALLEL_GRAIN / 8)
     for (int64_t i = 0; i < count; i++) {
-      double x = gen_read_f64(gen_data_ptr(ca) + (size_t)i * gen_dtype_size(ca->dtype), ca->dtype);
-      double y = gen_read_f64(gen_data_ptr(cb) + (size_t)i * gen_dtype_size(cb->dtype), cb->dtype);
-      double gx, gy, v = pointwise_eval(k, x, y, &gx, &gy);
-      gen_write_f64(gen_data_ptr(el) + i * es, dt, v);
-      gen_write_f64(gen_data_ptr(da) + i * es, dt, gx);
-      gen_write_f64(gen_data_ptr(db) + i * es, dt, gy);
+      double gx, gy, v = pointwise_eval(k, ld(pa, ta, i), ld(pb, tb, i), &gx, &gy);
+      st(pe, dt, i, v);
+      st(pda, dt, i, gx);
+      st(pdb, dt, i, gy);
     }
     double divisor = k == PW_KL ? (double)a->shape[0] : (double)(count ? count : 1);
     out = reduce_loss(el, r, divisor);

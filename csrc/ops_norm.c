@@ -3,9 +3,8 @@
  *
  * Legend: x contiguous as [N, C, S] (S = prod of spatial dims). A "set" is what one mean and
  * variance describe: for group norm the (n, group) pairs, for batch norm each channel over all n
- * and s. Layer norm is group norm with one group on [M, D, 1] (M rows of D normalized elements,
- * the affine parameters indexed by d), so they share the kernels. The affine parameter of an
- * element is indexed by its channel c.
+ * and s. The affine parameter of an element is indexed by its channel c. Layer norm (M rows of D
+ * normalized elements, affine parameters indexed by the element) has its own row kernels below.
  *
  * Kernels walk memory in order, one (n, c) row of S elements at a time, with per-row partial sums
  * added into per-set totals in a fixed order afterwards (deterministic for any thread count).
@@ -45,10 +44,21 @@ static void row_sums(const gen_tensor *a, const gen_tensor *b, int64_t base, int
   double x = 0, y = 0;
   if (a->dtype == GEN_FLOAT32) {
     const float *pa = (const float *)gen_data_ptr(a) + base, *pb = b ? (const float *)gen_data_ptr(b) + base : NULL;
-    for (int64_t i = 0; i < len; i++) {
-      double d = pa[i] - shift;
-      x += d;
-      y += pb ? d * pb[i] : d * d;
+    /* simd: a fixed lane-wise summation order, the same for any thread count */
+    if (pb) {
+#pragma omp simd reduction(+ : x, y)
+      for (int64_t i = 0; i < len; i++) {
+        double d = (double)pa[i] - shift;
+        x += d;
+        y += d * pb[i];
+      }
+    } else {
+#pragma omp simd reduction(+ : x, y)
+      for (int64_t i = 0; i < len; i++) {
+        double d = (double)pa[i] - shift;
+        x += d;
+        y += d * d;
+      }
     }
   } else {
     for (int64_t i = 0; i < len; i++) {
@@ -269,6 +279,136 @@ gen_tensor *gen_group_norm(gen_tensor *x, int64_t groups, gen_tensor *w, gen_ten
   return normalize(GEN_OP_GROUP_NORM, x, &l, w, b, eps, false, NULL, NULL, NULL, NULL);
 }
 
+/* ---------------------------------------------------------------- layer norm
+ * Legend: x as [M, D], D = prod(normalized shape) contiguous; w, b [D]. Its own kernels rather than
+ * the [N, C, S] ones above: there the affine parameters follow the channel, here the element, and
+ * rows of D elements are what one mean and rstd describe. Forward and dx are parallel over rows;
+ * dw and db are sums over rows, parallel over column blocks, each adding its rows in order. */
+
+#define LN_COLS 256
+
+static void ln_row_stats(const gen_tensor *x, int64_t row, int64_t dsize, double eps, double *mean, double *rstd) {
+  double s1, s2, unused;
+  row_sums(x, NULL, row * dsize, dsize, 0, &s1, &unused);
+  double mu = s1 / (double)dsize;
+  row_sums(x, NULL, row * dsize, dsize, mu, &unused, &s2);
+  *mean = mu;
+  *rstd = 1 / sqrt(s2 / (double)dsize + eps);
+}
+
+static void ln_row_forward(gen_tensor *y, const gen_tensor *x, const gen_tensor *w, const gen_tensor *b, int64_t row,
+                           int64_t dsize, double mean, double rstd) {
+  int64_t base = row * dsize;
+  if (x->dtype == GEN_FLOAT32) {
+    const float *px = (const float *)gen_data_ptr(x) + base, *pw = w ? (const float *)gen_data_ptr(w) : NULL;
+    const float *pb = b ? (const float *)gen_data_ptr(b) : NULL;
+    float *py = (float *)gen_data_ptr(y) + base, m = (float)mean, r = (float)rstd;
+    for (int64_t d = 0; d < dsize; d++) {
+      float v = (px[d] - m) * r;
+      py[d] = (pw ? v * pw[d] : v) + (pb ? pb[d] : 0.0f);
+    }
+  } else {
+    for (int64_t d = 0; d < dsize; d++) {
+      double v = (rd(x, base + d) - mean) * rstd;
+      wr(y, base + d, (w ? v * rd(w, d) : v) + (b ? rd(b, d) : 0));
+    }
+  }
+}
+
+/* dx = r (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = dy w, over one row */
+static void ln_row_backward(gen_tensor *dx, const gen_tensor *dy, const gen_tensor *x, const gen_tensor *w, int64_t row,
+                            int64_t dsize, double mean, double rstd) {
+  int64_t base = row * dsize;
+  double sa = 0, sb = 0;
+  if (x->dtype == GEN_FLOAT32) {
+    const float *px = (const float *)gen_data_ptr(x) + base, *pg = (const float *)gen_data_ptr(dy) + base;
+    const float *pw = w ? (const float *)gen_data_ptr(w) : NULL;
+    float *po = (float *)gen_data_ptr(dx) + base, m = (float)mean, r = (float)rstd;
+#pragma omp simd reduction(+ : sa, sb)
+    for (int64_t d = 0; d < dsize; d++) {
+      float gx = pw ? pg[d] * pw[d] : pg[d];
+      sa += gx;
+      sb += gx * ((px[d] - m) * r);
+    }
+    float a = (float)(sa / (double)dsize), bb = (float)(sb / (double)dsize);
+    for (int64_t d = 0; d < dsize; d++) {
+      float gx = pw ? pg[d] * pw[d] : pg[d];
+      po[d] = r * (gx - a - (px[d] - m) * r * bb);
+    }
+  } else {
+    for (int64_t d = 0; d < dsize; d++) {
+      double gx = rd(dy, base + d) * (w ? rd(w, d) : 1);
+      sa += gx;
+      sb += gx * (rd(x, base + d) - mean) * rstd;
+    }
+    double a = sa / (double)dsize, bb = sb / (double)dsize;
+    for (int64_t d = 0; d < dsize; d++) {
+      double gx = rd(dy, base + d) * (w ? rd(w, d) : 1);
+      wr(dx, base + d, rstd * (gx - a - (rd(x, base + d) - mean) * rstd * bb));
+    }
+  }
+}
+
+/* saved: x (contiguous), stats {2, M} float64 (mean; rstd), w (optional);
+ * ints[0] = M, ints[1] = D, ints[2] = has w */
+static int layer_norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *x = gen_node_saved(node, 0), *stats = x ? gen_node_saved(node, 1) : NULL;
+  gen_tensor *w = stats && node->ints[2] ? gen_node_saved(node, 2) : NULL;
+  if (!stats || (node->ints[2] && !w)) return -1;
+  int64_t rows = node->ints[0], dsize = node->ints[1];
+  const double *mean = (const double *)gen_data_ptr(stats), *rstd = mean + rows;
+  gen_tensor *dy = gen_contiguous_raw(g);
+  if (!dy) return -1;
+  gen_tensor *dx = NULL, *dw = NULL, *db = NULL;
+  if (gen_edge_live(&node->edges[0])) {
+    if (!(dx = gen_empty(x->dtype, x->ndim, x->shape))) goto fail;
+#pragma omp parallel for if (rows * dsize > GEN_PARALLEL_GRAIN)
+    for (int64_t row = 0; row < rows; row++) ln_row_backward(dx, dy, x, w, row, dsize, mean[row], rstd[row]);
+  }
+  bool want_w = node->n_inputs > 1 && gen_edge_live(&node->edges[1]), want_b = node->n_inputs > 2 && gen_edge_live(&node->edges[2]);
+  if (want_w && !(dw = gen_empty(node->edges[1].dtype, node->edges[1].ndim, node->edges[1].shape))) goto fail;
+  if (want_b && !(db = gen_empty(node->edges[2].dtype, node->edges[2].ndim, node->edges[2].shape))) goto fail;
+  if (dw || db) {
+    int64_t blocks = (dsize + LN_COLS - 1) / LN_COLS;
+#pragma omp parallel for if (rows * dsize > GEN_PARALLEL_GRAIN)
+    for (int64_t blk = 0; blk < blocks; blk++) {
+      int64_t d0 = blk * LN_COLS, nd = dsize - d0 < LN_COLS ? dsize - d0 : LN_COLS;
+      double aw[LN_COLS] = {0}, ab[LN_COLS] = {0};
+      for (int64_t row = 0; row < rows; row++) {
+        int64_t base = row * dsize + d0;
+        double m = mean[row], r = rstd[row];
+        if (x->dtype == GEN_FLOAT32) {
+          const float *px = (const float *)gen_data_ptr(x) + base, *pg = (const float *)gen_data_ptr(dy) + base;
+          for (int64_t d = 0; d < nd; d++) {
+            aw[d] += (double)pg[d] * (((double)px[d] - m) * r);
+            ab[d] += pg[d];
+          }
+        } else {
+          for (int64_t d = 0; d < nd; d++) {
+            aw[d] += rd(dy, base + d) * (rd(x, base + d) - m) * r;
+            ab[d] += rd(dy, base + d);
+          }
+        }
+      }
+      for (int64_t d = 0; d < nd; d++) {
+        if (dw) wr(dw, d0 + d, aw[d]);
+        if (db) wr(db, d0 + d, ab[d]);
+      }
+    }
+  }
+  gen_release(dy);
+  grad_in[0] = dx;
+  if (want_w) grad_in[1] = dw;
+  if (want_b) grad_in[2] = db;
+  return 0;
+fail:
+  gen_release(dy);
+  gen_release(dx);
+  gen_release(dw);
+  gen_release(db);
+  return -1;
+}
+
 gen_tensor *gen_layer_norm(gen_tensor *x, int nd, const int64_t *shape, gen_tensor *w, gen_tensor *b, double eps) {
   char sx[GEN_SHAPE_STR_MAX], sn[GEN_SHAPE_STR_MAX];
   bool ok = nd >= 1 && nd <= x->ndim && gen_dtype_is_float(x->dtype);
@@ -278,8 +418,35 @@ gen_tensor *gen_layer_norm(gen_tensor *x, int nd, const int64_t *shape, gen_tens
                     gen_dtype_name(x->dtype), gen_shape_str(sx, sizeof sx, x->ndim, x->shape));
   int64_t dsize = gen_numel_of(nd, shape);
   if (check_affine(w, dsize, x->dtype, "weight") < 0 || check_affine(b, dsize, x->dtype, "bias") < 0) return NULL;
-  norm_layout l = {gen_numel(x) / (dsize ? dsize : 1), dsize, 1, 1};
-  return normalize(GEN_OP_LAYER_NORM, x, &l, w, b, eps, false, NULL, NULL, NULL, NULL);
+  int64_t rows = dsize ? gen_numel(x) / dsize : 0;
+  gen_tensor *cx = gen_contiguous_raw(x);
+  gen_tensor *stats = cx ? gen_empty(GEN_FLOAT64, 2, (int64_t[2]){2, rows}) : NULL;
+  gen_tensor *y = stats ? gen_empty(x->dtype, x->ndim, x->shape) : NULL;
+  if (y) {
+    double *mean = (double *)gen_data_ptr(stats), *rstd = mean + rows;
+#pragma omp parallel for if (rows * dsize > GEN_PARALLEL_GRAIN)
+    for (int64_t row = 0; row < rows; row++) {
+      ln_row_stats(cx, row, dsize, eps, &mean[row], &rstd[row]);
+      ln_row_forward(y, cx, w, b, row, dsize, mean[row], rstd[row]);
+    }
+    gen_tensor *inputs[3] = {x, w, b};
+    if (gen_needs_grad(3, inputs)) {
+      gen_node *n = gen_node_new(GEN_OP_LAYER_NORM, layer_norm_backward, 3, inputs);
+      if (!n || gen_node_save(n, cx) < 0 || gen_node_save(n, stats) < 0 || (w && gen_node_save(n, w) < 0)) {
+        gen_node_release(n);
+        gen_release(y);
+        y = NULL;
+      } else {
+        n->ints[0] = rows;
+        n->ints[1] = dsize;
+        n->ints[2] = w != NULL;
+        gen_attach(y, n);
+      }
+    }
+  }
+  gen_release(cx);
+  gen_release(stats);
+  return y;
 }
 
 gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *running_var, gen_tensor *w,
@@ -335,7 +502,14 @@ static int dropout_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *cg = gen_contiguous_raw(g), *out = cg ? gen_empty(g->dtype, g->ndim, g->shape) : NULL;
   if (out) {
     int64_t k = gen_numel(out);
-    for (int64_t i = 0; i < k; i++) wr(out, i, rd(cg, i) * rd(mask, i));
+    if (out->dtype == GEN_FLOAT32) {
+      const float *pg = (const float *)gen_data_ptr(cg), *pm = (const float *)gen_data_ptr(mask);
+      float *po = (float *)gen_data_ptr(out);
+#pragma omp parallel for if (k > GEN_PARALLEL_GRAIN)
+      for (int64_t i = 0; i < k; i++) po[i] = pg[i] * pm[i];
+    } else {
+      for (int64_t i = 0; i < k; i++) wr(out, i, rd(cg, i) * rd(mask, i));
+    }
   }
   gen_release(cg);
   grad_in[0] = out;
@@ -352,10 +526,20 @@ gen_tensor *gen_dropout(gen_tensor *x, double p, bool training, gen_generator *g
     gen_fill_bernoulli(mask, g, 1 - p); /* 1 = keep */
     double scale = p < 1 ? 1 / (1 - p) : 0;
     int64_t k = gen_numel(out);
-    for (int64_t i = 0; i < k; i++) {
-      double m = rd(mask, i) * scale;
-      wr(mask, i, m);
-      wr(out, i, rd(cx, i) * m);
+    if (out->dtype == GEN_FLOAT32) {
+      float *pm = (float *)gen_data_ptr(mask), *po = (float *)gen_data_ptr(out), fs = (float)scale;
+      const float *px = (const float *)gen_data_ptr(cx);
+#pragma omp parallel for if (k > GEN_PARALLEL_GRAIN)
+      for (int64_t i = 0; i < k; i++) {
+        pm[i] *= fs;
+        po[i] = px[i] * pm[i];
+      }
+    } else {
+      for (int64_t i = 0; i < k; i++) {
+        double m = rd(mask, i) * scale;
+        wr(mask, i, m);
+        wr(out, i, rd(cx, i) * m);
+      }
     }
     if (gen_needs_grad(1, &x)) {
       gen_node *n = gen_node_new(GEN_OP_DROPOUT, dropout_backward, 1, &x);

@@ -1,0 +1,225 @@
+/*
+ * attention.c — float32 fused attention, forward and backward (FlashAttention's tiling).
+ *
+ * Legend: per (batch, head) slice, Q [Tq, d], K [Tk, d], V [Tk, dv], O [Tq, dv]; a tile is BQ
+ * queries x BK keys; S, P, dP are one BQ x BK tile (row stride nk). ops_attention.c holds the
+ * derivation summary, the autograd glue and the any-dtype reference kernel these must match.
+ *
+ * What makes this fast: tile GEMMs go to BLAS; everything between them runs over contiguous float
+ * rows in loops the compiler vectorizes (`omp simd` reductions, and exp_approx below instead of
+ * libm's scalar exp, which otherwise costs more than the GEMMs); masking work is only done on
+ * tiles that need it (a causal tile entirely at or below the diagonal needs none).
+ *
+ * Parallelism and determinism: the forward pass runs one task per (slice, query tile), the
+ * backward one task per slice (it owns dK and dV of the slice and adds the key-tile contributions
+ * in a fixed order). A task's arithmetic never depends on which thread runs it, so the results are
+ * bitwise identical for any thread count.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+/* Lets GCC if-convert exp_approx's clamp (it would not speculate a float multiply that might trap):
+ * we never read floating-point exception flags, and the results are the same. */
+#pragma GCC optimize("no-trapping-math")
+#endif
+#include "attention.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "im2col.h"
+
+#define BQ GEN_ATTN_BQ
+#define BK GEN_ATTN_BK
+
+/* e^x for x <= 88 (here always x <= ~0: a score minus its row's max or log-sum-exp), within 1e-7
+ * relative down to e^-87, and exactly 0 below about -87.7, where the exponent bits reach 0 (so -inf,
+ * a masked score, gives 0; NaN stays NaN). Cephes' expf: x = n ln2 + r with |r| <= ln2/2, e^r by a
+ * degree-6 polynomial, 2^n through the exponent bits. One select and no branches, so that the
+ * loops calling it vectorize. */
+static inline float exp_approx(float x) {
+  float xc = x < -88.0f ? -88.0f : x; /* n = -127: scale 0 */
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+/* Masks a score tile s [nq, nk] at query i0, key j0 of slice (bi, hi): -inf where causality or a
+ * uint8 mask hides a key, plus a float mask's value. */
+static void mask_tile(const gen_attn_shape *a, float *s, int64_t bi, int64_t hi, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
+  const gen_tensor *m = a->mask;
+  for (int64_t i = 0; i < nq; i++) {
+    float *row = s + i * nk;
+    if (m) {
+      int64_t base = bi * a->mstride[0] + hi * a->mstride[1] + (i0 + i) * a->mstride[2] + j0 * a->mstride[3], js = a->mstride[3];
+      if (m->dtype == GEN_UINT8) {
+        const uint8_t *mp = (const uint8_t *)gen_data_ptr(m) + base;
+        for (int64_t j = 0; j < nk; j++)
+          if (!mp[j * js]) row[j] = -INFINITY;
+      } else {
+        const float *mp = (const float *)gen_data_ptr(m) + base;
+        for (int64_t j = 0; j < nk; j++) row[j] += mp[j * js];
+      }
+    }
+    if (a->causal)
+      for (int64_t j = i0 + i + 1 - j0 > 0 ? i0 + i + 1 - j0 : 0; j < nk; j++) row[j] = -INFINITY;
+  }
+}
+
+static inline bool tile_masked(const gen_attn_shape *a, int64_t i0, int64_t j0, int64_t nk) {
+  return a->mask || (a->causal && j0 + nk - 1 > i0);
+}
+
+/* One query tile of one slice: the online softmax over the key tiles. */
+static void forward_tile(const gen_attn_shape *a, const float *q, const float *k, const float *v, float *o, double *lse,
+                         int64_t bi, int64_t hi, int64_t i0, float *s, float *acc) {
+  int64_t nq = a->tq - i0 < BQ ? a->tq - i0 : BQ, dv = a->dv;
+  float m[BQ], l[BQ];
+  for (int64_t i = 0; i < nq; i++) {
+    m[i] = -INFINITY;
+    l[i] = 0;
+  }
+  memset(acc, 0, sizeof(float) * (size_t)(nq * dv));
+  for (int64_t j0 = 0; j0 < a->tk; j0 += BK) {
+    if (a->causal && j0 > i0 + nq - 1) break; /* this and every later key tile is hidden */
+    int64_t nk = a->tk - j0 < BK ? a->tk - j0 : BK;
+    gen_gemm(false, true, nq, nk, a->d, a->scale, q + i0 * a->d, a->d, k + j0 * a->d, a->d, 0, s, nk, GEN_FLOAT32);
+    if (tile_masked(a, i0, j0, nk)) mask_tile(a, s, bi, hi, i0, nq, j0, nk);
+    for (int64_t i = 0; i < nq; i++) {
+      float *row = s + i * nk, mx = m[i];
+#pragma omp simd reduction(max : mx)
+      for (int64_t j = 0; j < nk; j++) mx = row[j] > mx ? row[j] : mx;
+      if (mx == -INFINITY) { /* every key so far hidden: contributes nothing */
+        memset(row, 0, sizeof(float) * (size_t)nk);
+        continue;
+      }
+      float sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < nk; j++) {
+        float p = exp_approx(row[j] - mx);
+        row[j] = p;
+        sum += p;
+      }
+      if (mx != m[i]) {
+        float corr = m[i] == -INFINITY ? 0.0f : expf(m[i] - mx);
+        float *ar = acc + i * dv;
+        for (int64_t c = 0; c < dv; c++) ar[c] *= corr;
+        l[i] *= corr;
+        m[i] = mx;
+      }
+      l[i] += sum;
+    }
+    gen_gemm(false, false, nq, dv, nk, 1, s, nk, v + j0 * dv, dv, 1, acc, dv, GEN_FLOAT32);
+  }
+  for (int64_t i = 0; i < nq; i++) {
+    float inv = l[i] > 0 ? 1.0f / l[i] : 0.0f;
+    const float *ar = acc + i * dv;
+    float *orow = o + (i0 + i) * dv;
+    for (int64_t c = 0; c < dv; c++) orow[c] = ar[c] * inv;
+    lse[i0 + i] = l[i] > 0 ? (double)m[i] + log((double)l[i]) : -INFINITY;
+  }
+}
+
+int gen_attention_forward_f32(const gen_attn_shape *a, const float *q, const float *k, const float *v, float *o, double *lse) {
+  int64_t slices = a->b * a->h, qtiles = (a->tq + BQ - 1) / BQ, tasks = slices * qtiles;
+  int failed = 0;
+  int64_t work = tasks * BQ * a->tk * (a->d + a->dv);
+#pragma omp parallel if (tasks > 1 && work > GEN_PARALLEL_GRAIN) reduction(| : failed)
+  {
+    float *s = malloc(sizeof(float) * BQ * BK), *acc = malloc(sizeof(float) * (size_t)(BQ * (a->dv ? a->dv : 1)));
+    if (!s || !acc) failed = 1;
+    /* dynamic: causal tiles near the end of a slice have more keys; per-task results are the same */
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      if (!s || !acc) continue;
+      int64_t sl = t / qtiles, i0 = (t % qtiles) * BQ;
+      forward_tile(a, q + sl * a->tq * a->d, k + sl * a->tk * a->d, v + sl * a->tk * a->dv, o + sl * a->tq * a->dv,
+                   lse + sl * a->tq, sl / a->h, sl % a->h, i0, s, acc);
+    }
+    free(s);
+    free(acc);
+  }
+  return failed ? gen_fail_int("out of memory in attention") : 0;
+}
+
+/* One slice: key tiles outer (dK_j, dV_j stay hot), query tiles inner; dQ accumulates across key
+ * tiles in order. p, dp: BQ x BK scratch; dsum: Tq. */
+static void backward_slice(const gen_attn_shape *a, const float *q, const float *k, const float *v, const float *o,
+                           const float *dout, const double *lse, float *dq, float *dk, float *dv, int64_t bi, int64_t hi,
+                           float *p, float *dp, float *dsum) {
+  int64_t d = a->d, w = a->dv;
+  float scale = (float)a->scale;
+  for (int64_t i = 0; i < a->tq; i++) { /* D_i = dO_i . O_i */
+    float s = 0;
+    const float *gr = dout + i * w, *orow = o + i * w;
+#pragma omp simd reduction(+ : s)
+    for (int64_t c = 0; c < w; c++) s += gr[c] * orow[c];
+    dsum[i] = s;
+  }
+  memset(dq, 0, sizeof(float) * (size_t)(a->tq * d));
+  memset(dk, 0, sizeof(float) * (size_t)(a->tk * d));
+  memset(dv, 0, sizeof(float) * (size_t)(a->tk * w));
+  for (int64_t j0 = 0; j0 < a->tk; j0 += BK) {
+    int64_t nk = a->tk - j0 < BK ? a->tk - j0 : BK;
+    for (int64_t i0 = 0; i0 < a->tq; i0 += BQ) {
+      int64_t nq = a->tq - i0 < BQ ? a->tq - i0 : BQ;
+      if (a->causal && j0 > i0 + nq - 1) continue;
+      gen_gemm(false, true, nq, nk, d, scale, q + i0 * d, d, k + j0 * d, d, 0, p, nk, GEN_FLOAT32);
+      if (tile_masked(a, i0, j0, nk)) mask_tile(a, p, bi, hi, i0, nq, j0, nk);
+      for (int64_t i = 0; i < nq; i++) { /* P = exp(S - lse) */
+        float *row = p + i * nk;
+        double L = lse[i0 + i];
+        if (L == -INFINITY) {
+          memset(row, 0, sizeof(float) * (size_t)nk);
+          continue;
+        }
+        float lf = (float)L;
+#pragma omp simd
+        for (int64_t j = 0; j < nk; j++) row[j] = exp_approx(row[j] - lf);
+      }
+      /* dV_j += P^T dO_i */
+      gen_gemm(true, false, nk, w, nq, 1, p, nk, dout + i0 * w, w, 1, dv + j0 * w, w, GEN_FLOAT32);
+      /* dP = dO_i V_j^T, then dS = P (dP - D), the scale folded into the next two products */
+      gen_gemm(false, true, nq, nk, w, 1, dout + i0 * w, w, v + j0 * w, w, 0, dp, nk, GEN_FLOAT32);
+      for (int64_t i = 0; i < nq; i++) {
+        float *pr = p + i * nk, *dr = dp + i * nk, di = dsum[i0 + i];
+#pragma omp simd
+        for (int64_t j = 0; j < nk; j++) dr[j] = pr[j] * (dr[j] - di);
+      }
+      gen_gemm(false, false, nq, d, nk, scale, dp, nk, k + j0 * d, d, 1, dq + i0 * d, d, GEN_FLOAT32);
+      gen_gemm(true, false, nk, d, nq, scale, dp, nk, q + i0 * d, d, 1, dk + j0 * d, d, GEN_FLOAT32);
+    }
+  }
+}
+
+int gen_attention_backward_f32(const gen_attn_shape *a, const float *q, const float *k, const float *v, const float *o,
+                               const float *dout, const double *lse, float *dq, float *dk, float *dv) {
+  int64_t slices = a->b * a->h;
+  int failed = 0;
+#pragma omp parallel if (slices > 1) reduction(| : failed)
+  {
+    float *p = malloc(sizeof(float) * BQ * BK), *dp = malloc(sizeof(float) * BQ * BK);
+    float *dsum = malloc(sizeof(float) * (size_t)(a->tq ? a->tq : 1));
+    if (!p || !dp || !dsum) failed = 1;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t sl = 0; sl < slices; sl++) {
+      if (!p || !dp || !dsum) continue;
+      backward_slice(a, q + sl * a->tq * a->d, k + sl * a->tk * a->d, v + sl * a->tk * a->dv, o + sl * a->tq * a->dv,
+                     dout + sl * a->tq * a->dv, lse + sl * a->tq, dq + sl * a->tq * a->d, dk + sl * a->tk * a->d,
+                     dv + sl * a->tk * a->dv, sl / a->h, sl % a->h, p, dp, dsum);
+    }
+    free(p);
+    free(dp);
+    free(dsum);
+  }
+  return failed ? gen_fail_int("out of memory in attention backward") : 0;
+}

@@ -1,0 +1,206 @@
+-- scaled_dot_product_attention: PyTorch fixtures (spec/fixtures/make_norm_fixtures.py) in float64 and
+-- float32, agreement with the explicit softmax(QK^T)V across many tiles, gradient checks (causal,
+-- masks, cross-attention, dv ~= d), fully masked rows, O(T d) memory, thread-count independence and
+-- bad arguments.
+local gen = require "gen"
+local gradcheck = require("gen.testing").gradcheck
+local cases = require "fixtures.norm_attention"
+local sdpa = gen.scaled_dot_product_attention
+
+local function tensor(t, dtype) return gen.tensor(t.data, dtype):view(t.shape) end
+
+-- the fixtures' upstream gradient, rebuilt from the flat index (see make_norm_fixtures.py)
+local function upstream(out)
+  local v = {}
+  for i = 0, out:numel() - 1 do v[i + 1] = ((i * 37) % 17 - 8) / 8 end
+  return gen.tensor(v, out.dtype):view(out.shape)
+end
+
+-- largest difference, each element relative to its reference's magnitude (at least 1)
+local function rel_err(got, want)
+  if not gen.is_tensor(want) then want = tensor(want, "float64") end
+  assert.same(want.shape, got.shape)
+  return ((got:double() - want:double()):abs() / want:double():abs():clamp(1, math.huge)):max():item()
+end
+
+local function check_case(name, c, dtype, tol)
+  local ins = {}
+  for i = 1, 3 do ins[i] = tensor(c.inputs[i], dtype):requires_grad_() end
+  local opts = c.args and {}
+  if c.args then
+    for k, v in pairs(c.args) do opts[k] = v end
+    if opts.mask then
+      local m = c.inputs[4]
+      local integral = true
+      for _, v in ipairs(m.data) do if v ~= 0 and v ~= 1 then integral = false end end
+      opts.mask = tensor(m, integral and "uint8" or dtype)
+    end
+  end
+  local out = sdpa(ins[1], ins[2], ins[3], opts)
+  assert.are.equal(dtype, out.dtype)
+  local e = rel_err(out, c.out)
+  assert.is_true(e < tol, string.format("%s %s: output differs by %.3g", name, dtype, e))
+  out:backward(upstream(out))
+  for i = 1, 3 do
+    assert.truthy(ins[i].grad, name .. ": no gradient for input " .. i)
+    e = rel_err(ins[i].grad, c.grads[i])
+    assert.is_true(e < tol, string.format("%s %s: gradient of input %d differs by %.3g", name, dtype, i, e))
+  end
+end
+
+-- the textbook formula with gen's ordinary ops: the O(T^2) reference
+local function explicit(q, k, v, opts)
+  opts = opts or {}
+  local s = gen.matmul(q, k:transpose(3, 4)) * (opts.scale or 1 / math.sqrt(q:size(4)))
+  local tq, tk = q:size(3), k:size(3)
+  if opts.causal then
+    local t = {}
+    for i = 1, tq do
+      t[i] = {}
+      for j = 1, tk do t[i][j] = j <= i and 1 or 0 end
+    end
+    s = s:masked_fill(gen.tensor(t):eq(0), -math.huge)
+  end
+  if opts.mask then s = s:masked_fill(opts.mask:eq(0), -math.huge) end
+  return gen.matmul(gen.softmax(s, -1), v)
+end
+
+describe("attention matches PyTorch", function()
+  local names = {}
+  for name in pairs(cases) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    it(name .. " (float64 and float32)", function()
+      check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
+      check_case(name, cases[name], "float32", 1e-4)
+    end)
+  end
+
+  it("agrees with the explicit softmax(QK^T)V over many tiles, forward and backward", function()
+    gen.manual_seed(21)
+    local B, H, Tq, Tk, d, dv = 2, 2, 150, 200, 16, 8
+    local mask = gen.rand(B, 1, Tq, Tk):gt(0.2):byte()
+    for _, opts in ipairs { {}, { causal = true }, { mask = mask, scale = 0.2 } } do
+      local q0, k0, v0 = gen.randn(B, H, Tq, d), gen.randn(B, H, Tk, d), gen.randn(B, H, Tk, dv)
+      local g = gen.randn(B, H, Tq, dv)
+      local function run(f)
+        local q, k, v = q0:clone():requires_grad_(), k0:clone():requires_grad_(), v0:clone():requires_grad_()
+        local o = f(q, k, v, opts)
+        o:backward(g)
+        return o, q.grad, k.grad, v.grad
+      end
+      local a, b = { run(sdpa) }, { run(explicit) }
+      for i = 1, 4 do
+        local e = rel_err(a[i], b[i])
+        assert.is_true(e < 1e-4, string.format("result %d differs by %.3g", i, e))
+      end
+    end
+  end)
+end)
+
+describe("attention gradients", function()
+  local function r(...) return gen.randn(...):double() end
+  before_each(function() gen.manual_seed(17) end)
+
+  it("self-attention, cross-attention with dv ~= d, a given scale", function()
+    assert.is_true(gradcheck(sdpa, { r(1, 2, 3, 2), r(1, 2, 3, 2), r(1, 2, 3, 3) }))
+    assert.is_true(gradcheck(sdpa, { r(2, 1, 2, 3), r(2, 1, 4, 3), r(2, 1, 4, 2) }))
+    assert.is_true(gradcheck(function(q, k, v) return sdpa(q, k, v, { scale = 0.7 }) end, { r(1, 1, 3, 2), r(1, 1, 2, 2), r(1, 1, 2, 2) }))
+  end)
+
+  it("causal, masked (uint8 and additive), and both", function()
+    local m = gen.tensor({ { { { 1, 0, 1 } } } }, "uint8")
+    local fm = gen.tensor({ { 0.5, -1, 0 }, { 2, 0, -0.5 }, { 0, 0, 1 } }, "float64")
+    assert.is_true(gradcheck(function(q, k, v) return sdpa(q, k, v, { causal = true }) end, { r(1, 2, 3, 2), r(1, 2, 3, 2), r(1, 2, 3, 2) }))
+    assert.is_true(gradcheck(function(q, k, v) return sdpa(q, k, v, { mask = m }) end, { r(2, 1, 2, 2), r(2, 1, 3, 2), r(2, 1, 3, 3) }))
+    assert.is_true(gradcheck(function(q, k, v) return sdpa(q, k, v, { causal = true, mask = m }) end,
+      { r(1, 1, 3, 2), r(1, 1, 3, 2), r(1, 1, 3, 2) }))
+    assert.is_true(gradcheck(function(q, k, v) return sdpa(q, k, v, { mask = fm }) end, { r(1, 1, 3, 2), r(1, 1, 3, 2), r(1, 1, 3, 2) }))
+  end)
+
+  it("across tile boundaries (T > 64), causal", function()
+    assert.is_true(gradcheck(function(q, k, v) return sdpa(q, k, v, { causal = true }) end,
+      { r(1, 1, 70, 1), r(1, 1, 70, 1), r(1, 1, 70, 1) }))
+  end)
+
+  it("a fully masked query row gives zero output and zero gradient", function()
+    local m = gen.tensor({ { 1, 1 }, { 0, 0 } }, "uint8") -- query 2 sees no key
+    local q, k, v = gen.randn(1, 1, 2, 3):requires_grad_(), gen.randn(1, 1, 2, 3):requires_grad_(), gen.randn(1, 1, 2, 4):requires_grad_()
+    local o = sdpa(q, k, v, { mask = m })
+    assert.same({ 0, 0, 0, 0 }, o[1][1][2]:totable())
+    o:sum():backward()
+    assert.same({ 0, 0, 0 }, q.grad[1][1][2]:totable())
+    assert.is_true(q.grad[1][1][1]:abs():sum():item() > 0)
+    assert.is_true(gradcheck(function(a, b, c) return sdpa(a, b, c, { mask = m }) end, { r(1, 1, 2, 3), r(1, 1, 2, 3), r(1, 1, 2, 4) }))
+  end)
+
+  it("accepts non-contiguous q, k, v (a head split done with transpose)", function()
+    local x = gen.randn(2, 5, 2, 3) -- {B, T, heads, d}
+    local a = sdpa(x:transpose(2, 3), x:transpose(2, 3), x:transpose(2, 3))
+    local c = x:transpose(2, 3):contiguous()
+    assert.are.equal(0, (a - sdpa(c, c, c)):abs():max():item())
+  end)
+end)
+
+describe("attention kernel", function()
+  it("does not allocate the T x T scores", function()
+    local T, d = 2048, 16
+    local q, k, v = gen.randn(1, 1, T, d):requires_grad_(), gen.randn(1, 1, T, d):requires_grad_(), gen.randn(1, 1, T, d):requires_grad_()
+    collectgarbage()
+    local before = gen.memory(true).live
+    local o = sdpa(q, k, v, { causal = true })
+    o:backward(gen.ones_like(o))
+    local peak = gen.memory().peak - before
+    -- a T x T float32 matrix alone would be 16 MB; q, k, v, out, lse and the gradients are ~1 MB
+    assert.is_true(peak < 4 * 1024 * 1024, "peak tensor memory grew by " .. peak .. " bytes")
+  end)
+
+  it("does not depend on the thread count", function()
+    gen.manual_seed(3)
+    local q0, k0, v0 = gen.randn(2, 3, 130, 8), gen.randn(2, 3, 100, 8), gen.randn(2, 3, 100, 4)
+    local g = gen.randn(2, 3, 130, 4)
+    local function run()
+      local q, k, v = q0:clone():requires_grad_(), k0:clone():requires_grad_(), v0:clone():requires_grad_()
+      local o = sdpa(q, k, v, { causal = true })
+      o:backward(g)
+      return o, q.grad, k.grad, v.grad
+    end
+    local before = gen.get_num_threads()
+    gen.set_num_threads(1)
+    local a = { run() }
+    gen.set_num_threads(2)
+    local b = { run() }
+    gen.set_num_threads(before)
+    for i = 1, 4 do assert.are.equal(0, (a[i] - b[i]):abs():max():item(), "result " .. i .. " differs") end
+  end)
+end)
+
+describe("attention rejects bad arguments", function()
+  local function err(fn)
+    local ok, e = pcall(fn)
+    assert.is_false(ok, "expected an error")
+    return tostring(e)
+  end
+  local q, k, v = gen.randn(1, 2, 3, 4), gen.randn(1, 2, 5, 4), gen.randn(1, 2, 5, 6)
+
+  it("mismatched widths, lengths, batches and ranks", function()
+    assert.has_error(function() sdpa(q, gen.randn(1, 2, 5, 3), v) end,
+      "gen.scaled_dot_product_attention: shapes q {1,2,3,4}, k {1,2,5,3}, v {1,2,5,6} do not fit " ..
+      "(batch and heads equal, q and k widths equal, k and v lengths equal)")
+    assert.truthy(err(function() sdpa(q, k, gen.randn(1, 2, 4, 6)) end):find("gen.scaled_dot_product_attention: shapes", 1, true))
+    assert.truthy(err(function() sdpa(q, gen.randn(2, 2, 5, 4), gen.randn(2, 2, 5, 6)) end):find("do not fit", 1, true))
+    assert.truthy(err(function() sdpa(gen.randn(2, 3, 4), k, v) end)
+      :find("gen.scaled_dot_product_attention: q, k, v must be {B, heads, T, d}, got {2,3,4}", 1, true))
+    assert.truthy(err(function() sdpa(q:double(), k, v) end):find("must share one float dtype", 1, true))
+  end)
+
+  it("a mask of the wrong shape or type", function()
+    assert.has_error(function() sdpa(q, k, v, { mask = gen.ones(4, "uint8") }) end,
+      "gen.scaled_dot_product_attention: mask {4} does not broadcast to {1,2,3,5}")
+    assert.truthy(err(function() sdpa(q, k, v, { mask = gen.ones(3, 3, "uint8") }) end):find("does not broadcast", 1, true))
+    assert.truthy(err(function() sdpa(q, k, v, { mask = gen.ones(3, 5, "int64") }) end)
+      :find("mask must be uint8 (1 = attend) or float32 (added to the scores), got int64", 1, true))
+    assert.truthy(err(function() sdpa(q, k, v, { mask = "all" }) end):find("gen.scaled_dot_product_attention", 1, true))
+    assert.truthy(err(function() sdpa(q, k, v, { causal = 1 }) end):find("option 'causal' must be a boolean", 1, true))
+  end)
+end)
