@@ -108,11 +108,28 @@ static bool per_image_1x1(const gen_conv_geom *g, int64_t groups) {
   return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && groups == 1 && g->h * g->w >= 256;
 }
 
+/* Images per im2col chunk. One column matrix for the whole batch is C*kh*kw times the image
+ * (226 MB for a 96-channel 3x3 conv on 64 images of 32x32): it overflowed the allocator's cache,
+ * so every call paid fresh page faults, and it had left the caches before the GEMM read it. A
+ * chunk of about COLS_CHUNK_BYTES is reused from the allocator and still warm in L2/L3, and its
+ * GEMM is still wide (>= 1000 columns for every layer of the UNet and DCGAN). */
+#define COLS_CHUNK_BYTES ((int64_t)4 << 20)
+static int64_t chunk_images(const gen_conv_geom *g, size_t es) {
+  int64_t per_image = g->c * g->kh * g->kw * g->ho * g->wo * (int64_t)es;
+  int64_t nb = per_image > 0 ? COLS_CHUNK_BYTES / per_image : g->n;
+  return nb < 1 ? 1 : nb > g->n ? (g->n > 0 ? g->n : 1) : nb;
+}
+static gen_conv_geom chunk(const gen_conv_geom *g, int64_t n0, int64_t nb) {
+  gen_conv_geom s = *g;
+  s.n = g->n - n0 < nb ? g->n - n0 : nb;
+  return s;
+}
+
 /* out {N, O, Ho, Wo} = conv(x, w) + b: the conv2d forward (b contiguous {O} or NULL) */
 static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const gen_tensor *b, const gen_conv_geom *g, int64_t groups) {
   gen_dtype dt = x->dtype;
   size_t es = gen_dtype_size(dt);
-  int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
+  int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw;
   if (per_image_1x1(g, groups)) {
     gen_tensor *out = gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo});
     int64_t hw = g->h * g->w;
@@ -122,14 +139,17 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
                gen_data_ptr(out) + (size_t)(i * o * hw) * es, hw, dt);
     return out;
   }
-  gen_tensor *cols = new_buffer(dt, g->c * g->kh * g->kw, p), *om = cols ? new_buffer(dt, o, p) : NULL;
+  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, q = nb * hwo;
+  gen_tensor *cols = new_buffer(dt, g->c * g->kh * g->kw, q), *om = cols ? new_buffer(dt, o, q) : NULL;
   gen_tensor *out = om ? gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo}) : NULL;
-  if (out) {
-    gen_im2col(g, gen_data_ptr(x), gen_data_ptr(cols), dt);
+  for (int64_t n0 = 0; out && n0 < g->n; n0 += nb) {
+    gen_conv_geom s = chunk(g, n0, nb);
+    int64_t qs = s.n * hwo;
+    gen_im2col(&s, gen_data_ptr(x) + (size_t)(n0 * g->c * g->h * g->w) * es, gen_data_ptr(cols), dt);
     for (int64_t gi = 0; gi < groups; gi++)
-      gen_gemm(false, false, o / groups, p, k, 1, gen_data_ptr(w) + (size_t)(gi * (o / groups) * k) * es, k,
-               gen_data_ptr(cols) + (size_t)(gi * k * p) * es, p, 0, gen_data_ptr(om) + (size_t)(gi * (o / groups) * p) * es, p, dt);
-    gen_cm_to_nchw(gen_data_ptr(om), gen_data_ptr(out), g->n, o, g->ho * g->wo, b ? gen_data_ptr(b) : NULL, dt);
+      gen_gemm(false, false, o / groups, qs, k, 1, gen_data_ptr(w) + (size_t)(gi * (o / groups) * k) * es, k,
+               gen_data_ptr(cols) + (size_t)(gi * k * qs) * es, qs, 0, gen_data_ptr(om) + (size_t)(gi * (o / groups) * qs) * es, qs, dt);
+    gen_cm_to_nchw(gen_data_ptr(om), gen_data_ptr(out) + (size_t)(n0 * o * hwo) * es, s.n, o, hwo, b ? gen_data_ptr(b) : NULL, dt);
   }
   gen_release(cols);
   gen_release(om);
@@ -166,14 +186,18 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
     return dx;
   }
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
-  gen_tensor *cols = dm ? new_buffer(dt, g->c * g->kh * g->kw, p) : NULL;
+  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo;
+  gen_tensor *cols = dm ? new_buffer(dt, g->c * g->kh * g->kw, nb * hwo) : NULL;
   gen_tensor *dx = cols ? gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
-  if (dx) {
-    gen_fill_planes(gen_data_ptr(dx), g->n, g->c, g->h * g->w, b ? gen_data_ptr(b) : NULL, dt);
+  if (dx) gen_fill_planes(gen_data_ptr(dx), g->n, g->c, g->h * g->w, b ? gen_data_ptr(b) : NULL, dt);
+  for (int64_t n0 = 0; dx && n0 < g->n; n0 += nb) {
+    gen_conv_geom s = chunk(g, n0, nb);
+    int64_t qs = s.n * hwo;
     for (int64_t gi = 0; gi < groups; gi++)
-      gen_gemm(true, false, k, p, o / groups, 1, gen_data_ptr(w) + (size_t)(gi * (o / groups) * k) * es, k,
-               gen_data_ptr(dm) + (size_t)(gi * (o / groups) * p) * es, p, 0, gen_data_ptr(cols) + (size_t)(gi * k * p) * es, p, dt);
-    gen_col2im(g, gen_data_ptr(cols), gen_data_ptr(dx), dt);
+      gen_gemm(true, false, k, qs, o / groups, 1, gen_data_ptr(w) + (size_t)(gi * (o / groups) * k) * es, k,
+               gen_data_ptr(dm) + (size_t)(gi * (o / groups) * p + n0 * hwo) * es, p, 0, gen_data_ptr(cols) + (size_t)(gi * k * qs) * es,
+               qs, dt);
+    gen_col2im(&s, gen_data_ptr(cols), gen_data_ptr(dx) + (size_t)(n0 * g->c * g->h * g->w) * es, dt);
   }
   gen_release(dm);
   gen_release(cols);
@@ -198,14 +222,18 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
     return dw;
   }
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
-  gen_tensor *cols = dm ? new_buffer(dt, g->c * g->kh * g->kw, p) : NULL;
+  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo;
+  gen_tensor *cols = dm ? new_buffer(dt, g->c * g->kh * g->kw, nb * hwo) : NULL;
   gen_tensor *dw = cols ? gen_empty(dt, we->ndim, we->shape) : NULL;
-  if (dw) {
-    gen_im2col(g, gen_data_ptr(x), gen_data_ptr(cols), dt);
-    if (p == 0) memset(gen_data_ptr(dw), 0, (size_t)gen_numel(dw) * es);
-    for (int64_t gi = 0; p > 0 && gi < groups; gi++)
-      gen_gemm(false, true, o / groups, k, p, 1, gen_data_ptr(dm) + (size_t)(gi * (o / groups) * p) * es, p,
-               gen_data_ptr(cols) + (size_t)(gi * k * p) * es, p, 0, gen_data_ptr(dw) + (size_t)(gi * (o / groups) * k) * es, k, dt);
+  if (dw && p == 0) memset(gen_data_ptr(dw), 0, (size_t)gen_numel(dw) * es);
+  for (int64_t n0 = 0; dw && p > 0 && n0 < g->n; n0 += nb) { /* chunks accumulate in image order */
+    gen_conv_geom s = chunk(g, n0, nb);
+    int64_t qs = s.n * hwo;
+    gen_im2col(&s, gen_data_ptr(x) + (size_t)(n0 * g->c * g->h * g->w) * es, gen_data_ptr(cols), dt);
+    for (int64_t gi = 0; gi < groups; gi++)
+      gen_gemm(false, true, o / groups, k, qs, 1, gen_data_ptr(dm) + (size_t)(gi * (o / groups) * p + n0 * hwo) * es, p,
+               gen_data_ptr(cols) + (size_t)(gi * k * qs) * es, qs, n0 > 0 ? 1 : 0, gen_data_ptr(dw) + (size_t)(gi * (o / groups) * k) * es,
+               k, dt);
   }
   gen_release(cols);
   gen_release(dm);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "kernels/activation.h"
 #include "iter.h"
 #include "ops_reduce.h"
 
@@ -136,6 +137,17 @@ static void unary_row(const unary_job *j, int64_t r) {
 }
 
 static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double p1, double p2) {
+  bool dense_f32 = out->dtype == GEN_FLOAT32 && a->dtype == GEN_FLOAT32 && gen_is_contiguous(out) && gen_is_contiguous(a);
+  if (dense_f32 && (op == GEN_UN_SILU || op == GEN_UN_SIGMOID)) { /* the vectorized kernels */
+    const float *x = (const float *)gen_data_ptr(a);
+    float *y = (float *)gen_data_ptr(out);
+    if (op == GEN_UN_SILU)
+      gen_silu_f32(x, y, gen_numel(out));
+    else
+      gen_sigmoid_f32(x, y, gen_numel(out));
+    gen_bump_version(out);
+    return;
+  }
   unary_job j = {.op = op, .p1 = p1, .p2 = p2, .po = gen_data_ptr(out), .pa = gen_data_ptr(a), .dto = out->dtype, .dta = a->dtype};
   const int64_t *strides[2] = {out->stride, a->stride};
   gen_iter_init(&j.it, out->ndim, out->shape, 2, strides);
@@ -166,6 +178,8 @@ static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
         for (int64_t i = 0; i < count; i++) o[i] = xs[i] > 0 ? gs[i] : gs[i] * slope;
       } else if (op == GEN_UN_TANH) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (1 - ys[i] * ys[i]);
+      } else if (op == GEN_UN_SILU) {
+        gen_silu_backward_f32(xs, gs, o, count);
       } else if (op == GEN_UN_SIGMOID) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * ys[i] * (1 - ys[i]);
       } else {

@@ -40,6 +40,34 @@ describe("unary math", function()
     close(ref.silu, gen.silu(x:float()), 1e-6)
   end)
 
+  it("keeps float32 silu and sigmoid (vectorized kernels) within float rounding of float64", function()
+    -- 100001 points in [-100, 100]: past the parallel threshold, through both exponent extremes
+    local x64 = gen.linspace(-100, 100, 100001):double()
+    local x32 = x64:float()
+    for _, f in ipairs { gen.silu, gen.sigmoid } do
+      local want, got = f(x32:double()), f(x32):double()
+      local err = ((got - want):abs() / (want:abs() + 1e-30)):max():item()
+      assert.is_true(err < 2e-6, "relative error " .. err)
+    end
+    -- backward: silu'(x) = s (1 + x (1 - s)) against the float64 graph
+    local a = x32:clone():requires_grad_()
+    gen.silu(a):sum():backward()
+    local b = x32:double():requires_grad_()
+    gen.silu(b):sum():backward()
+    local gerr = (a.grad:double() - b.grad):abs():max():item()
+    assert.is_true(gerr < 2e-6, "gradient error " .. gerr)
+    -- specials: silu(-inf) = -inf / inf is NaN in PyTorch too
+    local sp = gen.tensor { math.huge, -math.huge, 0 / 0, 0, -0.0 }
+    local s = gen.sigmoid(sp):totable()
+    assert.same({ 1, 0 }, { s[1], s[2] })
+    assert.is_true(s[3] ~= s[3])
+    assert.equal(0.5, s[4])
+    local y = gen.silu(sp):totable()
+    assert.equal(math.huge, y[1])
+    assert.is_true(y[2] ~= y[2] and y[3] ~= y[3])
+    assert.equal(0, y[4])
+  end)
+
   it("works on non-contiguous views and in place", function()
     local x = gen.tensor { { -1, 2 }, { 3, -4 } }
     assert.same({ { 0, 3 }, { 2, 0 } }, x:t():relu():totable())

@@ -6,7 +6,7 @@
  * derivation summary, the autograd glue and the any-dtype reference kernel these must match.
  *
  * What makes this fast: tile GEMMs go to BLAS; everything between them runs over contiguous float
- * rows in loops the compiler vectorizes (`omp simd` reductions, and exp_approx below instead of
+ * rows in loops the compiler vectorizes (`omp simd` reductions, and gen_exp_approx (fastmath.h) instead of
  * libm's scalar exp, which otherwise costs more than the GEMMs); masking work is only done on
  * tiles that need it (a causal tile entirely at or below the diagonal needs none).
  *
@@ -26,32 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "im2col.h"
 
 #define BQ GEN_ATTN_BQ
 #define BK GEN_ATTN_BK
-
-/* e^x for x <= 88 (here always x <= ~0: a score minus its row's max or log-sum-exp), within 1e-7
- * relative down to e^-87, and exactly 0 below about -87.7, where the exponent bits reach 0 (so -inf,
- * a masked score, gives 0; NaN stays NaN). Cephes' expf: x = n ln2 + r with |r| <= ln2/2, e^r by a
- * degree-6 polynomial, 2^n through the exponent bits. One select and no branches, so that the
- * loops calling it vectorize. */
-static inline float exp_approx(float x) {
-  float xc = x < -88.0f ? -88.0f : x; /* n = -127: scale 0 */
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
 
 /* Masks a score tile s [nq, nk] at query i0, key j0 of slice (bi, hi): -inf where causality or a
  * uint8 mask hides a key, plus a float mask's value. */
@@ -105,7 +84,7 @@ static void forward_tile(const gen_attn_shape *a, const float *q, const float *k
       float sum = 0;
 #pragma omp simd reduction(+ : sum)
       for (int64_t j = 0; j < nk; j++) {
-        float p = exp_approx(row[j] - mx);
+        float p = gen_exp_approx(row[j] - mx);
         row[j] = p;
         sum += p;
       }
@@ -184,7 +163,7 @@ static void backward_slice(const gen_attn_shape *a, const float *q, const float 
         }
         float lf = (float)L;
 #pragma omp simd
-        for (int64_t j = 0; j < nk; j++) row[j] = exp_approx(row[j] - lf);
+        for (int64_t j = 0; j < nk; j++) row[j] = gen_exp_approx(row[j] - lf);
       }
       /* dV_j += P^T dO_i */
       gen_gemm(true, false, nk, w, nq, 1, p, nk, dout + i0 * w, w, 1, dv + j0 * w, w, GEN_FLOAT32);

@@ -1,0 +1,40 @@
+/* fastmath.h — a branch-free float32 e^x that vectorizes, shared by the attention and activation
+ * kernels, where libm's scalar expf otherwise costs more than the GEMMs around it.
+ *
+ * A file including this should compile with -fno-trapping-math semantics (see attention.c):
+ * GCC only if-converts the clamp, and so vectorizes the loops, when a speculated float multiply
+ * may not trap. */
+#ifndef GEN_KERNELS_FASTMATH_H
+#define GEN_KERNELS_FASTMATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* e^x for x <= 88, within 1e-7 relative down to e^-87, and exactly 0 below about -87.7, where
+ * the exponent bits reach 0 (so -inf gives 0; NaN stays NaN). Cephes' expf: x = n ln2 + r with
+ * |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n through the exponent bits. */
+static inline float gen_exp_approx(float x) {
+  float xc = x < -88.0f ? -88.0f : x; /* n = -127: scale 0 */
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+/* 1 / (1 + e^-x) through e^-|x| <= 1, which never overflows; NaN stays NaN. */
+static inline float gen_sigmoid_approx(float x) {
+  float e = gen_exp_approx(-fabsf(x)), s = 1.0f / (1.0f + e);
+  return x >= 0 ? s : e * s;
+}
+
+#endif
