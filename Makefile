@@ -17,17 +17,23 @@ LDLIBS    += -lopenblas -lpng -lz -lm
 SRC       := $(wildcard csrc/*.c csrc/kernels/*.c csrc/bind/*.c)
 OBJ       := $(SRC:%.c=$(BUILD)/%.o)
 MODULE    := $(BUILD)/gen/core.so
+RUNTIME   := $(BUILD)/gen/runtime.so
 
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS  := build-essential lua5.4 liblua5.4-dev libopenblas-openmp-dev libopenblas0-openmp \
              libpng-dev zlib1g-dev lua-busted luarocks dataset-fashion-mnist lua-readline
 
 .PHONY: all test run bench asan deps install install-rock clean help
-all: $(MODULE)
+all: $(MODULE) $(RUNTIME)
 
 $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+
+# gen.runtime sets libgomp's environment defaults, so it must not load libgomp itself.
+$(RUNTIME): csrc/runtime/runtime.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -fopenmp -MMD -MP,$(CFLAGS)) $(filter-out -fopenmp,$(LDFLAGS)) -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -36,21 +42,21 @@ $(BUILD)/%.o: %.c
 -include $(OBJ:.o=.d)
 
 ## test: run every busted spec under Lua 5.4; ends with "N passed, N failed"
-test: $(MODULE)
+test: $(MODULE) $(RUNTIME)
 	$(LUA) spec/run.lua $(SPEC)
 
 ## run: the main job (trains the default model and writes its sample grid)
-run: $(MODULE)
+run: $(MODULE) $(RUNTIME)
 	bin/gen examples/dcgan.lua --steps 1500
 
 ## bench: side-by-side benchmarks against PyTorch (installs python3-torch if missing)
-bench: $(MODULE)
+bench: $(MODULE) $(RUNTIME)
 	bash bench/run.sh
 
 ## asan: the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDFLAGS="$(LDFLAGS) -fsanitize=address,undefined" build-asan/gen/core.so
+	  LDFLAGS="$(LDFLAGS) -fsanitize=address,undefined" build-asan/gen/core.so build-asan/gen/runtime.so
 	GEN_BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/spec/support/lsan.supp:print_suppressions=0 \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
@@ -68,9 +74,10 @@ install:
 	luarocks --lua-version 5.4 make gen-scm-1.rockspec
 
 # Called by LuaRocks (gen-scm-1.rockspec) with the tree's directories.
-install-rock: $(MODULE)
+install-rock: $(MODULE) $(RUNTIME)
 	mkdir -p $(ROCK_LIBDIR)/gen $(ROCK_LUADIR) $(ROCK_BINDIR)
 	cp $(MODULE) $(ROCK_LIBDIR)/gen/core.so
+	cp $(RUNTIME) $(ROCK_LIBDIR)/gen/runtime.so
 	cp -r lua/gen $(ROCK_LUADIR)/
 	cp bin/gen $(ROCK_BINDIR)/gen
 

@@ -115,6 +115,37 @@ describe("convolution fast paths", function()
     end
   end)
 
+  it("float32 'same' convolutions (one shifted copy per tap) agree with the float64 path", function()
+    -- the float32 fast path covers stride 1 with output width == input width; float64 takes the
+    -- per-row path, so the two must agree (forward, input, weight and bias gradients); batches
+    -- of 9 also cross the im2col chunk boundary
+    local cases = {
+      { c = 3, o = 4, h = 7, w = 6, k = { 3, 3 }, opts = { padding = 1 } },
+      { c = 2, o = 3, h = 5, w = 5, k = { 5, 5 }, opts = { padding = 2 } },
+      { c = 2, o = 2, h = 6, w = 4, k = { 3, 3 }, opts = { padding = { 2, 1 }, dilation = { 2, 1 } } },
+      { c = 2, o = 2, h = 4, w = 3, k = { 3, 1 }, opts = { padding = { 0, 0 } } },
+      { c = 1, o = 2, h = 3, w = 1, k = { 5, 1 }, opts = { padding = { 2, 0 } } },
+      { c = 2, o = 2, h = 2, w = 3, k = { 5, 3 }, opts = { padding = { 3, 1 } } },
+      { c = 64, o = 8, h = 32, w = 32, k = { 3, 3 }, opts = { padding = 1 }, n = 9 },
+    }
+    for _, cs in ipairs(cases) do
+      local x = gen.randn(cs.n or 2, cs.c, cs.h, cs.w)
+      local w, b = gen.randn(cs.o, cs.c, cs.k[1], cs.k[2]), gen.randn(cs.o)
+      local function run(dt)
+        local function leaf(t) return t:type(dt):clone():requires_grad_() end
+        local xs, ws, bs = leaf(x), leaf(w), leaf(b)
+        local y = gen.conv2d(xs, ws, bs, cs.opts)
+        y:backward(gen.ones(y.shape):type(dt))
+        return y:double(), xs.grad:double(), ws.grad:double(), bs.grad:double()
+      end
+      local r32, r64 = { run("float32") }, { run("float64") }
+      for i = 1, 4 do
+        local scale = r64[i]:abs():max():item() + 1
+        assert.is_true((r32[i] - r64[i]):abs():max():item() < 1e-5 * scale, "case " .. _ .. " result " .. i)
+      end
+    end
+  end)
+
   it("handles an empty batch", function()
     for _, k in ipairs { 1, 3 } do
       local x, w, b = gen.randn(0, 3, 16, 16):requires_grad_(), gen.randn(4, 3, k, k):requires_grad_(), gen.randn(4):requires_grad_()

@@ -25,13 +25,57 @@ static bool is_pointwise(const gen_conv_geom *g) {
   return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
 }
 
+/* Stride 1 with the output as wide as the input ("same" 3x3 convolutions, the UNet's): output
+ * (oy, ox) of kernel tap (i, j) reads input element oy * W + ox + offset of the plane, one shift
+ * for the whole plane. So a tap is one copy of the span between its first and last valid
+ * elements, plus zeros for the rows and the few border columns outside the image, instead of a
+ * copy per output row. */
+static bool is_plane_shift(const gen_conv_geom *g) { return g->sh == 1 && g->sw == 1 && g->dw == 1 && g->wo == g->w; }
+
+/* Output rows [*y0, *y1) of tap row i that fall inside the image. */
+static inline void valid_rows(const gen_conv_geom *g, int64_t i, int64_t *y0, int64_t *y1) {
+  int64_t top = g->ph - i * g->dh; /* y = oy - top */
+  *y0 = top > 0 ? top : 0;
+  *y1 = g->h + top < g->ho ? g->h + top : g->ho;
+  if (*y1 < *y0) *y1 = *y0;
+}
+
+static void im2col_plane_shift_f32(const gen_conv_geom *g, const float *img, float *cols) {
+  int64_t rows = g->c * g->kh * g->kw, hw = g->h * g->w, plane = g->ho * g->wo, ncols = g->n * plane;
+#pragma omp parallel for if (rows * ncols > GEN_PARALLEL_GRAIN)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t c = r / (g->kh * g->kw), i = (r / g->kw) % g->kh, j = r % g->kw;
+    int64_t shift = j * g->dw - g->pw, lo, hi, y0, y1;
+    valid_cols(g, shift, &lo, &hi);
+    valid_rows(g, i, &y0, &y1);
+    int64_t offset = (i * g->dh - g->ph) * g->w + shift;
+    bool empty = y0 == y1 || lo == hi;
+    int64_t first = empty ? plane : y0 * g->wo + lo, last = empty ? plane : (y1 - 1) * g->wo + hi;
+    for (int64_t n = 0; n < g->n; n++) {
+      float *dst = cols + r * ncols + n * plane;
+      const float *src = img + (n * g->c + c) * hw + offset;
+      memset(dst, 0, sizeof(float) * (size_t)first);
+      if (last > first) memcpy(dst + first, src + first, sizeof(float) * (size_t)(last - first));
+      memset(dst + last, 0, sizeof(float) * (size_t)(plane - last));
+      for (int64_t oy = y0; oy < y1 && (lo > 0 || hi < g->wo); oy++) {
+        for (int64_t ox = 0; ox < lo; ox++) dst[oy * g->wo + ox] = 0;
+        for (int64_t ox = hi; ox < g->wo; ox++) dst[oy * g->wo + ox] = 0;
+      }
+    }
+  }
+}
+
 void gen_im2col(const gen_conv_geom *g, const void *img, void *cols, gen_dtype dt) {
   if (is_pointwise(g)) { /* the columns are the batch in channel-major order */
     gen_nchw_to_cm(img, cols, g->n, g->c, g->h * g->w, dt);
     return;
   }
-  int64_t rows = g->c * g->kh * g->kw, ncols = g->n * g->ho * g->wo;
   bool f32 = dt == GEN_FLOAT32;
+  if (f32 && is_plane_shift(g)) {
+    im2col_plane_shift_f32(g, img, cols);
+    return;
+  }
+  int64_t rows = g->c * g->kh * g->kw, ncols = g->n * g->ho * g->wo;
 #pragma omp parallel for if (rows * ncols > GEN_PARALLEL_GRAIN)
   for (int64_t r = 0; r < rows; r++) {
     int64_t c = r / (g->kh * g->kw), i = (r / g->kw) % g->kh, j = r % g->kw;
@@ -64,9 +108,39 @@ void gen_im2col(const gen_conv_geom *g, const void *img, void *cols, gen_dtype d
   }
 }
 
-void gen_col2im(const gen_conv_geom *g, const void *cols, void *img, gen_dtype dt) {
+/* The adjoint of im2col_plane_shift_f32: a tap adds its span of columns to the shifted plane in
+ * one vectorizable loop, after zeroing the span's entries that lie outside the image (they would
+ * land on the neighbouring row's border). Taps are added in the same order as the per-row path. */
+static void col2im_plane_shift_f32(const gen_conv_geom *g, float *cols, float *img) {
+  int64_t k2 = g->kh * g->kw, hw = g->h * g->w, plane = g->ho * g->wo, ncols = g->n * plane;
+#pragma omp parallel for if (g->c * k2 * ncols > GEN_PARALLEL_GRAIN)
+  for (int64_t c = 0; c < g->c; c++) {
+    for (int64_t ij = 0; ij < k2; ij++) {
+      int64_t i = ij / g->kw, j = ij % g->kw, r = c * k2 + ij;
+      int64_t shift = j * g->dw - g->pw, lo, hi, y0, y1;
+      valid_cols(g, shift, &lo, &hi);
+      valid_rows(g, i, &y0, &y1);
+      if (y0 == y1 || lo == hi) continue;
+      int64_t offset = (i * g->dh - g->ph) * g->w + shift, first = y0 * g->wo + lo, last = (y1 - 1) * g->wo + hi;
+      for (int64_t n = 0; n < g->n; n++) {
+        float *col = cols + r * ncols + n * plane, *dst = img + (n * g->c + c) * hw + offset;
+        for (int64_t oy = y0; oy < y1 && (lo > 0 || hi < g->wo); oy++) {
+          for (int64_t ox = 0; ox < lo; ox++) col[oy * g->wo + ox] = 0;
+          for (int64_t ox = hi; ox < g->wo; ox++) col[oy * g->wo + ox] = 0;
+        }
+        for (int64_t q = first; q < last; q++) dst[q] += col[q];
+      }
+    }
+  }
+}
+
+void gen_col2im(const gen_conv_geom *g, void *cols, void *img, gen_dtype dt) {
   int64_t ncols = g->n * g->ho * g->wo, k2 = g->kh * g->kw;
   bool f32 = dt == GEN_FLOAT32;
+  if (f32 && is_plane_shift(g)) {
+    col2im_plane_shift_f32(g, cols, img);
+    return;
+  }
 #pragma omp parallel for if (g->c * k2 * ncols > GEN_PARALLEL_GRAIN)
   for (int64_t c = 0; c < g->c; c++) {
     for (int64_t ij = 0; ij < k2; ij++) {

@@ -14,8 +14,9 @@ typedef struct {
 
 /* cols {C*kh*kw, N*Ho*Wo} (row (c, i, j), column (n, oy, ox)) from img {N, C, H, W}; zero padding. */
 void gen_im2col(const gen_conv_geom *g, const void *img, void *cols, gen_dtype dt);
-/* The adjoint: img {N, C, H, W} += scatter of cols. Parallel over channels, deterministic. */
-void gen_col2im(const gen_conv_geom *g, const void *cols, void *img, gen_dtype dt);
+/* The adjoint: img {N, C, H, W} += scatter of cols. Parallel over channels, deterministic.
+ * cols is scratch: entries that fall outside the image may be overwritten. */
+void gen_col2im(const gen_conv_geom *g, void *cols, void *img, gen_dtype dt);
 /* {N, C, S} <-> {C, N*S} layout changes; the way back adds bias {C} when it is not NULL */
 void gen_nchw_to_cm(const void *src, void *dst, int64_t n, int64_t c, int64_t s, gen_dtype dt);
 void gen_cm_to_nchw(const void *src, void *dst, int64_t n, int64_t c, int64_t s, const void *bias, gen_dtype dt);

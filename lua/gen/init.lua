@@ -1,12 +1,15 @@
 --- gen: deep generative modeling in Lua 5.4 on a C core.
 -- `local gen = require "gen"` gives tensors, autograd, layers and the rest. Functions are also
 -- tensor methods: gen.add(x, y) == x:add(y). See DESIGN.md for the contract.
+-- gen.runtime first: it sets OpenMP's defaults (idle threads sleep) before gen.core loads libgomp.
+local runtime_ok, runtime = pcall(require, "gen.runtime")
 local core = require "gen.core"
 
 local gen = {}
 local Tensor = core.Tensor -- the methods table behind every tensor's __index
 gen.Tensor = Tensor
 gen.core = core
+gen.runtime = runtime_ok and runtime or {} -- {omp_wait_policy = ...} as libgomp saw it
 
 -- Names that are plain functions only (not methods).
 local not_methods = {
