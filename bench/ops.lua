@@ -8,7 +8,10 @@ gen.set_num_threads(threads)
 
 local function median(t) table.sort(t); return t[(#t + 1) // 2] end
 -- times `calls` calls of f per sample, `samples` samples after one warm-up sample
+-- (GEN_BENCH_QUICK=1: a tenth of the calls and 3 samples, for development only)
+local quick = os.getenv("GEN_BENCH_QUICK") == "1"
 local function bench(f, calls, samples)
+  if quick then calls, samples = math.max(1, calls // 10), 3 end
   local times = {}
   for s = 0, samples do
     local t0 = gen.time()

@@ -1,5 +1,6 @@
 # PyTorch twin of bench/ops.lua: same workloads, shapes and timing method.
 # Usage: OPENBLAS_NUM_THREADS=N OMP_NUM_THREADS=N python3 bench/ops.py N WORKLOAD
+import os
 import statistics
 import sys
 import time
@@ -7,10 +8,13 @@ import time
 import torch
 
 threads, name = int(sys.argv[1]), sys.argv[2]
+quick = os.environ.get("GEN_BENCH_QUICK") == "1"
 torch.set_num_threads(threads)
 
 
 def bench(f, calls, samples):
+    if quick:  # development only: a tenth of the calls, 3 samples
+        calls, samples = max(1, calls // 10), 3
     times = []
     for s in range(samples + 1):
         t0 = time.perf_counter()

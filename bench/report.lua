@@ -1,46 +1,105 @@
--- Turns bench results ("<who> <workload> <threads> <seconds> <peak kB>") into the table of
--- bench/README.md: the measured section between the markers is replaced, the rest is kept.
+-- Turns bench results into the tables of bench/README.md.
+-- Usage: lua5.4 bench/report.lua RESULTS README|- [WORKLOAD...]
+-- RESULTS holds lines "<who> <workload> <threads> <seconds> <peak kB> [params=N] [when=T]"; a later
+-- line for the same who/workload/threads replaces an earlier one, so a partial rerun updates only
+-- its rows. The file is rewritten with one line per key. The WORKLOADs give the row order. The
+-- tables go to stdout and, unless README is "-", between the markers of README (the rest is kept).
 local results_path, readme_path = arg[1], arg[2]
-local rows, order = {}, {}
+local rank = {}
+for i = 3, #arg do rank[arg[i]] = i end
+
+local lines, index = {}, {}
 for line in io.lines(results_path) do
-  local who, w, th, s, kb = line:match("^(%S+)%s+(%S+)%s+(%d+)%s+(%S+)%s+(%d+)")
+  local who, w, th = line:match("^(%S+)%s+(%S+)%s+(%d+)%s+%S+%s+%d+")
   if who then
-    local key = w .. "@" .. th
-    if not rows[key] then rows[key] = { w = w, th = th }; order[#order + 1] = key end
-    rows[key][who] = { s = tonumber(s), kb = tonumber(kb) }
+    local key = who .. " " .. w .. " " .. th
+    if not index[key] then index[key] = #lines + 1 end
+    lines[index[key]] = line
+  end
+end
+local f = assert(io.open(results_path, "w"))
+f:write(table.concat(lines, "\n"), #lines > 0 and "\n" or "")
+f:close()
+
+local rows, first, last, undated = {}, nil, nil, 0
+for _, line in ipairs(lines) do
+  local who, w, th, s, kb = line:match("^(%S+)%s+(%S+)%s+(%d+)%s+(%S+)%s+(%d+)")
+  local key = w .. "@" .. th
+  rows[key] = rows[key] or { w = w, th = tonumber(th), e2e = false }
+  local params, when = line:match("params=(%d+)"), line:match("when=(%S+)")
+  rows[key][who] = { s = tonumber(s), kb = tonumber(kb), params = tonumber(params) }
+  if params then rows[key].e2e = true end
+  if not when then undated = undated + 1 end
+  if when then
+    if not first or when < first then first = when end
+    if not last or when > last then last = when end
   end
 end
 
-local function fmt_time(s)
-  if s < 1e-3 then return string.format("%.2f us", s * 1e6) end
-  return string.format("%.2f ms", s * 1e3)
+-- a model whose twin has another parameter count is not the same model: refuse to report it
+for _, r in pairs(rows) do
+  if r.gen and r.torch and r.gen.params ~= r.torch.params then
+    io.stderr:write(string.format("bench: %s has %s parameters in gen but %s in PyTorch; the twins differ\n", r.w,
+      tostring(r.gen.params), tostring(r.torch.params)))
+    os.exit(1)
+  end
 end
 
-local lines = {
-  "| workload | threads | gen | PyTorch | PyTorch / gen | gen GFLOPS | raw sgemm GFLOPS | gen / raw | peak RSS gen / torch (MB) |",
-  "|---|---|---|---|---|---|---|---|---|",
+local ops, e2e = {}, {}
+for _, r in pairs(rows) do table.insert(r.e2e and e2e or ops, r) end
+local function order(a, b) return (rank[a] or math.huge) < (rank[b] or math.huge) or (rank[a] == rank[b] and a < b) end
+-- the op table groups by thread count; the end-to-end one puts a workload's 1- and 2-thread rows together
+table.sort(ops, function(a, b) if a.th ~= b.th then return a.th < b.th end return order(a.w, b.w) end)
+table.sort(e2e, function(a, b) if a.w ~= b.w then return order(a.w, b.w) end return a.th < b.th end)
+
+local function fmt_time(x)
+  if not x then return "" end
+  if x.s < 1e-3 then return string.format("%.2f us", x.s * 1e6) end
+  if x.s < 10 then return string.format("%.2f ms", x.s * 1e3) end
+  return string.format("%.2f s", x.s)
+end
+local function mb(x) return x and x.kb > 0 and string.format("%.0f", x.kb / 1024) or "" end
+local function ratio(a, b) return a and b and string.format("%.2fx", a.s / b.s) or "" end
+
+local out = {
+  "| workload | threads | gen | PyTorch | PyTorch / gen | gen GFLOPS | raw sgemm GFLOPS | gen / raw | gen peak RSS (MB) | PyTorch peak RSS (MB) |",
+  "|---|---|---|---|---|---|---|---|---|---|",
 }
-for _, key in ipairs(order) do
-  local r = rows[key]
-  local g, t, raw = r.gen, r.torch, r.raw
+for _, r in ipairs(ops) do
   local n = tonumber(r.w:match("^sgemm(%d+)$"))
-  local gflops = function(x) return n and x and string.format("%.1f", 2 * n ^ 3 / x.s / 1e9) or "" end
-  lines[#lines + 1] = string.format("| %s | %s | %s | %s | %.2fx | %s | %s | %s | %.0f / %.0f |", r.w, r.th,
-    fmt_time(g.s), fmt_time(t.s), t.s / g.s, gflops(g), gflops(raw), raw and string.format("%.1f%%", 100 * raw.s / g.s) or "",
-    g.kb / 1024, t.kb / 1024)
+  local function gflops(x) return n and x and string.format("%.1f", 2 * n ^ 3 / x.s / 1e9) or "" end
+  out[#out + 1] = string.format("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |", r.w, r.th, fmt_time(r.gen),
+    fmt_time(r.torch), ratio(r.torch, r.gen), gflops(r.gen), gflops(r.raw),
+    r.raw and r.gen and string.format("%.1f%%", 100 * r.raw.s / r.gen.s) or "", mb(r.gen), mb(r.torch))
+end
+if #e2e > 0 then
+  out[#out + 1] = ""
+  out[#out + 1] = "| workload | threads | gen | PyTorch | PyTorch / gen | gen 2T speed-up | PyTorch 2T speed-up | gen peak RSS (MB) | PyTorch peak RSS (MB) | parameters |"
+  out[#out + 1] = "|---|---|---|---|---|---|---|---|---|---|"
+  for _, r in ipairs(e2e) do
+    local one = r.th == 2 and rows[r.w .. "@1"] or {}
+    local g = fmt_time(r.gen)
+    -- the examples' loops have no twin; their rate is what a user sees in the progress bar
+    if r.gen and r.w:match("^example_") then g = string.format("%s (%.2f steps/s)", g, 1 / r.gen.s) end
+    out[#out + 1] = string.format("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |", r.w, r.th, g, fmt_time(r.torch),
+      ratio(r.torch, r.gen), ratio(one.gen, r.th == 2 and r.gen or nil), ratio(one.torch, r.th == 2 and r.torch or nil),
+      mb(r.gen), mb(r.torch), r.gen and r.gen.params or "")
+  end
 end
 
 local cpu = io.popen("lscpu | sed -n 's/^Model name:[ ]*//p'"):read("l") or "?"
 local cores = io.popen("nproc"):read("l") or "?"
-local table_text = string.format("Measured %s on %s (%s cores).\n\n%s\n", os.date("!%Y-%m-%d %H:%M UTC"), cpu, cores,
-  table.concat(lines, "\n"))
-print(table_text)
+local span = not first and "at an unrecorded time" or (first == last and first or (first .. " to " .. last)) .. " UTC"
+if first and undated > 0 then span = span .. " (some rows earlier)" end
+local text = string.format("Measured %s on %s (%s cores).\n\n%s\n", span, cpu, cores, table.concat(out, "\n"))
+print(text)
+if readme_path == "-" then return end
 
-local f = io.open(readme_path)
+f = io.open(readme_path)
 local readme = f and f:read("a") or ""
 if f then f:close() end
 local begin_mark, end_mark = "<!-- results:begin -->", "<!-- results:end -->"
-local block = begin_mark .. "\n" .. table_text .. end_mark
+local block = begin_mark .. "\n" .. text .. end_mark
 if readme:find(begin_mark, 1, true) then
   readme = readme:gsub(begin_mark:gsub("%p", "%%%0") .. ".-" .. end_mark:gsub("%p", "%%%0"), function() return block end)
 else

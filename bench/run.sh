@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # make bench: gen against PyTorch (Debian's python3-torch) on identical workloads, alternating
-# in one run, at 1 and 2 threads; writes the table to stdout and bench/README.md.
+# in one run, at 1 and 2 threads; writes the tables to stdout and bench/README.md.
+#   bash bench/run.sh                           every workload
+#   bash bench/run.sh dcgan_step vae_mlp_step   only these; the other rows of the table are kept
+#   GEN_BENCH_QUICK=1 bash bench/run.sh ...     3 iterations instead of 10, for development: the
+#                                               results go to build/bench/quick.txt, not the README
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
@@ -10,13 +14,35 @@ fi
 mkdir -p build/bench
 cc -O2 -o build/bench/sgemm_raw bench/sgemm_raw.c -I/usr/include/x86_64-linux-gnu/openblas-openmp \
   -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas
-results=build/bench/results.txt
-: > "$results"
+
+ops=(add4 add4_grad matmul64 sgemm256 sgemm512 sgemm1024 sgemm2048 conv_s2 conv_s1 convT attn256 attn784)
+e2e=(dcgan_step vae_mlp_step unet_ddpm_step unet_ddim_sample example_dcgan example_vae example_ddpm)
+all=("${ops[@]}" "${e2e[@]}")
+selected=("$@")
+[ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
+for w in "${selected[@]}"; do
+  case " ${all[*]} " in *" $w "*) ;; *) echo "bench: unknown workload '$w' (known: ${all[*]})"; exit 1;; esac
+done
+
+results=build/bench/results.txt readme=bench/README.md
+if [ "${GEN_BENCH_QUICK:-}" = 1 ]; then results=build/bench/quick.txt readme=-; fi
+touch "$results"
+when=$(date -u +%Y-%m-%dT%H:%M)
+record() { # record WHO COMMAND...: runs one workload in a fresh process and keeps its line
+  local who=$1 line
+  shift
+  line=$("$@")
+  echo "$who $line when=$when" | tee -a "$results"
+}
+# Debian's torch.set_num_threads does not reach its OpenBLAS: pin both pools from the environment
+torch_py() { OPENBLAS_NUM_THREADS=$2 OMP_NUM_THREADS=$2 /usr/bin/python3 "$1" "$2" "$3"; }
+
 for threads in 1 2; do
-  for w in add4 add4_grad matmul64 sgemm256 sgemm512 sgemm1024 sgemm2048 conv_s2 conv_s1 convT attn256 attn784; do
-    echo "gen   $(lua5.4 bench/ops.lua $threads $w)" | tee -a "$results"
-    echo "torch $(OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads /usr/bin/python3 bench/ops.py $threads $w)" | tee -a "$results"
-    case $w in sgemm*) echo "raw   $(build/bench/sgemm_raw $threads ${w#sgemm})" | tee -a "$results";; esac
+  for w in "${selected[@]}"; do
+    case " ${ops[*]} " in *" $w "*) script=bench/ops;; *) script=bench/e2e;; esac
+    record gen lua5.4 "$script.lua" "$threads" "$w"
+    case $w in example_*) ;; *) record torch torch_py "$script.py" "$threads" "$w";; esac
+    case $w in sgemm*) record raw build/bench/sgemm_raw "$threads" "${w#sgemm}";; esac
   done
 done
-lua5.4 bench/report.lua "$results" bench/README.md
+lua5.4 bench/report.lua "$results" "$readme" "${all[@]}"

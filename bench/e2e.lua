@@ -1,0 +1,146 @@
+-- gen side of the end-to-end benchmarks: whole training steps and sampling steps of the models in
+-- gen.models, and the examples' own training loops. Usage: lua5.4 bench/e2e.lua THREADS WORKLOAD
+-- Prints one line: "<workload> <threads> <median seconds per iteration> <peak RSS kB> params=<n>".
+-- GEN_BENCH_QUICK=1 times 3 iterations instead of 10 (development only: noisy).
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
+local gen = require "gen"
+local dcgan = require "gen.models.dcgan"
+local vae = require "gen.models.vae"
+local unet = require "gen.models.unet"
+local diffusion = require "gen.diffusion"
+
+local threads, name = tonumber(arg[1]), arg[2]
+local quick = os.getenv("GEN_BENCH_QUICK") == "1"
+local WARMUP, ITERS = 2, quick and 3 or 10
+gen.set_num_threads(threads)
+gen.manual_seed(0)
+
+-- the lower median, as bench/ops.lua and statistics.median_low in the twin
+local function median(t) table.sort(t); return t[(#t + 1) // 2] end
+local function bench(step)
+  local times = {}
+  for i = 1, WARMUP + ITERS do
+    local t0 = gen.time()
+    step()
+    if i > WARMUP then times[#times + 1] = gen.time() - t0 end
+  end
+  return median(times)
+end
+
+local workloads = {}
+
+-- One D update on real and generated images, then one G update, as examples/dcgan.lua does.
+workloads.dcgan_step = function()
+  local G, D = dcgan.Generator { z_dim = 100 }, dcgan.Discriminator()
+  local opt_g = gen.optim.Adam(G, { lr = 2e-4, betas = { 0.5, 0.999 } })
+  local opt_d = gen.optim.Adam(D, { lr = 2e-4, betas = { 0.5, 0.999 } })
+  local x = gen.rand(64, 1, 28, 28) * 2 - 1
+  local ones, zeros = gen.ones(64, 1), gen.zeros(64, 1)
+  local seconds = bench(function()
+    local fake = G(gen.randn(64, 100))
+    opt_d:zero_grad()
+    local loss_d = gen.bce_with_logits(D(x), ones) + gen.bce_with_logits(D(fake:detach()), zeros)
+    loss_d:backward()
+    opt_d:step()
+    opt_g:zero_grad()
+    local loss_g = gen.bce_with_logits(D(fake), ones)
+    loss_g:backward()
+    opt_g:step()
+    return loss_d:item() + loss_g:item()
+  end)
+  return seconds, G:num_parameters() + D:num_parameters()
+end
+
+workloads.vae_mlp_step = function()
+  local model = vae.MLP { input = 784, hidden = 400, latent = 20 }
+  local opt = gen.optim.Adam(model, { lr = 1e-3 })
+  local x = gen.rand(128, 1, 28, 28)
+  local seconds = bench(function()
+    opt:zero_grad()
+    local logits, mu, logvar = model(x)
+    local loss = vae.elbo_loss(x, logits, mu, logvar)
+    loss:backward()
+    opt:step()
+    return loss:item()
+  end)
+  return seconds, model:num_parameters()
+end
+
+local function ddpm_unet() return unet.UNet { channels = 1, widths = { 32, 64, 64 } } end
+
+workloads.unet_ddpm_step = function()
+  local model = ddpm_unet()
+  local opt = gen.optim.AdamW(model, { lr = 2e-4 })
+  local schedule = diffusion.linear_schedule(1000)
+  local x0 = gen.rand(32, 1, 32, 32) * 2 - 1
+  local seconds = bench(function()
+    opt:zero_grad()
+    local loss = diffusion.ddpm_loss(model, schedule, x0)
+    loss:backward()
+    opt:step()
+    return loss:item()
+  end)
+  return seconds, model:num_parameters()
+end
+
+-- One iteration is one DDIM step (a UNet forward on 64 images and the update); the library's own
+-- sampler runs and its per-step callback stamps the time. Reported: 50 x the median step.
+workloads.unet_ddim_sample = function()
+  local model = ddpm_unet()
+  local schedule = diffusion.linear_schedule(1000)
+  local steps = quick and WARMUP + ITERS or 50
+  local stamps = { gen.time() }
+  diffusion.ddim_sample(model, schedule, { 64, 1, 32, 32 }, { steps = steps, eta = 0, progress = false,
+    callback = function(i) stamps[i + 1] = gen.time() end })
+  local times = {}
+  for i = WARMUP + 1, steps do times[#times + 1] = stamps[i + 1] - stamps[i] end
+  return 50 * median(times), model:num_parameters()
+end
+
+-- The examples' training loops, run in this process as `bin/gen examples/NAME.lua` would run them
+-- (real data loader, progress bar, loss log). Each step's start is stamped; the loop is stopped by
+-- an error at the start of the step after the last timed one, before checkpointing and sampling,
+-- which are not part of the loop. An iteration is the whole loop body, data loading included.
+local stop = setmetatable({}, { __tostring = function() return "bench: enough steps" end })
+local function example(script, model_params)
+  return function()
+    local experiment = require "gen.experiment"
+    local train = experiment.train
+    local stamps, params = {}, 0
+    experiment.train = function(run, spec)
+      params = model_params(spec.state)
+      local step = spec.step
+      spec.step = function(...)
+        stamps[#stamps + 1] = gen.time()
+        if #stamps > WARMUP + ITERS then error(stop) end
+        return step(...)
+      end
+      return train(run, spec)
+    end
+    local out = "build/bench/runs/" .. script
+    os.execute("mkdir -p " .. out)
+    -- the progress bar still runs, as when a run's output goes to a log, but not over the tables
+    local log, progress = assert(io.open(out .. "/progress.log", "w")), gen.ui.progress
+    gen.ui.progress = function(total, opts)
+      opts = opts or {}
+      opts.out = log
+      return progress(total, opts)
+    end
+    arg = { [0] = "examples/" .. script .. ".lua", "--steps", tostring(WARMUP + ITERS + 1), "--out", out,
+      "--threads", tostring(threads) }
+    local ok, err = pcall(dofile, arg[0])
+    if ok or err ~= stop then error(ok and "bench: the loop ended early" or err, 0) end
+    local times = {}
+    for i = WARMUP + 1, WARMUP + ITERS do times[#times + 1] = stamps[i + 1] - stamps[i] end
+    return median(times), params
+  end
+end
+workloads.example_dcgan = example("dcgan", function(s) return s.G:num_parameters() + s.D:num_parameters() end)
+workloads.example_vae = example("vae", function(s) return s.model:num_parameters() end)
+workloads.example_ddpm = example("ddpm", function(s) return s.model:num_parameters() end)
+
+local f = assert(workloads[name], "unknown workload " .. tostring(name))
+local seconds, params = f()
+local status = io.open("/proc/self/status"):read("a")
+print(string.format("%s %d %.9g %s params=%d", name, threads, seconds, status:match("VmHWM:%s+(%d+)"), params))
