@@ -7,8 +7,9 @@ BUILD     ?= build
 MAKEFLAGS += -j$(shell nproc)
 
 # -z nodelete (LDFLAGS): Lua dlcloses C modules at exit, which would unload libgomp under its own
-# worker threads. -fno-math-errno lets sqrt/exp vectorize; nothing -ffast-math-like: NaN checks and gelu need IEEE.
-OPT       ?= -O3 -fno-math-errno
+# worker threads. -fno-math-errno lets sqrt/exp vectorize and -fno-trapping-math lets selects like ReLU
+# become branch-free SIMD (we never read FP exception flags); nothing -ffast-math-like: NaN checks and gelu need IEEE.
+OPT       ?= -O3 -fno-math-errno -fno-trapping-math
 WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS    += -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(OPT) $(WARN) -I$(LUA_INC) -I$(BLAS_INC) -MMD -MP
 LDFLAGS   += -shared -fopenmp -Wl,-z,nodelete -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
@@ -35,7 +36,7 @@ $(RUNTIME): csrc/runtime/runtime.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -fopenmp -MMD -MP,$(CFLAGS)) $(filter-out -fopenmp,$(LDFLAGS)) -o $@ $<
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(CFLAGS) -c $< -o $@
 

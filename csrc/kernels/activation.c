@@ -16,18 +16,18 @@
 
 #define BLOCK 4096
 
-static void silu_range(const float *x, float *y, int64_t lo, int64_t hi) {
+GEN_SIMD_CLONES static void silu_range(const float *x, float *y, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) y[i] = x[i] * gen_sigmoid_approx(x[i]);
 }
 
-static void silu_backward_range(const float *x, const float *dy, float *dx, int64_t lo, int64_t hi) {
+GEN_SIMD_CLONES static void silu_backward_range(const float *x, const float *dy, float *dx, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) {
     float s = gen_sigmoid_approx(x[i]);
     dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
   }
 }
 
-static void sigmoid_range(const float *x, float *y, int64_t lo, int64_t hi) {
+GEN_SIMD_CLONES static void sigmoid_range(const float *x, float *y, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) y[i] = gen_sigmoid_approx(x[i]);
 }
 
