@@ -40,5 +40,5 @@ if images:dim() ~= 4 or images:size(3) ~= 28 or images:size(4) ~= 28 then
   os.exit(1)
 end
 local r = metrics.evaluate(images, { class = opts.class })
-print(string.format("samples %d  FID %.2f  IS %.2f  coverage %.3f (ln 10 = 2.303)%s", r.n, r.fid, r.inception_score,
+print(string.format("samples %d  FID %.2f  KID %.4f  IS %.2f  coverage %.3f (ln 10 = 2.303)%s", r.n, r.fid, r.kid, r.inception_score,
   r.coverage, r.agreement and string.format("  agreement with class %d: %.1f%%", opts.class, 100 * r.agreement) or ""))
