@@ -150,7 +150,7 @@ describe("the gen Jupyter kernel", function()
   end)
 
   local function require_jupyter()
-    local ok = sh([[/usr/bin/python3 -c "import ipykernel, jupyter_kernel_test, nbconvert, nbformat" && command -v jupyter-nbconvert]])
+    local ok = sh(env .. [[/usr/bin/python3 -c "import ipykernel, jupyter_kernel_test, nbconvert, nbformat" && command -v jupyter-nbconvert]])
     assert(ok, "Jupyter is missing (python3-ipykernel, python3-jupyter-kernel-test, jupyter-nbconvert): run `make deps`")
   end
 
@@ -179,7 +179,7 @@ describe("the gen Jupyter kernel", function()
       "examples/notebooks/tour.ipynb --output-dir " .. tmp .. " --output tour")
     assert(ok, out)
     local took = gen.time() - t
-    ok, out = sh("/usr/bin/python3 spec/kernel/check_notebook.py " .. tmp .. "/tour.ipynb 3")
+    ok, out = sh(env .. "/usr/bin/python3 spec/kernel/check_notebook.py " .. tmp .. "/tour.ipynb 3")
     assert(ok, out)
     io.write(string.format("\n  [tour notebook: %s, executed in %.1f s]\n", out:match("[^\n]*"), took))
   end)

@@ -318,7 +318,6 @@ def _make_kernel_class():
         def _ask(self, kind, code, cursor):
             if not self._child_or_restart():
                 return None
-            data = code.encode("utf-8")
             byte_cursor = len(code[:cursor].encode("utf-8"))
             try:
                 self.child.send(kind, byte_cursor, code)
