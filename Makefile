@@ -23,8 +23,12 @@ RUNTIME   := $(BUILD)/gen/runtime.so
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS  := build-essential lua5.4 liblua5.4-dev libopenblas-openmp-dev libopenblas0-openmp \
              libpng-dev zlib1g-dev lua-busted luarocks dataset-fashion-mnist lua-readline
+# The Jupyter kernel (lua/gen/jupyter_kernel.py) and its tests (spec/kernel_spec.lua).
+KERNEL_PKGS := jupyter-notebook jupyter-nbconvert python3-ipykernel python3-jupyter-kernel-test
+# Where make install-kernel puts the kernel spec: --user, --sys-prefix or --prefix DIR.
+KERNEL_DEST ?= --user
 
-.PHONY: all test run bench asan deps install install-rock clean help
+.PHONY: all test run bench asan deps install install-rock install-kernel clean help
 all: $(MODULE) $(RUNTIME)
 
 $(MODULE): $(OBJ)
@@ -55,7 +59,8 @@ bench: $(MODULE) $(RUNTIME)
 	bash bench/run.sh
 
 ## asan: the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
-asan:
+# (the regular build too: the notebook spec's kernel child runs it, Jupyter being Python)
+asan: $(MODULE) $(RUNTIME)
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="$(LDFLAGS) -fsanitize=address,undefined" build-asan/gen/core.so build-asan/gen/runtime.so
 	GEN_BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -65,14 +70,20 @@ asan:
 
 ## deps: install missing Debian packages (as root), or print the command
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	@missing=$$(for p in $(DEB_PKGS) $(KERNEL_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all installed"; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "deps: missing packages; run:"; echo "  sudo apt-get install -y $$missing"; exit 1; fi
 
-## install: luarocks make (module, lua/gen, bin/gen) for Lua 5.4
+## install: luarocks make (module, lua/gen, bin/gen) for Lua 5.4, and the Jupyter kernel if Jupyter is there
 install:
 	luarocks --lua-version 5.4 make gen-scm-1.rockspec
+	@gen=$$(luarocks --lua-version 5.4 config deploy_bin_dir)/gen; \
+	if command -v jupyter >/dev/null && [ -x "$$gen" ]; then "$$gen" --install-kernel $(KERNEL_DEST); fi
+
+## install-kernel: the Jupyter kernel "gen (Lua 5.4)" for this checkout (KERNEL_DEST=--user)
+install-kernel: $(MODULE) $(RUNTIME)
+	bin/gen --install-kernel $(KERNEL_DEST)
 
 # Called by LuaRocks (gen-scm-1.rockspec) with the tree's directories.
 install-rock: $(MODULE) $(RUNTIME)

@@ -80,5 +80,6 @@ void bind_register_norm(lua_State *L);
 void bind_register_io(lua_State *L);
 void bind_register_optim(lua_State *L);
 void bind_register_file(lua_State *L);
+void bind_register_signal(lua_State *L);
 
 #endif

@@ -258,5 +258,6 @@ int luaopen_gen_core(lua_State *L) {
   bind_register_io(L);
   bind_register_optim(L);
   bind_register_file(L);
+  bind_register_signal(L);
   return 1;
 }

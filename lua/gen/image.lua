@@ -2,7 +2,7 @@
 --   image.load(path [, {channels, uint8}])    PNG -> {C, H, W} float32 in [0, 1] (or uint8)
 --   image.save(path, t)                       {H, W}, {C, H, W} (C = 1, 2, 3, 4) -> PNG
 --   image.grid(batch [, {nrow, padding, range, pad_value}])   {N, C, H, W} -> one {C, H', W'}
---   image.show(t [, {width, color, range, print}])            draws it in the terminal
+--   image.show(t [, {width, color, range, print}])            draws it in the terminal (inline in a notebook)
 -- The PNG work is C over libpng (csrc/io_png.c); libpng's longjmp error handling stays inside C.
 local gen = require "gen"
 local core = gen.core
@@ -125,6 +125,7 @@ end
 -- unavailable (NO_COLOR set, TERM=dumb or unset, {color = false}), one of " .:-=+*#%@" for the
 -- pair's mean brightness. opts.width (default $COLUMNS or 80) bounds the width in characters;
 -- larger images are box-filtered down. Prints the drawing, or returns it with {print = false}.
+-- In a notebook (gen.ui.display set by the kernel) the image is shown inline as a PNG instead.
 function image.show(t, opts)
   opts = opts or {}
   if not gen.is_tensor(t) then error("gen.image.show: expected a tensor, got " .. type(t), 2) end
@@ -139,6 +140,11 @@ function image.show(t, opts)
   local px = image.to_uint8(t, range, "gen.image.show")
   local c, h, w = table.unpack(px.shape)
   if c > 4 then error("gen.image.show: expected 1 to 4 channels, got " .. c, 2) end
+  local display = opts.print ~= false and package.loaded["gen.ui"] and package.loaded["gen.ui"].display
+  if display and display.image then
+    display.image(px)
+    return
+  end
   px = c < 3 and px:narrow(1, 1, 1):expand(3, h, w) or px:narrow(1, 1, 3) -- alpha is not drawn
   local width = math.min(w, opts.width or tonumber(os.getenv("COLUMNS") or "") or 80)
   if math.type(width) ~= "integer" or width < 1 then error("gen.image.show: width must be a positive integer", 2) end

@@ -26,7 +26,7 @@ local not_methods = {
 local core_only = {
   adam_step_ = true, sgd_step_ = true, rmsprop_step_ = true, ema_update_ = true, sum_squares = true,
   count_backward = true, backward_counts = true, idx_read = true, idx_write = true, png_read = true,
-  png_write = true,
+  png_write = true, interrupt_handler = true, interrupt_arm = true,
 }
 
 for name, fn in pairs(core) do
@@ -89,7 +89,8 @@ gen.testing = require "gen.testing"
 local lazy = { nn = "gen.nn", optim = "gen.optim", checkpoint = "gen.checkpoint", data = "gen.data", image = "gen.image",
   ui = "gen.ui", models = "gen.models", experiment = "gen.experiment", diffusion = "gen.diffusion",
   metrics = "gen.metrics" }
-setmetatable(gen, { __index = function(t, k)
+-- `lazy` stays in the metatable so the notebook's completion can offer gen.nn before it loads.
+setmetatable(gen, { lazy = lazy, __index = function(t, k)
   local name = lazy[k]
   if not name then return nil end
   local m = require(name)

@@ -3,6 +3,12 @@ local gen = require "gen"
 
 local ui = {}
 
+--- Where rich output goes: nil in a terminal or a script. The notebook kernel (lua/gen/kernel.lua)
+-- sets a table of hooks, and then images, plots and progress bars display in the notebook:
+--   display.image(px)                  px: uint8 {C, H, W}; shown inline as a PNG
+--   display.progress(p, line, final)   redraws progress bar p's line in place
+ui.display = nil
+
 local tty_cache = {}
 local function is_terminal(out)
   if out ~= io.stdout and out ~= io.stderr then return false end
@@ -57,9 +63,11 @@ function ui.progress(total, opts)
     error("gen.ui.progress: total must be a non-negative integer or nil, got " .. tostring(total), 2)
   end
   local out = opts.out or io.stderr
-  local p = setmetatable({
+  -- a bar with no explicit destination draws in the notebook when there is one
+  local display = opts.out == nil and ui.display and ui.display.progress or nil
+  local p = setmetatable({ display = display,
     total = total, label = opts.label or "", width = opts.width or 30, out = out,
-    tty = opts.tty == nil and is_terminal(out) or opts.tty, interval = opts.interval or 10, done = 0,
+    tty = display and true or (opts.tty == nil and is_terminal(out) or opts.tty), interval = opts.interval or 10, done = 0,
     last_print = -math.huge, last_decile = -1, clock = opts.clock or gen.time, printed_done = nil,
   }, Progress)
   p.start = p.clock()
@@ -89,6 +97,14 @@ function Progress:update(n, values)
   self.done = n or self.done + 1
   self.values = values or self.values
   local now = self.clock()
+  if self.display then
+    -- each redraw is a message to the browser: 4 a second is smooth enough
+    if now - self.last_print >= 0.25 or self.done == self.total then
+      self.last_print = now
+      self.display(self, self:line(self.values), false)
+    end
+    return
+  end
   if self.tty then
     if now - self.last_print >= 0.1 or self.done == self.total then
       self.last_print = now
@@ -108,6 +124,10 @@ end
 function Progress:close()
   if self.closed then return end
   self.closed = true
+  if self.display then
+    self.display(self, self:line(self.values), true)
+    return
+  end
   if self.tty then
     self.out:write("\r\27[K", self:line(self.values), "\n")
   elseif self.printed_done ~= self.done then
@@ -321,8 +341,9 @@ local function finite(v) return type(v) == "number" and v == v and math.abs(v) ~
 --   ui.plot(path, {series = {{name = "loss_d", x = {...}, y = {...}}, ...}, title = "...",
 --                  xlabel = "step", ylabel = "loss", width = 800, height = 500, smooth = 0.9})
 -- x defaults to 1..#y; non-finite y values break the line. smooth (0..1, per series or for all)
--- draws the raw values faded and their moving average on top. path nil only renders. Returns
--- the image, a uint8 tensor {3, height, width}.
+-- draws the raw values faded and their moving average on top. path nil only renders. In a
+-- notebook the plot is also shown inline (not with show = false). Returns the image, a uint8
+-- tensor {3, height, width}.
 function ui.plot(path, opts)
   if type(opts) ~= "table" or type(opts.series) ~= "table" or #opts.series == 0 then
     error("gen.ui.plot: expected {series = {{name = ..., x = {...}, y = {...}}, ...}}", 2)
@@ -415,6 +436,7 @@ function ui.plot(path, opts)
   if opts.ylabel then c:text(6, top - 20, opts.ylabel, black) end
   local img = c:tensor()
   if path then require("gen.image").save(path, img) end
+  if ui.display and ui.display.image and opts.show ~= false then ui.display.image(img) end
   return img
 end
 
