@@ -50,9 +50,9 @@ $(BUILD)/%.o: %.c Makefile
 test: $(MODULE) $(RUNTIME)
 	$(LUA) spec/run.lua $(SPEC)
 
-## run: the main job (trains the default model and writes its sample grid)
+## run: the main job (trains the default model, writes its sample grid, scores 10000 samples)
 run: $(MODULE) $(RUNTIME)
-	bin/gen examples/dcgan.lua --steps 1500
+	bin/gen examples/dcgan.lua --steps 1500 --eval 10000
 
 ## bench: side-by-side benchmarks against PyTorch (installs python3-torch if missing)
 bench: $(MODULE) $(RUNTIME)

@@ -30,7 +30,7 @@ local function sample(n)
   local cycle = {}
   for i = 1, n do cycle[i] = run.class > 0 and run.class or (i - 1) % 10 + 1 end
   local labels = gen.tensor(cycle, "int64")
-  return G(gen.randn(n, run.z_dim), labels)
+  return G(gen.randn(n, run.z_dim), labels), labels
 end
 
 experiment.train(run, {

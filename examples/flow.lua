@@ -30,10 +30,11 @@ local function sample(n)
   local labels = {}
   for i = 1, n do labels[i] = run.class > 0 and run.class or (i - 1) % classes + 1 end
   ema:swap()
-  local x = diffusion.flow_sample(model, { n, 1, 32, 32 }, { steps = run.sample_steps, labels = gen.tensor(labels, "int64"),
+  labels = gen.tensor(labels, "int64")
+  local x = diffusion.flow_sample(model, { n, 1, 32, 32 }, { steps = run.sample_steps, labels = labels,
     guidance = run.guidance, null_class = classes + 1 })
   ema:swap()
-  return x:narrow(3, 3, 28):narrow(4, 3, 28)
+  return x:narrow(3, 3, 28):narrow(4, 3, 28), labels
 end
 
 experiment.train(run, {

@@ -92,6 +92,22 @@ describe("every example", function()
   end
 end)
 
+describe("--eval", function()
+  it("scores fresh samples against the test set and writes metrics.txt, with agreement for conditional models", function()
+    for _, name in ipairs { "gan", "cgan" } do
+      local out = base .. "/" .. name -- trained by the runs above
+      local ok, log = sh(string.format("bin/gen examples/%s.lua --sample 4 --eval 30 --out %s", name, out))
+      assert.is_true(ok, log)
+      local line = read(out .. "/metrics.txt")
+      assert.truthy(line and line:match("^" .. name .. ": 30 samples"), line)
+      local fid, kid = line:match("FID ([%d%.]+)  KID (%-?[%d%.]+)")
+      assert.truthy(tonumber(fid) and tonumber(fid) > 0 and tonumber(kid), line)
+      assert.equal(name == "cgan", line:match("agreement [%d%.]+%%") ~= nil, line)
+      assert.truthy(log:find(line, 1, true), log)
+    end
+  end)
+end)
+
 describe("examples cleanup", function()
   it("removes the runs", function()
     os.execute("rm -rf " .. base)

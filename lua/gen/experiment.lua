@@ -8,7 +8,10 @@
 -- Options every example takes: --out DIR (runs/NAME), --epochs N, --steps N (either bounds
 -- training; both count the total across resumes), --batch N, --seed N, --threads N, --resume,
 -- --sample N (load DIR's checkpoint, write N images as DIR/samples.idx and DIR/samples.png),
--- --class K and --guidance W (conditional models), --log-every N. Example-specific options are
+-- --class K and --guidance W (conditional models), --log-every N, --eval N (after training or
+-- --sample, score N fresh samples with gen.metrics against the test set: printed and written to
+-- DIR/metrics.txt; conditional models' sample functions return the requested labels too, which
+-- adds the classifier's agreement with them). Example-specific options are
 -- declared by their defaults (numbers, strings, booleans) and parsed the same way (--sample-steps
 -- sets sample_steps).
 local gen = require "gen"
@@ -16,7 +19,7 @@ local gen = require "gen"
 local M = {}
 
 local common = { out = "", epochs = 0, steps = 0, batch = 64, seed = 0, threads = 0, resume = false, sample = 0,
-  class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500 }
+  class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500, eval = 0 }
 
 local function usage(name, opts)
   local keys = {}
@@ -86,6 +89,23 @@ local function plot_losses(run, losses)
   return names
 end
 
+--- Scores n samples of spec.sample with gen.metrics; prints the line and writes DIR/metrics.txt.
+function M.evaluate(run, spec, n)
+  local metrics = require "gen.metrics"
+  gen.manual_seed(run.seed + 2)
+  local t0 = gen.time()
+  local images, labels = gen.no_grad(spec.sample, n, run)
+  local seconds = gen.time() - t0
+  local r = metrics.evaluate(images:clamp(-1, 1), { labels = labels })
+  local line = string.format("%s: %d samples (%.1f s)  FID %.2f  KID %.4f  IS %.2f  coverage %.3f%s", run.name, r.n, seconds,
+    r.fid, r.kid, r.inception_score, r.coverage, r.agreement and string.format("  agreement %.1f%%", 100 * r.agreement) or "")
+  print(line)
+  local f = assert(io.open(run.out .. "/metrics.txt", "w"))
+  f:write(line, "\n")
+  f:close()
+  return r
+end
+
 --- Runs training (or sampling with --sample) as described at the top of this file.
 function M.train(run, spec)
   mkdir(run.out)
@@ -96,6 +116,7 @@ function M.train(run, spec)
     local images = gen.no_grad(spec.sample, run.sample, run)
     M.write_samples(run.out, images, spec.nrow)
     print(string.format("wrote %d samples to %s/samples.idx and %s/samples.png", run.sample, run.out, run.out))
+    if run.eval > 0 then M.evaluate(run, spec, run.eval) end
     return
   end
   gen.manual_seed(run.seed)
@@ -137,6 +158,7 @@ function M.train(run, spec)
   if spec.after then spec.after() end
   print(string.format("trained %d steps in %.1f s; wrote %s/checkpoint.safetensors, samples.png, log.csv, losses.png",
     step, gen.time() - t0, run.out))
+  if run.eval > 0 then M.evaluate(run, spec, run.eval) end
 end
 
 function M.state_with_step(state, step)

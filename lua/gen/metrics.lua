@@ -165,7 +165,8 @@ function M.coverage(probs)
 end
 
 --- All metrics for a set of samples against the Fashion-MNIST test set (features cached).
--- opts.class: also the fraction of samples classified as that class.
+-- opts.class: also the fraction of samples classified as that class; opts.labels ({N}, 1..10):
+-- the fraction classified as their own requested class.
 local test_features, test_rms
 function M.evaluate(images, opts)
   opts = opts or {}
@@ -176,9 +177,13 @@ function M.evaluate(images, opts)
   if not test_rms then test_rms = math.sqrt(test_features:double():pow(2):mean():item()) end
   local kid = M.kid_from_features(f:double() / test_rms, test_features:double() / test_rms)
   local r = { fid = M.fid_from_features(f, test_features), kid = kid, inception_score = M.inception_score(p), coverage = M.coverage(p), n = images:size(1) }
-  if opts.class and opts.class > 0 then
+  if opts.labels or (opts.class and opts.class > 0) then
     local _, pred = p:max(2)
-    r.agreement = pred:eq(opts.class):sum():item() / images:size(1)
+    local want = opts.labels or opts.class
+    if opts.labels and (opts.labels:dim() ~= 1 or opts.labels:size(1) ~= images:size(1)) then
+      error(string.format("gen.metrics.evaluate: labels must be {%d}, got {%s}", images:size(1), table.concat(opts.labels.shape, ",")), 2)
+    end
+    r.agreement = pred:eq(want):sum():item() / images:size(1)
   end
   return r
 end
