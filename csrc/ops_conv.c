@@ -1,5 +1,5 @@
 /*
- * ops_conv.c — conv2d and conv_transpose2d as one GEMM per group over the whole batch.
+ * ops_conv.c — conv2d and conv_transpose2d as GEMMs per group over chunks of the batch.
  *
  * Legend: x {N, C, H, W}; conv2d weight {O, C/G, kh, kw}; K = C/G * kh * kw; P = N * Ho * Wo.
  *   conv2d forward:   cols = im2col(x) {C*kh*kw, P};  out_g {O/G, P} = W_g {O/G, K} cols_g
@@ -8,7 +8,9 @@
  * O to C channels), so its forward is conv2d's input-gradient computation and vice versa:
  *   forward:   cols_g {O/G*kh*kw, N*H*W} = W_g^T x_g, out = col2im(cols)
  *   backward:  dcols = im2col(dout);  dx_g = W_g dcols_g;  dW_g = x_g dcols_g^T;  db = sum dout
- * Matrices are row-major; the "cm" layout {C, N*S} is the batch with channels outermost.
+ * Matrices are row-major; the "cm" layout {C, N*S} is the batch with channels outermost. The
+ * formulas hold per chunk of images (chunk_images): cols never exceed a few MB, and chunks are
+ * the unit of parallel work.
  * im2col is recomputed in backward rather than saved, trading a cheap pass for memory. The bias is
  * fused into the layout change (conv2d) or the initial fill of the col2im target (transposed).
  * A 1x1, stride-1, unpadded, ungrouped convolution on images of >= 256 pixels skips im2col and
@@ -16,6 +18,7 @@
  */
 #include "ops_conv.h"
 
+#include <omp.h>
 #include <string.h>
 
 #include "autograd.h"
@@ -111,18 +114,97 @@ static bool per_image_1x1(const gen_conv_geom *g, int64_t groups) {
 /* Images per im2col chunk. One column matrix for the whole batch is C*kh*kw times the image
  * (226 MB for a 96-channel 3x3 conv on 64 images of 32x32): it overflowed the allocator's cache,
  * so every call paid fresh page faults, and it had left the caches before the GEMM read it. A
- * chunk of about COLS_CHUNK_BYTES is reused from the allocator and still warm in L2/L3, and its
- * GEMM is still wide (>= 1000 columns for every layer of the UNet and DCGAN). */
+ * chunk of at most COLS_CHUNK_BYTES is reused from the allocator and still warm in L2/L3. A batch
+ * is also cut into at least MIN_CHUNKS chunks (when it has that many images) so that threads can
+ * share it. Chunk sizes depend only on the geometry, never on the thread count, so results do
+ * not either. */
 #define COLS_CHUNK_BYTES ((int64_t)4 << 20)
+#define MIN_CHUNKS 8
 static int64_t chunk_images(const gen_conv_geom *g, size_t es) {
   int64_t per_image = g->c * g->kh * g->kw * g->ho * g->wo * (int64_t)es;
   int64_t nb = per_image > 0 ? COLS_CHUNK_BYTES / per_image : g->n;
-  return nb < 1 ? 1 : nb > g->n ? (g->n > 0 ? g->n : 1) : nb;
+  int64_t spread = (g->n + MIN_CHUNKS - 1) / MIN_CHUNKS;
+  if (nb > spread) nb = spread;
+  return nb < 1 ? 1 : nb;
 }
 static gen_conv_geom chunk(const gen_conv_geom *g, int64_t n0, int64_t nb) {
   gen_conv_geom s = *g;
   s.n = g->n - n0 < nb ? g->n - n0 : nb;
   return s;
+}
+
+/* Everything a chunk of a convolution needs: pointers to whole tensors and the chunk layout.
+ * Scratch holds one slot per thread (columns, then the channel-major output in the forward). */
+typedef struct {
+  const gen_conv_geom *g;
+  gen_dtype dt;
+  size_t es;
+  int64_t groups, o, k, nb, hwo, p;
+  const char *x, *w, *b, *dm;
+  char *scratch, *out;
+  int64_t slot_bytes;
+} conv_job;
+
+typedef void (*chunk_fn)(const conv_job *j, int64_t chunk_index, char *slot);
+
+/* With several threads and at least as many chunks, the chunks run on separate threads, each with
+ * its own scratch slot and single-threaded GEMMs (OpenBLAS runs serially inside a parallel
+ * region): one fork/join per convolution instead of one per GEMM, and a thread slowed by another
+ * process simply takes fewer chunks (dynamic schedule). Otherwise the chunks run in order and
+ * each GEMM uses the threads. */
+static int chunk_threads(int64_t nchunks) {
+  int t = gen_get_num_threads();
+  return t > 1 && nchunks >= t ? t : 1;
+}
+static void run_chunks(const conv_job *j, int threads, int64_t nchunks, chunk_fn fn) {
+  if (threads > 1) {
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+    for (int64_t i = 0; i < nchunks; i++) fn(j, i, j->scratch + (size_t)(omp_get_thread_num() * j->slot_bytes));
+  } else {
+    for (int64_t i = 0; i < nchunks; i++) fn(j, i, j->scratch);
+  }
+}
+static gen_tensor *new_scratch(int threads, int64_t slot_bytes) {
+  return gen_empty(GEN_UINT8, 1, (int64_t[1]){threads * slot_bytes});
+}
+
+/* out chunk = W cols(x chunk), through the channel-major layout, bias added on the way back */
+static void apply_chunk(const conv_job *j, int64_t ci, char *slot) {
+  const gen_conv_geom *g = j->g;
+  int64_t n0 = ci * j->nb, og = j->o / j->groups;
+  gen_conv_geom s = chunk(g, n0, j->nb);
+  int64_t qs = s.n * j->hwo;
+  char *cols = slot, *om = slot + (size_t)(g->c * g->kh * g->kw * j->nb * j->hwo) * j->es;
+  gen_im2col(&s, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, cols, j->dt);
+  for (int64_t gi = 0; gi < j->groups; gi++)
+    gen_gemm(false, false, og, qs, j->k, 1, j->w + (size_t)(gi * og * j->k) * j->es, j->k, cols + (size_t)(gi * j->k * qs) * j->es, qs, 0,
+             om + (size_t)(gi * og * qs) * j->es, qs, j->dt);
+  gen_cm_to_nchw(om, j->out + (size_t)(n0 * j->o * j->hwo) * j->es, s.n, j->o, j->hwo, j->b, j->dt);
+}
+
+/* dx chunk += col2im(W^T dout chunk) */
+static void adjoint_chunk(const conv_job *j, int64_t ci, char *slot) {
+  const gen_conv_geom *g = j->g;
+  int64_t n0 = ci * j->nb, og = j->o / j->groups;
+  gen_conv_geom s = chunk(g, n0, j->nb);
+  int64_t qs = s.n * j->hwo;
+  for (int64_t gi = 0; gi < j->groups; gi++)
+    gen_gemm(true, false, j->k, qs, og, 1, j->w + (size_t)(gi * og * j->k) * j->es, j->k, j->dm + (size_t)(gi * og * j->p + n0 * j->hwo) * j->es,
+             j->p, 0, slot + (size_t)(gi * j->k * qs) * j->es, qs, j->dt);
+  gen_col2im(&s, slot, j->out + (size_t)(n0 * g->c * g->h * g->w) * j->es, j->dt);
+}
+
+/* partial dW of a chunk (its own block of j->out) = dout chunk cols(x chunk)^T */
+static void weight_grad_chunk(const conv_job *j, int64_t ci, char *slot) {
+  const gen_conv_geom *g = j->g;
+  int64_t n0 = ci * j->nb, og = j->o / j->groups;
+  gen_conv_geom s = chunk(g, n0, j->nb);
+  int64_t qs = s.n * j->hwo;
+  char *dw = j->out + (size_t)(ci * j->o * j->k) * j->es;
+  gen_im2col(&s, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, slot, j->dt);
+  for (int64_t gi = 0; gi < j->groups; gi++)
+    gen_gemm(false, true, og, j->k, qs, 1, j->dm + (size_t)(gi * og * j->p + n0 * j->hwo) * j->es, j->p, slot + (size_t)(gi * j->k * qs) * j->es,
+             qs, 0, dw + (size_t)(gi * og * j->k) * j->es, j->k, j->dt);
 }
 
 /* out {N, O, Ho, Wo} = conv(x, w) + b: the conv2d forward (b contiguous {O} or NULL) */
@@ -139,20 +221,17 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
                gen_data_ptr(out) + (size_t)(i * o * hw) * es, hw, dt);
     return out;
   }
-  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, q = nb * hwo;
-  gen_tensor *cols = new_buffer(dt, g->c * g->kh * g->kw, q), *om = cols ? new_buffer(dt, o, q) : NULL;
-  gen_tensor *out = om ? gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo}) : NULL;
-  for (int64_t n0 = 0; out && n0 < g->n; n0 += nb) {
-    gen_conv_geom s = chunk(g, n0, nb);
-    int64_t qs = s.n * hwo;
-    gen_im2col(&s, gen_data_ptr(x) + (size_t)(n0 * g->c * g->h * g->w) * es, gen_data_ptr(cols), dt);
-    for (int64_t gi = 0; gi < groups; gi++)
-      gen_gemm(false, false, o / groups, qs, k, 1, gen_data_ptr(w) + (size_t)(gi * (o / groups) * k) * es, k,
-               gen_data_ptr(cols) + (size_t)(gi * k * qs) * es, qs, 0, gen_data_ptr(om) + (size_t)(gi * (o / groups) * qs) * es, qs, dt);
-    gen_cm_to_nchw(gen_data_ptr(om), gen_data_ptr(out) + (size_t)(n0 * o * hwo) * es, s.n, o, hwo, b ? gen_data_ptr(b) : NULL, dt);
+  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, nchunks = (g->n + nb - 1) / nb;
+  int threads = chunk_threads(nchunks);
+  conv_job j = {.g = g, .dt = dt, .es = es, .groups = groups, .o = o, .k = k, .nb = nb, .hwo = hwo, .x = gen_data_ptr(x),
+                .w = gen_data_ptr(w), .b = b ? gen_data_ptr(b) : NULL, .slot_bytes = (g->c * g->kh * g->kw + o) * nb * hwo * (int64_t)es};
+  gen_tensor *scratch = new_scratch(threads, j.slot_bytes);
+  gen_tensor *out = scratch ? gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo}) : NULL;
+  if (out) {
+    j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(out);
+    run_chunks(&j, threads, nchunks, apply_chunk);
   }
-  gen_release(cols);
-  gen_release(om);
+  gen_release(scratch);
   return out;
 }
 
@@ -186,21 +265,19 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
     return dx;
   }
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
-  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo;
-  gen_tensor *cols = dm ? new_buffer(dt, g->c * g->kh * g->kw, nb * hwo) : NULL;
-  gen_tensor *dx = cols ? gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
-  if (dx) gen_fill_planes(gen_data_ptr(dx), g->n, g->c, g->h * g->w, b ? gen_data_ptr(b) : NULL, dt);
-  for (int64_t n0 = 0; dx && n0 < g->n; n0 += nb) {
-    gen_conv_geom s = chunk(g, n0, nb);
-    int64_t qs = s.n * hwo;
-    for (int64_t gi = 0; gi < groups; gi++)
-      gen_gemm(true, false, k, qs, o / groups, 1, gen_data_ptr(w) + (size_t)(gi * (o / groups) * k) * es, k,
-               gen_data_ptr(dm) + (size_t)(gi * (o / groups) * p + n0 * hwo) * es, p, 0, gen_data_ptr(cols) + (size_t)(gi * k * qs) * es,
-               qs, dt);
-    gen_col2im(&s, gen_data_ptr(cols), gen_data_ptr(dx) + (size_t)(n0 * g->c * g->h * g->w) * es, dt);
+  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, nchunks = (g->n + nb - 1) / nb;
+  int threads = chunk_threads(nchunks);
+  conv_job j = {.g = g, .dt = dt, .es = es, .groups = groups, .o = o, .k = k, .nb = nb, .hwo = hwo, .p = p, .w = gen_data_ptr(w),
+                .slot_bytes = g->c * g->kh * g->kw * nb * hwo * (int64_t)es};
+  gen_tensor *scratch = dm ? new_scratch(threads, j.slot_bytes) : NULL;
+  gen_tensor *dx = scratch ? gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
+  if (dx) {
+    gen_fill_planes(gen_data_ptr(dx), g->n, g->c, g->h * g->w, b ? gen_data_ptr(b) : NULL, dt);
+    j.dm = gen_data_ptr(dm), j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(dx);
+    run_chunks(&j, threads, nchunks, adjoint_chunk);
   }
   gen_release(dm);
-  gen_release(cols);
+  gen_release(scratch);
   return dx;
 }
 
@@ -222,20 +299,22 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
     return dw;
   }
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
-  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo;
-  gen_tensor *cols = dm ? new_buffer(dt, g->c * g->kh * g->kw, nb * hwo) : NULL;
-  gen_tensor *dw = cols ? gen_empty(dt, we->ndim, we->shape) : NULL;
-  if (dw && p == 0) memset(gen_data_ptr(dw), 0, (size_t)gen_numel(dw) * es);
-  for (int64_t n0 = 0; dw && p > 0 && n0 < g->n; n0 += nb) { /* chunks accumulate in image order */
-    gen_conv_geom s = chunk(g, n0, nb);
-    int64_t qs = s.n * hwo;
-    gen_im2col(&s, gen_data_ptr(x) + (size_t)(n0 * g->c * g->h * g->w) * es, gen_data_ptr(cols), dt);
-    for (int64_t gi = 0; gi < groups; gi++)
-      gen_gemm(false, true, o / groups, k, qs, 1, gen_data_ptr(dm) + (size_t)(gi * (o / groups) * p + n0 * hwo) * es, p,
-               gen_data_ptr(cols) + (size_t)(gi * k * qs) * es, qs, n0 > 0 ? 1 : 0, gen_data_ptr(dw) + (size_t)(gi * (o / groups) * k) * es,
-               k, dt);
+  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, nchunks = p > 0 ? (g->n + nb - 1) / nb : 0;
+  int threads = chunk_threads(nchunks);
+  conv_job j = {.g = g, .dt = dt, .es = es, .groups = groups, .o = o, .k = k, .nb = nb, .hwo = hwo, .p = p, .x = gen_data_ptr(x),
+                .slot_bytes = g->c * g->kh * g->kw * nb * hwo * (int64_t)es};
+  gen_tensor *scratch = dm ? new_scratch(threads, j.slot_bytes) : NULL;
+  /* one partial dW per chunk, summed in chunk order: the same result for any thread count */
+  gen_tensor *parts = scratch && nchunks > 1 ? new_buffer(dt, nchunks, o * k) : NULL;
+  gen_tensor *dw = scratch && (parts || nchunks <= 1) ? gen_empty(dt, we->ndim, we->shape) : NULL;
+  if (dw && nchunks == 0) memset(gen_data_ptr(dw), 0, (size_t)gen_numel(dw) * es);
+  if (dw && nchunks > 0) {
+    j.dm = gen_data_ptr(dm), j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(parts ? parts : dw);
+    run_chunks(&j, threads, nchunks, weight_grad_chunk);
+    if (parts) gen_sum_rows_into(gen_data_ptr(parts), nchunks, o * k, gen_data_ptr(dw), dt);
   }
-  gen_release(cols);
+  gen_release(parts);
+  gen_release(scratch);
   gen_release(dm);
   return dw;
 }

@@ -2,8 +2,8 @@
  * im2col.c — turning a convolution into one GEMM per group.
  *
  * Column matrix layout: row r = (c * kh + i) * kw + j (channel, kernel row, kernel column),
- * column q = (n * Ho + oy) * Wo + ox. The whole batch shares one matrix, so the GEMM is
- * {O, C*kh*kw} x {C*kh*kw, N*Ho*Wo}: large even for small images, unlike per-image GEMMs.
+ * column q = (n * Ho + oy) * Wo + ox. A chunk of several images shares one matrix, so the GEMM
+ * {O, C*kh*kw} x {C*kh*kw, n*Ho*Wo} is large even for small images, unlike per-image GEMMs.
  * Rows are independent, so im2col runs parallel over rows; col2im runs parallel over channels
  * (every row of a channel writes only into that channel), each channel in a fixed order.
  */
@@ -195,6 +195,27 @@ void gen_cm_to_nchw(const void *src, void *dst, int64_t n, int64_t c, int64_t s,
     } else {
       double b = ((const double *)bias)[ci];
       for (int64_t k = 0; k < s; k++) ((double *)d)[k] = ((const double *)from)[k] + b;
+    }
+  }
+}
+
+void gen_sum_rows_into(const void *src, int64_t rows, int64_t cols, void *dst, gen_dtype dt) {
+  size_t es = gen_dtype_size(dt);
+  int64_t blocks = (cols + 1023) / 1024;
+#pragma omp parallel for if (rows * cols > GEN_PARALLEL_GRAIN)
+  for (int64_t bi = 0; bi < blocks; bi++) {
+    int64_t c0 = bi * 1024, n = c0 + 1024 < cols ? 1024 : cols - c0;
+    memcpy((char *)dst + (size_t)c0 * es, (const char *)src + (size_t)c0 * es, (size_t)n * es);
+    for (int64_t r = 1; r < rows; r++) {
+      if (dt == GEN_FLOAT32) {
+        float *d = (float *)dst + c0;
+        const float *s = (const float *)src + r * cols + c0;
+        for (int64_t c = 0; c < n; c++) d[c] += s[c];
+      } else {
+        double *d = (double *)dst + c0;
+        const double *s = (const double *)src + r * cols + c0;
+        for (int64_t c = 0; c < n; c++) d[c] += s[c];
+      }
     }
   }
 }

@@ -20,6 +20,8 @@ void gen_col2im(const gen_conv_geom *g, void *cols, void *img, gen_dtype dt);
 /* {N, C, S} <-> {C, N*S} layout changes; the way back adds bias {C} when it is not NULL */
 void gen_nchw_to_cm(const void *src, void *dst, int64_t n, int64_t c, int64_t s, gen_dtype dt);
 void gen_cm_to_nchw(const void *src, void *dst, int64_t n, int64_t c, int64_t s, const void *bias, gen_dtype dt);
+/* dst {cols} = sum of the rows of src {rows, cols}, added in row order */
+void gen_sum_rows_into(const void *src, int64_t rows, int64_t cols, void *dst, gen_dtype dt);
 /* dst {N, C, S} = bias[c] (zero when bias is NULL) */
 void gen_fill_planes(void *dst, int64_t n, int64_t c, int64_t s, const void *bias, gen_dtype dt);
 /* C = alpha op(A) op(B) + beta C, row-major, float32 or float64 */
