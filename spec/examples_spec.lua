@@ -96,7 +96,7 @@ describe("--eval", function()
   it("scores fresh samples against the test set and writes metrics.txt, with agreement for conditional models", function()
     for _, name in ipairs { "gan", "cgan" } do
       local out = base .. "/" .. name -- trained by the runs above
-      local ok, log = sh(string.format("bin/gen examples/%s.lua --sample 4 --eval 30 --out %s", name, out))
+      local ok, log = sh(string.format("bin/gen examples/%s.lua --sample 4 --eval 30 --eval-batch 8 --out %s", name, out))
       assert.is_true(ok, log)
       local line = read(out .. "/metrics.txt")
       assert.truthy(line and line:match("^" .. name .. ": 30 samples"), line)
