@@ -33,7 +33,8 @@ static inline float gen_exp_approx(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
+  float ni = n == n ? n : 0.0f; /* NaN must not reach the integer conversion; p is NaN already */
+  uint32_t bits = (uint32_t)((int32_t)ni + 127) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
   return p * scale;
