@@ -109,7 +109,7 @@ end)
 describe("EMA", function()
   it("averages weights and swaps them in and out", function()
     local net = Affine(1, 1)
-    local ema = gen.optim.EMA(net, 0.5)
+    local ema = gen.optim.EMA(net, 0.5, { warmup = false })
     gen.no_grad(function() net.weight:fill_(3) end)
     ema:update() -- 0.5 * 1 + 0.5 * 3
     assert.equal(2, ema.shadow["weight"]:item())
@@ -121,5 +121,26 @@ describe("EMA", function()
     other:load_state_dict(ema:state_dict())
     assert.equal(2, other.shadow["weight"]:item())
     assert.equal(0.5, other.decay)
+    assert.is_false(other.warmup)
+  end)
+
+  it("warms up: update n uses min(decay, (1 + n) / (10 + n))", function()
+    local net = Affine(1, 1)
+    local ema = gen.optim.EMA(net, 0.9)
+    local w0 = ema.shadow["weight"]:item()
+    gen.no_grad(function() net.weight:fill_(1) end)
+    local want = w0
+    for n = 1, 30 do
+      local d = math.min(0.9, (1 + n) / (10 + n))
+      assert.near(d, ema:current_decay(), 1e-15)
+      ema:update()
+      want = d * want + (1 - d) * 1
+      assert.near(want, ema.shadow["weight"]:item(), 1e-6)
+    end
+    assert.near(32 / 41, ema:current_decay(), 1e-15)
+    ema.updates = 79 -- (1 + n) / (10 + n) reaches 0.9 at n = 80
+    assert.near(0.9, ema:current_decay(), 1e-15)
+    ema.updates = 1000
+    assert.equal(0.9, ema:current_decay())
   end)
 end)
