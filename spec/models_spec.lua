@@ -112,6 +112,31 @@ describe("diffusion", function()
     assert.is_true((f - x0 * 0.75 ^ 4):abs():max():item() < 1e-6)
   end)
 
+  it("recovers the data point from an exact noise oracle, and clips x0 to [-1, 1]", function()
+    local s = diffusion.linear_schedule(50)
+    local target = gen.tensor({ -0.9, -0.2, 0.4, 1.0 }):view(1, 1, 2, 2):expand(3, 1, 2, 2):contiguous()
+    local function oracle(x, t) -- the true eps for data = target
+      local ab = s.alpha_bars[math.tointeger(t[1]:item())]
+      return (x - target * math.sqrt(ab)) / math.sqrt(1 - ab)
+    end
+    for _, clip in ipairs { true, false } do
+      for _, sample in ipairs {
+        function() return diffusion.ddim_sample(oracle, s, { 3, 1, 2, 2 }, { steps = 10, progress = false, clip = clip }) end,
+        function() return diffusion.ddpm_sample(oracle, s, { 3, 1, 2, 2 }, { progress = false, clip = clip }) end,
+      } do
+        assert.is_true((sample() - target):abs():max():item() < 1e-4)
+      end
+    end
+    -- a model that predicts no noise claims x0 = x_T / sqrt(ab_T), far outside the data range
+    local silent = function(x) return x * 0 end
+    gen.manual_seed(3)
+    local clipped = diffusion.ddim_sample(silent, s, { 4, 1, 2, 2 }, { steps = 5, progress = false })
+    gen.manual_seed(3)
+    local raw = diffusion.ddim_sample(silent, s, { 4, 1, 2, 2 }, { steps = 5, progress = false, clip = false })
+    assert.is_true(clipped:abs():max():item() <= 1 + 1e-6)
+    assert.is_true(raw:abs():max():item() > 2)
+  end)
+
   it("guides: (1 + w) v(class) - w v(no class)", function()
     local model = function(x, t, labels) return x * 0 + labels:float():view(-1, 1, 1, 1) end
     local v = diffusion.guided(model, gen.zeros(2, 1, 1, 1), gen.ones(2), gen.tensor({ 1, 2 }, "int64"), { guidance = 2, null_class = 11 })

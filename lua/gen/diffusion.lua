@@ -110,7 +110,14 @@ function M.ddpm_sample(model, schedule, shape, opts)
     local eps = guided(model, x, gen.full({ shape[1] }, t), opts.labels, opts)
     local a, ab, beta = schedule.alphas[t], schedule.alpha_bars[t], schedule.betas[t]
     local x0 = (x - eps * math.sqrt(1 - ab)) / math.sqrt(ab)
-    x = (x - eps * (beta / math.sqrt(1 - ab))) / math.sqrt(a)
+    if opts.clip ~= false then
+      -- posterior mean of q(x_{t-1} | x_t, x0) with x0 clipped to the data range
+      local ab_prev = t > 1 and schedule.alpha_bars[t - 1] or 1
+      x0 = x0:clamp(-1, 1)
+      x = x0 * (math.sqrt(ab_prev) * beta / (1 - ab)) + x * (math.sqrt(a) * (1 - ab_prev) / (1 - ab))
+    else
+      x = (x - eps * (beta / math.sqrt(1 - ab))) / math.sqrt(a)
+    end
     if t > 1 then x = x + gen.randn(shape) * math.sqrt(beta) end
     return x, x0
   end)
@@ -119,6 +126,9 @@ end
 --- DDIM sampling with `steps` evenly spaced steps and stochasticity eta (0: deterministic):
 -- x0 = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t);  sigma = eta sqrt((1 - ab_s)/(1 - ab_t)) sqrt(1 - ab_t/ab_s);
 -- x_s = sqrt(ab_s) x0 + sqrt(1 - ab_s - sigma^2) eps + sigma z.
+-- Both samplers clip the predicted x0 to [-1, 1] unless opts.clip == false (Ho et al.'s
+-- clip_denoised): at t = T, x0 = (x - sqrt(1 - ab) eps) / sqrt(ab) multiplies any error of eps by
+-- 1 / sqrt(ab_T) ~ 156, which made DDIM samples of a briefly trained model saturate.
 function M.ddim_sample(model, schedule, shape, opts)
   opts = opts or {}
   local steps, eta = opts.steps or 50, opts.eta or 0
@@ -130,6 +140,10 @@ function M.ddim_sample(model, schedule, shape, opts)
     local ab = schedule.alpha_bars[t]
     local ab_prev = ts[i + 1] and schedule.alpha_bars[ts[i + 1]] or 1
     local x0 = (x - eps * math.sqrt(1 - ab)) / math.sqrt(ab)
+    if opts.clip ~= false then -- clip x0 to the data range and take the noise consistent with it
+      x0 = x0:clamp(-1, 1)
+      eps = (x - x0 * math.sqrt(ab)) / math.sqrt(1 - ab)
+    end
     local sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(1 - ab / ab_prev)
     x = x0 * math.sqrt(ab_prev) + eps * math.sqrt(math.max(0, 1 - ab_prev - sigma * sigma))
     if sigma > 0 then x = x + gen.randn(shape) * sigma end
