@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from twin_models import VAE, dcgan_discriminator, dcgan_generator
+
 threads, name = int(sys.argv[1]), sys.argv[2]
 quick = os.environ.get("GEN_BENCH_QUICK") == "1"
 WARMUP, ITERS = 2, 3 if quick else 10
@@ -32,28 +34,8 @@ def count(*models):
     return sum(p.numel() for m in models for p in m.parameters())
 
 
-# ---------------------------------------------------------------- DCGAN (gen.models.dcgan)
-def dcgan_init(seq):
-    for m in seq:
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            nn.init.normal_(m.weight, 1, 0.02)
-        elif hasattr(m, "weight"):
-            nn.init.normal_(m.weight, 0, 0.02)
-        if getattr(m, "bias", None) is not None:
-            nn.init.zeros_(m.bias)
-    return seq
-
-
 def dcgan_step():
-    w = 64
-    G = dcgan_init(nn.Sequential(
-        nn.Linear(100, 2 * w * 49, bias=False), nn.BatchNorm1d(2 * w * 49), nn.ReLU(), nn.Unflatten(1, (2 * w, 7, 7)),
-        nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
-        nn.ConvTranspose2d(w, 1, 4, 2, 1), nn.Tanh()))
-    D = dcgan_init(nn.Sequential(
-        nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),
-        nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2),
-        nn.Flatten(), nn.Linear(2 * w * 49, 1)))
+    G, D = dcgan_generator(), dcgan_discriminator()
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     x = torch.rand(64, 1, 28, 28) * 2 - 1
@@ -72,21 +54,6 @@ def dcgan_step():
         return loss_d.item() + loss_g.item()
 
     return bench(step), count(G, D)
-
-
-# ---------------------------------------------------------------- MLP VAE (gen.models.vae.MLP)
-class VAE(nn.Module):
-    def __init__(self, d=784, h=400, z=20):
-        super().__init__()
-        self.encoder = nn.Sequential(nn.Linear(d, h), nn.ReLU())
-        self.mu, self.logvar = nn.Linear(h, z), nn.Linear(h, z)
-        self.decoder = nn.Sequential(nn.Linear(z, h), nn.ReLU(), nn.Linear(h, d))
-
-    def forward(self, x):
-        h = self.encoder(x.flatten(1))
-        mu, logvar = self.mu(h), self.logvar(h)
-        z = mu + (logvar * 0.5).exp() * torch.randn_like(mu)
-        return self.decoder(z).view(x.shape), mu, logvar
 
 
 def vae_mlp_step():

@@ -1,0 +1,93 @@
+# The quality yardstick: trains the PyTorch twin of an example (bench/twin_models.py) with the
+# example's settings and budget on Fashion-MNIST (Debian's dataset-fashion-mnist), then writes N
+# samples as IDX, to be scored by gen's own tools/metrics.lua exactly like gen's samples.
+# Usage: OMP_NUM_THREADS=T OPENBLAS_NUM_THREADS=T python3 bench/twins_quality.py dcgan|vae STEPS N OUT.idx
+import gzip
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from twin_models import VAE, dcgan_discriminator, dcgan_generator
+
+TRAIN = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+
+def load_images(path=TRAIN):
+    with gzip.open(path) as f:
+        data = f.read()
+    _, n, h, w = struct.unpack(">IIII", data[:16])
+    return torch.from_numpy(np.frombuffer(data, np.uint8, offset=16).reshape(n, 1, h, w).copy())
+
+
+def write_idx(path, images):  # uint8 {N, H, W}, the format gen.data.idx.read reads
+    with open(path, "wb") as f:
+        f.write(struct.pack(">IIII", 0x00000803, *images.shape))
+        f.write(images.contiguous().numpy().tobytes())
+
+
+def batches(images, batch, steps, generator):
+    """Shuffled epochs without the last partial batch, as gen's DataLoader with drop_last."""
+    done = 0
+    while True:
+        perm = torch.randperm(images.shape[0], generator=generator)
+        for i in range(0, images.shape[0] - batch + 1, batch):
+            yield images[perm[i:i + batch]]
+            done += 1
+            if done == steps:
+                return
+
+
+def train_dcgan(images, steps, n):
+    """examples/dcgan.lua: batch 64, Adam(2e-4, 0.5/0.999), BCE on logits, non-saturating G loss."""
+    G, D = dcgan_generator(), dcgan_discriminator()
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    real, fake = torch.ones(64, 1), torch.zeros(64, 1)
+    for u8 in batches(images, 64, steps, torch.Generator().manual_seed(0)):
+        x = u8.float() / 127.5 - 1
+        generated = G(torch.randn(64, 100))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d = F.binary_cross_entropy_with_logits(D(x), real) + F.binary_cross_entropy_with_logits(D(generated.detach()), fake)
+        loss_d.backward()
+        opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        F.binary_cross_entropy_with_logits(D(generated), real).backward()
+        opt_g.step()
+    with torch.no_grad():  # train-mode batch norm, as gen's example samples
+        return G(torch.randn(n, 100))
+
+
+def train_vae(images, steps, n):
+    """examples/vae.lua (MLP): batch 128, Adam(1e-3), Bernoulli -ELBO per sample; decoded means."""
+    model = VAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for u8 in batches(images, 128, steps, torch.Generator().manual_seed(0)):
+        x = u8.float() / 255
+        logits, mu, logvar = model(x)
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+        kl = (-0.5 * (1 + logvar - mu * mu - logvar.exp())).sum() / x.shape[0]
+        opt.zero_grad(set_to_none=True)
+        (recon + kl).backward()
+        opt.step()
+    with torch.no_grad():
+        return torch.sigmoid(model.decoder(torch.randn(n, 20))).view(n, 1, 28, 28) * 2 - 1
+
+
+def main():
+    name, steps, n, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    torch.manual_seed(0)
+    images = load_images()
+    t0 = time.perf_counter()
+    samples = {"dcgan": train_dcgan, "vae": train_vae}[name](images, steps, n)
+    seconds = time.perf_counter() - t0
+    u8 = ((samples.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).view(n, 28, 28)
+    write_idx(out, u8)
+    print(f"{name}: {steps} steps and {n} samples in {seconds:.1f} s ({torch.get_num_threads()} threads); wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
