@@ -23,6 +23,7 @@
 
 #include "autograd.h"
 #include "kernels/im2col.h"
+#include "kernels/winograd.h"
 
 static int geometry(const gen_tensor *img, int64_t kh, int64_t kw, const gen_conv_opts *o, gen_conv_geom *g) {
   *g = (gen_conv_geom){.n = img->shape[0], .c = img->shape[1], .h = img->shape[2], .w = img->shape[3], .kh = kh, .kw = kw,
@@ -143,6 +144,10 @@ typedef struct {
   const char *x, *w, *b, *dm;
   char *scratch, *out;
   int64_t slot_bytes;
+  /* Winograd: its geometry, transformed weights, tiles per chunk, chunks in all and per segment */
+  const gen_wino_geom *wg;
+  const float *u;
+  int64_t nt, nchunks, per_segment;
 } conv_job;
 
 typedef void (*chunk_fn)(const conv_job *j, int64_t chunk_index, char *slot);
@@ -166,6 +171,91 @@ static void run_chunks(const conv_job *j, int threads, int64_t nchunks, chunk_fn
 }
 static gen_tensor *new_scratch(int threads, int64_t slot_bytes) {
   return gen_empty(GEN_UINT8, 1, (int64_t[1]){threads * slot_bytes});
+}
+
+/* ---------------------------------------------------------------- Winograd F(4x4, 3x3)
+ * float32 3x3 stride-1 convolutions take four times fewer multiplies this way (kernels/winograd.h):
+ * the forward, and the input gradient as the forward of the flipped weights, run over chunks of
+ * output tiles; the weight gradient sums fixed segments of tiles, each into its own partial dU,
+ * added in segment order, so results do not depend on the thread count. Layers with fewer than 8
+ * channels on either side (a UNet's first and last convolution) keep im2col: their GEMMs would be
+ * mostly padding. gen_conv_set_winograd(false) forces im2col everywhere (exact in float64 terms). */
+#define WINO_SEGMENTS 8
+static bool winograd_enabled = true;
+bool gen_conv_set_winograd(bool enabled) {
+  bool was = winograd_enabled;
+  winograd_enabled = enabled;
+  return was;
+}
+
+static bool use_winograd(const gen_conv_geom *g, int64_t groups, int64_t out_channels, gen_dtype dt) {
+  return winograd_enabled && dt == GEN_FLOAT32 && groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 &&
+         g->dh == 1 && g->dw == 1 && g->ph <= 2 && g->pw <= 2 && g->c >= 8 && out_channels >= 8;
+}
+
+static gen_tensor *new_floats(int64_t n) { return gen_empty(GEN_FLOAT32, 1, (int64_t[1]){n}); }
+
+static void wino_forward_chunk(const conv_job *j, int64_t ci, char *slot) {
+  int64_t t0 = ci * j->nt, left = gen_wino_tiles(j->wg) - t0;
+  gen_wino_forward(j->wg, (const float *)j->x, j->u, (const float *)j->b, (float *)j->out, t0, left < j->nt ? left : j->nt,
+                   (float *)slot);
+}
+
+/* out {N, out_channels, Ho, Wo} = conv(x, w) + b with padding (ph, pw); with adjoint, w is
+ * {out_channels, C, 3, 3} and the convolution is conv2d's input gradient (see winograd.h) */
+static gen_tensor *wino_conv(const gen_tensor *x, const gen_tensor *w, bool adjoint, const gen_tensor *b, int64_t out_channels,
+                             int64_t ph, int64_t pw) {
+  gen_wino_geom wg = gen_wino_geometry(x->shape[0], x->shape[1], x->shape[2], x->shape[3], out_channels, ph, pw);
+  int64_t nt = gen_wino_forward_chunk_tiles(&wg), nchunks = (gen_wino_tiles(&wg) + nt - 1) / nt;
+  int threads = chunk_threads(nchunks);
+  conv_job j = {.wg = &wg, .nt = nt, .x = gen_data_ptr(x), .b = b ? gen_data_ptr(b) : NULL,
+                .slot_bytes = gen_wino_forward_scratch_floats(&wg) * (int64_t)sizeof(float)};
+  gen_tensor *u = new_floats(gen_wino_weight_floats(&wg)), *scratch = u ? new_scratch(threads, j.slot_bytes) : NULL;
+  gen_tensor *out = scratch ? gen_empty(GEN_FLOAT32, 4, (int64_t[4]){wg.n, out_channels, wg.ho, wg.wo}) : NULL;
+  if (out) {
+    gen_wino_transform_weight(&wg, (const float *)gen_data_ptr(w), adjoint, (float *)gen_data_ptr(u));
+    j.u = (const float *)gen_data_ptr(u), j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(out);
+    run_chunks(&j, threads, nchunks, wino_forward_chunk);
+  }
+  gen_release(u);
+  gen_release(scratch);
+  return out;
+}
+
+/* segment si: its chunks of tiles, accumulated into its own dU {36, opad, cpad} */
+static void wino_weight_segment(const conv_job *j, int64_t si, char *slot) {
+  float *du = (float *)j->out + si * gen_wino_du_floats(j->wg);
+  int64_t first = si * j->per_segment, end = first + j->per_segment < j->nchunks ? first + j->per_segment : j->nchunks;
+  for (int64_t ci = first; ci < end; ci++) {
+    int64_t t0 = ci * j->nt, left = gen_wino_tiles(j->wg) - t0;
+    gen_wino_weight_grad(j->wg, (const float *)j->x, (const float *)j->dm, t0, left < j->nt ? left : j->nt, du, ci > first,
+                         (float *)slot);
+  }
+}
+
+/* dW {O, C, 3, 3} of x {N, C, H, W} and dout {N, O, Ho, Wo} */
+static gen_tensor *wino_weight_grad(const gen_tensor *x, const gen_tensor *dout, const gen_conv_geom *g, const gen_edge *we) {
+  gen_wino_geom wg = gen_wino_geometry(g->n, g->c, g->h, g->w, dout->shape[1], g->ph, g->pw);
+  int64_t nt = gen_wino_weight_grad_chunk_tiles(&wg), nchunks = (gen_wino_tiles(&wg) + nt - 1) / nt;
+  int64_t per_segment = (nchunks + WINO_SEGMENTS - 1) / WINO_SEGMENTS, nseg = per_segment ? (nchunks + per_segment - 1) / per_segment : 0;
+  int64_t du_floats = gen_wino_du_floats(&wg);
+  int threads = chunk_threads(nseg);
+  conv_job j = {.wg = &wg, .nt = nt, .nchunks = nchunks, .per_segment = per_segment, .x = gen_data_ptr(x), .dm = gen_data_ptr(dout),
+                .slot_bytes = gen_wino_weight_grad_scratch_floats(&wg) * (int64_t)sizeof(float)};
+  gen_tensor *parts = new_floats(nseg > 0 ? nseg * du_floats : du_floats), *scratch = parts ? new_scratch(threads, j.slot_bytes) : NULL;
+  gen_tensor *du = scratch && nseg > 1 ? new_floats(du_floats) : NULL;
+  gen_tensor *dw = scratch && (du || nseg <= 1) ? gen_empty(GEN_FLOAT32, we->ndim, we->shape) : NULL;
+  if (dw) {
+    if (nseg == 0) memset(gen_data_ptr(parts), 0, sizeof(float) * (size_t)du_floats);
+    j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(parts);
+    run_chunks(&j, threads, nseg, wino_weight_segment);
+    if (du) gen_sum_rows_into(gen_data_ptr(parts), nseg, du_floats, gen_data_ptr(du), GEN_FLOAT32);
+    gen_wino_weight_grad_finish(&wg, (const float *)gen_data_ptr(du ? du : parts), (float *)gen_data_ptr(dw));
+  }
+  gen_release(du);
+  gen_release(scratch);
+  gen_release(parts);
+  return dw;
 }
 
 /* out chunk = W cols(x chunk), through the channel-major layout, bias added on the way back */
@@ -212,6 +302,7 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
   gen_dtype dt = x->dtype;
   size_t es = gen_dtype_size(dt);
   int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw;
+  if (use_winograd(g, groups, o, dt)) return wino_conv(x, w, false, b, o, g->ph, g->pw);
   if (per_image_1x1(g, groups)) {
     gen_tensor *out = gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo});
     int64_t hw = g->h * g->w;
@@ -255,6 +346,7 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
   gen_dtype dt = dout->dtype;
   size_t es = gen_dtype_size(dt);
   int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
+  if (use_winograd(g, groups, o, dt)) return wino_conv(dout, w, true, b, g->c, 2 - g->ph, 2 - g->pw);
   if (per_image_1x1(g, groups)) {
     gen_tensor *dx = gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w});
     int64_t hw = g->h * g->w;
@@ -288,6 +380,7 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
   gen_dtype dt = x->dtype;
   size_t es = gen_dtype_size(dt);
   int64_t o = dout->shape[1], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
+  if (use_winograd(g, groups, o, dt)) return wino_weight_grad(x, dout, g, we);
   if (per_image_1x1(g, groups)) {
     /* dW = sum over images of dout_n x_n^T, accumulated in image order */
     gen_tensor *dw = gen_empty(dt, we->ndim, we->shape);
@@ -346,7 +439,8 @@ static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   bool transposed = n->op == GEN_OP_CONV_TRANSPOSE2D, need_x = gen_edge_live(&n->edges[0]), need_w = gen_edge_live(&n->edges[1]);
   gen_tensor *dm = NULL;
   int rc = 0;
-  if (!transposed && need_x && need_w && !per_image_1x1(&g, groups) && !(dm = to_cm(d))) rc = -1;
+  bool shared_cm = !transposed && need_x && need_w && !per_image_1x1(&g, groups) && !use_winograd(&g, groups, w->shape[0], d->dtype);
+  if (shared_cm && !(dm = to_cm(d))) rc = -1;
   if (rc == 0 && need_x && !(grad_in[0] = transposed ? conv_apply(d, w, NULL, &g, groups) : conv_adjoint(d, dm, w, NULL, &g, groups))) rc = -1;
   if (rc == 0 && need_w &&
       !(grad_in[1] = transposed ? conv_weight_grad(d, x, NULL, &g, groups, &n->edges[1])

@@ -13,4 +13,8 @@ gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_co
 /* x {N, C, H, W}, w {C, O/groups, kh, kw}, b {O} or NULL */
 gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_conv_opts *o);
 
+/* Winograd F(4x4, 3x3) for float32 3x3 stride-1 convolutions (on by default); false forces im2col.
+ * Returns the previous setting. */
+bool gen_conv_set_winograd(bool enabled);
+
 #endif

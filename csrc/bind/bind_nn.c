@@ -128,10 +128,17 @@ static int l_pad(lua_State *L) {
   return bind_result(L, *slot, fname);
 }
 
+/* set_winograd(enabled) -> previous setting */
+static int l_set_winograd(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  lua_pushboolean(L, gen_conv_set_winograd(lua_toboolean(L, 1)));
+  return 1;
+}
+
 static const luaL_Reg functions[] = {{"linear", l_linear},         {"conv2d", l_conv2d},
                                      {"conv_transpose2d", l_conv_transpose2d},
                                      {"max_pool2d", l_max_pool2d}, {"avg_pool2d", l_avg_pool2d},
                                      {"upsample", l_upsample},     {"pad", l_pad},
-                                     {NULL, NULL}};
+                                     {"set_winograd", l_set_winograd}, {NULL, NULL}};
 
 void bind_register_nn(lua_State *L) { luaL_setfuncs(L, functions, 0); }

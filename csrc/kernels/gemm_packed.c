@@ -1,0 +1,81 @@
+/*
+ * gemm_packed.c — the 6x16 float32 micro-kernel behind gen_gemm_packed (layouts in the header).
+ *
+ * A 6x16 block of C lives in 12 AVX registers for the whole K loop: per k, two loads of B, six
+ * broadcasts of A and twelve FMAs (the BLIS Haswell shape). Twelve independent accumulators cover
+ * the FMA latency of two pipes. The AVX2+FMA version is chosen once at load time; the reference
+ * kernel is its specification and the fallback on older CPUs.
+ */
+#include "gemm_packed.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86_KERNEL 1
+#endif
+
+static void block_reference(int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate) {
+  float acc[GEN_MR][GEN_NR];
+  memset(acc, 0, sizeof acc);
+  for (int64_t p = 0; p < k; p++)
+    for (int r = 0; r < GEN_MR; r++)
+      for (int j = 0; j < GEN_NR; j++) acc[r][j] += a[p * GEN_MR + r] * b[p * GEN_NR + j];
+  for (int r = 0; r < GEN_MR; r++)
+    for (int j = 0; j < GEN_NR; j++) c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
+}
+
+#ifdef HAVE_X86_KERNEL
+__attribute__((target("avx2,fma"))) static void block_avx2(int64_t k, const float *a, const float *b, float *c, int64_t ldc,
+                                                           bool accumulate) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < k; p++) {
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ar;
+    ar = _mm256_broadcast_ss(a + 0), c00 = _mm256_fmadd_ps(ar, b0, c00), c01 = _mm256_fmadd_ps(ar, b1, c01);
+    ar = _mm256_broadcast_ss(a + 1), c10 = _mm256_fmadd_ps(ar, b0, c10), c11 = _mm256_fmadd_ps(ar, b1, c11);
+    ar = _mm256_broadcast_ss(a + 2), c20 = _mm256_fmadd_ps(ar, b0, c20), c21 = _mm256_fmadd_ps(ar, b1, c21);
+    ar = _mm256_broadcast_ss(a + 3), c30 = _mm256_fmadd_ps(ar, b0, c30), c31 = _mm256_fmadd_ps(ar, b1, c31);
+    ar = _mm256_broadcast_ss(a + 4), c40 = _mm256_fmadd_ps(ar, b0, c40), c41 = _mm256_fmadd_ps(ar, b1, c41);
+    ar = _mm256_broadcast_ss(a + 5), c50 = _mm256_fmadd_ps(ar, b0, c50), c51 = _mm256_fmadd_ps(ar, b1, c51);
+    a += GEN_MR, b += GEN_NR;
+  }
+  __m256 rows[GEN_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int r = 0; r < GEN_MR; r++) {
+    float *row = c + r * ldc;
+    __m256 lo = rows[r][0], hi = rows[r][1];
+    if (accumulate) lo = _mm256_add_ps(lo, _mm256_loadu_ps(row)), hi = _mm256_add_ps(hi, _mm256_loadu_ps(row + 8));
+    _mm256_storeu_ps(row, lo);
+    _mm256_storeu_ps(row + 8, hi);
+  }
+}
+#endif
+
+typedef void (*block_fn)(int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate);
+static block_fn block = block_reference;
+
+__attribute__((constructor)) static void choose_block(void) {
+#ifdef HAVE_X86_KERNEL
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) block = block_avx2;
+#endif
+}
+
+/* Column panels outside, row panels inside: one B panel (K x 16) stays in L1 while every A panel
+ * passes over it. */
+static void run(block_fn f, int64_t mp, int64_t nq, int64_t k, const float *a, const float *b, float *c, int64_t ldc,
+                bool accumulate) {
+  for (int64_t q = 0; q < nq; q++)
+    for (int64_t p = 0; p < mp; p++)
+      f(k, a + p * k * GEN_MR, b + q * k * GEN_NR, c + p * GEN_MR * ldc + q * GEN_NR, ldc, accumulate);
+}
+
+void gen_gemm_packed(int64_t mp, int64_t nq, int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate) {
+  run(block, mp, nq, k, a, b, c, ldc, accumulate);
+}
+
+void gen_gemm_packed_reference(int64_t mp, int64_t nq, int64_t k, const float *a, const float *b, float *c, int64_t ldc,
+                               bool accumulate) {
+  run(block_reference, mp, nq, k, a, b, c, ldc, accumulate);
+}
