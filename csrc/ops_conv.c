@@ -181,7 +181,8 @@ static gen_tensor *new_scratch(int threads, int64_t slot_bytes) {
  * channels on either side (a UNet's first and last convolution) keep im2col: their GEMMs would be
  * mostly padding. gen_conv_set_winograd(false) forces im2col everywhere (exact in float64 terms). */
 #define WINO_SEGMENTS 8
-static bool winograd_enabled = true;
+static bool winograd_enabled = true, winograd_available = false;
+__attribute__((constructor)) static void detect_winograd(void) { winograd_available = gen_wino_available(); }
 bool gen_conv_set_winograd(bool enabled) {
   bool was = winograd_enabled;
   winograd_enabled = enabled;
@@ -189,7 +190,7 @@ bool gen_conv_set_winograd(bool enabled) {
 }
 
 static bool use_winograd(const gen_conv_geom *g, int64_t groups, int64_t out_channels, gen_dtype dt) {
-  return winograd_enabled && dt == GEN_FLOAT32 && groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 &&
+  return winograd_enabled && winograd_available && dt == GEN_FLOAT32 && groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 &&
          g->dh == 1 && g->dw == 1 && g->ph <= 2 && g->pw <= 2 && g->c >= 8 && out_channels >= 8;
 }
 

@@ -196,6 +196,87 @@ describe("convolution fast paths", function()
   end)
 end)
 
+describe("Winograd F(4x4, 3x3) convolutions (float32, 3x3, stride 1)", function()
+  before_each(function() gen.manual_seed(11) end)
+
+  -- forward, input, weight and bias gradients of conv2d in dtype dt, from the same values
+  local function conv_all(x, w, b, g, opts, dt, transposed)
+    local function leaf(t) return t:type(dt):clone():requires_grad_() end
+    local xs, ws, bs = leaf(x), leaf(w), leaf(b)
+    local y = (transposed and gen.conv_transpose2d or gen.conv2d)(xs, ws, bs, opts)
+    y:backward(g:type(dt))
+    return { y, xs.grad, ws.grad, bs.grad }
+  end
+  local function worst(got, want)
+    local e = 0
+    for i = 1, 4 do
+      local w = want[i]:double()
+      e = math.max(e, (got[i]:double() - w):abs():max():item() / (w:abs():max():item() + 1e-30))
+    end
+    return e
+  end
+
+  -- borders (odd sizes, partial tiles), every padding 0..2, channel counts off the 6/16 panels,
+  -- and batches large enough for several chunks and weight-gradient segments
+  local cases = {
+    { n = 2, c = 8, o = 8, h = 8, w = 8, padding = 1 },
+    { n = 3, c = 16, o = 12, h = 13, w = 11, padding = 1 },
+    { n = 2, c = 9, o = 10, h = 7, w = 9, padding = 0 },
+    { n = 2, c = 9, o = 10, h = 7, w = 9, padding = 2 },
+    { n = 2, c = 11, o = 8, h = 6, w = 10, padding = { 0, 2 } },
+    { n = 5, c = 20, o = 33, h = 6, w = 5, padding = 1 },
+    { n = 1, c = 8, o = 9, h = 3, w = 4, padding = 1 },
+    { n = 8, c = 64, o = 64, h = 32, w = 32, padding = 1 },
+  }
+
+  it("agree with the float64 im2col path (output and all gradients)", function()
+    for i, cs in ipairs(cases) do
+      local x, w, b = gen.randn(cs.n, cs.c, cs.h, cs.w), gen.randn(cs.o, cs.c, 3, 3) * 0.2, gen.randn(cs.o)
+      local opts = { padding = cs.padding }
+      local g = gen.randn(gen.conv2d(x, w, b, opts).shape)
+      local e = worst(conv_all(x, w, b, g, opts, "float32"), conv_all(x, w, b, g, opts, "float64"))
+      assert.is_true(e < 2e-5, string.format("case %d: relative error %.3g", i, e))
+    end
+  end)
+
+  it("run conv_transpose2d with 3x3 kernels and stride 1 too", function()
+    local x, w, b = gen.randn(3, 12, 9, 10), gen.randn(12, 16, 3, 3) * 0.2, gen.randn(16)
+    for _, p in ipairs { 0, 1, 2 } do
+      local opts = { padding = p }
+      local g = gen.randn(gen.conv_transpose2d(x, w, b, opts).shape)
+      local e = worst(conv_all(x, w, b, g, opts, "float32", true), conv_all(x, w, b, g, opts, "float64", true))
+      assert.is_true(e < 2e-5, string.format("padding %d: relative error %.3g", p, e))
+    end
+  end)
+
+  it("give bitwise the same results at 1 and 2 threads", function()
+    local saved = gen.get_num_threads()
+    local x, w, b = gen.randn(8, 32, 32, 32), gen.randn(32, 32, 3, 3) * 0.1, gen.randn(32)
+    local g = gen.randn(8, 32, 32, 32)
+    gen.set_num_threads(1)
+    local one = conv_all(x, w, b, g, { padding = 1 }, "float32")
+    gen.set_num_threads(2)
+    local two = conv_all(x, w, b, g, { padding = 1 }, "float32")
+    gen.set_num_threads(saved)
+    for i = 1, 4 do assert.are.equal(0, (one[i] - two[i]):abs():max():item()) end
+  end)
+
+  it("can be turned off: gen.set_winograd(false) gives the im2col results", function()
+    local x, w, b = gen.randn(2, 16, 12, 12), gen.randn(16, 16, 3, 3) * 0.2, gen.randn(16)
+    local g = gen.randn(2, 16, 12, 12)
+    local wino = conv_all(x, w, b, g, { padding = 1 }, "float32")
+    assert.is_true(gen.set_winograd(false))
+    local im2col = conv_all(x, w, b, g, { padding = 1 }, "float32")
+    assert.is_false(gen.set_winograd(true))
+    local exact = conv_all(x, w, b, g, { padding = 1 }, "float64")
+    assert.is_true(worst(im2col, exact) < 1e-6)
+    assert.is_true(worst(wino, exact) < 2e-5)
+    -- the two float32 paths round differently, so the switch really changed the algorithm
+    assert.is_true((wino[1] - im2col[1]):abs():max():item() > 0)
+    assert.has_error(function() gen.set_winograd(1) end)
+  end)
+end)
+
 describe("linear and convolutions reject bad arguments", function()
   local x = gen.randn(2, 3, 8, 8)
   local function err(fn)

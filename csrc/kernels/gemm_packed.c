@@ -1,33 +1,24 @@
 /*
- * gemm_packed.c — the 6x16 float32 micro-kernel behind gen_gemm_packed (layouts in the header).
+ * gemm_packed.c — the micro-kernels behind gemm_packed.h (layouts there).
  *
- * A 6x16 block of C lives in 12 AVX registers for the whole K loop: per k, two loads of B, six
- * broadcasts of A and twelve FMAs (the BLIS Haswell shape). Twelve independent accumulators cover
- * the FMA latency of two pipes. The AVX2+FMA version is chosen once at load time; the reference
- * kernel is its specification and the fallback on older CPUs.
+ * gen_gemm_packed: a 6x16 block of C lives in 12 AVX registers for the whole K loop; per k, two
+ * loads of B, six broadcasts of A and twelve FMAs (the BLIS Haswell shape). Twelve independent
+ * accumulators cover the latency of two FMA pipes.
+ * The build targets baseline x86-64; these functions carry their own target attribute and run
+ * only where gen_gemm_packed_available() says the CPU has AVX2 and FMA.
  */
 #include "gemm_packed.h"
 
-#include <string.h>
-
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define HAVE_X86_KERNEL 1
-#endif
+#define AVX2 __attribute__((target("avx2,fma")))
 
-static void block_reference(int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate) {
-  float acc[GEN_MR][GEN_NR];
-  memset(acc, 0, sizeof acc);
-  for (int64_t p = 0; p < k; p++)
-    for (int r = 0; r < GEN_MR; r++)
-      for (int j = 0; j < GEN_NR; j++) acc[r][j] += a[p * GEN_MR + r] * b[p * GEN_NR + j];
-  for (int r = 0; r < GEN_MR; r++)
-    for (int j = 0; j < GEN_NR; j++) c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
+bool gen_gemm_packed_available(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-#ifdef HAVE_X86_KERNEL
-__attribute__((target("avx2,fma"))) static void block_avx2(int64_t k, const float *a, const float *b, float *c, int64_t ldc,
-                                                           bool accumulate) {
+AVX2 static void block_6x16(int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #pragma GCC unroll 4
@@ -50,32 +41,18 @@ __attribute__((target("avx2,fma"))) static void block_avx2(int64_t k, const floa
     _mm256_storeu_ps(row + 8, hi);
   }
 }
-#endif
-
-typedef void (*block_fn)(int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate);
-static block_fn block = block_reference;
-
-__attribute__((constructor)) static void choose_block(void) {
-#ifdef HAVE_X86_KERNEL
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) block = block_avx2;
-#endif
-}
 
 /* Column panels outside, row panels inside: one B panel (K x 16) stays in L1 while every A panel
  * passes over it. */
-static void run(block_fn f, int64_t mp, int64_t nq, int64_t k, const float *a, const float *b, float *c, int64_t ldc,
-                bool accumulate) {
+void gen_gemm_packed(int64_t mp, int64_t nq, int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate) {
   for (int64_t q = 0; q < nq; q++)
     for (int64_t p = 0; p < mp; p++)
-      f(k, a + p * k * GEN_MR, b + q * k * GEN_NR, c + p * GEN_MR * ldc + q * GEN_NR, ldc, accumulate);
+      block_6x16(k, a + p * k * GEN_MR, b + q * k * GEN_NR, c + p * GEN_MR * ldc + q * GEN_NR, ldc, accumulate);
 }
 
+#else
+bool gen_gemm_packed_available(void) { return false; }
 void gen_gemm_packed(int64_t mp, int64_t nq, int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate) {
-  run(block, mp, nq, k, a, b, c, ldc, accumulate);
+  (void)mp, (void)nq, (void)k, (void)a, (void)b, (void)c, (void)ldc, (void)accumulate;
 }
-
-void gen_gemm_packed_reference(int64_t mp, int64_t nq, int64_t k, const float *a, const float *b, float *c, int64_t ldc,
-                               bool accumulate) {
-  run(block_reference, mp, nq, k, a, b, c, ldc, accumulate);
-}
+#endif

@@ -25,8 +25,12 @@ typedef struct {
   int64_t ph, pw;     /* zero padding, each 0..2 */
   int64_t ho, wo;     /* output {N, O, Ho, Wo} */
   int64_t th, tw;     /* 4x4 output tiles per image, ceil(Ho / 4) x ceil(Wo / 4) */
-  int64_t opad, cpad; /* O rounded up to the GEMM's row panels, C to its column panels */
+  int64_t opad, cpad; /* O rounded up to the GEMMs' row panels, C to their column panels */
+  int64_t zw;         /* row length of the vertically transformed input bands */
 } gen_wino_geom;
+
+/* The kernels need AVX2 and FMA; callers use im2col where this is false. */
+bool gen_wino_available(void);
 
 gen_wino_geom gen_wino_geometry(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t ph, int64_t pw);
 static inline int64_t gen_wino_tiles(const gen_wino_geom *g) { return g->n * g->th * g->tw; }
