@@ -1,5 +1,6 @@
-/* fastmath.h — a branch-free float32 e^x that vectorizes, shared by the attention and activation
- * kernels, where libm's scalar expf otherwise costs more than the GEMMs around it.
+/* fastmath.h — branch-free float32 e^x and ln x that vectorize, shared by the attention,
+ * activation and loss kernels, where libm's scalar functions otherwise cost more than the GEMMs
+ * around them.
  *
  * A file including this should compile with -fno-trapping-math semantics (see attention.c):
  * GCC only if-converts the clamp, and so vectorizes the loops, when a speculated float multiply
@@ -8,6 +9,7 @@
 #define GEN_KERNELS_FASTMATH_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -38,6 +40,39 @@ static inline float gen_exp_approx(float x) {
   float scale;
   memcpy(&scale, &bits, sizeof scale);
   return p * scale;
+}
+
+/* ln x for finite x > 0 with a normal exponent, within 2e-7 relative: x = m 2^e with m in
+ * [sqrt(1/2), sqrt(2)), ln(m) by Cephes' logf polynomial, selects instead of branches. */
+static inline float gen_log_approx(float x) {
+  uint32_t bits;
+  memcpy(&bits, &x, sizeof bits);
+  int32_t e = (int32_t)((bits >> 23) & 0xffu) - 126;
+  bits = (bits & 0x807fffffu) | 0x3f000000u; /* m in [1/2, 1) */
+  float m;
+  memcpy(&m, &bits, sizeof m);
+  bool small = m < 0.707106781186547524f;
+  e -= small;
+  m = small ? m + m - 1.0f : m - 1.0f;
+  float z = m * m, fe = (float)e;
+  float y = 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z - 2.12194440e-4f * fe - 0.5f * z;
+  return m + y + 0.693359375f * fe;
+}
+
+/* ln(1 + e) for e in [0, 1]: ln of the rounded u = 1 + e, corrected by the rounding error of u
+ * (so tiny e give e, not 0). */
+static inline float gen_log1p_unit_approx(float e) {
+  float u = 1.0f + e;
+  return gen_log_approx(u) - ((u - 1.0f) - e) / u;
 }
 
 /* 1 / (1 + e^-x) through e^-|x| <= 1, which never overflows; NaN stays NaN. */
