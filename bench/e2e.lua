@@ -3,7 +3,7 @@
 -- Prints one line: "<workload> <threads> <median seconds per iteration> <peak RSS kB> params=<n>".
 -- GEN_BENCH_QUICK=1 times 3 iterations instead of 10 (development only: noisy).
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
+package.cpath = (os.getenv("GEN_BUILD") or "build") .. "/?.so;" .. package.cpath
 local gen = require "gen"
 local dcgan = require "gen.models.dcgan"
 local vae = require "gen.models.vae"

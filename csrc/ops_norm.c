@@ -87,48 +87,134 @@ static void row_affine(gen_tensor *out, const gen_tensor *u, const gen_tensor *v
   }
 }
 
-/* Per-set mean and rstd (and biased variance), from per-(n, c) row sums added in a fixed order. */
-static int set_stats(const norm_layout *l, const gen_tensor *x, double *mean, double *rstd, double *var_out, double eps) {
-  int64_t sets = set_count(l), rows = l->n * l->c, per = (l->n * l->c * l->s) / (sets ? sets : 1);
-  double *r1 = malloc(sizeof(double) * (size_t)(rows ? rows : 1)), *r2 = malloc(sizeof(double) * (size_t)(rows ? rows : 1));
-  if (!r1 || !r2) {
-    free(r1);
-    free(r2);
-    return gen_fail_int("out of memory");
-  }
-  for (int pass = 0; pass < 2; pass++) {
-#pragma omp parallel for if (rows * l->s > GEN_PARALLEL_GRAIN)
-    for (int64_t row = 0; row < rows; row++) {
-      double shift = pass ? mean[set_of(l, row / l->c, row % l->c)] : 0, unused;
-      row_sums(x, NULL, row * l->s, l->s, shift, pass ? &unused : &r1[row], pass ? &r2[row] : &unused);
-    }
-    for (int64_t k = 0; k < sets; k++) (pass ? rstd : mean)[k] = 0;
-    for (int64_t row = 0; row < rows; row++) (pass ? rstd : mean)[set_of(l, row / l->c, row % l->c)] += pass ? r2[row] : r1[row];
-    for (int64_t k = 0; k < sets; k++) {
-      if (!pass) {
-        mean[k] /= (double)per;
+/* Scratch arrays of doubles from the tensor allocator: its cache hands back the same blocks every
+ * step, where malloc's mmaps of a BatchNorm1d's per-element rows page-faulted on every call. */
+static gen_tensor *doubles(int64_t n, bool zeroed) {
+  int64_t shape[1] = {n > 0 ? n : 1};
+  return zeroed ? gen_zeros(GEN_FLOAT64, 1, shape) : gen_empty(GEN_FLOAT64, 1, shape);
+}
+static double *dptr(gen_tensor *t) { return (double *)gen_data_ptr(t); }
+
+/* Batch norm of a {N, C} input (S = 1, BatchNorm1d) walks columns instead of one-element rows:
+ * blocks of COL_BLOCK channels are the unit of parallel work, each summing its N rows in order. */
+#define COL_BLOCK 256
+static bool by_columns(const norm_layout *l) { return l->groups == 0 && l->s == 1; }
+
+/* s1[c] = sum over n of (x - shift[c]) and s2[c] of its square; with dy given, s1 = sum of dy
+ * and s2 = sum of dy (x - shift) instead */
+static void column_sums(const gen_tensor *x, const gen_tensor *dy, int64_t n, int64_t c, const double *shift, double *s1, double *s2) {
+  int64_t blocks = (c + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for if (n * c > GEN_PARALLEL_GRAIN)
+  for (int64_t bi = 0; bi < blocks; bi++) {
+    int64_t c0 = bi * COL_BLOCK, c1 = c0 + COL_BLOCK < c ? c0 + COL_BLOCK : c;
+    for (int64_t k = c0; k < c1; k++) s1[k] = s2[k] = 0;
+    for (int64_t i = 0; i < n; i++) {
+      if (x->dtype == GEN_FLOAT32) {
+        const float *px = (const float *)gen_data_ptr(x) + i * c, *pg = dy ? (const float *)gen_data_ptr(dy) + i * c : NULL;
+        for (int64_t k = c0; k < c1; k++) {
+          double d = (double)px[k] - shift[k], g = pg ? (double)pg[k] : d;
+          s1[k] += g;
+          s2[k] += d * g;
+        }
       } else {
-        double var = rstd[k] / (double)per;
-        if (var_out) var_out[k] = var;
-        rstd[k] = 1 / sqrt(var + eps);
+        for (int64_t k = c0; k < c1; k++) {
+          double d = rd(x, i * c + k) - shift[k], g = dy ? rd(dy, i * c + k) : d;
+          s1[k] += g;
+          s2[k] += d * g;
+        }
       }
     }
   }
-  free(r1);
-  free(r2);
+}
+
+/* out[n][c] = p[c] u[n][c] + q[c] v[n][c] + r[c] (v may be NULL) */
+static void column_affine(gen_tensor *out, const gen_tensor *u, const gen_tensor *v, int64_t n, int64_t c, const double *p,
+                          const double *q, const double *r) {
+#pragma omp parallel for if (n * c > GEN_PARALLEL_GRAIN)
+  for (int64_t i = 0; i < n; i++) {
+    if (out->dtype == GEN_FLOAT32) {
+      float *o = (float *)gen_data_ptr(out) + i * c;
+      const float *pu = (const float *)gen_data_ptr(u) + i * c, *pv = v ? (const float *)gen_data_ptr(v) + i * c : NULL;
+      for (int64_t k = 0; k < c; k++) o[k] = (float)(p[k] * pu[k] + (pv ? q[k] * pv[k] : 0) + r[k]);
+    } else {
+      for (int64_t k = 0; k < c; k++) wr(out, i * c + k, p[k] * rd(u, i * c + k) + (v ? q[k] * rd(v, i * c + k) : 0) + r[k]);
+    }
+  }
+}
+
+/* Per-set mean and rstd (and biased variance) in one pass: sums of x - shift and its square in
+ * double, shift being the set's first element (close enough to the mean that nothing cancels),
+ * per (n, c) row and then added per set in a fixed order. */
+static int set_stats(const norm_layout *l, const gen_tensor *x, double *mean, double *rstd, double *var_out, double eps) {
+  int64_t sets = set_count(l), rows = l->n * l->c, per = (l->n * l->c * l->s) / (sets ? sets : 1);
+  bool cols = by_columns(l);
+  gen_tensor *t1 = doubles(cols ? sets : rows, false), *t2 = t1 ? doubles(cols ? sets : rows, false) : NULL;
+  gen_tensor *ts = t2 ? doubles(sets, false) : NULL;
+  if (!ts) {
+    gen_release(t1);
+    gen_release(t2);
+    return -1;
+  }
+  double *r1 = dptr(t1), *r2 = dptr(t2), *shift = dptr(ts);
+  for (int64_t k = 0; k < sets; k++) {
+    int64_t n0 = l->groups ? k / l->groups : 0, c0 = l->groups ? k % l->groups * (l->c / l->groups) : k;
+    shift[k] = per > 0 ? rd(x, (n0 * l->c + c0) * l->s) : 0;
+  }
+  if (cols) {
+    column_sums(x, NULL, l->n, l->c, shift, r1, r2);
+    memcpy(mean, r1, sizeof(double) * (size_t)sets);
+    memcpy(rstd, r2, sizeof(double) * (size_t)sets);
+  } else {
+#pragma omp parallel for if (rows * l->s > GEN_PARALLEL_GRAIN)
+    for (int64_t row = 0; row < rows; row++)
+      row_sums(x, NULL, row * l->s, l->s, shift[set_of(l, row / l->c, row % l->c)], &r1[row], &r2[row]);
+    for (int64_t k = 0; k < sets; k++) mean[k] = rstd[k] = 0;
+    for (int64_t row = 0; row < rows; row++) {
+      int64_t k = set_of(l, row / l->c, row % l->c);
+      mean[k] += r1[row];
+      rstd[k] += r2[row];
+    }
+  }
+  for (int64_t k = 0; k < sets; k++) {
+    double m = mean[k] / (double)per, var = rstd[k] / (double)per - m * m;
+    var = var > 0 ? var : 0;
+    mean[k] = shift[k] + m;
+    if (var_out) var_out[k] = var;
+    rstd[k] = 1 / sqrt(var + eps);
+  }
+  gen_release(t1);
+  gen_release(t2);
+  gen_release(ts);
   return 0;
 }
 
 /* y = (x - mean) rstd w + b, per (n, c) row: one multiply-add per element */
-static void norm_forward(const norm_layout *l, const gen_tensor *x, gen_tensor *y, const gen_tensor *w, const gen_tensor *b,
-                         const double *mean, const double *rstd) {
+static int norm_forward(const norm_layout *l, const gen_tensor *x, gen_tensor *y, const gen_tensor *w, const gen_tensor *b,
+                        const double *mean, const double *rstd) {
   int64_t rows = l->n * l->c;
+  if (by_columns(l)) {
+    gen_tensor *ta = doubles(l->c, false), *tb = ta ? doubles(l->c, false) : NULL;
+    if (!tb) {
+      gen_release(ta);
+      return -1;
+    }
+    double *a = dptr(ta), *shift = dptr(tb);
+    for (int64_t c = 0; c < l->c; c++) {
+      a[c] = rstd[c] * (w ? rd(w, c) : 1);
+      shift[c] = (b ? rd(b, c) : 0) - mean[c] * a[c];
+    }
+    column_affine(y, x, NULL, l->n, l->c, a, NULL, shift);
+    gen_release(ta);
+    gen_release(tb);
+    return 0;
+  }
 #pragma omp parallel for if (rows * l->s > GEN_PARALLEL_GRAIN)
   for (int64_t row = 0; row < rows; row++) {
     int64_t c = row % l->c, k = set_of(l, row / l->c, c);
     double a = rstd[k] * (w ? rd(w, c) : 1), shift = (b ? rd(b, c) : 0) - mean[k] * a;
     row_affine(y, x, NULL, row * l->s, l->s, a, 0, shift);
   }
+  return 0;
 }
 
 /* saved: x, stats {2, sets} float64 (mean; rstd), w (optional);
@@ -144,41 +230,58 @@ static int norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *dy = gen_contiguous_raw(g);
   if (!dy) return -1;
   int64_t sets = set_count(&l), rows = l.n * l.c, per = (rows * l.s) / (sets ? sets : 1);
+  bool cols = by_columns(&l);
   gen_tensor *dx = NULL;
   int rc = -1;
-  /* per (n, c) row: pb = sum dy, pw = sum dy xhat (so dw_c and db_c are sums over n) */
-  double *pb = malloc(sizeof(double) * (size_t)(rows ? rows : 1)), *pw = malloc(sizeof(double) * (size_t)(rows ? rows : 1));
-  double *sa = calloc((size_t)(sets ? sets : 1), sizeof(double)), *sb = calloc((size_t)(sets ? sets : 1), sizeof(double));
-  if (!pb || !pw || !sa || !sb) {
-    gen_fail("out of memory");
-    goto done;
-  }
+  /* per (n, c) row (per channel by columns): pb = sum dy, pw = sum dy xhat, so dw_c and db_c are
+   * their sums over n; sa, sb per set: the sums of dxhat = dy w and of dxhat xhat */
+  int64_t partials = cols ? l.c : rows;
+  gen_tensor *tpb = doubles(partials, false), *tpw = tpb ? doubles(partials, false) : NULL;
+  gen_tensor *tsa = tpw ? doubles(sets, true) : NULL, *tsb = tsa ? doubles(sets, true) : NULL;
+  gen_tensor *tp = tsb && cols ? doubles(3 * l.c, false) : NULL;
+  if (!tsb || (cols && !tp)) goto done;
+  double *pb = dptr(tpb), *pw = dptr(tpw), *sa = dptr(tsa), *sb = dptr(tsb);
+  if (cols) {
+    column_sums(x, dy, l.n, l.c, mean, pb, pw); /* pw = sum dy (x - mean) for now */
+    for (int64_t c = 0; c < l.c; c++) pw[c] *= rstd[c];
+  } else {
 #pragma omp parallel for if (rows * l.s > GEN_PARALLEL_GRAIN)
-  for (int64_t row = 0; row < rows; row++) {
-    int64_t k = set_of(&l, row / l.c, row % l.c);
-    double s_dy, s_dyx; /* sum dy, sum dy (x - mean) */
-    row_sums(dy, x, row * l.s, l.s, 0, &s_dy, &s_dyx);
-    pb[row] = s_dy;
-    pw[row] = rstd[k] * (s_dyx - mean[k] * s_dy);
+    for (int64_t row = 0; row < rows; row++) {
+      int64_t k = set_of(&l, row / l.c, row % l.c);
+      double s_dy, s_dyx; /* sum dy, sum dy (x - mean) */
+      row_sums(dy, x, row * l.s, l.s, 0, &s_dy, &s_dyx);
+      pb[row] = s_dy;
+      pw[row] = rstd[k] * (s_dyx - mean[k] * s_dy);
+    }
   }
   if (gen_edge_live(&node->edges[0])) {
     if (!(dx = gen_empty(x->dtype, x->ndim, x->shape))) goto done;
-    /* per set: mean of dxhat = dy w and of dxhat xhat */
-    for (int64_t row = 0; row < rows; row++) {
-      int64_t c = row % l.c, k = set_of(&l, row / l.c, c);
+    for (int64_t row = 0; row < partials; row++) {
+      int64_t c = row % l.c, k = cols ? c : set_of(&l, row / l.c, c);
       double wc = w ? rd(w, c) : 1;
       sa[k] += wc * pb[row];
       sb[k] += wc * pw[row];
     }
+    if (cols) { /* dx = p dy + q x + r per channel, the row formula below */
+      double *p = dptr(tp), *q = p + l.c, *r0 = q + l.c;
+      for (int64_t c = 0; c < l.c; c++) {
+        double r = rstd[c], wc = w ? rd(w, c) : 1, a = sa[c] / (double)per, bb = sb[c] / (double)per;
+        p[c] = r * wc;
+        q[c] = fixed ? 0 : -r * r * bb;
+        r0[c] = fixed ? 0 : -r * a + r * r * bb * mean[c];
+      }
+      column_affine(dx, dy, fixed ? NULL : x, l.n, l.c, p, q, r0);
+    } else {
 #pragma omp parallel for if (rows * l.s > GEN_PARALLEL_GRAIN)
-    for (int64_t row = 0; row < rows; row++) {
-      int64_t c = row % l.c, k = set_of(&l, row / l.c, c);
-      double r = rstd[k], wc = w ? rd(w, c) : 1;
-      if (fixed) {
-        row_affine(dx, dy, NULL, row * l.s, l.s, r * wc, 0, 0);
-      } else { /* dx = r (dy w - a - xhat bb), xhat = (x - mean) r */
-        double a = sa[k] / (double)per, bb = sb[k] / (double)per;
-        row_affine(dx, dy, x, row * l.s, l.s, r * wc, -r * r * bb, -r * a + r * r * bb * mean[k]);
+      for (int64_t row = 0; row < rows; row++) {
+        int64_t c = row % l.c, k = set_of(&l, row / l.c, c);
+        double r = rstd[k], wc = w ? rd(w, c) : 1;
+        if (fixed) {
+          row_affine(dx, dy, NULL, row * l.s, l.s, r * wc, 0, 0);
+        } else { /* dx = r (dy w - a - xhat bb), xhat = (x - mean) r */
+          double a = sa[k] / (double)per, bb = sb[k] / (double)per;
+          row_affine(dx, dy, x, row * l.s, l.s, r * wc, -r * r * bb, -r * a + r * r * bb * mean[k]);
+        }
       }
     }
   }
@@ -191,19 +294,20 @@ static int norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
     if (!acc) goto done;
     const double *src = i == 1 ? pw : pb;
     for (int64_t c = 0; c < l.c; c++) {
-      double s = 0;
-      for (int64_t n = 0; n < l.n; n++) s += src[n * l.c + c];
-      wr(acc, c, s);
+      double sum = 0;
+      for (int64_t n = 0; n < (cols ? 1 : l.n); n++) sum += src[n * l.c + c];
+      wr(acc, c, sum);
     }
     grad_in[i] = acc;
   }
   rc = 0;
 done:
   gen_release(dx);
-  free(pb);
-  free(pw);
-  free(sa);
-  free(sb);
+  gen_release(tpb);
+  gen_release(tpw);
+  gen_release(tsa);
+  gen_release(tsb);
+  gen_release(tp);
   gen_release(dy);
   return rc;
 }
@@ -241,7 +345,12 @@ static gen_tensor *normalize(gen_op op, gen_tensor *x, const norm_layout *l, gen
     gen_release(y);
     return NULL;
   }
-  norm_forward(l, cx, y, w, b, mean, rstd);
+  if (norm_forward(l, cx, y, w, b, mean, rstd) < 0) {
+    gen_release(cx);
+    gen_release(stats);
+    gen_release(y);
+    return NULL;
+  }
   if (mean_out) memcpy(mean_out, mean, sizeof(double) * (size_t)sets);
   gen_tensor *inputs[3] = {x, w, b};
   if (gen_needs_grad(3, inputs)) {

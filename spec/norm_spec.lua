@@ -105,6 +105,36 @@ describe("normalization gradients", function()
       { r(2, 3, 2), r(3), r(3) }))
   end)
 
+  it("batch_norm on {N, C} (column kernels): training with affine, evaluation, several column blocks", function()
+    assert.is_true(gradcheck(function(x, w, b) return gen.batch_norm(x, nil, nil, w, b, { training = true }) end,
+      { r(5, 3), r(3), r(3) }))
+    local rm, rv = r(4), gen.rand(4):double() + 0.5
+    assert.is_true(gradcheck(function(x, w, b) return gen.batch_norm(x, rm, rv, w, b, { training = false }) end,
+      { r(3, 4), r(4), r(4) }))
+    -- 600 channels span three blocks of 256; float32 against float64, output and all gradients
+    local x, w, b, g = gen.randn(7, 600), gen.randn(600), gen.randn(600), gen.randn(7, 600)
+    local function run(dt)
+      local xs, ws, bs = x:type(dt):clone():requires_grad_(), w:type(dt):clone():requires_grad_(), b:type(dt):clone():requires_grad_()
+      local y = gen.batch_norm(xs, nil, nil, ws, bs, { training = true })
+      y:backward(g:type(dt))
+      return { y, xs.grad, ws.grad, bs.grad }
+    end
+    local f, d = run("float32"), run("float64")
+    for i = 1, 4 do assert.is_true((f[i]:double() - d[i]):abs():max():item() < 1e-4, "result " .. i) end
+  end)
+
+  it("batch statistics stay accurate far from zero (one pass, shifted sums)", function()
+    for _, shape in ipairs { { 64, 8 }, { 16, 4, 5, 5 } } do
+      local x = (gen.randn(shape):double() + 1e4)
+      local y = gen.batch_norm(x, nil, nil, nil, nil, { training = true, eps = 0 })
+      local dims = #shape == 2 and { 1 } or { 1, 3, 4 }
+      local m, v = y:double(), y:double() ^ 2
+      for _, d in ipairs(dims) do m, v = m:mean(d, true), v:mean(d, true) end
+      assert.is_true(m:abs():max():item() < 1e-9)
+      assert.is_true((v - 1):abs():max():item() < 1e-9)
+    end
+  end)
+
   it("group_norm: several groups, one group, one channel per group", function()
     assert.is_true(gradcheck(function(x, w, b) return gen.group_norm(x, 2, w, b) end, { r(2, 4, 3), r(4), r(4) }))
     assert.is_true(gradcheck(function(x) return gen.group_norm(x, 1) end, { r(2, 3, 2, 2) }))
