@@ -196,7 +196,7 @@ describe("convolution fast paths", function()
   end)
 end)
 
-describe("Winograd F(4x4, 3x3) convolutions (float32, 3x3, stride 1)", function()
+describe("Winograd convolutions (float32): F(4x4, 3x3), F(4x4, 2x2) and 4x4 stride 2 through the polyphase image", function()
   before_each(function() gen.manual_seed(11) end)
 
   -- forward, input, weight and bias gradients of conv2d in dtype dt, from the same values
@@ -227,19 +227,26 @@ describe("Winograd F(4x4, 3x3) convolutions (float32, 3x3, stride 1)", function(
     { n = 5, c = 20, o = 33, h = 6, w = 5, padding = 1 },
     { n = 1, c = 8, o = 9, h = 3, w = 4, padding = 1 },
     { n = 8, c = 64, o = 64, h = 32, w = 32, padding = 1 },
+    { n = 2, c = 8, o = 8, h = 8, w = 8, padding = 0, k = 2 },
+    { n = 3, c = 9, o = 13, h = 7, w = 10, padding = 1, k = 2 },
+    { n = 3, c = 16, o = 12, h = 14, w = 14, padding = 1, k = 4, stride = 2 },
+    { n = 2, c = 2, o = 8, h = 10, w = 6, padding = 1, k = 4, stride = 2 },
+    { n = 64, c = 64, o = 128, h = 14, w = 14, padding = 1, k = 4, stride = 2 },
+    { n = 2, c = 8, o = 8, h = 9, w = 8, padding = 1, k = 4, stride = 2 }, -- odd height: im2col
   }
 
   it("agree with the float64 im2col path (output and all gradients)", function()
     for i, cs in ipairs(cases) do
-      local x, w, b = gen.randn(cs.n, cs.c, cs.h, cs.w), gen.randn(cs.o, cs.c, 3, 3) * 0.2, gen.randn(cs.o)
-      local opts = { padding = cs.padding }
+      local k = cs.k or 3
+      local x, w, b = gen.randn(cs.n, cs.c, cs.h, cs.w), gen.randn(cs.o, cs.c, k, k) * 0.2, gen.randn(cs.o)
+      local opts = { padding = cs.padding, stride = cs.stride }
       local g = gen.randn(gen.conv2d(x, w, b, opts).shape)
       local e = worst(conv_all(x, w, b, g, opts, "float32"), conv_all(x, w, b, g, opts, "float64"))
       assert.is_true(e < 2e-5, string.format("case %d: relative error %.3g", i, e))
     end
   end)
 
-  it("run conv_transpose2d with 3x3 kernels and stride 1 too", function()
+  it("run conv_transpose2d with 3x3 kernels and stride 1, and 4x4 kernels and stride 2, too", function()
     local x, w, b = gen.randn(3, 12, 9, 10), gen.randn(12, 16, 3, 3) * 0.2, gen.randn(16)
     for _, p in ipairs { 0, 1, 2 } do
       local opts = { padding = p }
@@ -247,18 +254,29 @@ describe("Winograd F(4x4, 3x3) convolutions (float32, 3x3, stride 1)", function(
       local e = worst(conv_all(x, w, b, g, opts, "float32", true), conv_all(x, w, b, g, opts, "float64", true))
       assert.is_true(e < 2e-5, string.format("padding %d: relative error %.3g", p, e))
     end
+    for _, cs in ipairs { { 64, 128, 64, 7 }, { 3, 16, 9, 5 } } do -- DCGAN's generator layer, and a small one
+      local x4, w4, b4 = gen.randn(cs[1], cs[2], cs[4], cs[4]), gen.randn(cs[2], cs[3], 4, 4) * 0.2, gen.randn(cs[3])
+      local opts = { stride = 2, padding = 1 }
+      local g = gen.randn(gen.conv_transpose2d(x4, w4, b4, opts).shape)
+      local e = worst(conv_all(x4, w4, b4, g, opts, "float32", true), conv_all(x4, w4, b4, g, opts, "float64", true))
+      assert.is_true(e < 2e-5, string.format("4x4 stride 2: relative error %.3g", e))
+    end
   end)
 
   it("give bitwise the same results at 1 and 2 threads", function()
     local saved = gen.get_num_threads()
-    local x, w, b = gen.randn(8, 32, 32, 32), gen.randn(32, 32, 3, 3) * 0.1, gen.randn(32)
-    local g = gen.randn(8, 32, 32, 32)
-    gen.set_num_threads(1)
-    local one = conv_all(x, w, b, g, { padding = 1 }, "float32")
-    gen.set_num_threads(2)
-    local two = conv_all(x, w, b, g, { padding = 1 }, "float32")
-    gen.set_num_threads(saved)
-    for i = 1, 4 do assert.are.equal(0, (one[i] - two[i]):abs():max():item()) end
+    for _, cs in ipairs { { 8, 32, 32, 3, 1, 1 }, { 64, 64, 14, 4, 2, 1 } } do
+      local n, c, h, k, stride, padding = table.unpack(cs)
+      local x, w, b = gen.randn(n, c, h, h), gen.randn(c, c, k, k) * 0.1, gen.randn(c)
+      local opts = { padding = padding, stride = stride }
+      local g = gen.randn(gen.conv2d(x, w, b, opts).shape)
+      gen.set_num_threads(1)
+      local one = conv_all(x, w, b, g, opts, "float32")
+      gen.set_num_threads(2)
+      local two = conv_all(x, w, b, g, opts, "float32")
+      gen.set_num_threads(saved)
+      for i = 1, 4 do assert.are.equal(0, (one[i] - two[i]):abs():max():item()) end
+    end
   end)
 
   it("can be turned off: gen.set_winograd(false) gives the im2col results", function()

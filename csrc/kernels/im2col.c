@@ -234,6 +234,48 @@ void gen_fill_planes(void *dst, int64_t n, int64_t c, int64_t s, const void *bia
   }
 }
 
+void gen_space_to_depth2_f32(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, float *out) {
+  int64_t hs = h / 2 + 1, ws = w / 2 + 1;
+#pragma omp parallel for if (n * c * h * w > GEN_PARALLEL_GRAIN)
+  for (int64_t plane = 0; plane < n * c * 4; plane++) {
+    int64_t phase = plane % 4, pr = phase / 2, ps = phase % 2;
+    const float *src = x + plane / 4 * h * w;
+    float *dst = out + plane * hs * ws;
+    for (int64_t i = 0; i < hs; i++) {
+      int64_t y = 2 * i + pr - 1;
+      for (int64_t j = 0; j < ws; j++) {
+        int64_t xx = 2 * j + ps - 1;
+        dst[i * ws + j] = y >= 0 && y < h && xx >= 0 && xx < w ? src[y * w + xx] : 0.0f;
+      }
+    }
+  }
+}
+
+void gen_depth_to_space2_f32(const float *in, int64_t n, int64_t c, int64_t h, int64_t w, const float *bias, float *x) {
+  int64_t hs = h / 2 + 1, ws = w / 2 + 1;
+#pragma omp parallel for if (n * c * h * w > GEN_PARALLEL_GRAIN)
+  for (int64_t plane = 0; plane < n * c; plane++) {
+    float b = bias ? bias[plane % c] : 0.0f, *dst = x + plane * h * w;
+    for (int64_t y = 0; y < h; y++) {
+      int64_t pr = (y + 1) % 2, i = (y + 1) / 2;
+      for (int64_t xx = 0; xx < w; xx++) {
+        int64_t ps = (xx + 1) % 2, j = (xx + 1) / 2;
+        dst[y * w + xx] = in[((plane * 4 + 2 * pr + ps) * hs + i) * ws + j] + b;
+      }
+    }
+  }
+}
+
+void gen_polyphase_weight_f32(const float *src, int64_t o, int64_t c, float *dst, bool inverse) {
+  for (int64_t oc = 0; oc < o * c; oc++)
+    for (int64_t r = 0; r < 4; r++)
+      for (int64_t s = 0; s < 4; s++) {
+        int64_t w4 = oc * 16 + r * 4 + s, w2 = ((oc * 4 + 2 * (r % 2) + s % 2) * 2 + r / 2) * 2 + s / 2;
+        if (inverse) dst[w4] = src[w2];
+        else dst[w2] = src[w4];
+      }
+}
+
 void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda,
               const void *b, int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt) {
   if (m == 0 || n == 0) return;

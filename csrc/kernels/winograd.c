@@ -1,20 +1,27 @@
 /*
- * winograd.c — F(4x4, 3x3) convolution: transforms, packing and the 36 GEMMs per chunk of tiles.
+ * winograd.c — F(4x4, 3x3) and F(4x4, 2x2) convolutions: transforms, packing and the alpha^2
+ * GEMMs per chunk of tiles (alpha = 6 or 5 transformed points per dimension).
  *
- * The matrices (interpolation points 0, 1, -1, 2, -2 and infinity):
+ * F(4x4, 3x3), interpolation points 0, 1, -1, 2, -2 and infinity:
  *   B^T = [4  0 -5  0 1 0]    G = [ 1/4     0     0]    A^T = [1 1  1 1  1 0]
  *         [0 -4 -4  1 1 0]        [-1/6  -1/6  -1/6]          [0 1 -1 2 -2 0]
  *         [0  4 -4 -1 1 0]        [-1/6   1/6  -1/6]          [0 1  1 4  4 0]
  *         [0 -2 -1  2 1 0]        [1/24  1/12   1/6]          [0 1 -1 8 -8 1]
  *         [0  2 -1 -2 1 0]        [1/24 -1/12   1/6]
  *         [0  4  0 -5 0 1]        [   0     0     1]
+ * F(4x4, 2x2), points 0, 1, -1, 2 and infinity (Toom-Cook with the same A^T minus its -2 column):
+ *   B^T = [2 -1 -2  1 0]      G = [ 1/2     0]      A^T = [1 1  1 1 0]
+ *         [0 -2 -1  1 0]          [-1/2  -1/2]            [0 1 -1 2 0]
+ *         [0  2 -3  1 0]          [-1/6   1/6]            [0 1  1 4 0]
+ *         [0 -1  0  1 0]          [ 1/6   1/3]            [0 1 -1 8 1]
+ *         [0  2 -1 -2 1]          [   0     1]
  *
  * Everything runs on eight tiles at once, one per AVX lane, and every operand has the tiles in
  * its lanes (gemm_packed.h panels of 16 tiles):
- *   V  {36, tile panels, C, 16}   transformed input patches      (forward B; weight-grad B)
- *   U  {36, O panels, C, 6}       transformed weights            (forward A)
- *   M  {36, opad, tile panels*16} forward products, read back by the output transform
- *   dM {36, tile panels, O, 16}   transformed output gradients   (weight-grad A)
+ *   V  {planes, tile panels, C, 16}   transformed input patches      (forward B; weight-grad B)
+ *   U  {planes, O panels, C, 6}       transformed weights            (forward A)
+ *   M  {planes, opad, tile panels*16} forward products, read back by the output transform
+ *   dM {planes, tile panels, O, 16}   transformed output gradients   (weight-grad A)
  * B^T d B is separable: the vertical pass runs along whole rows of a tile row's six input rows
  * (a "band", zero-padded into Z), so it is plain contiguous SIMD; the horizontal pass loads each
  * of eight tiles' 8-wide row of Z and transposes 8x8, turning tiles into lanes without a gather.
@@ -29,18 +36,21 @@
 
 #define LANES 8
 #define MAX_CHUNK_TILES 512
-/* The 36 planes of an operand are written together; one cache line between them keeps them off
+/* The planes of an operand are written together; one cache line between them keeps them off
  * the same L1 sets (plane sizes are often multiples of 4 KB, which made every store a conflict). */
 #define PLANE_PAD 16
-/* Operand bytes of one chunk: L2-sized. */
-#define CHUNK_BYTES ((int64_t)1 << 20)
+/* Operand bytes of one chunk. A chunk's operands pass through L3 anyway (the transforms write all
+ * planes before the GEMMs read them plane by plane), so chunks are sized to reuse each plane of U
+ * over enough tiles and to make K long in the weight gradient's GEMMs. */
+#define CHUNK_BYTES ((int64_t)2 << 20)
 
 static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 
 bool gen_wino_available(void) { return gen_gemm_packed_available(); }
 
-gen_wino_geom gen_wino_geometry(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t ph, int64_t pw) {
-  gen_wino_geom g = {.n = n, .c = c, .h = h, .w = w, .o = o, .ph = ph, .pw = pw, .ho = h + 2 * ph - 2, .wo = w + 2 * pw - 2};
+gen_wino_geom gen_wino_geometry(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t k, int64_t ph, int64_t pw) {
+  gen_wino_geom g = {.n = n, .c = c, .h = h, .w = w, .o = o, .k = k, .alpha = k + 3, .planes = (k + 3) * (k + 3), .ph = ph, .pw = pw,
+                     .ho = h + 2 * ph - k + 1, .wo = w + 2 * pw - k + 1};
   g.th = (g.ho + 3) / 4, g.tw = (g.wo + 3) / 4;
   g.opad = round_up(o, GEN_MR), g.cpad = round_up(c, GEN_NR);
   g.zw = round_up(4 * g.tw + 4, LANES); /* a tile's 8-wide row read at 4 tx stays inside */
@@ -53,69 +63,40 @@ static int64_t chunk_tiles(int64_t bytes_per_tile, int64_t budget) {
   return nt < GEN_NR ? GEN_NR : nt > MAX_CHUNK_TILES ? MAX_CHUNK_TILES : nt;
 }
 /* Z bands of a chunk of nt tiles (it may start and end inside a tile row) */
-static int64_t band_floats(const gen_wino_geom *g, int64_t nt) { return ((nt - 1) / g->tw + 2) * 6 * g->zw; }
+static int64_t band_floats(const gen_wino_geom *g, int64_t nt) { return ((nt - 1) / g->tw + 2) * g->alpha * g->zw; }
 
-int64_t gen_wino_weight_floats(const gen_wino_geom *g) { return 36 * g->opad * g->c; }
-int64_t gen_wino_forward_chunk_tiles(const gen_wino_geom *g) {
-  return chunk_tiles(36 * (g->c + g->opad) * (int64_t)sizeof(float), CHUNK_BYTES);
+int64_t gen_wino_weight_floats(const gen_wino_geom *g) { return g->planes * g->opad * g->c; }
+/* The forward's chunks only split independent tiles (results are the same for any split), so they
+ * are balanced for the thread count: equal chunks, a multiple of `threads` of them. */
+int64_t gen_wino_forward_chunk_tiles(const gen_wino_geom *g, int threads) {
+  int64_t most = chunk_tiles(g->planes * (g->c + g->opad) * (int64_t)sizeof(float), CHUNK_BYTES), tiles = gen_wino_tiles(g);
+  int64_t nchunks = (tiles + most - 1) / most;
+  if (threads > 1) nchunks = round_up(nchunks, threads);
+  int64_t nt = round_up((tiles + nchunks - 1) / (nchunks ? nchunks : 1), GEN_NR);
+  return nt < GEN_NR ? GEN_NR : nt > most ? most : nt;
 }
-int64_t gen_wino_forward_scratch_floats(const gen_wino_geom *g) {
-  int64_t nt = gen_wino_forward_chunk_tiles(g);
-  return 36 * ((g->c + g->opad) * nt + 2 * PLANE_PAD) + band_floats(g, nt);
+int64_t gen_wino_forward_scratch_floats(const gen_wino_geom *g, int64_t nt) {
+  return g->planes * ((g->c + g->opad) * nt + 2 * PLANE_PAD) + band_floats(g, nt);
 }
 int64_t gen_wino_weight_grad_chunk_tiles(const gen_wino_geom *g) {
-  return chunk_tiles(36 * (g->c + g->o) * (int64_t)sizeof(float), CHUNK_BYTES);
+  return chunk_tiles(g->planes * (g->c + g->o) * (int64_t)sizeof(float), CHUNK_BYTES);
 }
 int64_t gen_wino_weight_grad_scratch_floats(const gen_wino_geom *g) {
   int64_t nt = gen_wino_weight_grad_chunk_tiles(g);
-  return 36 * ((g->c + g->o) * nt + 2 * PLANE_PAD) + (g->cpad + g->opad) * nt + LANES + band_floats(g, nt);
+  return g->planes * ((g->c + g->o) * nt + 2 * PLANE_PAD) + (g->cpad + g->opad) * nt + LANES + band_floats(g, nt);
 }
-int64_t gen_wino_du_floats(const gen_wino_geom *g) { return 36 * g->opad * g->cpad; }
+int64_t gen_wino_du_floats(const gen_wino_geom *g) { return g->planes * g->opad * g->cpad; }
 
 /* ---------------------------------------------------------------- weights (once per call, in double) */
 
-void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u) {
-  static const double G[6][3] = {{0.25, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                 {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
-  memset(u, 0, sizeof(float) * (size_t)gen_wino_weight_floats(g));
-  for (int64_t o = 0; o < g->o; o++)
-    for (int64_t c = 0; c < g->c; c++) {
-      double k[3][3], t[6][3];
-      for (int r = 0; r < 3; r++)
-        for (int s = 0; s < 3; s++) k[r][s] = adjoint ? w[((c * g->o + o) * 3 + 2 - r) * 3 + 2 - s] : w[((o * g->c + c) * 3 + r) * 3 + s];
-      for (int i = 0; i < 6; i++)
-        for (int s = 0; s < 3; s++) t[i][s] = G[i][0] * k[0][s] + G[i][1] * k[1][s] + G[i][2] * k[2][s];
-      for (int i = 0; i < 6; i++)
-        for (int j = 0; j < 6; j++) {
-          int64_t xi = i * 6 + j;
-          u[(xi * g->opad + o / GEN_MR * GEN_MR) * g->c + c * GEN_MR + o % GEN_MR] =
-              (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
-        }
-    }
-}
-
-/* dw {O, C, 3, 3} = G^T dU G */
-void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, float *dw) {
-  static const double GT[3][6] = {{0.25, -1.0 / 6, -1.0 / 6, 1.0 / 24, 1.0 / 24, 0},
-                                  {0, -1.0 / 6, 1.0 / 6, 1.0 / 12, -1.0 / 12, 0},
-                                  {0, -1.0 / 6, -1.0 / 6, 1.0 / 6, 1.0 / 6, 1}};
-  for (int64_t o = 0; o < g->o; o++)
-    for (int64_t c = 0; c < g->c; c++) {
-      double t[3][6];
-      for (int j = 0; j < 6; j++)
-        for (int r = 0; r < 3; r++) {
-          double acc = 0;
-          for (int i = 0; i < 6; i++) acc += GT[r][i] * du[((i * 6 + j) * g->opad + o) * g->cpad + c];
-          t[r][j] = acc;
-        }
-      for (int r = 0; r < 3; r++)
-        for (int s = 0; s < 3; s++) {
-          double acc = 0;
-          for (int j = 0; j < 6; j++) acc += t[r][j] * GT[s][j];
-          dw[((o * g->c + c) * 3 + r) * 3 + s] = (float)acc;
-        }
-    }
-}
+/* G {alpha, k} of F(4x4, 3x3) and of F(4x4, 2x2) */
+static const float G3[6][3] = {{0.25f, 0, 0},
+                               {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                               {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                               {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                               {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                               {0, 0, 1}};
+static const float G2[6][3] = {{0.5f, 0}, {-0.5f, -0.5f}, {-1.0f / 6, 1.0f / 6}, {1.0f / 6, 1.0f / 3}, {0, 1}};
 
 /* ---------------------------------------------------------------- tiles of a chunk */
 
@@ -160,7 +141,7 @@ AVX2 static inline void at6(const __m256 m[6], __m256 y[4]) {
 }
 
 /* (r0 .. r5) = A (g0 .. g3), the adjoint of at6 */
-AVX2 static inline void a4(const __m256 g[4], __m256 r[6]) {
+AVX2 static inline void a6(const __m256 g[4], __m256 r[6]) {
   __m256 even = _mm256_add_ps(g[0], g[2]), odd = _mm256_add_ps(g[1], g[3]);
   __m256 even4 = _mm256_fmadd_ps(_mm256_set1_ps(4), g[2], g[0]);
   __m256 odd2 = _mm256_fmadd_ps(_mm256_set1_ps(8), g[3], _mm256_add_ps(g[1], g[1]));
@@ -170,6 +151,50 @@ AVX2 static inline void a4(const __m256 g[4], __m256 r[6]) {
   r[3] = _mm256_add_ps(even4, odd2);
   r[4] = _mm256_sub_ps(even4, odd2);
   r[5] = g[3];
+}
+
+/* (r0 .. r4) = B^T (d0 .. d4) of F(4x4, 2x2) */
+AVX2 static inline void bt5(const __m256 d[5], __m256 r[5]) {
+  __m256 two = _mm256_set1_ps(2), three = _mm256_set1_ps(3);
+  __m256 d31 = _mm256_sub_ps(d[3], d[1]);
+  r[0] = _mm256_add_ps(_mm256_fmsub_ps(two, _mm256_sub_ps(d[0], d[2]), d[1]), d[3]);
+  r[1] = _mm256_fnmadd_ps(two, d[1], _mm256_sub_ps(d[3], d[2]));
+  r[2] = _mm256_fnmadd_ps(three, d[2], _mm256_fmadd_ps(two, d[1], d[3]));
+  r[3] = d31;
+  r[4] = _mm256_fnmadd_ps(two, d31, _mm256_sub_ps(d[4], d[2]));
+}
+
+/* (y0 .. y3) = A^T (m0 .. m4) of F(4x4, 2x2) */
+AVX2 static inline void at5(const __m256 m[5], __m256 y[4]) {
+  __m256 a = _mm256_add_ps(m[1], m[2]), b = _mm256_sub_ps(m[1], m[2]);
+  y[0] = _mm256_add_ps(_mm256_add_ps(m[0], a), m[3]);
+  y[1] = _mm256_fmadd_ps(_mm256_set1_ps(2), m[3], b);
+  y[2] = _mm256_fmadd_ps(_mm256_set1_ps(4), m[3], a);
+  y[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), m[3], b), m[4]);
+}
+
+/* (r0 .. r4) = A (g0 .. g3) of F(4x4, 2x2), the adjoint of at5 */
+AVX2 static inline void a5(const __m256 g[4], __m256 r[5]) {
+  __m256 even = _mm256_add_ps(g[0], g[2]), odd = _mm256_add_ps(g[1], g[3]);
+  r[0] = g[0];
+  r[1] = _mm256_add_ps(even, odd);
+  r[2] = _mm256_sub_ps(even, odd);
+  r[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(4), g[2], g[0]), _mm256_fmadd_ps(_mm256_set1_ps(8), g[3], _mm256_add_ps(g[1], g[1])));
+  r[4] = g[3];
+}
+
+/* the transforms of a geometry's alpha (the branch is the same on every call of a pass) */
+AVX2 static inline void bt(int alpha, const __m256 *d, __m256 *r) {
+  if (alpha == 6) bt6(d, r);
+  else bt5(d, r);
+}
+AVX2 static inline void at(int alpha, const __m256 *m, __m256 *y) {
+  if (alpha == 6) at6(m, y);
+  else at5(m, y);
+}
+AVX2 static inline void a_adj(int alpha, const __m256 *g, __m256 *r) {
+  if (alpha == 6) a6(g, r);
+  else a5(g, r);
 }
 
 /* ---------------------------------------------------------------- transposes */
@@ -199,38 +224,119 @@ AVX2 static inline void transpose4x8(__m256 v[4]) {
   v[2] = _mm256_shuffle_ps(hi01, hi23, 0x44), v[3] = _mm256_shuffle_ps(hi01, hi23, 0xEE);
 }
 
+/* ---------------------------------------------------------------- weights */
+
+/* U = G w G^T, eight input channels at a time (lanes = c): the kernels come in by gathers, the
+ * transforms are vector FMAs, and each plane's six-channel rows are written lane by lane. */
+AVX2 void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u) {
+  const float(*G)[3] = g->k == 3 ? G3 : G2;
+  int k = (int)g->k, a = (int)g->alpha;
+  int64_t plane = g->opad * g->c, kk = k * k;
+  for (int64_t p = 0; p < g->opad / GEN_MR; p++)
+    for (int64_t c0 = 0; c0 < g->c; c0 += LANES) {
+      int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
+      /* lane l reads channel c0 + l, or repeats channel c0 past the end of C (results unused) */
+      __m256i step = _mm256_set1_epi32((int)(adjoint ? g->o * kk : kk));
+      __m256i idx = _mm256_mullo_epi32(_mm256_min_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(lanes - 1)), step);
+      for (int lane = 0; lane < GEN_MR; lane++) {
+        int64_t o = p * GEN_MR + lane;
+        __m256 kern[3][3], t[6][3];
+        for (int r = 0; r < k; r++)
+          for (int s = 0; s < k; s++) {
+            if (o >= g->o) {
+              kern[r][s] = _mm256_setzero_ps();
+              continue;
+            }
+            const float *base = adjoint ? w + ((c0 * g->o + o) * k + k - 1 - r) * k + k - 1 - s : w + ((o * g->c + c0) * k + r) * k + s;
+            kern[r][s] = _mm256_i32gather_ps(base, idx, 4);
+          }
+        for (int i = 0; i < a; i++)
+          for (int s = 0; s < k; s++) {
+            __m256 acc = _mm256_mul_ps(_mm256_set1_ps(G[i][0]), kern[0][s]);
+            for (int r = 1; r < k; r++) acc = _mm256_fmadd_ps(_mm256_set1_ps(G[i][r]), kern[r][s], acc);
+            t[i][s] = acc;
+          }
+        float *dst = u + (p * g->c + c0) * GEN_MR + lane;
+        for (int i = 0; i < a; i++)
+          for (int j = 0; j < a; j++) {
+            __m256 acc = _mm256_mul_ps(t[i][0], _mm256_set1_ps(G[j][0]));
+            for (int s = 1; s < k; s++) acc = _mm256_fmadd_ps(t[i][s], _mm256_set1_ps(G[j][s]), acc);
+            float vals[LANES];
+            _mm256_storeu_ps(vals, acc);
+            float *row = dst + (i * a + j) * plane;
+            for (int l = 0; l < lanes; l++) row[l * GEN_MR] = vals[l];
+          }
+      }
+    }
+}
+
+/* dw {O, C, k, k} = G^T dU G, eight channels at a time along the rows of dU */
+AVX2 void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, float *dw) {
+  const float(*G)[3] = g->k == 3 ? G3 : G2;
+  int k = (int)g->k, a = (int)g->alpha;
+  int64_t plane = g->opad * g->cpad, kk = k * k;
+  for (int64_t o = 0; o < g->o; o++)
+    for (int64_t c0 = 0; c0 < g->c; c0 += LANES) { /* cpad is a multiple of 16: the loads stay inside */
+      int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
+      __m256 t[3][6];
+      for (int j = 0; j < a; j++) {
+        __m256 col[6];
+        for (int i = 0; i < a; i++) col[i] = _mm256_loadu_ps(du + (i * a + j) * plane + o * g->cpad + c0);
+        for (int r = 0; r < k; r++) {
+          __m256 acc = _mm256_mul_ps(_mm256_set1_ps(G[0][r]), col[0]);
+          for (int i = 1; i < a; i++) acc = _mm256_fmadd_ps(_mm256_set1_ps(G[i][r]), col[i], acc);
+          t[r][j] = acc;
+        }
+      }
+      float *dst = dw + (o * g->c + c0) * kk;
+      for (int r = 0; r < k; r++)
+        for (int s = 0; s < k; s++) {
+          __m256 acc = _mm256_mul_ps(t[r][0], _mm256_set1_ps(G[0][s]));
+          for (int j = 1; j < a; j++) acc = _mm256_fmadd_ps(t[r][j], _mm256_set1_ps(G[j][s]), acc);
+          float vals[LANES];
+          _mm256_storeu_ps(vals, acc);
+          for (int l = 0; l < lanes; l++) dst[l * kk + r * k + s] = vals[l];
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- input patches -> V */
 
-/* Z {6, zw} of one band: B^T applied down the columns of input rows 4 ty - ph .. + 5 of a plane,
- * column x' of Z being input column x' - pw (zero outside the image). */
+/* Z {alpha, zw} of one band: B^T applied down the columns of input rows 4 ty - ph .. + alpha - 1
+ * of a plane, column x' of Z being input column x' - pw (zero outside the image). */
 AVX2 static void band_transform(const gen_wino_geom *g, const float *plane, int64_t ty, float *z) {
   int64_t zw = g->zw, w = g->w, pw = g->pw;
+  int a = (int)g->alpha;
   const float *rows[6];
-  for (int r = 0; r < 6; r++) {
+  for (int r = 0; r < a; r++) {
     int64_t y = ty * 4 - g->ph + r;
     rows[r] = y >= 0 && y < g->h ? plane + y * w : NULL;
   }
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < a; i++) {
     for (int64_t x = 0; x < pw; x++) z[i * zw + x] = 0.0f;
     for (int64_t x = pw + w; x < zw; x++) z[i * zw + x] = 0.0f;
   }
   /* full vectors, then the last w % 8 columns through a buffer (masked stores are slow on AMD) */
   int64_t x = 0;
   for (; x + LANES <= w; x += LANES) {
-    __m256 d[6], t[6];
-    for (int r = 0; r < 6; r++) d[r] = rows[r] ? _mm256_loadu_ps(rows[r] + x) : _mm256_setzero_ps();
-    bt6(d, t);
-    for (int i = 0; i < 6; i++) _mm256_storeu_ps(z + i * zw + pw + x, t[i]);
+    __m256 d[6] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()},
+           t[6];
+    for (int r = 0; r < a; r++) d[r] = rows[r] ? _mm256_loadu_ps(rows[r] + x) : _mm256_setzero_ps();
+    bt(a, d, t);
+    for (int i = 0; i < a; i++) _mm256_storeu_ps(z + i * zw + pw + x, t[i]);
   }
   if (x < w) {
     float buf[6][LANES] = {{0}};
-    __m256 d[6], t[6];
-    for (int r = 0; r < 6; r++) {
+    __m256 d[6] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()},
+           t[6];
+    for (int r = 0; r < a; r++) {
       for (int64_t j = 0; rows[r] && x + j < w; j++) buf[r][j] = rows[r][x + j];
       d[r] = _mm256_loadu_ps(buf[r]);
     }
-    bt6(d, t);
-    for (int i = 0; i < 6; i++) {
+    bt(a, d, t);
+    for (int i = 0; i < a; i++) {
       _mm256_storeu_ps(buf[i], t[i]);
       for (int64_t j = 0; x + j < w; j++) z[i * zw + pw + x + j] = buf[i][j];
     }
@@ -240,7 +346,7 @@ AVX2 static void band_transform(const gen_wino_geom *g, const float *plane, int6
 /* The band's input rows, requested ahead: they usually come from L3 or memory, and the loads of
  * band_transform otherwise stall on them one plane after another. */
 AVX2 static void prefetch_band(const gen_wino_geom *g, const float *plane, int64_t ty) {
-  for (int r = 0; r < 6; r++) {
+  for (int r = 0; r < g->alpha; r++) {
     int64_t y = ty * 4 - g->ph + r;
     if (y < 0 || y >= g->h) continue;
     for (int64_t x = 0; x < g->w; x += 16) _mm_prefetch((const char *)(plane + y * g->w + x), _MM_HINT_T0);
@@ -251,8 +357,9 @@ AVX2 static void prefetch_band(const gen_wino_geom *g, const float *plane, int64
  * of eight tiles the horizontal pass through a transpose. */
 AVX2 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, int64_t nt, int64_t ntp, float *v, int64_t xi_stride,
                             float *bands) {
-  int64_t zw = g->zw, hw = g->h * g->w, band0 = t0 / g->tw;
+  int64_t zw = g->zw, hw = g->h * g->w, band0 = t0 / g->tw, band_floats = g->alpha * zw;
   int64_t nbands = (t0 + nt - 1) / g->tw - band0 + 1;
+  int a = (int)g->alpha;
   for (int64_t c = 0; c < g->c; c++) {
     for (int64_t b = 0; b < nbands && c + 1 < g->c; b++) {
       int64_t band = band0 + b, n = band / g->th;
@@ -260,21 +367,21 @@ AVX2 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, 
     }
     for (int64_t b = 0; b < nbands; b++) {
       int64_t band = band0 + b, n = band / g->th;
-      band_transform(g, x + (n * g->c + c) * hw, band % g->th, bands + b * 6 * zw);
+      band_transform(g, x + (n * g->c + c) * hw, band % g->th, bands + b * band_floats);
     }
     for (int64_t q = 0; q < ntp * (GEN_NR / LANES); q++) {
       const float *zt[LANES];
       for (int k = 0; k < LANES; k++) {
         int64_t t = t0 + q * LANES + k;
-        zt[k] = q * LANES + k < nt ? bands + (t / g->tw - band0) * 6 * zw + t % g->tw * 4 : NULL;
+        zt[k] = q * LANES + k < nt ? bands + (t / g->tw - band0) * band_floats + t % g->tw * 4 : NULL;
       }
       float *dst = v + (q / 2 * g->c + c) * GEN_NR + q % 2 * LANES;
-      for (int i = 0; i < 6; i++) {
+      for (int i = 0; i < a; i++) {
         __m256 s[8], r[6];
         for (int k = 0; k < LANES; k++) s[k] = zt[k] ? _mm256_loadu_ps(zt[k] + i * zw) : _mm256_setzero_ps();
         transpose8(s);
-        bt6(s, r);
-        for (int j = 0; j < 6; j++) _mm256_storeu_ps(dst + (i * 6 + j) * xi_stride, r[j]);
+        bt(a, s, r);
+        for (int j = 0; j < a; j++) _mm256_storeu_ps(dst + (i * a + j) * xi_stride, r[j]);
       }
     }
   }
@@ -285,19 +392,22 @@ AVX2 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, 
 AVX2 static void unpack_output(const gen_wino_geom *g, const float *m, int64_t xi_stride, const tile_pos *pos, int64_t nt, int64_t ldm,
                                const float *bias, float *out) {
   int64_t plane = g->ho * g->wo;
+  int a = (int)g->alpha;
   for (int64_t o = 0; o < g->o; o++) {
     __m256 b = _mm256_set1_ps(bias ? bias[o] : 0.0f);
     for (int64_t q = 0; q * LANES < nt; q++) {
-      __m256 cols[4][6]; /* A^T applied down each of the six columns */
-      for (int s = 0; s < 6; s++) {
-        __m256 col[6], y[4];
-        for (int r = 0; r < 6; r++) col[r] = _mm256_loadu_ps(m + (r * 6 + s) * xi_stride + o * ldm + q * LANES);
-        at6(col, y);
+      __m256 cols[4][6]; /* A^T applied down each of the alpha columns */
+      for (int s = 0; s < a; s++) {
+        __m256 col[6] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                         _mm256_setzero_ps()},
+               y[4];
+        for (int r = 0; r < a; r++) col[r] = _mm256_loadu_ps(m + (r * a + s) * xi_stride + o * ldm + q * LANES);
+        at(a, col, y);
         for (int i = 0; i < 4; i++) cols[i][s] = y[i];
       }
       for (int i = 0; i < 4; i++) {
         __m256 y[4];
-        at6(cols[i], y);
+        at(a, cols[i], y);
         for (int j = 0; j < 4; j++) y[j] = _mm256_add_ps(y[j], b);
         transpose4x8(y);
         for (int k = 0; k < LANES && q * LANES + k < nt; k++) {
@@ -323,6 +433,7 @@ AVX2 static void unpack_output(const gen_wino_geom *g, const float *m, int64_t x
 AVX2 static void pack_output_grad(const gen_wino_geom *g, const float *dout, const tile_pos *pos, int64_t nt, int64_t ntp, float *dm,
                                   int64_t xi_stride) {
   int64_t plane = g->ho * g->wo;
+  int a = (int)g->alpha;
   for (int64_t o = 0; o < g->o; o++)
     for (int64_t q = 0; q < ntp * (GEN_NR / LANES); q++) {
       __m256 rows[4][4]; /* rows[i][j]: element (i, j) of the eight 4x4 gradient tiles */
@@ -344,17 +455,17 @@ AVX2 static void pack_output_grad(const gen_wino_geom *g, const float *dout, con
         for (int k = 0; k < 4; k++) rows[i][k] = _mm256_set_m128(part[k + 4], part[k]);
         transpose4x8(rows[i]);
       }
-      __m256 t[6][4]; /* A applied down each of the four columns */
+      __m256 t[6][4]; /* A applied down each of the four columns: alpha rows */
       for (int j = 0; j < 4; j++) {
         __m256 col[4] = {rows[0][j], rows[1][j], rows[2][j], rows[3][j]}, r[6];
-        a4(col, r);
-        for (int i = 0; i < 6; i++) t[i][j] = r[i];
+        a_adj(a, col, r);
+        for (int i = 0; i < a; i++) t[i][j] = r[i];
       }
       float *dst = dm + (q / 2 * g->o + o) * GEN_NR + q % 2 * LANES;
-      for (int i = 0; i < 6; i++) {
+      for (int i = 0; i < a; i++) {
         __m256 r[6];
-        a4(t[i], r);
-        for (int j = 0; j < 6; j++) _mm256_storeu_ps(dst + (i * 6 + j) * xi_stride, r[j]);
+        a_adj(a, t[i], r);
+        for (int j = 0; j < a; j++) _mm256_storeu_ps(dst + (i * a + j) * xi_stride, r[j]);
       }
     }
 }
@@ -391,6 +502,8 @@ AVX2 static void repack_a(const float *dm, int64_t o, int64_t opad, int64_t ntp,
 }
 
 #else
+void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u) {}
+void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, float *dw) {}
 static void repack_b(const float *v, int64_t c, int64_t cpad, int64_t ntp, float *b) {}
 static void repack_a(const float *dm, int64_t o, int64_t opad, int64_t ntp, float *a) {}
 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, int64_t nt, int64_t ntp, float *v, int64_t xi_stride,
@@ -407,10 +520,10 @@ void gen_wino_forward(const gen_wino_geom *g, const float *x, const float *u, co
                       int64_t nt, float *scratch) {
   tile_pos pos[MAX_CHUNK_TILES];
   int64_t ntp = (nt + GEN_NR - 1) / GEN_NR, ldm = ntp * GEN_NR, vs = ldm * g->c + PLANE_PAD, ms = g->opad * ldm + PLANE_PAD;
-  float *v = scratch, *m = v + 36 * vs, *bands = m + 36 * ms;
+  float *v = scratch, *m = v + g->planes * vs, *bands = m + g->planes * ms;
   locate(g, t0, nt, pos);
   pack_input(g, x, t0, nt, ntp, v, vs, bands);
-  for (int xi = 0; xi < 36; xi++)
+  for (int xi = 0; xi < g->planes; xi++)
     gen_gemm_packed(g->opad / GEN_MR, ntp, g->c, u + xi * g->opad * g->c, v + xi * vs, m + xi * ms, ldm, false);
   unpack_output(g, m, ms, pos, nt, ldm, bias, out);
 }
@@ -419,12 +532,12 @@ void gen_wino_weight_grad(const gen_wino_geom *g, const float *x, const float *d
                           bool accumulate, float *scratch) {
   tile_pos pos[MAX_CHUNK_TILES];
   int64_t ntp = (nt + GEN_NR - 1) / GEN_NR, ldm = ntp * GEN_NR, vs = ldm * g->c + PLANE_PAD, dms = ldm * g->o + PLANE_PAD;
-  float *v = scratch, *dm = v + 36 * vs, *a = dm + 36 * dms, *b = a + g->opad * ldm + LANES, *bands = b + g->cpad * ldm;
+  float *v = scratch, *dm = v + g->planes * vs, *a = dm + g->planes * dms, *b = a + g->opad * ldm + LANES, *bands = b + g->cpad * ldm;
   locate(g, t0, nt, pos);
   pack_input(g, x, t0, nt, ntp, v, vs, bands);
   pack_output_grad(g, dout, pos, nt, ntp, dm, dms);
   /* per position, both operands move from tile lanes into the micro-kernel's panels (K = tiles) */
-  for (int xi = 0; xi < 36; xi++) {
+  for (int xi = 0; xi < g->planes; xi++) {
     repack_a(dm + xi * dms, g->o, g->opad, ntp, a);
     repack_b(v + xi * vs, g->c, g->cpad, ntp, b);
     gen_gemm_packed(g->opad / GEN_MR, g->cpad / GEN_NR, ldm, a, b, du + xi * g->opad * g->cpad, g->cpad, accumulate);
