@@ -200,6 +200,12 @@ static int topo_sort(gen_node *root, node_vec *order) {
 }
 
 static int accumulate(gen_tensor **slot, gen_tensor *g) {
+  if (!*slot && g->refcount == 1 && g->storage->refcount == 1 && !g->grad_fn && gen_is_contiguous(g)) {
+    /* a fresh gradient nothing else can see (no other reference, no view of its storage): adopt it */
+    gen_retain(g);
+    *slot = g;
+    return 0;
+  }
   if (!*slot) {
     /* Own a private contiguous buffer: a backward may return a view of its input gradient. */
     gen_tensor *c = gen_empty(g->dtype, g->ndim, g->shape);

@@ -234,8 +234,11 @@ void gen_fill_planes(void *dst, int64_t n, int64_t c, int64_t s, const void *bia
   }
 }
 
+/* Phase (pr, ps) row i of the polyphase image is input row y = 2i + pr - 1 read at columns
+ * 2j + ps - 1: for ps = 1 columns 0, 2, .., w - 2 then one zero; for ps = 0 one zero, then
+ * columns 1, 3, .., w - 1. */
 void gen_space_to_depth2_f32(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, float *out) {
-  int64_t hs = h / 2 + 1, ws = w / 2 + 1;
+  int64_t hs = h / 2 + 1, ws = w / 2 + 1, half = w / 2;
 #pragma omp parallel for if (n * c * h * w > GEN_PARALLEL_GRAIN)
   for (int64_t plane = 0; plane < n * c * 4; plane++) {
     int64_t phase = plane % 4, pr = phase / 2, ps = phase % 2;
@@ -243,24 +246,32 @@ void gen_space_to_depth2_f32(const float *x, int64_t n, int64_t c, int64_t h, in
     float *dst = out + plane * hs * ws;
     for (int64_t i = 0; i < hs; i++) {
       int64_t y = 2 * i + pr - 1;
-      for (int64_t j = 0; j < ws; j++) {
-        int64_t xx = 2 * j + ps - 1;
-        dst[i * ws + j] = y >= 0 && y < h && xx >= 0 && xx < w ? src[y * w + xx] : 0.0f;
+      float *row = dst + i * ws;
+      if (y < 0 || y >= h) {
+        memset(row, 0, sizeof(float) * (size_t)ws);
+        continue;
       }
+      const float *in = src + y * w + (ps ? 0 : 1);
+      if (!ps) *row++ = 0.0f;
+      for (int64_t j = 0; j < half; j++) row[j] = in[2 * j];
+      if (ps) row[half] = 0.0f;
     }
   }
 }
 
 void gen_depth_to_space2_f32(const float *in, int64_t n, int64_t c, int64_t h, int64_t w, const float *bias, float *x) {
-  int64_t hs = h / 2 + 1, ws = w / 2 + 1;
+  int64_t hs = h / 2 + 1, ws = w / 2 + 1, half = w / 2;
 #pragma omp parallel for if (n * c * h * w > GEN_PARALLEL_GRAIN)
   for (int64_t plane = 0; plane < n * c; plane++) {
     float b = bias ? bias[plane % c] : 0.0f, *dst = x + plane * h * w;
     for (int64_t y = 0; y < h; y++) {
       int64_t pr = (y + 1) % 2, i = (y + 1) / 2;
-      for (int64_t xx = 0; xx < w; xx++) {
-        int64_t ps = (xx + 1) % 2, j = (xx + 1) / 2;
-        dst[y * w + xx] = in[((plane * 4 + 2 * pr + ps) * hs + i) * ws + j] + b;
+      const float *even = in + ((plane * 4 + 2 * pr + 1) * hs + i) * ws;   /* columns 0, 2, .. */
+      const float *odd = in + ((plane * 4 + 2 * pr) * hs + i) * ws + 1;     /* columns 1, 3, .. */
+      float *row = dst + y * w;
+      for (int64_t j = 0; j < half; j++) {
+        row[2 * j] = even[j] + b;
+        row[2 * j + 1] = odd[j] + b;
       }
     }
   }

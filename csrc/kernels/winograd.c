@@ -53,7 +53,9 @@ gen_wino_geom gen_wino_geometry(int64_t n, int64_t c, int64_t h, int64_t w, int6
                      .ho = h + 2 * ph - k + 1, .wo = w + 2 * pw - k + 1};
   g.th = (g.ho + 3) / 4, g.tw = (g.wo + 3) / 4;
   g.opad = round_up(o, GEN_MR), g.cpad = round_up(c, GEN_NR);
-  g.zw = round_up(4 * g.tw + 4, LANES); /* a tile's 8-wide row read at 4 tx stays inside */
+  /* a tile's 8-wide row read at 4 tx stays inside, and so do whole vectors of input columns */
+  int64_t reach = 4 * g.tw + 4, cols = g.pw + round_up(w, LANES);
+  g.zw = round_up(reach > cols ? reach : cols, LANES);
   return g;
 }
 
@@ -303,43 +305,27 @@ AVX2 void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, f
 /* ---------------------------------------------------------------- input patches -> V */
 
 /* Z {alpha, zw} of one band: B^T applied down the columns of input rows 4 ty - ph .. + alpha - 1
- * of a plane, column x' of Z being input column x' - pw (zero outside the image). */
+ * of a plane, column x' of Z being input column x' - pw. Only columns pw .. pw + w (rounded up to
+ * whole vectors, the last one loaded masked, so zero past w) are written: the caller zeroes the
+ * band buffer once, and the columns outside the image stay zero. */
 AVX2 static void band_transform(const gen_wino_geom *g, const float *plane, int64_t ty, float *z) {
-  int64_t zw = g->zw, w = g->w, pw = g->pw;
+  int64_t zw = g->zw, w = g->w;
   int a = (int)g->alpha;
   const float *rows[6];
   for (int r = 0; r < a; r++) {
     int64_t y = ty * 4 - g->ph + r;
     rows[r] = y >= 0 && y < g->h ? plane + y * w : NULL;
   }
-  for (int i = 0; i < a; i++) {
-    for (int64_t x = 0; x < pw; x++) z[i * zw + x] = 0.0f;
-    for (int64_t x = pw + w; x < zw; x++) z[i * zw + x] = 0.0f;
-  }
-  /* full vectors, then the last w % 8 columns through a buffer (masked stores are slow on AMD) */
-  int64_t x = 0;
-  for (; x + LANES <= w; x += LANES) {
+  z += g->pw;
+  for (int64_t x = 0; x < w; x += LANES) {
+    __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(w - x < LANES ? w - x : LANES)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 d[6] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                    _mm256_setzero_ps()},
            t[6];
-    for (int r = 0; r < a; r++) d[r] = rows[r] ? _mm256_loadu_ps(rows[r] + x) : _mm256_setzero_ps();
+    for (int r = 0; r < a; r++)
+      if (rows[r]) d[r] = x + LANES <= w ? _mm256_loadu_ps(rows[r] + x) : _mm256_maskload_ps(rows[r] + x, lanes);
     bt(a, d, t);
-    for (int i = 0; i < a; i++) _mm256_storeu_ps(z + i * zw + pw + x, t[i]);
-  }
-  if (x < w) {
-    float buf[6][LANES] = {{0}};
-    __m256 d[6] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()},
-           t[6];
-    for (int r = 0; r < a; r++) {
-      for (int64_t j = 0; rows[r] && x + j < w; j++) buf[r][j] = rows[r][x + j];
-      d[r] = _mm256_loadu_ps(buf[r]);
-    }
-    bt(a, d, t);
-    for (int i = 0; i < a; i++) {
-      _mm256_storeu_ps(buf[i], t[i]);
-      for (int64_t j = 0; x + j < w; j++) z[i * zw + pw + x + j] = buf[i][j];
-    }
+    for (int i = 0; i < a; i++) _mm256_storeu_ps(z + i * zw + x, t[i]);
   }
 }
 
@@ -360,6 +346,7 @@ AVX2 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, 
   int64_t zw = g->zw, hw = g->h * g->w, band0 = t0 / g->tw, band_floats = g->alpha * zw;
   int64_t nbands = (t0 + nt - 1) / g->tw - band0 + 1;
   int a = (int)g->alpha;
+  memset(bands, 0, sizeof(float) * (size_t)(nbands * band_floats));
   for (int64_t c = 0; c < g->c; c++) {
     for (int64_t b = 0; b < nbands && c + 1 < g->c; b++) {
       int64_t band = band0 + b, n = band / g->th;
