@@ -1,6 +1,6 @@
 /*
- * ops_linear.c — y = x w^T + b as one GEMM over the flattened batch, bias added in the same pass
- * over the output; backward is three GEMM-shaped products:
+ * ops_linear.c — y = x w^T + b as one GEMM over the flattened batch onto rows holding the bias;
+ * backward is three GEMM-shaped products:
  *   dx = g w   ({M,out} x {out,in}),   dw = g^T x   ({out,M} x {M,in}),   db = sum over rows of g.
  * Legend: M = prod(x.shape[:-1]) rows, in = x.shape[-1], out = w.shape[0]. w is passed to BLAS as
  * a transposed view, never copied.
@@ -62,30 +62,12 @@ gen_tensor *gen_linear(gen_tensor *x, gen_tensor *w, gen_tensor *b) {
   int64_t in = w->shape[1], out = w->shape[0], m = gen_numel(x) / (in ? in : 1);
   if (in == 0) m = gen_numel_of(x->ndim - 1, x->shape);
   gen_tensor *x2 = rows_view(x, m, in), *wt = x2 ? gen_transpose_last2_raw(w) : NULL;
-  gen_tensor *y = wt ? gen_matmul_raw(x2, wt) : NULL;
+  gen_tensor *cb = wt && b ? gen_contiguous_raw(b) : NULL;
+  gen_tensor *y = wt && (cb || !b) ? (cb ? gen_addmm_raw(cb, x2, wt) : gen_matmul_raw(x2, wt)) : NULL;
   gen_release(x2);
   gen_release(wt);
+  gen_release(cb);
   if (!y) return NULL;
-  if (b) {
-    gen_tensor *cb = gen_contiguous_raw(b);
-    if (!cb) {
-      gen_release(y);
-      return NULL;
-    }
-    if (y->dtype == GEN_FLOAT32) {
-      float *yp = (float *)gen_data_ptr(y);
-      const float *bp = (const float *)gen_data_ptr(cb);
-#pragma omp parallel for if (m * out > GEN_PARALLEL_GRAIN)
-      for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < out; j++) yp[i * out + j] += bp[j];
-    } else {
-      double *yp = (double *)gen_data_ptr(y);
-      const double *bp = (const double *)gen_data_ptr(cb);
-      for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < out; j++) yp[i * out + j] += bp[j];
-    }
-    gen_release(cb);
-  }
   int64_t shape[GEN_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = out;

@@ -62,10 +62,6 @@ static inline float fast_value(pointwise k, float a, float b) {
   if (k == PW_MSE) return (a - b) * (a - b);
   return (a > 0 ? a : 0.0f) - a * b + gen_log1p_unit_approx(gen_exp_approx(-fabsf(a)));
 }
-static inline float fast_grad(pointwise k, bool wrt_b, float a, float b) {
-  if (k == PW_MSE) return wrt_b ? -2 * (a - b) : 2 * (a - b);
-  return wrt_b ? -a : gen_sigmoid_approx(a) - b;
-}
 
 /* Elements are summed in blocks of LOSS_BLOCK, each in double with eight partial sums, and the
  * blocks in order: the same total for any thread count. */
@@ -115,9 +111,23 @@ static double pointwise_forward(pointwise k, const gen_tensor *a, const gen_tens
   return total;
 }
 
+/* out = (g or scale) * d loss / d input over [lo, hi), one loop per case so that each vectorizes */
 GEN_SIMD_CLONES static void fast_grad_range(pointwise k, bool wrt_b, const float *a, const float *b, const float *g, float scale,
                                             float *out, int64_t lo, int64_t hi) {
-  for (int64_t i = lo; i < hi; i++) out[i] = (g ? g[i] : scale) * fast_grad(k, wrt_b, a[i], b[i]);
+  if (k == PW_BCE_LOGITS && !wrt_b) {
+    if (g)
+      for (int64_t i = lo; i < hi; i++) out[i] = g[i] * (gen_sigmoid_approx(a[i]) - b[i]);
+    else
+      for (int64_t i = lo; i < hi; i++) out[i] = scale * (gen_sigmoid_approx(a[i]) - b[i]);
+  } else if (k == PW_BCE_LOGITS) {
+    for (int64_t i = lo; i < hi; i++) out[i] = (g ? g[i] : scale) * -a[i];
+  } else {
+    float sign = wrt_b ? -2.0f : 2.0f;
+    if (g)
+      for (int64_t i = lo; i < hi; i++) out[i] = g[i] * sign * (a[i] - b[i]);
+    else
+      for (int64_t i = lo; i < hi; i++) out[i] = scale * sign * (a[i] - b[i]);
+  }
 }
 
 /* saved: a, b (contiguous); ints[0] = reduction; reals[0] = mean divisor. The derivatives are

@@ -74,19 +74,50 @@ typedef struct {
   size_t es;
 } gemm_batch;
 
-static void gemm_one(const gemm_batch *j, int64_t i) {
+/* C rows [r0, r1) x columns [c0, c1) of product i (beta 0, or 1 onto a C already filled) */
+static void gemm_block(const gemm_batch *j, int64_t i, int64_t r0, int64_t r1, int64_t c0, int64_t c1, bool onto) {
   char *x = j->pa + (size_t)batch_offset(j->ca, j->nb, j->bshape, i) * j->es;
   char *y = j->pb + (size_t)batch_offset(j->cb, j->nb, j->bshape, i) * j->es;
-  char *z = j->pc + (size_t)(i * j->n * j->m) * j->es;
+  char *z = j->pc + (size_t)(i * j->n * j->m + r0 * j->m + c0) * j->es;
+  x += (size_t)(j->la.trans == CblasNoTrans ? r0 * j->la.ld : r0) * j->es; /* rows of A */
+  y += (size_t)(j->lb.trans == CblasNoTrans ? c0 : c0 * j->lb.ld) * j->es; /* columns of B */
+  int rows = (int)(r1 - r0), cols = (int)(c1 - c0), k = (int)j->k;
   if (j->dt == GEN_FLOAT32)
-    cblas_sgemm(CblasRowMajor, j->la.trans, j->lb.trans, (int)j->n, (int)j->m, (int)j->k, 1.0f, (float *)x, (int)j->la.ld,
-                (float *)y, (int)j->lb.ld, 0.0f, (float *)z, (int)j->m);
+    cblas_sgemm(CblasRowMajor, j->la.trans, j->lb.trans, rows, cols, k, 1.0f, (float *)x, (int)j->la.ld, (float *)y, (int)j->lb.ld,
+                onto ? 1.0f : 0.0f, (float *)z, (int)j->m);
   else
-    cblas_dgemm(CblasRowMajor, j->la.trans, j->lb.trans, (int)j->n, (int)j->m, (int)j->k, 1.0, (double *)x, (int)j->la.ld,
-                (double *)y, (int)j->lb.ld, 0.0, (double *)z, (int)j->m);
+    cblas_dgemm(CblasRowMajor, j->la.trans, j->lb.trans, rows, cols, k, 1.0, (double *)x, (int)j->la.ld, (double *)y, (int)j->lb.ld,
+                onto ? 1.0 : 0.0, (double *)z, (int)j->m);
+}
+static void gemm_one(const gemm_batch *j, int64_t i, bool onto) { gemm_block(j, i, 0, j->n, 0, j->m, onto); }
+
+/* One mid-sized product on several threads: split along its longer side into one block per thread,
+ * each a single-threaded GEMM (BLAS runs serially inside an OpenMP region). OpenBLAS's own
+ * threading synchronizes its threads inside every GEMM (they yield while waiting for each other's
+ * packed panels), which costs more than the work at these sizes; a block's elements are summed
+ * over k in the same order either way. */
+#define SPLIT_MIN_WORK ((int64_t)1 << 20)
+#define SPLIT_MAX_WORK ((int64_t)1 << 28)
+static bool gemm_split(const gemm_batch *j, bool onto) {
+  int t = gen_get_num_threads();
+  int64_t work = j->n * j->m * j->k;
+  bool by_rows = j->n >= j->m;
+  int64_t side = by_rows ? j->n : j->m;
+  if (t < 2 || work < SPLIT_MIN_WORK || work > SPLIT_MAX_WORK || side < 16 * t) return false;
+  int64_t step = (side + t - 1) / t;
+  step = (step + 15) / 16 * 16;
+#pragma omp parallel for num_threads(t) schedule(static)
+  for (int part = 0; part < t; part++) {
+    int64_t lo = part * step, hi = lo + step < side ? lo + step : side;
+    if (lo >= hi) continue;
+    if (by_rows) gemm_block(j, 0, lo, hi, 0, j->m, onto);
+    else gemm_block(j, 0, 0, j->n, lo, hi, onto);
+  }
+  return true;
 }
 
-gen_tensor *gen_matmul_raw(gen_tensor *a, gen_tensor *b) {
+/* a @ b, with bias {m} (or NULL) added to every row of the result */
+static gen_tensor *matmul_bias(gen_tensor *a, gen_tensor *b, const gen_tensor *bias) {
   char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
   int da = a->ndim, db = b->ndim;
   if (a->shape[da - 1] != b->shape[db - 2])
@@ -121,8 +152,14 @@ gen_tensor *gen_matmul_raw(gen_tensor *a, gen_tensor *b) {
   blas_compatible(ca, &la);
   blas_compatible(cb, &lb);
   int64_t batches = gen_numel_of(nb, bshape);
+  bool onto = bias != NULL; /* C starts as the bias rows, and BLAS adds onto it (beta 1) */
+  if (bias) {
+    size_t es = gen_dtype_size(a->dtype), row = (size_t)m * es;
+    char *pc = gen_data_ptr(out);
+    for (int64_t r = 0; r < batches * n; r++) memcpy(pc + r * row, gen_data_ptr(bias), row);
+  }
   if (k == 0) {
-    memset(out->storage->data, 0, out->storage->nbytes);
+    if (!bias) memset(out->storage->data, 0, out->storage->nbytes);
   } else if (n > 0 && m > 0) {
     size_t es = gen_dtype_size(a->dtype);
     char *pa = gen_data_ptr(ca), *pb = gen_data_ptr(cb), *pc = gen_data_ptr(out);
@@ -132,14 +169,23 @@ gen_tensor *gen_matmul_raw(gen_tensor *a, gen_tensor *b) {
     gemm_batch job = {a->dtype, la, lb, ca, cb, nb, bshape, pa, pb, pc, n, m, k, es};
     if (across_batches) {
 #pragma omp parallel for
-      for (int64_t i = 0; i < batches; i++) gemm_one(&job, i);
-    } else {
-      for (int64_t i = 0; i < batches; i++) gemm_one(&job, i);
+      for (int64_t i = 0; i < batches; i++) gemm_one(&job, i, onto);
+    } else if (!(batches == 1 && gemm_split(&job, onto))) {
+      for (int64_t i = 0; i < batches; i++) gemm_one(&job, i, onto);
     }
   }
   gen_release(ca);
   gen_release(cb);
   return out;
+}
+
+gen_tensor *gen_matmul_raw(gen_tensor *a, gen_tensor *b) { return matmul_bias(a, b, NULL); }
+
+gen_tensor *gen_addmm_raw(const gen_tensor *bias, gen_tensor *a, gen_tensor *b) {
+  if (bias->ndim != 1 || bias->shape[0] != b->shape[b->ndim - 1] || bias->dtype != a->dtype || !gen_is_contiguous(bias))
+    return gen_fail("internal: bias of %lld elements for a product with %lld columns", (long long)gen_numel(bias),
+                    (long long)b->shape[b->ndim - 1]);
+  return matmul_bias(a, b, bias);
 }
 
 /* 1-D operands as matrices: a [k] -> [1, k], b [k] -> [k, 1]. */

@@ -9,6 +9,8 @@
 gen_tensor *gen_matmul(gen_tensor *a, gen_tensor *b);
 /* Raw batched product of operands with >= 2 dims (no autograd). */
 gen_tensor *gen_matmul_raw(gen_tensor *a, gen_tensor *b);
+/* The same with bias {m} (contiguous, a's dtype) added to every row: BLAS adds onto the bias rows. */
+gen_tensor *gen_addmm_raw(const gen_tensor *bias, gen_tensor *a, gen_tensor *b);
 /* A view with the last two dims swapped (no copy, no autograd). */
 gen_tensor *gen_transpose_last2_raw(gen_tensor *t);
 
