@@ -8,17 +8,41 @@ local results_path, readme_path = arg[1], arg[2]
 local rank = {}
 for i = 3, #arg do rank[arg[i]] = i end
 
-local lines, index = {}, {}
+-- A run may measure a workload in several rounds (GEN_BENCH_ROUNDS); the lines of a key's newest
+-- run are all kept, and its row reports their median time and largest peak RSS.
+local groups, order_keys = {}, {}
 for line in io.lines(results_path) do
   local who, w, th = line:match("^(%S+)%s+(%S+)%s+(%d+)%s+%S+%s+%d+")
   if who then
-    local key = who .. " " .. w .. " " .. th
-    if not index[key] then index[key] = #lines + 1 end
-    lines[index[key]] = line
+    local key, when = who .. " " .. w .. " " .. th, line:match("when=(%S+)") or ""
+    local g = groups[key]
+    if not g then
+      g = { when = when, lines = {} }
+      groups[key] = g
+      order_keys[#order_keys + 1] = key
+    end
+    if when > g.when then g.when, g.lines = when, {} end
+    if when == g.when then g.lines[#g.lines + 1] = line end
   end
 end
+local lines, all = {}, {}
+for _, key in ipairs(order_keys) do
+  local g = groups[key]
+  local times, kb = {}, 0
+  for _, line in ipairs(g.lines) do
+    all[#all + 1] = line
+    local s, k = line:match("^%S+%s+%S+%s+%d+%s+(%S+)%s+(%d+)")
+    times[#times + 1] = tonumber(s)
+    kb = math.max(kb, tonumber(k))
+  end
+  table.sort(times)
+  local median = times[(#times + 1) // 2]
+  local head, rest = g.lines[1]:match("^(%S+%s+%S+%s+%d+)%s+%S+%s+%d+(.*)$")
+  lines[#lines + 1] = string.format("%s %.9g %d%s", head, median, kb, (rest:gsub("%s*round=%d+", "")))
+  if #g.lines > 1 then lines[#lines] = lines[#lines] .. " rounds=" .. #g.lines end
+end
 local f = assert(io.open(results_path, "w"))
-f:write(table.concat(lines, "\n"), #lines > 0 and "\n" or "")
+f:write(table.concat(all, "\n"), #all > 0 and "\n" or "")
 f:close()
 
 local rows, first, last, undated = {}, nil, nil, 0

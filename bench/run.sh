@@ -5,6 +5,9 @@
 #   bash bench/run.sh dcgan_step vae_mlp_step   only these; the other rows of the table are kept
 #   GEN_BENCH_QUICK=1 bash bench/run.sh ...     3 iterations instead of 10, for development: the
 #                                               results go to build/bench/quick.txt, not the README
+#   GEN_BENCH_ROUNDS=N (default 3)              rounds over all selected workloads; each row reports
+#                                               the median round (a shared VM drifts by 20% and more
+#                                               over minutes, and rounds spread both sides over them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
@@ -28,21 +31,25 @@ results=build/bench/results.txt readme=bench/README.md
 if [ "${GEN_BENCH_QUICK:-}" = 1 ]; then results=build/bench/quick.txt readme=-; fi
 touch "$results"
 when=$(date -u +%Y-%m-%dT%H:%M)
+rounds=${GEN_BENCH_ROUNDS:-3}
+[ "${GEN_BENCH_QUICK:-}" = 1 ] && rounds=1
 record() { # record WHO COMMAND...: runs one workload in a fresh process and keeps its line
   local who=$1 line
   shift
   line=$("$@")
-  echo "$who $line when=$when" | tee -a "$results"
+  echo "$who $line when=$when round=$round" | tee -a "$results"
 }
 # Debian's torch.set_num_threads does not reach its OpenBLAS: pin both pools from the environment
 torch_py() { OPENBLAS_NUM_THREADS=$2 OMP_NUM_THREADS=$2 /usr/bin/python3 "$1" "$2" "$3"; }
 
-for threads in 1 2; do
-  for w in "${selected[@]}"; do
-    case " ${ops[*]} " in *" $w "*) script=bench/ops;; *) script=bench/e2e;; esac
-    record gen lua5.4 "$script.lua" "$threads" "$w"
-    case $w in example_*) ;; *) record torch torch_py "$script.py" "$threads" "$w";; esac
-    case $w in sgemm*) record raw build/bench/sgemm_raw "$threads" "${w#sgemm}";; esac
+for round in $(seq "$rounds"); do
+  for threads in 1 2; do
+    for w in "${selected[@]}"; do
+      case " ${ops[*]} " in *" $w "*) script=bench/ops;; *) script=bench/e2e;; esac
+      record gen lua5.4 "$script.lua" "$threads" "$w"
+      case $w in example_*) ;; *) record torch torch_py "$script.py" "$threads" "$w";; esac
+      case $w in sgemm*) record raw build/bench/sgemm_raw "$threads" "${w#sgemm}";; esac
+    done
   done
 done
 lua5.4 bench/report.lua "$results" "$readme" "${all[@]}"

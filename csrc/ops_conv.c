@@ -144,10 +144,10 @@ typedef struct {
   const char *x, *w, *b, *dm;
   char *scratch, *out;
   int64_t slot_bytes;
-  /* Winograd: its geometry, transformed weights, tiles per chunk, chunks in all and per segment */
+  /* Winograd: its geometry, transformed weights, tiles per chunk and per weight-gradient segment */
   const gen_wino_geom *wg;
   const float *u;
-  int64_t nt, nchunks, per_segment;
+  int64_t nt, per_segment;
 } conv_job;
 
 typedef void (*chunk_fn)(const conv_job *j, int64_t chunk_index, char *slot);
@@ -234,28 +234,30 @@ static gen_tensor *wino_conv(const gen_tensor *x, const float *w, bool adjoint, 
   return out;
 }
 
-/* segment si: its chunks of tiles, accumulated into its own dU {planes, opad, cpad} */
+/* segment si: its tiles in chunks of at most nt, accumulated into its own dU {planes, opad, cpad} */
 static void wino_weight_segment(const conv_job *j, int64_t si, char *slot) {
   float *du = (float *)j->out + si * gen_wino_du_floats(j->wg);
-  int64_t first = si * j->per_segment, end = first + j->per_segment < j->nchunks ? first + j->per_segment : j->nchunks;
-  for (int64_t ci = first; ci < end; ci++) {
-    int64_t t0 = ci * j->nt, left = gen_wino_tiles(j->wg) - t0;
-    gen_wino_weight_grad(j->wg, (const float *)j->x, (const float *)j->dm, t0, left < j->nt ? left : j->nt, du, ci > first,
-                         (float *)slot);
+  int64_t first = si * j->per_segment, end = first + j->per_segment, tiles = gen_wino_tiles(j->wg);
+  if (end > tiles) end = tiles;
+  for (int64_t t0 = first; t0 < end; t0 += j->nt) {
+    int64_t nt = end - t0 < j->nt ? end - t0 : j->nt;
+    gen_wino_weight_grad(j->wg, (const float *)j->x, (const float *)j->dm, t0, nt, du, t0 > first, (float *)slot);
   }
 }
 
-/* dW {O, C, k, k} (given shape) of x {N, C, H, W} and dout {N, O, Ho, Wo}, padding (ph, pw) */
+/* dW {O, C, k, k} (given shape) of x {N, C, H, W} and dout {N, O, Ho, Wo}, padding (ph, pw).
+ * Segments of equal tile counts (at least SEGMENT_TILES each, at most WINO_SEGMENTS of them), each
+ * in equal chunks: a split that depends only on the geometry. */
 static gen_tensor *wino_weight_grad(const gen_tensor *x, const gen_tensor *dout, int64_t k, int64_t ph, int64_t pw, int ndim,
                                     const int64_t *shape) {
   gen_wino_geom wg = gen_wino_geometry(x->shape[0], x->shape[1], x->shape[2], x->shape[3], dout->shape[1], k, ph, pw);
-  int64_t nt = gen_wino_weight_grad_chunk_tiles(&wg), nchunks = (gen_wino_tiles(&wg) + nt - 1) / nt;
-  /* segments of at least SEGMENT_TILES tiles: each segment's dU partial costs a pass of its own */
-  int64_t max_seg = gen_wino_tiles(&wg) / SEGMENT_TILES, want = max_seg < 1 ? 1 : max_seg < WINO_SEGMENTS ? max_seg : WINO_SEGMENTS;
-  int64_t per_segment = (nchunks + want - 1) / want, nseg = per_segment ? (nchunks + per_segment - 1) / per_segment : 0;
+  int64_t tiles = gen_wino_tiles(&wg), most = gen_wino_weight_grad_chunk_tiles(&wg);
+  int64_t want = tiles / SEGMENT_TILES < 1 ? 1 : tiles / SEGMENT_TILES < WINO_SEGMENTS ? tiles / SEGMENT_TILES : WINO_SEGMENTS;
+  int64_t per_segment = (tiles + want - 1) / want, nseg = tiles > 0 ? (tiles + per_segment - 1) / per_segment : 0;
+  int64_t chunks = (per_segment + most - 1) / most, nt = chunks > 0 ? ((per_segment + chunks - 1) / chunks + 15) / 16 * 16 : most;
   int64_t du_floats = gen_wino_du_floats(&wg);
   int threads = chunk_threads(nseg);
-  conv_job j = {.wg = &wg, .nt = nt, .nchunks = nchunks, .per_segment = per_segment, .x = gen_data_ptr(x), .dm = gen_data_ptr(dout),
+  conv_job j = {.wg = &wg, .nt = nt, .per_segment = per_segment, .x = gen_data_ptr(x), .dm = gen_data_ptr(dout),
                 .slot_bytes = gen_wino_weight_grad_scratch_floats(&wg) * (int64_t)sizeof(float)};
   gen_tensor *parts = new_floats(nseg > 0 ? nseg * du_floats : du_floats), *scratch = parts ? new_scratch(threads, j.slot_bytes) : NULL;
   gen_tensor *du = scratch && nseg > 1 ? new_floats(du_floats) : NULL;

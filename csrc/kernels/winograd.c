@@ -30,8 +30,10 @@
  */
 #include "winograd.h"
 
+#include <stdint.h>
 #include <string.h>
 
+#include "../gen.h"
 #include "gemm_packed.h"
 
 #define LANES 8
@@ -69,13 +71,17 @@ static int64_t band_floats(const gen_wino_geom *g, int64_t nt) { return ((nt - 1
 
 int64_t gen_wino_weight_floats(const gen_wino_geom *g) { return g->planes * g->opad * g->c; }
 /* The forward's chunks only split independent tiles (results are the same for any split), so they
- * are balanced for the thread count: equal chunks, a multiple of `threads` of them. */
+ * are balanced over the threads: of the splits into multiples of 16 tiles no larger than the budget,
+ * the one whose busiest thread has the fewest tiles (then the fewest chunks). */
 int64_t gen_wino_forward_chunk_tiles(const gen_wino_geom *g, int threads) {
   int64_t most = chunk_tiles(g->planes * (g->c + g->opad) * (int64_t)sizeof(float), CHUNK_BYTES), tiles = gen_wino_tiles(g);
-  int64_t nchunks = (tiles + most - 1) / most;
-  if (threads > 1) nchunks = round_up(nchunks, threads);
-  int64_t nt = round_up((tiles + nchunks - 1) / (nchunks ? nchunks : 1), GEN_NR);
-  return nt < GEN_NR ? GEN_NR : nt > most ? most : nt;
+  if (threads < 2 || tiles <= GEN_NR) return most;
+  int64_t best = most, best_load = INT64_MAX;
+  for (int64_t nt = most; nt >= GEN_NR; nt -= GEN_NR) {
+    int64_t chunks = (tiles + nt - 1) / nt, load = (chunks + threads - 1) / threads * nt;
+    if (load < best_load) best = nt, best_load = load;
+  }
+  return best;
 }
 int64_t gen_wino_forward_scratch_floats(const gen_wino_geom *g, int64_t nt) {
   return g->planes * ((g->c + g->opad) * nt + 2 * PLANE_PAD) + band_floats(g, nt);
@@ -233,8 +239,9 @@ AVX2 static inline void transpose4x8(__m256 v[4]) {
 AVX2 void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u) {
   const float(*G)[3] = g->k == 3 ? G3 : G2;
   int k = (int)g->k, a = (int)g->alpha;
-  int64_t plane = g->opad * g->c, kk = k * k;
-  for (int64_t p = 0; p < g->opad / GEN_MR; p++)
+  int64_t plane = g->opad * g->c, kk = k * k, panels = g->opad / GEN_MR;
+#pragma omp parallel for if (panels * g->c * a * a > GEN_PARALLEL_GRAIN)
+  for (int64_t p = 0; p < panels; p++)
     for (int64_t c0 = 0; c0 < g->c; c0 += LANES) {
       int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
       /* lane l reads channel c0 + l, or repeats channel c0 past the end of C (results unused) */
@@ -277,6 +284,7 @@ AVX2 void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, f
   const float(*G)[3] = g->k == 3 ? G3 : G2;
   int k = (int)g->k, a = (int)g->alpha;
   int64_t plane = g->opad * g->cpad, kk = k * k;
+#pragma omp parallel for if (g->o * g->c * a * a > GEN_PARALLEL_GRAIN)
   for (int64_t o = 0; o < g->o; o++)
     for (int64_t c0 = 0; c0 < g->c; c0 += LANES) { /* cpad is a multiple of 16: the loads stay inside */
       int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
