@@ -63,24 +63,34 @@ static inline float fast_value(pointwise k, float a, float b) {
   return (a > 0 ? a : 0.0f) - a * b + gen_log1p_unit_approx(gen_exp_approx(-fabsf(a)));
 }
 
-/* Elements are summed in blocks of LOSS_BLOCK, each in double with eight partial sums, and the
- * blocks in order: the same total for any thread count. */
+/* Elements are summed in blocks of LOSS_BLOCK, each in double, and the blocks in order: the same
+ * total for any thread count. Within a block, runs of 64 values are computed into a buffer (one
+ * vectorized loop per loss) and added into eight double partial sums. */
 #define LOSS_BLOCK 4096
-GEN_SIMD_CLONES static double fast_block(pointwise k, const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
+__attribute__((always_inline)) static inline double fast_block_of(pointwise k, const float *a, const float *b, float *el, int64_t lo,
+                                                                  int64_t hi) {
   double part[8] = {0};
-  int64_t i = lo;
-  for (; i + 8 <= hi; i += 8)
-    for (int j = 0; j < 8; j++) {
-      float v = fast_value(k, a[i + j], b[i + j]);
-      if (el) el[i + j] = v;
-      part[j] += v;
-    }
-  for (; i < hi; i++) {
-    float v = fast_value(k, a[i], b[i]);
-    if (el) el[i] = v;
-    part[0] += v;
+  float v[64];
+  for (int64_t i = lo; i < hi; i += 64) {
+    int n = hi - i < 64 ? (int)(hi - i) : 64;
+    if (n == 64)
+      for (int j = 0; j < 64; j++) v[j] = fast_value(k, a[i + j], b[i + j]);
+    else
+      for (int j = 0; j < 64; j++) v[j] = j < n ? fast_value(k, a[i + j], b[i + j]) : 0.0f;
+    if (el) memcpy(el + i, v, sizeof(float) * (size_t)n);
+    for (int r = 0; r < 8; r++)
+      for (int l = 0; l < 8; l++) part[l] += v[r * 8 + l];
   }
   return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+GEN_SIMD_CLONES static double mse_block(const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
+  return fast_block_of(PW_MSE, a, b, el, lo, hi);
+}
+GEN_SIMD_CLONES static double bce_logits_block(const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
+  return fast_block_of(PW_BCE_LOGITS, a, b, el, lo, hi);
+}
+static double fast_block(pointwise k, const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
+  return k == PW_MSE ? mse_block(a, b, el, lo, hi) : bce_logits_block(a, b, el, lo, hi);
 }
 static double generic_block(pointwise k, const char *a, gen_dtype ta, const char *b, gen_dtype tb, char *el, gen_dtype dt, int64_t lo,
                             int64_t hi) {
