@@ -68,6 +68,13 @@ workloads.convT = function() -- N=64, 128->64, 7x7, k4 s2 p1
     return function() return gen.conv_transpose2d(x, w, b, { stride = 2, padding = 1 }) end
   end)
 end
+workloads.linear = function() -- the MLP VAE's encoder layer: 128 x 784 -> 400, bias (3 GEMMs)
+  local x, w, b = gen.randn(128, 784):requires_grad_(), (gen.randn(400, 784) * 0.05):requires_grad_(), gen.zeros(400):requires_grad_()
+  return bench(function()
+    local out = gen.linear(x, w, b)
+    out:backward(gen.ones_like(out))
+  end, 20, 10)
+end
 local function attention(b, h, t, d)
   return function()
     return fwd_bwd(function()

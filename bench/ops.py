@@ -71,6 +71,17 @@ def conv_t(xs, ws, **kw):
     return lambda: fwd_bwd(make)
 
 
+def linear():
+    x, w = torch.randn(128, 784, requires_grad=True), (torch.randn(400, 784) * 0.05).requires_grad_()
+    b = torch.zeros(400, requires_grad=True)
+
+    def once():
+        out = torch.nn.functional.linear(x, w, b)
+        out.backward(torch.ones_like(out))
+
+    return bench(once, 20, 10)
+
+
 def attention(b, h, t, d):
     # PyTorch 1.13 has no fused attention: the explicit softmax(QK^T / sqrt(d)) V
     def make():
@@ -85,6 +96,7 @@ for n in (256, 512, 1024, 2048):
 workloads["conv_s2"] = conv((64, 64, 14, 14), (128, 64, 4, 4), stride=2, padding=1)
 workloads["conv_s1"] = conv((32, 64, 28, 28), (64, 64, 3, 3), padding=1)
 workloads["convT"] = conv_t((64, 128, 7, 7), (128, 64, 4, 4), stride=2, padding=1)
+workloads["linear"] = linear
 workloads["attn256"] = attention(8, 4, 256, 32)
 workloads["attn784"] = attention(4, 4, 784, 64)
 seconds = workloads[name]()

@@ -91,7 +91,8 @@ local out = {
 }
 for _, r in ipairs(ops) do
   local n = tonumber(r.w:match("^sgemm(%d+)$"))
-  local function gflops(x) return n and x and string.format("%.1f", 2 * n ^ 3 / x.s / 1e9) or "" end
+  local flops = n and 2 * n ^ 3 or r.w == "linear" and 3 * 2 * 128 * 784 * 400 or nil
+  local function gflops(x) return flops and x and string.format("%.1f", flops / x.s / 1e9) or "" end
   out[#out + 1] = string.format("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |", r.w, r.th, fmt_time(r.gen),
     fmt_time(r.torch), ratio(r.torch, r.gen), gflops(r.gen), gflops(r.raw),
     r.raw and r.gen and string.format("%.1f%%", 100 * r.raw.s / r.gen.s) or "", mb(r.gen), mb(r.torch))
