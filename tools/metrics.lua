@@ -1,5 +1,7 @@
 -- Prints FID, Inception Score, coverage (and class agreement) for a file of samples.
 --   bin/gen tools/metrics.lua runs/dcgan/samples.idx [--class K]
+--   bin/gen tools/metrics.lua samples.idx --cycle 1    (sample i was drawn as class (i - 1) % 10 + 1,
+--                                                       as flow.lua and cgan.lua draw them)
 --   bin/gen tools/metrics.lua grid.png [--nrow 8 --padding 2]      (a sample grid from gen.image.grid)
 -- Samples: an IDX file N x 28 x 28 (uint8, 0 = black), or a PNG grid of 28x28 tiles.
 local gen = require "gen"
@@ -7,10 +9,10 @@ local metrics = require "gen.metrics"
 
 local path = arg[1]
 if not path or path:match("^%-%-") then
-  io.stderr:write("usage: bin/gen tools/metrics.lua SAMPLES.idx|GRID.png [--class K] [--nrow N --padding P]\n")
+  io.stderr:write("usage: bin/gen tools/metrics.lua SAMPLES.idx|GRID.png [--class K | --cycle 1] [--nrow N --padding P]\n")
   os.exit(2)
 end
-local opts = { class = 0, nrow = 8, padding = 2 }
+local opts = { class = 0, cycle = 0, nrow = 8, padding = 2 }
 for i = 2, #arg, 2 do
   local k = arg[i]:match("^%-%-(%w+)$")
   if not k or opts[k] == nil or not tonumber(arg[i + 1]) then
@@ -39,6 +41,13 @@ if images:dim() ~= 4 or images:size(3) ~= 28 or images:size(4) ~= 28 then
   io.stderr:write(string.format("tools/metrics.lua: expected 28x28 images, got {%s}\n", table.concat(images.shape, ",")))
   os.exit(1)
 end
-local r = metrics.evaluate(images, { class = opts.class })
+local labels
+if opts.cycle > 0 then
+  local l = {}
+  for i = 1, images:size(1) do l[i] = (i - 1) % 10 + 1 end
+  labels = gen.tensor(l, "int64")
+end
+local r = metrics.evaluate(images, { class = opts.class, labels = labels })
+local wanted = labels and "the cycled classes" or ("class " .. opts.class)
 print(string.format("samples %d  FID %.2f  KID %.4f  IS %.2f  coverage %.3f (ln 10 = 2.303)%s", r.n, r.fid, r.kid, r.inception_score,
-  r.coverage, r.agreement and string.format("  agreement with class %d: %.1f%%", opts.class, 100 * r.agreement) or ""))
+  r.coverage, r.agreement and string.format("  agreement with %s: %.1f%%", wanted, 100 * r.agreement) or ""))
