@@ -9,9 +9,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from twin_models import VAE, dcgan_discriminator, dcgan_generator
+from twin_models import VAE, DCGANUpdate, UNet
 
 threads, name = int(sys.argv[1]), sys.argv[2]
 quick = os.environ.get("GEN_BENCH_QUICK") == "1"
@@ -35,25 +34,14 @@ def count(*models):
 
 
 def dcgan_step():
-    G, D = dcgan_generator(), dcgan_discriminator()
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    update = DCGANUpdate()
     x = torch.rand(64, 1, 28, 28) * 2 - 1
-    ones, zeros = torch.ones(64, 1), torch.zeros(64, 1)
 
     def step():
-        fake = G(torch.randn(64, 100))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d = F.binary_cross_entropy_with_logits(D(x), ones) + F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
-        loss_d.backward()
-        opt_d.step()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g = F.binary_cross_entropy_with_logits(D(fake), ones)
-        loss_g.backward()
-        opt_g.step()
+        loss_d, loss_g = update(x)
         return loss_d.item() + loss_g.item()
 
-    return bench(step), count(G, D)
+    return bench(step), count(update.G, update.D)
 
 
 def vae_mlp_step():
@@ -74,90 +62,6 @@ def vae_mlp_step():
         return loss.item()
 
     return bench(step), count(model)
-
-
-# ---------------------------------------------------------------- UNet (gen.models.unet)
-def timestep_embedding(t, dim):
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
-    args = t.float().view(-1, 1) * freqs.view(1, half)
-    return torch.cat([args.sin(), args.cos()], 1)
-
-
-class ResBlock(nn.Module):
-    def __init__(self, cin, cout, temb, groups):
-        super().__init__()
-        self.norm1, self.conv1 = nn.GroupNorm(groups, cin), nn.Conv2d(cin, cout, 3, padding=1)
-        self.time = nn.Linear(temb, cout)
-        self.norm2, self.conv2 = nn.GroupNorm(groups, cout), nn.Conv2d(cout, cout, 3, padding=1)
-        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
-
-    def forward(self, x, temb):
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time(F.silu(temb))[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
-        return h + (self.skip(x) if self.skip is not None else x)
-
-
-class AttnBlock(nn.Module):
-    def __init__(self, c, heads, groups):
-        super().__init__()
-        self.norm = nn.GroupNorm(groups, c)
-        self.attn = nn.MultiheadAttention(c, heads, batch_first=True)
-
-    def forward(self, x):
-        b, c, h, w = x.shape
-        tokens = self.norm(x).view(b, c, h * w).transpose(1, 2)
-        y, _ = self.attn(tokens, tokens, tokens, need_weights=False)
-        return x + y.transpose(1, 2).reshape(b, c, h, w)
-
-
-class UNet(nn.Module):
-    def __init__(self, channels=1, widths=(32, 64, 64), tdim=128, heads=4, groups=8):
-        super().__init__()
-        self.widths = widths
-        self.time_mlp = nn.Sequential(nn.Linear(widths[0], tdim), nn.SiLU(), nn.Linear(tdim, tdim))
-        self.input = nn.Conv2d(channels, widths[0], 3, padding=1)
-        self.down_blocks, self.downsample = nn.ModuleList(), nn.ModuleList()
-        prev = widths[0]
-        for i, w in enumerate(widths):
-            self.down_blocks.append(ResBlock(prev, w, tdim, groups))
-            if i < len(widths) - 1:
-                self.downsample.append(nn.Conv2d(w, w, 3, stride=2, padding=1))
-            prev = w
-        self.down_attn = AttnBlock(prev, heads, groups)
-        self.mid = ResBlock(prev, prev, tdim, groups)
-        self.up_blocks, self.upsample = nn.ModuleList(), nn.ModuleList()
-        for i in reversed(range(len(widths))):
-            w = widths[i]
-            self.up_blocks.append(ResBlock(prev + w, w, tdim, groups))
-            if i > 0:
-                self.upsample.append(nn.Conv2d(w, w, 3, padding=1))
-            prev = w
-        self.up_attn = AttnBlock(widths[-1], heads, groups)
-        self.out_norm = nn.GroupNorm(groups, widths[0])
-        self.output = nn.Conv2d(widths[0], channels, 3, padding=1)
-
-    def forward(self, x, t):
-        temb = self.time_mlp(timestep_embedding(t, self.widths[0]))
-        h = self.input(x)
-        skips, levels = [], len(self.widths)
-        for i in range(levels):
-            h = self.down_blocks[i](h, temb)
-            if i == levels - 1:
-                h = self.down_attn(h)
-            skips.append(h)
-            if i < levels - 1:
-                h = self.downsample[i](h)
-        h = self.mid(h, temb)
-        for k in range(levels):
-            i = levels - 1 - k
-            h = self.up_blocks[k](torch.cat([h, skips[i]], 1), temb)
-            if i == levels - 1:
-                h = self.up_attn(h)
-            if i > 0:
-                h = self.upsample[k](F.interpolate(h, scale_factor=2, mode="nearest"))
-        return self.output(F.silu(self.out_norm(h)))
 
 
 def linear_alpha_bars(T=1000, beta1=1e-4, betaT=0.02):

@@ -32,6 +32,30 @@ def dcgan_discriminator(w=64):
         nn.Flatten(), nn.Linear(2 * w * 49, 1)))
 
 
+class DCGANUpdate:
+    """One step of examples/dcgan.lua: a discriminator update on real and generated images, then
+    a generator update (non-saturating), BCE on logits, Adam(2e-4, betas 0.5/0.999) for both."""
+
+    def __init__(self, batch=64, z_dim=100):
+        self.G, self.D, self.batch, self.z_dim = dcgan_generator(z_dim), dcgan_discriminator(), batch, z_dim
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.real, self.fake = torch.ones(batch, 1), torch.zeros(batch, 1)
+
+    def __call__(self, x):
+        generated = self.G(torch.randn(self.batch, self.z_dim))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d = F.binary_cross_entropy_with_logits(self.D(x), self.real) + \
+            F.binary_cross_entropy_with_logits(self.D(generated.detach()), self.fake)
+        loss_d.backward()
+        self.opt_d.step()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g = F.binary_cross_entropy_with_logits(self.D(generated), self.real)
+        loss_g.backward()
+        self.opt_g.step()
+        return loss_d, loss_g
+
+
 # ---------------------------------------------------------------- MLP VAE (gen.models.vae.MLP)
 class VAE(nn.Module):
     def __init__(self, d=784, h=400, z=20):

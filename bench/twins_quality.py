@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from twin_models import VAE, UNet, dcgan_discriminator, dcgan_generator
+from twin_models import VAE, DCGANUpdate, UNet
 
 TRAIN = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
@@ -53,22 +53,11 @@ def batches(images, batch, steps, generator, labels=None):
 
 def train_dcgan(images, steps, n):
     """examples/dcgan.lua: batch 64, Adam(2e-4, 0.5/0.999), BCE on logits, non-saturating G loss."""
-    G, D = dcgan_generator(), dcgan_discriminator()
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    real, fake = torch.ones(64, 1), torch.zeros(64, 1)
+    update = DCGANUpdate()
     for u8 in batches(images, 64, steps, torch.Generator().manual_seed(0)):
-        x = u8.float() / 127.5 - 1
-        generated = G(torch.randn(64, 100))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d = F.binary_cross_entropy_with_logits(D(x), real) + F.binary_cross_entropy_with_logits(D(generated.detach()), fake)
-        loss_d.backward()
-        opt_d.step()
-        opt_g.zero_grad(set_to_none=True)
-        F.binary_cross_entropy_with_logits(D(generated), real).backward()
-        opt_g.step()
+        update(u8.float() / 127.5 - 1)
     with torch.no_grad():  # train-mode batch norm, as gen's example samples
-        return G(torch.randn(n, 100))
+        return update.G(torch.randn(n, 100))
 
 
 def train_vae(images, steps, n):
