@@ -50,9 +50,9 @@ $(BUILD)/%.o: %.c Makefile
 test: $(MODULE) $(RUNTIME)
 	$(LUA) spec/run.lua $(SPEC)
 
-## run: the main job (trains the default model, writes its sample grid, scores 10000 samples)
+## run: the main job (trains the class-conditional rectified flow, writes its sample grid, scores 1000 samples)
 run: $(MODULE) $(RUNTIME)
-	bin/gen examples/dcgan.lua --steps 1500 --eval 10000
+	bin/gen examples/flow.lua --steps 1500 --sample-steps 25 --eval 1000
 
 ## bench: side-by-side benchmarks against PyTorch (installs python3-torch if missing)
 bench: $(MODULE) $(RUNTIME)

@@ -147,12 +147,13 @@ describe("convolution fast paths", function()
   end)
 
   it("handles an empty batch", function()
-    for _, k in ipairs { 1, 3 } do
-      local x, w, b = gen.randn(0, 3, 16, 16):requires_grad_(), gen.randn(4, 3, k, k):requires_grad_(), gen.randn(4):requires_grad_()
+    for _, cs in ipairs { { 1, 3 }, { 3, 3 }, { 3, 8 } } do -- 1x1, 3x3 by im2col, 3x3 by Winograd
+      local k, c = cs[1], cs[2]
+      local x, w, b = gen.randn(0, c, 16, 16):requires_grad_(), gen.randn(4 * c, c, k, k):requires_grad_(), gen.randn(4 * c):requires_grad_()
       local y = gen.conv2d(x, w, b, { padding = (k - 1) // 2 })
-      assert.same({ 0, 4, 16, 16 }, y.shape)
+      assert.same({ 0, 4 * c, 16, 16 }, y.shape)
       y:sum():backward()
-      assert.same({ 0, 3, 16, 16 }, x.grad.shape)
+      assert.same({ 0, c, 16, 16 }, x.grad.shape)
       assert.are.equal(0, w.grad:abs():sum():item())
       assert.are.equal(0, b.grad:abs():sum():item())
     end
