@@ -82,7 +82,11 @@ describe("every example", function()
         end
       end
       assert.equal(4, rows, csv)
-      local class = (name == "cgan" or name == "flow") and " --class 3" or ""
+      -- the grid is square: 8 x 8, or 10 x 10 (one column per class) for the conditional models
+      local conditional = name == "cgan" or name == "flow"
+      local side = (conditional and 10 or 8) * (28 + 2) + 2
+      assert.same({ 1, side, side }, require("gen").image.load(out .. "/samples.png").shape)
+      local class = conditional and " --class 3" or ""
       ok, log = sh(string.format("bin/gen examples/%s.lua --sample 5 --out %s %s%s", name, out, extra, class))
       assert.is_true(ok, log)
       local gen = require "gen"

@@ -70,13 +70,14 @@ end
 local function mkdir(dir) os.execute('mkdir -p "' .. dir .. '"') end
 
 --- Writes images ({N, C, H, W} in [-1, 1]) as DIR/samples.idx (uint8, N x H x W for one channel,
--- 0 = black) and a grid DIR/samples.png.
+-- 0 = black) and the first nrow x nrow of them (nrow defaults to 8) as a grid DIR/samples.png.
 function M.write_samples(dir, images, nrow)
+  nrow = nrow or 8
   local u8 = ((images:clamp(-1, 1) + 1) * 127.5 + 0.5):byte()
   local n, c, h, w = table.unpack(u8.shape)
   gen.data.idx.write(dir .. "/samples.idx", c == 1 and u8:view(n, h, w) or u8)
-  local shown = images:narrow(1, 1, math.min(n, 64))
-  gen.image.save(dir .. "/samples.png", gen.image.grid(shown, { nrow = nrow or 8, range = { -1, 1 } }))
+  local shown = images:narrow(1, 1, math.min(n, nrow * nrow))
+  gen.image.save(dir .. "/samples.png", gen.image.grid(shown, { nrow = nrow, range = { -1, 1 } }))
 end
 
 local function plot_losses(run, losses)
@@ -162,7 +163,8 @@ function M.train(run, spec)
   gen.checkpoint.save(ck_path, M.state_with_step(spec.state, step))
   plot_losses(run, spec.losses)
   gen.manual_seed(run.seed + 1)
-  M.write_samples(run.out, gen.no_grad(spec.sample, 64, run), spec.nrow)
+  local nrow = spec.nrow or 8 -- a square grid: with nrow = 10 and classes cycling, each column is one class
+  M.write_samples(run.out, gen.no_grad(spec.sample, nrow * nrow, run), nrow)
   if spec.after then spec.after() end
   print(string.format("trained %d steps in %.1f s; wrote %s/checkpoint.safetensors, samples.png, log.csv, losses.png",
     step, gen.time() - t0, run.out))
