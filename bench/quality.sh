@@ -4,14 +4,14 @@
 # Fashion-MNIST files and all scored by gen's own tools/metrics.lua against the test set. About
 # two and a half hours on 2 cores; every run logs to runs/quality/NAME.log and ends with its metrics line.
 #   bash bench/quality.sh               everything
-#   bash bench/quality.sh flow ddpm     only these (gen: dcgan vae flow ddpm ddpm_eval; twins: torch_dcgan torch_vae torch_flow)
+#   bash bench/quality.sh flow ddpm     only these (gen: dcgan cdcgan vae flow ddpm ddpm_eval; twins: torch_dcgan torch_vae torch_flow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=runs/quality
 mkdir -p "$out"
 torch_env=(env OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2)
 selected=("$@")
-[ ${#selected[@]} -gt 0 ] || selected=(dcgan vae flow ddpm ddpm_eval torch_dcgan torch_vae torch_flow)
+[ ${#selected[@]} -gt 0 ] || selected=(dcgan cdcgan vae flow ddpm ddpm_eval torch_dcgan torch_vae torch_flow)
 
 run() { # run NAME COMMAND...: the command's output goes to runs/quality/NAME.log and its last lines to stdout
   local name=$1
@@ -24,6 +24,7 @@ run() { # run NAME COMMAND...: the command's output goes to runs/quality/NAME.lo
 for w in "${selected[@]}"; do
   case $w in
   dcgan) run dcgan bin/gen examples/dcgan.lua --epochs 5 --threads 2 --out "$out/dcgan" --eval 10000 ;;
+  cdcgan) run cdcgan bin/gen examples/cgan.lua --model dcgan --epochs 5 --threads 2 --out "$out/cdcgan" --eval 10000 ;;
   vae) run vae bin/gen examples/vae.lua --epochs 20 --threads 2 --out "$out/vae" --eval 10000 ;;
   flow)
     run flow bin/gen examples/flow.lua --steps 2000 --threads 2 --out "$out/flow" --sample-steps 25 --eval 10000

@@ -38,6 +38,14 @@ def write_idx(path, images):  # uint8 {N, H, W}, the format gen.data.idx.read re
         f.write(images.contiguous().numpy().tobytes())
 
 
+START = [0.0]
+
+
+def training_done(steps):
+    """Prints the training time (from the start of the run to here, before sampling)."""
+    print(f"trained {steps} steps in {time.perf_counter() - START[0]:.1f} s", flush=True)
+
+
 def batches(images, batch, steps, generator, labels=None):
     """Shuffled epochs without the last partial batch, as gen's DataLoader with drop_last."""
     done = 0
@@ -56,6 +64,7 @@ def train_dcgan(images, steps, n):
     update = DCGANUpdate()
     for u8 in batches(images, 64, steps, torch.Generator().manual_seed(0)):
         update(u8.float() / 127.5 - 1)
+    training_done(steps)
     with torch.no_grad():  # train-mode batch norm, as gen's example samples
         return update.G(torch.randn(n, 100))
 
@@ -72,6 +81,7 @@ def train_vae(images, steps, n):
         opt.zero_grad(set_to_none=True)
         (recon + kl).backward()
         opt.step()
+    training_done(steps)
     with torch.no_grad():
         return torch.sigmoid(model.decoder(torch.randn(n, 20))).view(n, 1, 28, 28) * 2 - 1
 
@@ -100,6 +110,7 @@ def train_flow(images, steps, n):
         with torch.no_grad():
             for e, p in zip(ema, model.parameters()):
                 e.mul_(d).add_(p.detach(), alpha=1 - d)
+    training_done(steps)
     with torch.no_grad():
         for e, p in zip(ema, model.parameters()):
             p.copy_(e)
@@ -121,7 +132,7 @@ def main():
     name, steps, n, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     torch.manual_seed(0)
     images = load_images()
-    t0 = time.perf_counter()
+    t0 = START[0] = time.perf_counter()
     samples = {"dcgan": train_dcgan, "vae": train_vae, "flow": train_flow}[name](images, steps, n)
     seconds = time.perf_counter() - t0
     u8 = ((samples.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).view(n, 28, 28)

@@ -1,13 +1,20 @@
--- A class-conditional GAN (Mirza & Osindero, 2014): MLPs with label embeddings on Fashion-MNIST.
+-- A class-conditional GAN (Mirza & Osindero, 2014) on Fashion-MNIST: MLPs with label embeddings
+-- (--model mlp), or the DCGAN with the label as an embedding added to z and an input map to D
+-- (--model dcgan).
 --   bin/gen examples/cgan.lua --epochs 20
+--   bin/gen examples/cgan.lua --model dcgan --epochs 5
 --   bin/gen examples/cgan.lua --sample 100 --class 8       (100 bags; without --class, all classes)
 local gen = require "gen"
 local gan = require "gen.models.gan"
+local dcgan = require "gen.models.dcgan"
 local experiment = require "gen.experiment"
 
-local run = experiment.parse("cgan", arg, { epochs = 20, lr = 2e-4, loss = "nonsaturating", z_dim = 64 })
+local run = experiment.parse("cgan", arg, { epochs = 20, lr = 2e-4, loss = "nonsaturating", model = "mlp", z_dim = 0 })
 gen.manual_seed(run.seed)
-local G, D = gan.Generator { z_dim = run.z_dim, classes = 10 }, gan.Discriminator { classes = 10 }
+local family = ({ mlp = gan, dcgan = dcgan })[run.model]
+if not family then error("--model must be mlp or dcgan, got " .. run.model, 0) end
+if run.z_dim == 0 then run.z_dim = run.model == "mlp" and 64 or 100 end
+local G, D = family.Generator { z_dim = run.z_dim, classes = 10 }, family.Discriminator { classes = 10 }
 local opt_g = gen.optim.Adam(G, { lr = run.lr, betas = { 0.5, 0.999 } })
 local opt_d = gen.optim.Adam(D, { lr = run.lr, betas = { 0.5, 0.999 } })
 

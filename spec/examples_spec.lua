@@ -64,13 +64,13 @@ end)
 
 describe("every example", function()
   local cases = {
-    { "gan", "--loss minimax" }, { "cgan", "" }, { "vae", "--model conv" }, { "ddpm", "--sample-steps 2" },
-    { "flow", "--sample-steps 2" },
+    { "gan", "--loss minimax" }, { "cgan", "" }, { "cgan", "--model dcgan", "cdcgan" }, { "vae", "--model conv" },
+    { "ddpm", "--sample-steps 2" }, { "flow", "--sample-steps 2" },
   }
   for _, c in ipairs(cases) do
-    local name, extra = c[1], c[2]
-    it(name .. " trains a few steps and samples to IDX", function()
-      local out = base .. "/" .. name
+    local name, extra, dir = c[1], c[2], c[3] or c[1]
+    it(name .. " " .. extra .. " trains a few steps and samples to IDX", function()
+      local out = base .. "/" .. dir
       local ok, log = sh(string.format("bin/gen examples/%s.lua --steps 3 --batch 8 --log-every 1 --out %s %s", name, out, extra))
       assert.is_true(ok, log)
       local csv = read(out .. "/log.csv")

@@ -20,6 +20,41 @@ describe("GAN losses", function()
   end)
 end)
 
+describe("conditional DCGAN", function()
+  it("conditions G and D on the label, keeps the unconditional layout, and checks the labels", function()
+    local dcgan = models.dcgan
+    local G, D = dcgan.Generator { width = 8, classes = 10 }, dcgan.Discriminator { width = 8, classes = 10 }
+    local z = gen.randn(1, 100):expand(2, 100):contiguous()
+    local y = gen.tensor({ 3, 7 }, "int64")
+    local x = G(z, y)
+    assert.same({ 2, 1, 28, 28 }, x.shape)
+    -- the same z drawn as two classes gives two different images
+    assert.is_true((x[1] - x[2]):abs():max():item() > 1e-3)
+    local logits = D(x, y)
+    assert.same({ 2, 1 }, logits.shape)
+    logits:sum():backward()
+    assert.is_true(D.embed.weight.grad:abs():sum():item() > 0)
+    assert.is_true(G.embed.weight.grad:abs():sum():item() > 0)
+    -- unconditional models keep the PyTorch-compatible parameter names and take no labels
+    local plain = dcgan.Generator { width = 8 }:state_dict()
+    assert.same({ 2 * 8 * 7 * 7, 100 }, plain["net.0.weight"].shape)
+    for name in pairs(plain) do assert.is_nil(name:find("embed"), name) end
+    assert.same({ 2 * 8 * 7 * 7, 110 }, G:state_dict()["net.0.weight"].shape)
+    assert.same({ 8, 2, 4, 4 }, D:state_dict()["net.0.weight"].shape)
+    for _, bad in ipairs { { nil, "got nil" }, { gen.tensor { 3, 7 }, "got float32 {2}" },
+      { gen.tensor({ 3 }, "int64"), "got int64 {1}" } } do
+      local ok, err = pcall(G, z, bad[1])
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("DCGANGenerator: expected labels as an int64 tensor {2} (classes = 10), " .. bad[2], 1, true), tostring(err))
+      ok, err = pcall(D, x:detach(), bad[1])
+      assert.truthy(tostring(err):find("DCGANDiscriminator: expected labels", 1, true), tostring(err))
+    end
+    local ok, err = pcall(G, z, gen.tensor({ 3, 11 }, "int64"))
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("11", 1, true), tostring(err))
+  end)
+end)
+
 describe("VAE", function()
   local vae = models.vae
   it("computes the ELBO terms", function()

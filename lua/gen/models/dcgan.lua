@@ -6,10 +6,25 @@
 -- Weights start as N(0, 0.02) (BN weights N(1, 0.02)), as in the paper. Parameter names match
 -- the PyTorch twin in spec/fixtures/make_dcgan_fixture.py (net.0.weight ...), so its state dict
 -- loads as-is.
+--
+-- With classes = K > 0 both become class-conditional (a conditional DCGAN, after Mirza &
+-- Osindero, 2014): G concatenates a learned K-dimensional label embedding to z, and D sees the
+-- label as one more input channel, an embedding of the class into an H x W map. Both then take
+-- labels (int64 {N}, 1..K) as a second argument.
 local gen = require "gen"
 local nn = gen.nn
 
 local M = {}
+
+-- The labels a conditional model was given, checked: int64 {n} in 1..classes.
+local function checked_labels(module, labels, n)
+  if not gen.is_tensor(labels) or labels.dtype ~= "int64" or labels:dim() ~= 1 or labels:size(1) ~= n then
+    error(string.format("%s: expected labels as an int64 tensor {%d} (classes = %d), got %s", module.__name, n,
+      module.classes, gen.is_tensor(labels) and (labels.dtype .. " {" .. table.concat(labels.shape, ",") .. "}")
+      or type(labels)), 3)
+  end
+  return labels
+end
 
 -- N(0, 0.02) weights for convolutions and linear layers, N(1, 0.02) for batch-norm scales.
 local function dcgan_init(seq, generator)
@@ -24,13 +39,14 @@ local function dcgan_init(seq, generator)
 end
 
 M.Generator = nn.Module:extend("DCGANGenerator")
---- Generator{z_dim = 100, channels = 1, width = 64, generator = g}
+--- Generator{z_dim = 100, channels = 1, width = 64, classes = 0, generator = g}
 function M.Generator:init(opts)
   opts = opts or {}
   local z, c, w = opts.z_dim or 100, opts.channels or 1, opts.width or 64
-  self.z_dim = z
+  self.z_dim, self.classes = z, opts.classes or 0
+  if self.classes > 0 then self.embed = nn.Embedding(self.classes, self.classes) end
   self.net = nn.Sequential(
-    nn.Linear(z, 2 * w * 7 * 7, { bias = false }),
+    nn.Linear(z + self.classes, 2 * w * 7 * 7, { bias = false }),
     nn.BatchNorm1d(2 * w * 7 * 7),
     nn.ReLU(),
     nn.Unflatten(2, { 2 * w, 7, 7 }),
@@ -41,15 +57,20 @@ function M.Generator:init(opts)
     nn.Tanh())
   dcgan_init(self.net, opts.generator)
 end
-function M.Generator:forward(z) return self.net(z) end
+function M.Generator:forward(z, labels)
+  if self.classes > 0 then z = gen.cat({ z, self.embed(checked_labels(self, labels, z:size(1))) }, 2) end
+  return self.net(z)
+end
 
 M.Discriminator = nn.Module:extend("DCGANDiscriminator")
---- Discriminator{channels = 1, width = 64}: returns logits {N, 1}.
+--- Discriminator{channels = 1, width = 64, classes = 0}: returns logits {N, 1}.
 function M.Discriminator:init(opts)
   opts = opts or {}
   local c, w = opts.channels or 1, opts.width or 64
+  self.classes = opts.classes or 0
+  if self.classes > 0 then self.embed = nn.Embedding(self.classes, 28 * 28) end
   self.net = nn.Sequential(
-    nn.Conv2d(c, w, 4, { stride = 2, padding = 1 }),
+    nn.Conv2d(c + (self.classes > 0 and 1 or 0), w, 4, { stride = 2, padding = 1 }),
     nn.LeakyReLU(0.2),
     nn.Conv2d(w, 2 * w, 4, { stride = 2, padding = 1, bias = false }),
     nn.BatchNorm2d(2 * w),
@@ -58,6 +79,12 @@ function M.Discriminator:init(opts)
     nn.Linear(2 * w * 7 * 7, 1))
   dcgan_init(self.net, opts.generator)
 end
-function M.Discriminator:forward(x) return self.net(x) end
+function M.Discriminator:forward(x, labels)
+  if self.classes > 0 then
+    local n = x:size(1)
+    x = gen.cat({ x, self.embed(checked_labels(self, labels, n)):view(n, 1, 28, 28) }, 2)
+  end
+  return self.net(x)
+end
 
 return M
