@@ -33,6 +33,8 @@ for w in "${selected[@]}"; do
   ddpm_eval) # scores the checkpoint that 'ddpm' trained: DDIM-50 at N=10000, then DDIM-50 vs 1000-step ancestral at N=500
     run ddpm_ddim bin/gen examples/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --eval 10000
     run ddpm_ddim_500 bin/gen examples/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --eval 500
+    run ddpm_ddim_eta1_500 bin/gen examples/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --eta 1 --eval 500
+    run ddpm_ddim100_500 bin/gen examples/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --sample-steps 100 --eval 500
     run ddpm_ancestral_500 bin/gen examples/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --sampler ddpm --eval 500 ;;
   torch_dcgan)
     run torch_dcgan "${torch_env[@]}" /usr/bin/python3 bench/twins_quality.py dcgan 4685 10000 "$out/torch_dcgan.idx"
