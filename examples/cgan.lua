@@ -9,17 +9,18 @@ local gan = require "gen.models.gan"
 local dcgan = require "gen.models.dcgan"
 local experiment = require "gen.experiment"
 
+-- --z-dim 0 keeps the model's own default (64 for the MLP, 100 for the DCGAN)
 local run = experiment.parse("cgan", arg, { epochs = 20, lr = 2e-4, loss = "nonsaturating", model = "mlp", z_dim = 0 })
 gen.manual_seed(run.seed)
 local family = ({ mlp = gan, dcgan = dcgan })[run.model]
 if not family then error("--model must be mlp or dcgan, got " .. run.model, 0) end
-if run.z_dim == 0 then run.z_dim = run.model == "mlp" and 64 or 100 end
-local G, D = family.Generator { z_dim = run.z_dim, classes = 10 }, family.Discriminator { classes = 10 }
+local G = family.Generator { z_dim = run.z_dim > 0 and run.z_dim or nil, classes = 10 }
+local D = family.Discriminator { classes = 10 }
 local opt_g = gen.optim.Adam(G, { lr = run.lr, betas = { 0.5, 0.999 } })
 local opt_d = gen.optim.Adam(D, { lr = run.lr, betas = { 0.5, 0.999 } })
 
 local function step(x, y)
-  local generated = G(gen.randn(x:size(1), run.z_dim), y)
+  local generated = G(gen.randn(x:size(1), G.z_dim), y)
   opt_d:zero_grad()
   local loss_d = gan.discriminator_loss(D(x, y), D(generated:detach(), y))
   loss_d:backward()
@@ -37,7 +38,7 @@ local function sample(n)
   local cycle = {}
   for i = 1, n do cycle[i] = run.class > 0 and run.class or (i - 1) % 10 + 1 end
   local labels = gen.tensor(cycle, "int64")
-  return G(gen.randn(n, run.z_dim), labels), labels
+  return G(gen.randn(n, G.z_dim), labels), labels
 end
 
 experiment.train(run, {

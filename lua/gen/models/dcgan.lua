@@ -16,7 +16,7 @@ local nn = gen.nn
 
 local M = {}
 
--- The labels a conditional model was given, checked: int64 {n} in 1..classes.
+-- The labels a conditional model was given, checked: int64 {n} (the embedding checks the range).
 local function checked_labels(module, labels, n)
   if not gen.is_tensor(labels) or labels.dtype ~= "int64" or labels:dim() ~= 1 or labels:size(1) ~= n then
     error(string.format("%s: expected labels as an int64 tensor {%d} (classes = %d), got %s", module.__name, n,
