@@ -23,7 +23,7 @@ RUNTIME   := $(BUILD)/gen/runtime.so
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS  := build-essential lua5.4 liblua5.4-dev libopenblas-openmp-dev libopenblas0-openmp \
              libpng-dev zlib1g-dev lua-busted luarocks dataset-fashion-mnist lua-readline
-# The Jupyter kernel (lua/gen/jupyter_kernel.py) and its tests (spec/kernel_spec.lua).
+# The Jupyter kernel (lua/gen/app/jupyter_kernel.py) and its tests (spec/kernel_spec.lua).
 KERNEL_PKGS := jupyter-notebook jupyter-nbconvert python3-ipykernel python3-jupyter-kernel-test
 # Where make install-kernel puts the kernel spec: --user, --sys-prefix or --prefix DIR.
 KERNEL_DEST ?= --user
@@ -52,7 +52,7 @@ test: $(MODULE) $(RUNTIME)
 
 ## run: the main job (trains the class-conditional rectified flow, writes its sample grid, scores 1000 samples)
 run: $(MODULE) $(RUNTIME)
-	bin/gen examples/flow.lua --steps 1500 --sample-steps 25 --eval 1000
+	bin/gen examples/diffusion/rectified_flow.lua --steps 1500 --sample-steps 25 --eval 1000
 
 ## bench: side-by-side benchmarks against PyTorch (installs python3-torch if missing)
 bench: $(MODULE) $(RUNTIME)

@@ -7,6 +7,7 @@ package.cpath = (os.getenv("GEN_BUILD") or "build") .. "/?.so;" .. package.cpath
 local gen = require "gen"
 local dcgan = require "gen.models.dcgan"
 local vae = require "gen.models.vae"
+local autoencoder = require "gen.autoencoder"
 local unet = require "gen.models.unet"
 local diffusion = require "gen.diffusion"
 
@@ -30,7 +31,7 @@ end
 
 local workloads = {}
 
--- One D update on real and generated images, then one G update, as examples/dcgan.lua does.
+-- One D update on real and generated images, then one G update, as examples/gan/dcgan.lua does.
 workloads.dcgan_step = function()
   local G, D = dcgan.Generator { z_dim = 100 }, dcgan.Discriminator()
   local opt_g = gen.optim.Adam(G, { lr = 2e-4, betas = { 0.5, 0.999 } })
@@ -59,7 +60,7 @@ workloads.vae_mlp_step = function()
   local seconds = bench(function()
     opt:zero_grad()
     local logits, mu, logvar = model(x)
-    local loss = vae.elbo_loss(x, logits, mu, logvar)
+    local loss = autoencoder.elbo_loss(x, logits, mu, logvar)
     loss:backward()
     opt:step()
     return loss:item()
@@ -98,7 +99,7 @@ workloads.unet_ddim_sample = function()
   return 50 * median(times), model:num_parameters()
 end
 
--- The examples' training loops, run in this process as `bin/gen examples/NAME.lua` would run them
+-- The examples' training loops, run in this process as `bin/gen examples/FAMILY/NAME.lua` would run them
 -- (real data loader, progress bar, loss log). Each step's start is stamped; the loop is stopped by
 -- an error at the start of the step after the last timed one, before checkpointing and sampling,
 -- which are not part of the loop. An iteration is the whole loop body, data loading included.
@@ -136,9 +137,9 @@ local function example(script, model_params)
     return median(times), params
   end
 end
-workloads.example_dcgan = example("dcgan", function(s) return s.G:num_parameters() + s.D:num_parameters() end)
-workloads.example_vae = example("vae", function(s) return s.model:num_parameters() end)
-workloads.example_ddpm = example("ddpm", function(s) return s.model:num_parameters() end)
+workloads.example_dcgan = example("gan/dcgan", function(s) return s.G:num_parameters() + s.D:num_parameters() end)
+workloads.example_vae = example("autoencoder/vae", function(s) return s.model:num_parameters() end)
+workloads.example_ddpm = example("diffusion/ddpm", function(s) return s.model:num_parameters() end)
 
 local f = assert(workloads[name], "unknown workload " .. tostring(name))
 local seconds, params = f()

@@ -23,19 +23,19 @@ run() { # run NAME COMMAND...: the command's output goes to runs/quality/NAME.lo
 
 for w in "${selected[@]}"; do
   case $w in
-  dcgan) run dcgan bin/gen examples/dcgan.lua --epochs 5 --threads 2 --out "$out/dcgan" --eval 10000 ;;
-  cdcgan) run cdcgan bin/gen examples/cgan.lua --model dcgan --epochs 5 --threads 2 --out "$out/cdcgan" --eval 10000 ;;
-  vae) run vae bin/gen examples/vae.lua --epochs 20 --threads 2 --out "$out/vae" --eval 10000 ;;
+  dcgan) run dcgan bin/gen examples/gan/dcgan.lua --epochs 5 --threads 2 --out "$out/dcgan" --eval 10000 ;;
+  cdcgan) run cdcgan bin/gen examples/gan/cgan.lua --model dcgan --epochs 5 --threads 2 --out "$out/cdcgan" --eval 10000 ;;
+  vae) run vae bin/gen examples/autoencoder/vae.lua --epochs 20 --threads 2 --out "$out/vae" --eval 10000 ;;
   flow)
-    run flow bin/gen examples/flow.lua --steps 2000 --threads 2 --out "$out/flow" --sample-steps 25 --eval 10000
-    run flow_1000 bin/gen examples/flow.lua --threads 2 --out "$out/flow" --sample-steps 25 --sample 100 --eval 1000 ;;
-  ddpm) run ddpm bin/gen examples/ddpm.lua --steps 8000 --threads 2 --out "$out/ddpm" ;;
+    run flow bin/gen examples/diffusion/rectified_flow.lua --steps 2000 --threads 2 --out "$out/flow" --sample-steps 25 --eval 10000
+    run flow_1000 bin/gen examples/diffusion/rectified_flow.lua --threads 2 --out "$out/flow" --sample-steps 25 --sample 100 --eval 1000 ;;
+  ddpm) run ddpm bin/gen examples/diffusion/ddpm.lua --steps 8000 --threads 2 --out "$out/ddpm" ;;
   ddpm_eval) # scores the checkpoint that 'ddpm' trained: DDIM-50 at N=10000, then DDIM-50 vs 1000-step ancestral at N=500
-    run ddpm_ddim bin/gen examples/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --eval 10000
-    run ddpm_ddim_500 bin/gen examples/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --eval 500
-    run ddpm_ddim_eta1_500 bin/gen examples/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --eta 1 --eval 500
-    run ddpm_ddim100_500 bin/gen examples/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --sample-steps 100 --eval 500
-    run ddpm_ancestral_500 bin/gen examples/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --sampler ddpm --eval 500 ;;
+    run ddpm_ddim bin/gen examples/diffusion/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --eval 10000
+    run ddpm_ddim_500 bin/gen examples/diffusion/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --eval 500
+    run ddpm_ddim_eta1_500 bin/gen examples/diffusion/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --eta 1 --eval 500
+    run ddpm_ddim100_500 bin/gen examples/diffusion/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --sample-steps 100 --eval 500
+    run ddpm_ancestral_500 bin/gen examples/diffusion/ddpm.lua --threads 2 --out "$out/ddpm" --sample 64 --sampler ddpm --eval 500 ;;
   torch_dcgan)
     run torch_dcgan "${torch_env[@]}" /usr/bin/python3 bench/twins_quality.py dcgan 4685 10000 "$out/torch_dcgan.idx"
     run torch_dcgan_metrics bin/gen tools/metrics.lua "$out/torch_dcgan.idx" ;;

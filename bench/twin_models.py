@@ -33,7 +33,7 @@ def dcgan_discriminator(w=64):
 
 
 class DCGANUpdate:
-    """One step of examples/dcgan.lua: a discriminator update on real and generated images, then
+    """One step of examples/gan/dcgan.lua: a discriminator update on real and generated images, then
     a generator update (non-saturating), BCE on logits, Adam(2e-4, betas 0.5/0.999) for both."""
 
     def __init__(self, batch=64, z_dim=100):

@@ -2,7 +2,7 @@
 # example's settings and budget on Fashion-MNIST (Debian's dataset-fashion-mnist), then writes N
 # samples as IDX, to be scored by gen's own tools/metrics.lua exactly like gen's samples.
 # Usage: OMP_NUM_THREADS=T OPENBLAS_NUM_THREADS=T python3 bench/twins_quality.py dcgan|vae|flow STEPS N OUT.idx
-# (flow samples cycle through the classes 1..10, as examples/flow.lua draws them: score them with
+# (flow samples cycle through the classes 1..10, as examples/diffusion/rectified_flow.lua draws them: score them with
 # tools/metrics.lua --cycle 1)
 import gzip
 import struct
@@ -60,7 +60,7 @@ def batches(images, batch, steps, generator, labels=None):
 
 
 def train_dcgan(images, steps, n):
-    """examples/dcgan.lua: batch 64, Adam(2e-4, 0.5/0.999), BCE on logits, non-saturating G loss."""
+    """examples/gan/dcgan.lua: batch 64, Adam(2e-4, 0.5/0.999), BCE on logits, non-saturating G loss."""
     update = DCGANUpdate()
     for u8 in batches(images, 64, steps, torch.Generator().manual_seed(0)):
         update(u8.float() / 127.5 - 1)
@@ -70,7 +70,7 @@ def train_dcgan(images, steps, n):
 
 
 def train_vae(images, steps, n):
-    """examples/vae.lua (MLP): batch 128, Adam(1e-3), Bernoulli -ELBO per sample; decoded means."""
+    """examples/autoencoder/vae.lua (MLP): batch 128, Adam(1e-3), Bernoulli -ELBO per sample; decoded means."""
     model = VAE()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for u8 in batches(images, 128, steps, torch.Generator().manual_seed(0)):
@@ -87,7 +87,7 @@ def train_vae(images, steps, n):
 
 
 def train_flow(images, steps, n):
-    """examples/flow.lua: class-conditional rectified flow on 32x32 (padded with -1), batch 32,
+    """examples/diffusion/rectified_flow.lua: class-conditional rectified flow on 32x32 (padded with -1), batch 32,
     AdamW(2e-4), label dropout 0.1 to the "no class" entry, EMA 0.999 with the (1 + n) / (10 + n)
     warm-up; samples from the EMA weights with 25 Euler steps and guidance 2.0, classes cycling."""
     classes, null = 10, 10

@@ -86,7 +86,7 @@ describe("autograd", function()
     for _ = 1, 20000 do y = y * 1 end
     y:sum():backward()
     assert.same({ 1 }, x.grad:totable())
-    y = nil
+    y = nil -- luacheck: ignore (dropping the last reference is the point)
     collectgarbage()
   end)
 

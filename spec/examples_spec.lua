@@ -18,9 +18,9 @@ end
 local base = os.tmpname()
 os.remove(base)
 
-describe("examples/dcgan.lua", function()
+describe("examples/gan/dcgan.lua", function()
   it("trains, logs, checkpoints, samples, and resumes bitwise-identically", function()
-    local ok, out = sh("bin/gen examples/dcgan.lua --steps 8 --batch 16 --log-every 1 --checkpoint-every 4 --seed 3 --out " .. base .. "/a")
+    local ok, out = sh("bin/gen examples/gan/dcgan.lua --steps 8 --batch 16 --log-every 1 --checkpoint-every 4 --seed 3 --out " .. base .. "/a")
     assert.is_true(ok, out)
     local log = read(base .. "/a/log.csv")
     assert.truthy(log:match("^step,loss_d,loss_g\n"), log)
@@ -38,25 +38,25 @@ describe("examples/dcgan.lua", function()
       assert.truthy(read(base .. "/a/" .. f), f .. " missing")
     end
     -- the same run stopped at 4 and resumed reaches the same losses, to the last digit
-    assert.is_true(sh("bin/gen examples/dcgan.lua --steps 4 --batch 16 --log-every 1 --checkpoint-every 4 --seed 3 --out " .. base .. "/b"))
-    assert.is_true(sh("bin/gen examples/dcgan.lua --steps 8 --batch 16 --log-every 1 --checkpoint-every 4 --seed 3 --resume --out " .. base .. "/b"))
+    assert.is_true(sh("bin/gen examples/gan/dcgan.lua --steps 4 --batch 16 --log-every 1 --checkpoint-every 4 --seed 3 --out " .. base .. "/b"))
+    assert.is_true(sh("bin/gen examples/gan/dcgan.lua --steps 8 --batch 16 --log-every 1 --checkpoint-every 4 --seed 3 --resume --out " .. base .. "/b"))
     assert.equal(log, read(base .. "/b/log.csv"))
   end)
 
   it("writes N samples as IDX, reproducibly", function()
-    local ok, out = sh("bin/gen examples/dcgan.lua --sample 10 --out " .. base .. "/a")
+    local ok, out = sh("bin/gen examples/gan/dcgan.lua --sample 10 --out " .. base .. "/a")
     assert.is_true(ok, out)
     local gen = require "gen"
     local s = gen.data.idx.read(base .. "/a/samples.idx")
     assert.same({ 10, 28, 28 }, s.shape)
     assert.equal("uint8", s.dtype)
     local first = read(base .. "/a/samples.idx")
-    assert.is_true(sh("bin/gen examples/dcgan.lua --sample 10 --out " .. base .. "/a"))
+    assert.is_true(sh("bin/gen examples/gan/dcgan.lua --sample 10 --out " .. base .. "/a"))
     assert.equal(first, read(base .. "/a/samples.idx"))
   end)
 
   it("rejects unknown options", function()
-    local ok, out = sh("bin/gen examples/dcgan.lua --bogus 1 --out " .. base .. "/c")
+    local ok, out = sh("bin/gen examples/gan/dcgan.lua --bogus 1 --out " .. base .. "/c")
     assert.is_not_true(ok)
     assert.truthy(out:find("unknown option --bogus", 1, true), out)
   end)
@@ -64,11 +64,13 @@ end)
 
 describe("every example", function()
   local cases = {
-    { "gan", "--loss minimax" }, { "cgan", "" }, { "cgan", "--model dcgan", "cdcgan" }, { "vae", "--model conv" },
-    { "ddpm", "--sample-steps 2" }, { "flow", "--sample-steps 2" },
+    { "gan/gan", "--loss minimax" }, { "gan/cgan", "" }, { "gan/cgan", "--model dcgan", "cdcgan" },
+    { "autoencoder/vae", "--model conv" }, { "diffusion/ddpm", "--sample-steps 2" },
+    { "diffusion/rectified_flow", "--sample-steps 2" },
   }
   for _, c in ipairs(cases) do
-    local name, extra, dir = c[1], c[2], c[3] or c[1]
+    local name, extra = c[1], c[2]
+    local dir = c[3] or name:match("[^/]+$")
     it(name .. " " .. extra .. " trains a few steps and samples to IDX", function()
       local out = base .. "/" .. dir
       local ok, log = sh(string.format("bin/gen examples/%s.lua --steps 3 --batch 8 --log-every 1 --out %s %s", name, out, extra))
@@ -83,7 +85,7 @@ describe("every example", function()
       end
       assert.equal(4, rows, csv)
       -- the grid is square: 8 x 8, or 10 x 10 (one column per class) for the conditional models
-      local conditional = name == "cgan" or name == "flow"
+      local conditional = name == "gan/cgan" or name == "diffusion/rectified_flow"
       local side = (conditional and 10 or 8) * (28 + 2) + 2
       assert.same({ 1, side, side }, require("gen").image.load(out .. "/samples.png").shape)
       local class = conditional and " --class 3" or ""
@@ -100,7 +102,7 @@ describe("--eval", function()
   it("scores fresh samples against the test set and writes metrics.txt, with agreement for conditional models", function()
     for _, name in ipairs { "gan", "cgan" } do
       local out = base .. "/" .. name -- trained by the runs above
-      local ok, log = sh(string.format("bin/gen examples/%s.lua --sample 4 --eval 30 --eval-batch 8 --out %s", name, out))
+      local ok, log = sh(string.format("bin/gen examples/gan/%s.lua --sample 4 --eval 30 --eval-batch 8 --out %s", name, out))
       assert.is_true(ok, log)
       local line = read(out .. "/metrics.txt")
       assert.truthy(line and line:match("^" .. name .. ": 30 samples"), line)

@@ -47,6 +47,7 @@ describe("conditional DCGAN", function()
       assert.is_false(ok)
       assert.truthy(tostring(err):find("DCGANGenerator: expected labels as an int64 tensor {2} (classes = 10), " .. bad[2], 1, true), tostring(err))
       ok, err = pcall(D, x:detach(), bad[1])
+      assert.is_false(ok)
       assert.truthy(tostring(err):find("DCGANDiscriminator: expected labels", 1, true), tostring(err))
     end
     local ok, err = pcall(G, z, gen.tensor({ 3, 11 }, "int64"))
@@ -173,7 +174,7 @@ describe("diffusion", function()
   end)
 
   it("guides: (1 + w) v(class) - w v(no class)", function()
-    local model = function(x, t, labels) return x * 0 + labels:float():view(-1, 1, 1, 1) end
+    local model = function(x, _, labels) return x * 0 + labels:float():view(-1, 1, 1, 1) end
     local v = diffusion.guided(model, gen.zeros(2, 1, 1, 1), gen.ones(2), gen.tensor({ 1, 2 }, "int64"), { guidance = 2, null_class = 11 })
     assert.same({ 3 * 1 - 2 * 11, 3 * 2 - 2 * 11 }, v:view(2):totable())
   end)

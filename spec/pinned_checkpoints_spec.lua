@@ -13,9 +13,9 @@ local base = os.tmpname()
 os.remove(base)
 
 local pinned = {
-  { script = "examples/dcgan.lua", extra = "",
+  { script = "examples/gan/dcgan.lua", extra = "",
     digest = "70707bdc11f6992c224698b243e7ee95d866f9e200796e249735a3827e95018b" },
-  { script = "examples/flow.lua", extra = " --sample-steps 1",
+  { script = "examples/diffusion/rectified_flow.lua", extra = " --sample-steps 1",
     digest = "2b3b90b2c67b3f5d9aa40543f603f66751a2c275de3fc05883db216cc2c2965b" },
 }
 

@@ -5,5 +5,6 @@ package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 package.cpath = build .. "/?.so;" .. package.cpath
 local args = { ... }
 local files = #args > 0 and args or { "spec" }
-arg = { [0] = "spec/run.lua", "--output=spec/support/summary.lua", "--pattern=_spec", table.unpack(files) }
+arg = { -- luacheck: ignore (busted reads its command line from arg)
+  [0] = "spec/run.lua", "--output=spec/support/summary.lua", "--pattern=_spec", table.unpack(files) }
 require "busted.runner" ({ standalone = false })

@@ -1,5 +1,5 @@
 -- Trains the Fashion-MNIST classifier behind gen.metrics and writes its weights to
--- lua/gen/metrics_classifier.safetensors (with its test accuracy in the metadata).
+-- lua/gen/metrics/fashion_mnist_classifier.safetensors (with its test accuracy in the metadata).
 --   bin/gen tools/train_classifier.lua [--epochs 4] [--seed 0]
 local gen = require "gen"
 local metrics = require "gen.metrics"

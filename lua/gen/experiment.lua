@@ -1,4 +1,4 @@
---- gen.experiment: the command-line contract and training loop shared by examples/*.lua.
+--- gen.experiment: the command-line contract and training loop shared by examples/FAMILY/*.lua.
 --
 --   local run = experiment.parse("dcgan", arg, {epochs = 5, batch = 64, lr = 2e-4})
 --   experiment.train(run, {state = {...}, data = dataset, losses = {"loss_d", "loss_g"},
@@ -21,11 +21,11 @@ local M = {}
 local common = { out = "", epochs = 0, steps = 0, batch = 64, seed = 0, threads = 0, resume = false, sample = 0,
   class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500, eval = 0, eval_batch = 64 }
 
-local function usage(name, opts)
+local function usage(script, opts)
   local keys = {}
   for k in pairs(opts) do keys[#keys + 1] = k end
   table.sort(keys)
-  local lines = { "usage: bin/gen examples/" .. name .. ".lua [options]" }
+  local lines = { "usage: bin/gen " .. script .. " [options]" }
   for _, k in ipairs(keys) do lines[#lines + 1] = string.format("  --%-16s (default %s)", k:gsub("_", "-"), tostring(opts[k])) end
   return table.concat(lines, "\n")
 end
@@ -35,15 +35,16 @@ function M.parse(name, argv, defaults)
   local opts = {}
   for k, v in pairs(common) do opts[k] = v end
   for k, v in pairs(defaults or {}) do opts[k] = v end
+  local script = argv and argv[0] or (name .. ".lua")
   local i = 1
   while argv and argv[i] do
     local a = argv[i]
-    if a == "-h" or a == "--help" then print(usage(name, opts)); os.exit(0) end
+    if a == "-h" or a == "--help" then print(usage(script, opts)); os.exit(0) end
     local key = a:match("^%-%-([%w%-]+)$")
-    if not key then error("unexpected argument '" .. a .. "'\n" .. usage(name, opts), 0) end
+    if not key then error("unexpected argument '" .. a .. "'\n" .. usage(script, opts), 0) end
     key = key:gsub("%-", "_")
     local cur = opts[key]
-    if cur == nil then error("unknown option --" .. key:gsub("_", "-") .. "\n" .. usage(name, opts), 0) end
+    if cur == nil then error("unknown option --" .. key:gsub("_", "-") .. "\n" .. usage(script, opts), 0) end
     if type(cur) == "boolean" then
       opts[key] = true
       i = i + 1

@@ -140,7 +140,7 @@ function image.show(t, opts)
   local px = image.to_uint8(t, range, "gen.image.show")
   local c, h, w = table.unpack(px.shape)
   if c > 4 then error("gen.image.show: expected 1 to 4 channels, got " .. c, 2) end
-  local display = opts.print ~= false and package.loaded["gen.ui"] and package.loaded["gen.ui"].display
+  local display = opts.print ~= false and package.loaded["gen.app.ui"] and package.loaded["gen.app.ui"].display
   if display and display.image then
     display.image(px)
     return

@@ -17,7 +17,7 @@
 --   generator = g   orders and flips are drawn from g, as PyTorch's DataLoader does: seeding g
 --                   the same way gives the same sequence of epochs.
 --   neither         drawn from the default generator (gen.manual_seed controls it).
--- Batches are assembled in C (gather rows, scale, flip, pad in one pass: csrc/io_batch.c).
+-- Batches are assembled in C (gather rows, scale, flip, pad in one pass: gen.core.io.batch_images).
 local gen = require "gen"
 
 local DataLoader = {}

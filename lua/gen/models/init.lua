@@ -1,16 +1,34 @@
---- gen.models: model families (each a submodule) and helpers they share.
---   gen.models.dcgan   DCGAN generator/discriminator for 28x28 (Radford et al., 2016)
---   gen.models.gan     MLP GAN and the GAN losses (Goodfellow et al., 2014)
---   gen.models.vae     MLP and convolutional VAEs, the ELBO (Kingma & Welling, 2014)
+--- gen.models: architectures only, each sized by options (resolution, channels, classes); the
+-- objectives and samplers live with their family (gen.gan, gen.autoencoder, gen.diffusion).
+--   gen.models.gan     MLP generator/discriminator (Goodfellow et al., 2014)
+--   gen.models.dcgan   DCGAN generator/discriminator for 28, 32 or 64 pixels (Radford et al., 2016)
+--   gen.models.vae     MLP and convolutional VAEs (Kingma & Welling, 2014)
 --   gen.models.unet    the diffusion UNet (Ho et al., 2020)
 local M = {}
 
+local known = { gan = true, dcgan = true, vae = true, unet = true }
+
+-- Submodules load on first use. A broken model file raises its own load error here.
 setmetatable(M, { __index = function(t, k)
-  local ok, m = pcall(require, "gen.models." .. k)
-  if not ok then return nil end
+  if not known[k] then return nil end
+  local m = require("gen.models." .. k)
   rawset(t, k, m)
   return m
 end })
+
+--- The square image shape {channels, resolution, resolution} of a model's options, checked
+-- against the resolutions the model supports. Defaults: 1 channel, 28 pixels.
+function M.image_shape(who, opts, supported)
+  local c, r = opts.channels or 1, opts.resolution or 28
+  if math.type(c) ~= "integer" or c < 1 then error(string.format("%s: channels must be a positive integer, got %s", who, tostring(c)), 3) end
+  if supported and not supported[r] then
+    local list = {}
+    for k in pairs(supported) do list[#list + 1] = k end
+    table.sort(list)
+    error(string.format("%s: resolution must be one of %s, got %s", who, table.concat(list, ", "), tostring(r)), 3)
+  end
+  return c, r
+end
 
 --- interpolate(z0, z1, t [, "linear" | "spherical"]): latent batches {N, D} at t in [0, 1].
 -- Spherical interpolation (Shoemake's slerp) keeps Gaussian latents at a typical norm, so

@@ -87,4 +87,11 @@ function M.orthogonal_(t, gain, opts)
   return fill(t, function() t:copy_((q * (gain or 1)):reshape(t.shape)) end)
 end
 
+--- A tensor drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)): what PyTorch's kaiming_uniform_(a = sqrt(5))
+-- gives for Linear and Conv weights, and its bias default.
+function M.fan_in_uniform(shape, fan_in)
+  local bound = fan_in > 0 and 1 / math.sqrt(fan_in) or 0
+  return gen.empty(shape):uniform_(-bound, bound)
+end
+
 return M

@@ -5,7 +5,6 @@
 local gen = require "gen"
 
 local Module = { __name = "Module" }
-local instance_mt = {}
 local parameter_marks = setmetatable({}, { __mode = "k" })
 
 --- Marks a tensor as a trainable parameter (it gets requires_grad) and returns it.

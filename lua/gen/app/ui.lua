@@ -3,7 +3,7 @@ local gen = require "gen"
 
 local ui = {}
 
---- Where rich output goes: nil in a terminal or a script. The notebook kernel (lua/gen/kernel.lua)
+--- Where rich output goes: nil in a terminal or a script. The notebook kernel (lua/gen/app/kernel.lua)
 -- sets a table of hooks, and then images, plots and progress bars display in the notebook:
 --   display.image(px)                  px: uint8 {C, H, W}; shown inline as a PNG
 --   display.progress(p, line, final)   redraws progress bar p's line in place
@@ -212,9 +212,9 @@ function ui.read_csv(path)
   for _, n in ipairs(names) do cols[n] = {} end
   for line in f:lines() do
     local i = 0
-    for cell in (line .. ","):gmatch("([^,]*),") do
+    for field in (line .. ","):gmatch("([^,]*),") do
       i = i + 1
-      if names[i] then cols[names[i]][#cols[names[i]] + 1] = tonumber(cell) end
+      if names[i] then cols[names[i]][#cols[names[i]] + 1] = tonumber(field) end
     end
   end
   f:close()

@@ -1,13 +1,13 @@
 -- Class-conditional rectified flow (Liu et al., 2023) with classifier-free guidance (Ho &
 -- Salimans, 2022) on Fashion-MNIST padded to 32x32.
---   bin/gen examples/flow.lua --epochs 10
---   bin/gen examples/flow.lua --sample 100 --class 3 --guidance 2.0
+--   bin/gen examples/diffusion/rectified_flow.lua --epochs 10
+--   bin/gen examples/diffusion/rectified_flow.lua --sample 100 --class 3 --guidance 2.0
 local gen = require "gen"
 local diffusion = require "gen.diffusion"
 local unet = require "gen.models.unet"
 local experiment = require "gen.experiment"
 
-local run = experiment.parse("flow", arg, { epochs = 10, batch = 32, lr = 2e-4, sample_steps = 50, label_dropout = 0.1,
+local run = experiment.parse("rectified_flow", arg, { epochs = 10, batch = 32, lr = 2e-4, sample_steps = 50, label_dropout = 0.1,
   guidance = 2.0, ema = 0.999 })
 gen.manual_seed(run.seed)
 local classes = 10
@@ -17,7 +17,7 @@ local ema = gen.optim.EMA(model, run.ema)
 
 local function step(x, y)
   opt:zero_grad()
-  local loss = diffusion.flow_loss(model, x, y, { label_dropout = run.label_dropout, null_class = classes + 1 })
+  local loss = diffusion.rectified_flow_loss(model, x, y, { label_dropout = run.label_dropout })
   loss:backward()
   opt:step()
   ema:update()
@@ -31,8 +31,8 @@ local function sample(n)
   for i = 1, n do labels[i] = run.class > 0 and run.class or (i - 1) % classes + 1 end
   ema:swap()
   labels = gen.tensor(labels, "int64")
-  local x = diffusion.flow_sample(model, { n, 1, 32, 32 }, { steps = run.sample_steps, labels = labels,
-    guidance = run.guidance, null_class = classes + 1 })
+  local x = diffusion.rectified_flow_sample(model, { n, 1, 32, 32 }, { steps = run.sample_steps, labels = labels,
+    guidance = run.guidance })
   ema:swap()
   return x:narrow(3, 3, 28):narrow(4, 3, 28), labels
 end

@@ -1,18 +1,19 @@
 -- A class-conditional GAN (Mirza & Osindero, 2014) on Fashion-MNIST: MLPs with label embeddings
 -- (--model mlp), or the DCGAN with the label as an embedding added to z and an input map to D
 -- (--model dcgan).
---   bin/gen examples/cgan.lua --epochs 20
---   bin/gen examples/cgan.lua --model dcgan --epochs 5
---   bin/gen examples/cgan.lua --sample 100 --class 8       (100 bags; without --class, all classes)
+--   bin/gen examples/gan/cgan.lua --epochs 20
+--   bin/gen examples/gan/cgan.lua --model dcgan --epochs 5
+--   bin/gen examples/gan/cgan.lua --sample 100 --class 8       (100 bags; without --class, all classes)
 local gen = require "gen"
-local gan = require "gen.models.gan"
+local gan = require "gen.gan"
+local mlp = require "gen.models.gan"
 local dcgan = require "gen.models.dcgan"
 local experiment = require "gen.experiment"
 
 -- --z-dim 0 keeps the model's own default (64 for the MLP, 100 for the DCGAN)
 local run = experiment.parse("cgan", arg, { epochs = 20, lr = 2e-4, loss = "nonsaturating", model = "mlp", z_dim = 0 })
 gen.manual_seed(run.seed)
-local family = ({ mlp = gan, dcgan = dcgan })[run.model]
+local family = ({ mlp = mlp, dcgan = dcgan })[run.model]
 if not family then error("--model must be mlp or dcgan, got " .. run.model, 0) end
 local G = family.Generator { z_dim = run.z_dim > 0 and run.z_dim or nil, classes = 10 }
 local D = family.Discriminator { classes = 10 }

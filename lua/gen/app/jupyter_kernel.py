@@ -2,7 +2,7 @@
 
 ipykernel speaks Jupyter's wire protocol (ZeroMQ sockets, signed messages, heartbeats, the
 message schemas); this file only translates between it and the child, which runs
-lua/gen/kernel.lua in one persistent Lua state with gen loaded. A crash in native code (a
+lua/gen/app/kernel.lua in one persistent Lua state with gen loaded. A crash in native code (a
 segfault, os.exit) ends only the child: the cell reports it and the next cell gets a fresh one.
 
     python3 jupyter_kernel.py -f CONNECTION_FILE          run (Jupyter does this, see kernel.json)
@@ -32,9 +32,9 @@ def _launcher():
     path = os.environ.get("GEN_LAUNCHER")
     if path:
         return path
-    # a checkout: lua/gen/jupyter_kernel.py -> bin/gen
+    # a checkout: lua/gen/app/jupyter_kernel.py -> bin/gen
     here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.join(os.path.dirname(os.path.dirname(here)), "bin", "gen")
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(here))), "bin", "gen")
 
 
 def _describe_exit(code):
@@ -57,7 +57,7 @@ class Child:
         self.rep_r, rep_w = os.pipe()
         env = dict(os.environ, GEN_KERNEL_FDS="%d %d" % (req_r, rep_w))
         self.proc = subprocess.Popen(
-            [_launcher(), "-e", "require('gen.kernel').run()"],
+            [_launcher(), "-e", "require('gen.app.kernel').run()"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -86,7 +86,7 @@ class Child:
             view = view[n:]
 
     def ack(self):
-        """Lets the child go on after an image or progress message (see lua/gen/kernel.lua)."""
+        """Lets the child go on after an image or progress message (see lua/gen/app/kernel.lua)."""
         try:
             os.write(self.req_w, b"ack\n")
         except BrokenPipeError:

@@ -1,66 +1,20 @@
---- gen.metrics: sample quality measured with a Fashion-MNIST classifier trained with gen.
---   FID (Heusel et al., 2017) between the classifier's penultimate features of two image sets,
---   Inception Score (Salimans et al., 2016) with the classifier's class probabilities,
+--- gen.metrics: sample quality from the features of a network, any network: an extractor (see
+-- gen.metrics.fashion_mnist, the default, for the interface) turns images into features and class
+-- probabilities, and these functions score them:
+--   FID (Heusel et al., 2017) between Gaussians fitted to two feature sets,
+--   KID (Binkowski et al., 2018), the unbiased squared MMD under a cubic polynomial kernel,
+--   Inception Score (Salimans et al., 2016) from class probabilities,
 --   coverage = entropy of the predicted-class histogram (ln 10 = 2.303 when all classes appear
 --   equally), and agreement = the fraction classified as a requested class.
--- The classifier's weights ship in lua/gen/metrics_classifier.safetensors, built by
--- tools/train_classifier.lua. Images are {N, 1, 28, 28}: uint8 (0 = black) or floats in [-1, 1].
+-- The extractor is the measuring instrument: models are never trained against it.
 local gen = require "gen"
-local nn = gen.nn
+local fashion_mnist = require "gen.metrics.fashion_mnist"
 
-local M = {}
+local M = { fashion_mnist = fashion_mnist }
 
-M.Classifier = nn.Module:extend("FashionClassifier")
-function M.Classifier:init()
-  self.block1 = nn.Sequential(nn.Conv2d(1, 32, 3, { padding = 1 }), nn.BatchNorm2d(32), nn.ReLU())
-  self.block2 = nn.Sequential(nn.Conv2d(32, 64, 3, { padding = 1 }), nn.BatchNorm2d(64), nn.ReLU())
-  self.fc = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU())
-  self.dropout = nn.Dropout(0.3)
-  self.head = nn.Linear(128, 10)
-end
---- The 128 penultimate features used for FID.
-function M.Classifier:embed(x)
-  local h = gen.max_pool2d(self.block1(x), 2)
-  return self.fc(gen.max_pool2d(self.block2(h), 2))
-end
-function M.Classifier:forward(x) return self.head(self.dropout(self:embed(x))) end
-
-M.weights_path = (function()
-  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-  return here .. "/metrics_classifier.safetensors"
-end)()
-
-local cached
---- The trained classifier (eval mode), loaded once.
-function M.classifier()
-  if cached then return cached end
-  local c = M.Classifier()
-  local ok, tensors = pcall(gen.load, M.weights_path)
-  if not ok then error("gen.metrics: no classifier weights at " .. M.weights_path .. " (run bin/gen tools/train_classifier.lua)", 2) end
-  c:load_state_dict(tensors)
-  cached = c:eval()
-  return cached
-end
-
-local function as_input(images)
-  if images.dtype == "uint8" then return images:float() * (2 / 255) - 1 end
-  return images:float()
-end
-
---- Penultimate features {N, 128} and class probabilities {N, 10}, in batches.
-function M.features(images, opts)
-  local c = opts and opts.classifier or M.classifier()
-  local feats, probs = {}, {}
-  gen.no_grad(function()
-    for i = 1, images:size(1), 500 do
-      local x = as_input(images:narrow(1, i, math.min(500, images:size(1) - i + 1)))
-      local f = c:embed(x)
-      feats[#feats + 1] = f
-      probs[#probs + 1] = c.head(f):softmax(2)
-    end
-  end)
-  return gen.cat(feats), gen.cat(probs)
-end
+-- The default extractor's pieces under their old names.
+M.Classifier, M.classifier, M.features, M.weights_path =
+  fashion_mnist.Classifier, fashion_mnist.classifier, fashion_mnist.features, fashion_mnist.weights_path
 
 -- Symmetric eigen-decomposition by cyclic Jacobi rotations (float64 Lua tables): returns the
 -- eigenvalues and the eigenvectors as columns.
@@ -164,20 +118,24 @@ function M.coverage(probs)
   return h
 end
 
---- All metrics for a set of samples against the Fashion-MNIST test set (features cached).
--- opts.class: also the fraction of samples classified as that class; opts.labels ({N}, 1..10):
--- the fraction classified as their own requested class.
-local test_features, test_rms
+--- All metrics for a set of samples against the extractor's reference set (opts.extractor,
+-- the Fashion-MNIST classifier and test set by default). opts.class: also the fraction of samples
+-- classified as that class; opts.labels ({N}, 1..K): the fraction classified as their own
+-- requested class.
+local reference_rms = setmetatable({}, { __mode = "k" })
 function M.evaluate(images, opts)
   opts = opts or {}
-  if not test_features then test_features = M.features(gen.data.fashion_mnist { split = "test" }.images) end
-  local f, p = M.features(images)
-  -- KID on features divided by the test set's RMS feature: our classifier's features are large
-  -- (mean square ~10 per dimension), which would put the cubic kernel far from its intended scale
-  if not test_rms then test_rms = math.sqrt(test_features:double():pow(2):mean():item()) end
-  local kid = M.kid_from_features(f:double() / test_rms, test_features:double() / test_rms)
-  local r = { fid = M.fid_from_features(f, test_features), kid = kid, inception_score = M.inception_score(p), coverage = M.coverage(p), n = images:size(1) }
-  if opts.labels or (opts.class and opts.class > 0) then
+  local extractor = opts.extractor or fashion_mnist
+  local reference = extractor.reference()
+  local f, p = extractor.features(images)
+  -- KID on features divided by the reference set's RMS feature: the classifier's features are
+  -- large (mean square ~10 per dimension), which would put the cubic kernel far from its intended scale
+  if not reference_rms[reference] then reference_rms[reference] = math.sqrt(reference:double():pow(2):mean():item()) end
+  local rms = reference_rms[reference]
+  local kid = M.kid_from_features(f:double() / rms, reference:double() / rms)
+  local r = { fid = M.fid_from_features(f, reference), kid = kid, n = images:size(1) }
+  if p then r.inception_score, r.coverage = M.inception_score(p), M.coverage(p) end
+  if p and (opts.labels or (opts.class and opts.class > 0)) then
     local _, pred = p:max(2)
     local want = opts.labels or opts.class
     if opts.labels and (opts.labels:dim() ~= 1 or opts.labels:size(1) ~= images:size(1)) then

@@ -1,6 +1,6 @@
 -- Denoising diffusion (Ho et al., 2020) on Fashion-MNIST padded to 32x32, with a small UNet.
---   bin/gen examples/ddpm.lua --epochs 10
---   bin/gen examples/ddpm.lua --sample 64 [--sampler ddim --sample-steps 50 --eta 0 | --sampler ddpm]
+--   bin/gen examples/diffusion/ddpm.lua --epochs 10
+--   bin/gen examples/diffusion/ddpm.lua --sample 64 [--sampler ddim --sample-steps 50 --eta 0 | --sampler ddpm]
 local gen = require "gen"
 local diffusion = require "gen.diffusion"
 local unet = require "gen.models.unet"

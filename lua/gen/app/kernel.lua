@@ -1,4 +1,4 @@
---- The Lua side of gen's Jupyter kernel (lua/gen/jupyter_kernel.py starts it as a child process).
+--- The Lua side of gen's Jupyter kernel (lua/gen/app/jupyter_kernel.py starts it as a child process).
 -- One persistent Lua state runs the notebook's cells with the REPL's rules; the Python side owns
 -- the Jupyter wire protocol, so this file never sees ZeroMQ, signatures or message schemas.
 --
@@ -61,7 +61,7 @@ function M.json(v) return table.concat(encode(v, {})) end
 
 ---------------------------------------------------------------- evaluation
 
-local repl = require "gen.repl"
+local repl = require "gen.app.repl"
 
 --- Compiles a cell, preferring to show a value: the whole cell as an expression, then the cell
 -- with its last line as the returned expression (so `x = f()` newline `x` shows x, as notebooks
@@ -214,7 +214,7 @@ local function enlarged(px)
   return big:view(c, h * k, w * k):byte()
 end
 
---- Builds the display hooks gen.ui.display holds in the notebook (see lua/gen/ui.lua).
+--- Builds the display hooks gen.ui.display holds in the notebook (see lua/gen/app/ui.lua).
 function M.display_hooks(send, tmpdir)
   local count = 0
   return {
@@ -237,7 +237,7 @@ local function read_request(input)
   local header = input:read("l")
   if not header then return nil end
   local kind, arg, len = header:match("^(%S+) (%-?%d+) (%d+)$")
-  if not kind then error("gen.kernel: bad request header " .. string.format("%q", header)) end
+  if not kind then error("gen.app.kernel: bad request header " .. string.format("%q", header)) end
   local payload = tonumber(len) > 0 and input:read(tonumber(len)) or ""
   return kind, tonumber(arg), payload
 end
@@ -249,7 +249,7 @@ function M.run()
   local core = gen.core
   local fds = os.getenv("GEN_KERNEL_FDS") or ""
   local in_fd, out_fd = fds:match("^(%d+) (%d+)$")
-  if not in_fd then error("gen.kernel: run by lua/gen/jupyter_kernel.py, which sets GEN_KERNEL_FDS", 0) end
+  if not in_fd then error("gen.app.kernel: run by lua/gen/app/jupyter_kernel.py, which sets GEN_KERNEL_FDS", 0) end
   local input = assert(io.open("/dev/fd/" .. in_fd, "rb"))
   local output = assert(io.open("/dev/fd/" .. out_fd, "wb"))
   io.stdout:setvbuf("line") -- print inside a training loop shows up while it runs

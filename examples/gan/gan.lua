@@ -1,12 +1,13 @@
 -- The original GAN (Goodfellow et al., 2014) with MLPs on Fashion-MNIST.
---   bin/gen examples/gan.lua --epochs 20 --loss minimax|nonsaturating
+--   bin/gen examples/gan/gan.lua --epochs 20 --loss minimax|nonsaturating
 local gen = require "gen"
-local gan = require "gen.models.gan"
+local gan = require "gen.gan"
+local mlp = require "gen.models.gan"
 local experiment = require "gen.experiment"
 
 local run = experiment.parse("gan", arg, { epochs = 20, lr = 2e-4, loss = "nonsaturating", z_dim = 64 })
 gen.manual_seed(run.seed)
-local G, D = gan.Generator { z_dim = run.z_dim }, gan.Discriminator()
+local G, D = mlp.Generator { z_dim = run.z_dim }, mlp.Discriminator()
 local opt_g = gen.optim.Adam(G, { lr = run.lr, betas = { 0.5, 0.999 } })
 local opt_d = gen.optim.Adam(D, { lr = run.lr, betas = { 0.5, 0.999 } })
 

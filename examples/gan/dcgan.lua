@@ -1,8 +1,9 @@
 -- DCGAN on Fashion-MNIST (Radford et al., 2016): the classic 28x28 generator and discriminator
 -- (gen.models.dcgan), Adam(2e-4, betas 0.5/0.999), binary cross-entropy on logits.
---   bin/gen examples/dcgan.lua --epochs 5             train; writes runs/dcgan/{samples.png, log.csv, ...}
---   bin/gen examples/dcgan.lua --sample 10000         samples from the checkpoint
+--   bin/gen examples/gan/dcgan.lua --epochs 5             train; writes runs/dcgan/{samples.png, log.csv, ...}
+--   bin/gen examples/gan/dcgan.lua --sample 10000         samples from the checkpoint
 local gen = require "gen"
+local gan = require "gen.gan"
 local dcgan = require "gen.models.dcgan"
 local experiment = require "gen.experiment"
 
@@ -11,7 +12,6 @@ gen.manual_seed(run.seed)
 local G, D = dcgan.Generator { z_dim = run.z_dim }, dcgan.Discriminator()
 local opt_g = gen.optim.Adam(G, { lr = run.lr, betas = { 0.5, 0.999 } })
 local opt_d = gen.optim.Adam(D, { lr = run.lr, betas = { 0.5, 0.999 } })
-local real, fake = gen.ones(run.batch, 1), gen.zeros(run.batch, 1)
 
 -- One discriminator update on real and generated images, then one generator update. The
 -- generator loss is the non-saturating -log D(G(z)) (or the original minimax log(1 - D(G(z)))).
@@ -19,12 +19,11 @@ local function step(x)
   local z = gen.randn(x:size(1), run.z_dim)
   local generated = G(z)
   opt_d:zero_grad()
-  local loss_d = gen.bce_with_logits(D(x), real) + gen.bce_with_logits(D(generated:detach()), fake)
+  local loss_d = gan.discriminator_loss(D(x), D(generated:detach()))
   loss_d:backward()
   opt_d:step()
   opt_g:zero_grad()
-  local logits = D(generated)
-  local loss_g = run.loss == "minimax" and -gen.bce_with_logits(logits, fake) or gen.bce_with_logits(logits, real)
+  local loss_g = gan.generator_loss(D(generated), run.loss)
   loss_g:backward()
   opt_g:step()
   return { loss_d = loss_d:item(), loss_g = loss_g:item() }

@@ -1,8 +1,9 @@
 -- A variational autoencoder on Fashion-MNIST (Kingma & Welling, 2014), MLP or convolutional.
---   bin/gen examples/vae.lua --epochs 10 [--model conv] [--beta 1] [--likelihood gaussian]
---   bin/gen examples/vae.lua --sample 10000
+--   bin/gen examples/autoencoder/vae.lua --epochs 10 [--model conv] [--beta 1] [--likelihood gaussian]
+--   bin/gen examples/autoencoder/vae.lua --sample 10000
 local gen = require "gen"
 local vae = require "gen.models.vae"
+local autoencoder = require "gen.autoencoder"
 local experiment = require "gen.experiment"
 
 local run = experiment.parse("vae", arg, { epochs = 10, batch = 128, lr = 1e-3, model = "mlp", beta = 1.0,
@@ -14,7 +15,7 @@ local opt = gen.optim.Adam(model, { lr = run.lr })
 local function step(x)
   opt:zero_grad()
   local logits, mu, logvar = model(x)
-  local loss, recon, kl = vae.elbo_loss(x, logits, mu, logvar, { beta = run.beta, likelihood = run.likelihood })
+  local loss, recon, kl = autoencoder.elbo_loss(x, logits, mu, logvar, { beta = run.beta, likelihood = run.likelihood })
   loss:backward()
   opt:step()
   return { loss = loss:item(), recon = recon:item(), kl = kl:item() }
@@ -34,7 +35,7 @@ experiment.train(run, {
   step = step,
   sample = sample,
   after = function()
-    print(string.format("test-set -ELBO: %.2f nats per image", vae.test_nll(model, test.images, { likelihood = run.likelihood,
+    print(string.format("test-set -ELBO: %.2f nats per image", autoencoder.test_nll(model, test.images, { likelihood = run.likelihood,
       generator = gen.Generator(0) })))
   end,
 })

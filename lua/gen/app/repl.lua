@@ -74,8 +74,7 @@ local function compile(src, env)
   return nil, err
 end
 
-function M.run(opts)
-  opts = opts or {}
+function M.run()
   local gen = require "gen"
   _G.gen = gen
   local read, rl = reader()
