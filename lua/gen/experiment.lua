@@ -172,6 +172,47 @@ function M.train(run, spec)
   if run.eval > 0 then M.evaluate(run, spec, run.eval) end
 end
 
+--- Writes rows of images ({{N, C, H, W}, ...}, values in [0, 1]) as one PNG: each group of up to
+-- nrow (8) images becomes a band of #rows rows, one row per entry (original | corrupted or
+-- masked | reconstruction, as in figure 2 of the MAE paper), with a blank row between bands.
+function M.write_reconstructions(path, rows, nrow)
+  nrow = nrow or 8
+  local n = rows[1]:size(1)
+  local tiles = {}
+  for first = 1, n, nrow do
+    local count = math.min(nrow, n - first + 1)
+    for _, r in ipairs(rows) do
+      local band = r:narrow(1, first, count):clamp(0, 1)
+      if count < nrow then band = gen.cat({ band, gen.zeros(nrow - count, table.unpack(band.shape, 2)) }, 1) end
+      tiles[#tiles + 1] = band
+    end
+  end
+  gen.image.save(path, gen.image.grid(gen.cat(tiles, 1), { nrow = nrow, range = { 0, 1 } }))
+end
+
+--- With --probe: the linear-probe and kNN (k = 20) test accuracies of features(x) (x in [0, 1],
+-- {B, 1, 28, 28}), trained on the first --probe-train training images and scored on the test
+-- set (--probe-test images, all by default); printed and written to DIR/probe.txt.
+function M.probe(run, features, name)
+  local metrics = require "gen.metrics"
+  local train, test = gen.data.fashion_mnist { split = "train" }, gen.data.fashion_mnist { split = "test" }
+  local ntr = math.min(run.probe_train or 10000, train.images:size(1))
+  local nte = math.min((run.probe_test or 0) > 0 and run.probe_test or test.images:size(1), test.images:size(1))
+  local t0 = gen.time()
+  local ftr = metrics.extract_features(features, train.images:narrow(1, 1, ntr), { label = "train features" })
+  local fte = metrics.extract_features(features, test.images:narrow(1, 1, nte), { label = "test features" })
+  local ytr, yte = train.labels:narrow(1, 1, ntr), test.labels:narrow(1, 1, nte)
+  local lin = metrics.linear_probe(ftr, ytr, fte, yte)
+  local knn = metrics.knn(ftr, ytr, fte, yte, { k = 20 })
+  local line = string.format("%s: linear probe %.2f%%  kNN (k = 20, cosine) %.2f%%  (%d-d features; trained on %d, tested on %d images; %.1f s)",
+    name or run.name, 100 * lin, 100 * knn, ftr:size(2), ntr, nte, gen.time() - t0)
+  print(line)
+  local f = assert(io.open(run.out .. "/probe.txt", "w"))
+  f:write(line, "\n")
+  f:close()
+  return lin, knn
+end
+
 function M.state_with_step(state, step)
   local s = { step = step }
   for k, v in pairs(state) do s[k] = v end

@@ -1,4 +1,8 @@
---- gen.autoencoder: autoencoder objectives (the networks live in gen.models.vae).
+--- gen.autoencoder: autoencoder objectives (the networks live in gen.models.vae, .autoencoder, .mae).
+-- Plain and denoising autoencoders (Vincent et al., 2008): the mean squared error between the
+-- reconstruction of the (corrupted) input and the clean image; corruptions are in
+-- gen.autoencoder.corruptions, the masked autoencoder's masking and loss in gen.autoencoder.mae
+-- (also here as random_masking, masked_patch_loss, mae_loss).
 -- Variational autoencoders (Kingma & Welling, 2014): the reparameterization trick and the
 -- (beta-weighted) ELBO,
 --   z = mu + sigma * eps, eps ~ N(0, I), sigma = exp(logvar / 2)
@@ -50,5 +54,42 @@ function M.test_nll(model, images, opts)
   end)
   return total / n
 end
+
+--- reconstruction_loss(model, x [, corrupt [, generator]]) -> loss, reconstruction, input: the
+-- per-pixel mean squared error between model(corrupt(x)) and the clean x (no corruption: a
+-- plain autoencoder's loss).
+function M.reconstruction_loss(model, x, corrupt, generator)
+  local input = corrupt and corrupt(x, generator) or x
+  local recon = model(input)
+  return gen.mse_loss(recon, x), recon, input
+end
+
+--- Peak signal-to-noise ratio in dB of a mean squared error for images with the given peak
+-- (1 for images in [0, 1]): 10 log10(peak^2 / mse).
+function M.psnr(mse, peak)
+  return 10 * math.log((peak or 1) ^ 2 / mse, 10)
+end
+
+--- test_mse(model, images [, {corrupt, generator, batch = 500}]) -> the per-pixel mean squared
+-- error between model(corrupt(x)) and x over a dataset's uint8 images (scaled to [0, 1]), and
+-- its PSNR in dB. The corruption draws from the generator (pass one for a fixed test set).
+function M.test_mse(model, images, opts)
+  opts = opts or {}
+  local total, n, bs = 0, images:size(1), opts.batch or 500
+  gen.no_grad(function()
+    for i = 1, n, bs do
+      local x = images:narrow(1, i, math.min(bs, n - i + 1)):float() / 255
+      if x:dim() == 3 then x = x:unsqueeze(2) end
+      local input = opts.corrupt and opts.corrupt(x, opts.generator) or x
+      total = total + gen.mse_loss(model(input), x, { reduction = "sum" }):item()
+    end
+  end)
+  local mse = total / images:numel()
+  return mse, M.psnr(mse)
+end
+
+local mae = require "gen.autoencoder.mae"
+M.mae, M.corruptions = mae, require "gen.autoencoder.corruptions"
+M.random_masking, M.masked_patch_loss, M.mae_loss = mae.random_masking, mae.masked_patch_loss, mae.loss
 
 return M

@@ -12,6 +12,11 @@ local fashion_mnist = require "gen.metrics.fashion_mnist"
 
 local M = { fashion_mnist = fashion_mnist }
 
+-- Representation quality of frozen features: linear probe, k-nearest neighbours, and the helper
+-- that runs an encoder over a dataset (gen.metrics.probe).
+local probe = require "gen.metrics.probe"
+M.probe, M.linear_probe, M.knn, M.extract_features = probe, probe.linear_probe, probe.knn, probe.extract_features
+
 -- The default extractor's pieces under their old names.
 M.Classifier, M.classifier, M.features, M.weights_path =
   fashion_mnist.Classifier, fashion_mnist.classifier, fashion_mnist.features, fashion_mnist.weights_path

@@ -9,6 +9,10 @@
 --   AttnBlock          self-attention over the pixels of a feature map, with a residual
 --   TransformerBlock   pre-norm block: x + MHA(LN(x)), then x + MLP(LN(x)) (Vaswani et al., 2017;
 --                      the pre-norm order of GPT-2 and ViT)
+--   patchify           images {B, C, H, W} -> patch tokens {B, L, p p C} (Dosovitskiy et al., 2021),
+--   unpatchify         and back; any patch size p dividing H and W
+--   sincos_2d          fixed 2-D sin-cos position table {L, dim} (the MAE/ViT variant)
+--   PositionEmbedding  fixed sin-cos (a buffer) or learned position embeddings added to tokens
 local gen = require "gen"
 local base = require "gen.nn.module"
 local nn = require "gen.nn"
@@ -163,5 +167,96 @@ function M.TransformerBlock:forward(x, attn_opts)
   return x + drop(self.mlp(self.norm2(x)))
 end
 function M.TransformerBlock:extra_repr() return string.format("%d, heads=%d, dropout=%g", self.dim, self.heads, self.p) end
+
+---------------------------------------------------------------- vision transformer pieces
+
+local function dims(x) return "{" .. table.concat(x.shape, ",") .. "}" end
+
+--- patchify(x, p): images {B, C, H, W} -> tokens {B, (H/p)(W/p), p*p*C}, patches in row-major
+-- order, each flattened as (row in patch, column in patch, channel), as MAE's patchify.
+function M.patchify(x, p)
+  if not gen.is_tensor(x) or x:dim() ~= 4 then
+    error("gen.nn.blocks.patchify: expected images {B, C, H, W}, got " .. (gen.is_tensor(x) and dims(x) or type(x)), 2)
+  end
+  local b, c, h, w = table.unpack(x.shape)
+  if math.type(p) ~= "integer" or p < 1 or h % p ~= 0 or w % p ~= 0 then
+    error(string.format("gen.nn.blocks.patchify: patch size %s does not divide the image %dx%d", tostring(p), h, w), 2)
+  end
+  local gh, gw = h // p, w // p
+  return x:reshape(b, c, gh, p, gw, p):permute(1, 3, 5, 4, 6, 2):reshape(b, gh * gw, p * p * c)
+end
+
+--- unpatchify(tokens, p, {C, H, W}): the inverse of patchify: {B, L, p*p*C} -> {B, C, H, W}.
+function M.unpatchify(t, p, shape)
+  local c, h, w = table.unpack(shape or {})
+  if not (c and h and w) then error("gen.nn.blocks.unpatchify: give the image shape {C, H, W}", 2) end
+  if math.type(p) ~= "integer" or p < 1 or h % p ~= 0 or w % p ~= 0 then
+    error(string.format("gen.nn.blocks.unpatchify: patch size %s does not divide the image %dx%d", tostring(p), h, w), 2)
+  end
+  local gh, gw = h // p, w // p
+  if not gen.is_tensor(t) or t:dim() ~= 3 or t:size(2) ~= gh * gw or t:size(3) ~= p * p * c then
+    error(string.format("gen.nn.blocks.unpatchify: expected tokens {B, %d, %d} for %dx%dx%d images and patch %d, got %s",
+      gh * gw, p * p * c, c, h, w, p, gen.is_tensor(t) and dims(t) or type(t)), 2)
+  end
+  local b = t:size(1)
+  return t:reshape(b, gh, gw, p, p, c):permute(1, 6, 2, 4, 3, 5):reshape(b, c, h, w)
+end
+
+--- sincos_2d(dim, gh [, gw]): the fixed 2-D position table {gh gw, dim} of MAE (He et al., 2022):
+-- the first half of each row encodes the patch's column, the second half its row, each as
+-- [sin(pos w_i), cos(pos w_i)] with w_i = 10000^(-i / (dim / 4)), i = 0 .. dim/4 - 1 (positions
+-- from 0). dim must be divisible by 4.
+function M.sincos_2d(dim, gh, gw)
+  gw = gw or gh
+  if math.type(dim) ~= "integer" or dim % 4 ~= 0 then
+    error("gen.nn.blocks.sincos_2d: dim must be divisible by 4, got " .. tostring(dim), 2)
+  end
+  local q = dim // 4
+  local rows = {}
+  for r = 0, gh - 1 do
+    for c = 0, gw - 1 do
+      local row = {}
+      for half, pos in ipairs { c, r } do
+        local off = (half - 1) * 2 * q
+        for i = 0, q - 1 do
+          local a = pos * 10000 ^ (-i / q)
+          row[off + i + 1], row[off + q + i + 1] = math.sin(a), math.cos(a)
+        end
+      end
+      rows[#rows + 1] = row
+    end
+  end
+  return gen.tensor(rows)
+end
+
+M.PositionEmbedding = Module:extend("PositionEmbedding")
+--- PositionEmbedding(dim, grid [, {kind = "sincos" | "learned", extra = 0}]): forward(tokens
+-- {B, T, dim}) adds a table {T, dim} for T = extra + gh gw tokens (grid = {gh, gw} or a number
+-- for a square grid; extra counts leading tokens such as [CLS], which get a zero row in the sin-cos
+-- table as in MAE). sin-cos is a buffer (saved, never trained); learned starts N(0, 0.02^2).
+function M.PositionEmbedding:init(dim, grid, opts)
+  opts = opts or {}
+  local gh, gw = type(grid) == "table" and grid[1] or grid, type(grid) == "table" and grid[2] or grid
+  self.kind, self.extra, self.dim = opts.kind or "sincos", opts.extra or 0, dim
+  self.tokens = self.extra + gh * gw
+  if self.kind == "sincos" then
+    local t = M.sincos_2d(dim, gh, gw)
+    if self.extra > 0 then t = gen.cat({ gen.zeros(self.extra, dim), t }, 1) end
+    self:register_buffer("pos", t)
+  elseif self.kind == "learned" then
+    self.pos = Parameter(gen.randn(self.tokens, dim) * 0.02)
+  else
+    error("gen.nn.blocks.PositionEmbedding: kind must be \"sincos\" or \"learned\", got " .. tostring(self.kind), 3)
+  end
+end
+--- forward(x [, first]): x + rows first .. first + T - 1 of the table (first = 1).
+function M.PositionEmbedding:forward(x, first)
+  first = first or 1
+  if x:dim() ~= 3 or x:size(3) ~= self.dim or first + x:size(2) - 1 > self.tokens then
+    error(string.format("PositionEmbedding: expected tokens {B, <=%d, %d}, got %s", self.tokens - first + 1, self.dim, dims(x)), 2)
+  end
+  return x + self.pos:narrow(1, first, x:size(2)):view(1, x:size(2), self.dim)
+end
+function M.PositionEmbedding:extra_repr() return string.format("%d, tokens=%d, kind=%s", self.dim, self.tokens, self.kind) end
 
 return M

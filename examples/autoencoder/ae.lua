@@ -1,0 +1,51 @@
+-- A deterministic autoencoder on Fashion-MNIST: a bottleneck of --latent numbers, trained to
+-- reconstruct its input (mean squared error on pixels in [0, 1]).
+--   bin/gen examples/autoencoder/ae.lua --epochs 5 [--model conv|mlp] [--latent 32] [--probe]
+--   bin/gen examples/autoencoder/ae.lua --sample 16      (reconstructions of test images)
+-- Reports the test MSE and PSNR on clean inputs and on inputs corrupted by --noise/--level (the
+-- denoising autoencoder's test, for comparison); --probe scores the frozen codes (probe.txt).
+local gen = require "gen"
+local models = require "gen.models.autoencoder"
+local autoencoder = require "gen.autoencoder"
+local experiment = require "gen.experiment"
+
+local run = experiment.parse("ae", arg, { epochs = 5, batch = 128, lr = 1e-3, model = "conv", latent = 32,
+  noise = "gaussian", level = 0.3, probe = false, probe_train = 10000, probe_test = 0 })
+gen.manual_seed(run.seed)
+local model = run.model == "mlp" and models.MLP { latent = run.latent } or models.Conv { latent = run.latent }
+local opt = gen.optim.Adam(model, { lr = run.lr })
+local test_noise = autoencoder.corruptions.by_name(run.noise, run.level)
+
+local function step(x)
+  opt:zero_grad()
+  local loss = autoencoder.reconstruction_loss(model, x)
+  loss:backward()
+  opt:step()
+  return { loss = loss:item() }
+end
+
+-- Reconstructions of the first n test images (the rows: original | noisy | reconstruction of the noisy one).
+local test = gen.data.fashion_mnist { split = "test" }
+local function sample(n)
+  local x = test.images:narrow(1, 1, n):float():div(255)
+  local noisy = test_noise(x, gen.Generator(1))
+  local recon = model(x)
+  experiment.write_reconstructions(run.out .. "/reconstructions.png", { x, noisy, model(noisy), recon })
+  return recon * 2 - 1
+end
+
+experiment.train(run, {
+  state = { model = model, optimizer = opt },
+  data = gen.data.fashion_mnist { split = "train" },
+  transform = { range = { 0, 1 } },
+  losses = { "loss" },
+  step = step,
+  sample = sample,
+  after = function()
+    local mse, psnr = autoencoder.test_mse(model, test.images)
+    local nmse, npsnr = autoencoder.test_mse(model, test.images, { corrupt = test_noise, generator = gen.Generator(2) })
+    print(string.format("test MSE %.5f (PSNR %.2f dB); on %s noise %g: MSE %.5f (PSNR %.2f dB)", mse, psnr, run.noise, run.level,
+      nmse, npsnr))
+    if run.probe then experiment.probe(run, function(x) return model:features(x) end) end
+  end,
+})

@@ -1,0 +1,56 @@
+-- A masked autoencoder (He et al., 2022) on Fashion-MNIST: a ViT encoder sees a random 25% of
+-- the 4x4 patches, a light decoder predicts the pixels of the masked ones.
+--   bin/gen examples/autoencoder/mae.lua --steps 1000 [--mask-ratio 0.75] [--norm-pix] [--probe]
+--   bin/gen examples/autoencoder/mae.lua --sample 16     (rows: original | masked | reconstruction)
+-- Reports the test MSE and PSNR on the masked patches; --probe scores the frozen encoder's
+-- [CLS] features (probe.txt).
+local gen = require "gen"
+local mae = require "gen.models.mae"
+local autoencoder = require "gen.autoencoder"
+local experiment = require "gen.experiment"
+
+local run = experiment.parse("mae", arg, { epochs = 5, batch = 128, lr = 1e-3, weight_decay = 0.05, mask_ratio = 0.75,
+  norm_pix = false, patch = 4, dim = 128, depth = 4, heads = 4, decoder_dim = 64, decoder_depth = 2, decoder_heads = 4,
+  probe = false, probe_train = 10000, probe_test = 0 })
+gen.manual_seed(run.seed)
+local model = mae.MAE { patch = run.patch, dim = run.dim, depth = run.depth, heads = run.heads, decoder_dim = run.decoder_dim,
+  decoder_depth = run.decoder_depth, decoder_heads = run.decoder_heads }
+local opt = gen.optim.AdamW(model, { lr = run.lr, betas = { 0.9, 0.95 }, weight_decay = run.weight_decay })
+local objective = { mask_ratio = run.mask_ratio, norm_pix = run.norm_pix }
+
+local function step(x)
+  opt:zero_grad()
+  local loss = autoencoder.mae_loss(model, x, objective)
+  loss:backward()
+  opt:step()
+  return { loss = loss:item() }
+end
+
+-- The first n test images, masked, and reconstructed: visible patches as they are, masked ones predicted.
+local test = gen.data.fashion_mnist { split = "test" }
+local function sample(n)
+  local x = test.images:narrow(1, 1, n):float():div(255)
+  local masking = autoencoder.random_masking(n, model.num_patches, { mask_ratio = run.mask_ratio, generator = gen.Generator(1) })
+  local patches = model:patchify(x)
+  local pred = autoencoder.mae.to_pixels(model(x, masking), patches, objective)
+  local m = masking.mask:view(n, -1, 1)
+  local masked = model:unpatchify(patches * (1 - m) + m * 0.5) -- masked patches grey
+  local recon = model:unpatchify(patches * (1 - m) + pred * m)
+  experiment.write_reconstructions(run.out .. "/reconstructions.png", { x, masked, recon })
+  return recon * 2 - 1
+end
+
+experiment.train(run, {
+  state = { model = model, optimizer = opt },
+  data = gen.data.fashion_mnist { split = "train" },
+  transform = { range = { 0, 1 } },
+  losses = { "loss" },
+  step = step,
+  sample = sample,
+  after = function()
+    local mse, psnr = autoencoder.mae.test_mse(model, test.images, { mask_ratio = run.mask_ratio, norm_pix = run.norm_pix,
+      generator = gen.Generator(2) })
+    print(string.format("test MSE on masked patches %.5f (PSNR %.2f dB), mask ratio %g", mse, psnr, run.mask_ratio))
+    if run.probe then experiment.probe(run, function(x) return model:features(x) end) end
+  end,
+})
