@@ -68,6 +68,24 @@ workloads.vae_mlp_step = function()
   return seconds, model:num_parameters()
 end
 
+-- The training step of examples/autoencoder/mae.lua with its defaults: ViT encoder dim 128, depth
+-- 4, 4 heads, patch 4 (49 patches, 12 visible), decoder dim 64, depth 2; batch 128, mask ratio 0.75,
+-- AdamW(1e-3, betas 0.9/0.95, weight decay 0.05). Masks are drawn inside the step, as in training.
+workloads.mae_step = function()
+  local mae = require "gen.models.mae"
+  local model = mae.MAE { patch = 4, dim = 128, depth = 4, heads = 4, decoder_dim = 64, decoder_depth = 2, decoder_heads = 4 }
+  local opt = gen.optim.AdamW(model, { lr = 1e-3, betas = { 0.9, 0.95 }, weight_decay = 0.05 })
+  local x = gen.rand(128, 1, 28, 28)
+  local seconds = bench(function()
+    opt:zero_grad()
+    local loss = autoencoder.mae_loss(model, x, { mask_ratio = 0.75 })
+    loss:backward()
+    opt:step()
+    return loss:item()
+  end)
+  return seconds, model:num_parameters()
+end
+
 local function ddpm_unet() return unet.UNet { channels = 1, widths = { 32, 64, 64 } } end
 
 workloads.unet_ddpm_step = function()

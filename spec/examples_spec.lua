@@ -114,6 +114,48 @@ describe("--eval", function()
   end)
 end)
 
+describe("autoencoder examples", function()
+  local tiny_mae = "--dim 16 --depth 1 --heads 2 --decoder-dim 16 --decoder-depth 1 --decoder-heads 2"
+  local cases = {
+    { "ae", "" }, { "dae", "--noise mask --level 0.5" }, { "mae", "--mask-ratio 0.75 " .. tiny_mae },
+  }
+  for _, c in ipairs(cases) do
+    local name, extra = c[1], c[2]
+    it(name .. ".lua trains with decreasing loss, writes its files and probe.txt, resumes bitwise, reconstructs", function()
+      local out = base .. "/ae_" .. name
+      local common = string.format("--batch 16 --log-every 1 --checkpoint-every 4 --seed 2 --test-images 64 %s", extra)
+      local cmd = string.format("bin/gen examples/autoencoder/%s.lua --steps 8 %s --probe --probe-train 200 --probe-test 100 --out %s",
+        name, common, out)
+      local ok, log = sh(cmd)
+      assert.is_true(ok, log)
+      local csv = read(out .. "/log.csv")
+      local losses = {}
+      for v in csv:gmatch("\n%d+,([^\n]+)") do losses[#losses + 1] = tonumber(v) end
+      assert.equal(8, #losses, csv)
+      for _, v in ipairs(losses) do assert.truthy(v == v and v < math.huge, csv) end
+      local function mean(a, b) return (losses[a] + losses[a + 1] + losses[a + 2] + losses[a + 3]) / 4 end
+      assert.is_true(mean(5) < mean(1), "loss did not decrease: " .. csv)
+      for _, f in ipairs { "checkpoint.safetensors", "reconstructions.png", "losses.png", "samples.png", "probe.txt" } do
+        assert.truthy(read(out .. "/" .. f), f .. " missing")
+      end
+      local probe = read(out .. "/probe.txt")
+      assert.truthy(probe:match("linear probe [%d.]+%%  kNN %(k = 20, cosine%) [%d.]+%%"), probe)
+      assert.truthy(log:match("test %(64 images%): MSE"), log)
+      -- stopped at 4 and resumed: the same losses to the last digit
+      local b = out .. "_b"
+      assert.is_true(sh(string.format("bin/gen examples/autoencoder/%s.lua --steps 4 %s --out %s", name, common, b)))
+      assert.is_true(sh(string.format("bin/gen examples/autoencoder/%s.lua --steps 8 %s --resume --out %s", name, common, b)))
+      assert.equal(csv, read(b .. "/log.csv"))
+      -- --sample N: N reconstructions of test images, three rows per band of up to 8
+      ok, log = sh(string.format("bin/gen examples/autoencoder/%s.lua --sample 5 %s --out %s", name, extra, out))
+      assert.is_true(ok, log)
+      assert.same({ 5, 28, 28 }, require("gen").data.idx.read(out .. "/samples.idx").shape)
+      local rows = name == "ae" and 4 or 3
+      assert.same({ 1, rows * 30 + 2, 8 * 30 + 2 }, require("gen").image.load(out .. "/reconstructions.png").shape)
+    end)
+  end
+end)
+
 describe("examples cleanup", function()
   it("removes the runs", function()
     os.execute("rm -rf " .. base)

@@ -9,7 +9,7 @@ local autoencoder = require "gen.autoencoder"
 local experiment = require "gen.experiment"
 
 local run = experiment.parse("dae", arg, { epochs = 5, batch = 128, lr = 1e-3, model = "conv", latent = 32,
-  noise = "gaussian", level = 0.3, probe = false, probe_train = 10000, probe_test = 0 })
+  noise = "gaussian", level = 0.3, probe = false, probe_train = 10000, probe_test = 0, test_images = 10000 })
 gen.manual_seed(run.seed)
 local model = run.model == "mlp" and models.MLP { latent = run.latent } or models.Conv { latent = run.latent }
 local opt = gen.optim.Adam(model, { lr = run.lr })
@@ -25,6 +25,7 @@ end
 
 -- Reconstructions of the first n test images (rows: original | corrupted | reconstruction).
 local test = gen.data.fashion_mnist { split = "test" }
+local test_images = test.images:narrow(1, 1, math.min(run.test_images, test.images:size(1)))
 local function sample(n)
   local x = test.images:narrow(1, 1, n):float():div(255)
   local noisy = corrupt(x, gen.Generator(1))
@@ -41,9 +42,9 @@ experiment.train(run, {
   step = step,
   sample = sample,
   after = function()
-    local mse, psnr = autoencoder.test_mse(model, test.images)
-    local nmse, npsnr = autoencoder.test_mse(model, test.images, { corrupt = corrupt, generator = gen.Generator(2) })
-    print(string.format("test MSE %.5f (PSNR %.2f dB); on %s noise %g: MSE %.5f (PSNR %.2f dB)", mse, psnr, run.noise, run.level,
+    local mse, psnr = autoencoder.test_mse(model, test_images)
+    local nmse, npsnr = autoencoder.test_mse(model, test_images, { corrupt = corrupt, generator = gen.Generator(2) })
+    print(string.format("test (%d images): MSE %.5f (PSNR %.2f dB); on %s noise %g: MSE %.5f (PSNR %.2f dB)", test_images:size(1), mse, psnr, run.noise, run.level,
       nmse, npsnr))
     if run.probe then experiment.probe(run, function(x) return model:features(x) end) end
   end,

@@ -11,7 +11,7 @@ local experiment = require "gen.experiment"
 
 local run = experiment.parse("mae", arg, { epochs = 5, batch = 128, lr = 1e-3, weight_decay = 0.05, mask_ratio = 0.75,
   norm_pix = false, patch = 4, dim = 128, depth = 4, heads = 4, decoder_dim = 64, decoder_depth = 2, decoder_heads = 4,
-  probe = false, probe_train = 10000, probe_test = 0 })
+  probe = false, probe_train = 10000, probe_test = 0, test_images = 10000 })
 gen.manual_seed(run.seed)
 local model = mae.MAE { patch = run.patch, dim = run.dim, depth = run.depth, heads = run.heads, decoder_dim = run.decoder_dim,
   decoder_depth = run.decoder_depth, decoder_heads = run.decoder_heads }
@@ -28,6 +28,7 @@ end
 
 -- The first n test images, masked, and reconstructed: visible patches as they are, masked ones predicted.
 local test = gen.data.fashion_mnist { split = "test" }
+local test_images = test.images:narrow(1, 1, math.min(run.test_images, test.images:size(1)))
 local function sample(n)
   local x = test.images:narrow(1, 1, n):float():div(255)
   local masking = autoencoder.random_masking(n, model.num_patches, { mask_ratio = run.mask_ratio, generator = gen.Generator(1) })
@@ -48,9 +49,9 @@ experiment.train(run, {
   step = step,
   sample = sample,
   after = function()
-    local mse, psnr = autoencoder.mae.test_mse(model, test.images, { mask_ratio = run.mask_ratio, norm_pix = run.norm_pix,
+    local mse, psnr = autoencoder.mae.test_mse(model, test_images, { mask_ratio = run.mask_ratio, norm_pix = run.norm_pix,
       generator = gen.Generator(2) })
-    print(string.format("test MSE on masked patches %.5f (PSNR %.2f dB), mask ratio %g", mse, psnr, run.mask_ratio))
+    print(string.format("test (%d images): MSE on masked patches %.5f (PSNR %.2f dB), mask ratio %g", test_images:size(1), mse, psnr, run.mask_ratio))
     if run.probe then experiment.probe(run, function(x) return model:features(x) end) end
   end,
 })

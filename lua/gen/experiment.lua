@@ -166,9 +166,10 @@ function M.train(run, spec)
   gen.manual_seed(run.seed + 1)
   local nrow = spec.nrow or 8 -- a square grid: with nrow = 10 and classes cycling, each column is one class
   M.write_samples(run.out, gen.no_grad(spec.sample, nrow * nrow, run), nrow)
+  local seconds = gen.time() - t0 -- training, checkpoint and grid; not the evaluation in spec.after
   if spec.after then spec.after() end
   print(string.format("trained %d steps in %.1f s; wrote %s/checkpoint.safetensors, samples.png, log.csv, losses.png",
-    step, gen.time() - t0, run.out))
+    step, seconds, run.out))
   if run.eval > 0 then M.evaluate(run, spec, run.eval) end
 end
 
