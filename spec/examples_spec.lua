@@ -156,6 +156,44 @@ describe("autoencoder examples", function()
   end
 end)
 
+describe("bad command-line input", function()
+  -- one line on stderr, exit status 2, never a traceback, never a silent fallback
+  local cases = {
+    { "gan/dcgan", "--bogus 1", "unknown option --bogus" },
+    { "gan/dcgan", "--steps abc", "option --steps needs a number, got 'abc'" },
+    { "gan/dcgan", "--steps -3", "option --steps must be at least 0, got -3" },
+    { "gan/dcgan", "--batch 0", "option --batch must be at least 1, got 0" },
+    { "gan/dcgan", "--steps 1.5", "option --steps needs an integer, got '1.5'" },
+    { "gan/dcgan", "--loss wasserstein", "option --loss must be one of nonsaturating|minimax, got 'wasserstein'" },
+    { "diffusion/ddpm", "--sampler ddmi", "option --sampler must be one of" },
+    { "autoencoder/vae", "--model resnet", "option --model must be one of mlp|conv, got 'resnet'" },
+    { "gan/cgan", "--sample 4 --class 11", "option --class must be in 1..10, got 11", "cgan" },
+    { "gan/dcgan", "--sample 4", "--sample: no checkpoint at", "nothing" },
+    { "gan/dcgan", "--steps 2 --resume", "--resume: no checkpoint at", "nothing" },
+    { "autoencoder/vae", "--steps 2 --resume", "--resume: ", "a", "does not hold this model's state" },
+    { "gan/dcgan", "--steps 1 --out /proc/no-such-dir", "cannot write to --out /proc/no-such-dir" },
+  }
+  for _, c in ipairs(cases) do
+    local script, flags, want, dir, also = c[1], c[2], c[3], c[4], c[5]
+    it(script .. " " .. flags, function()
+      local out = flags:find("--out", 1, true) and "" or (" --out " .. base .. "/" .. (dir or "bad"))
+      local ok, log = sh("bin/gen examples/" .. script .. ".lua " .. flags .. out)
+      assert.is_not_true(ok, log)
+      assert.truthy(log:find(want, 1, true), log)
+      if also then assert.truthy(log:find(also, 1, true), log) end
+      assert.is_nil(log:find("traceback", 1, true), log)
+      local lines = select(2, log:gsub("\n", ""))
+      assert.equal(1, lines, log)
+    end)
+  end
+
+  it("lists the choices in the usage text", function()
+    local ok, log = sh("bin/gen examples/diffusion/ddpm.lua --help")
+    assert.is_true(ok, log)
+    assert.truthy(log:find("--sampler          ddim|ddpm (default ddim)", 1, true), log)
+  end)
+end)
+
 describe("examples cleanup", function()
   it("removes the runs", function()
     os.execute("rm -rf " .. base)

@@ -9,8 +9,10 @@ local models = require "gen.models.autoencoder"
 local autoencoder = require "gen.autoencoder"
 local experiment = require "gen.experiment"
 
-local run = experiment.parse("ae", arg, { epochs = 5, batch = 128, lr = 1e-3, model = "conv", latent = 32,
-  noise = "gaussian", level = 0.3, probe = false, probe_train = 10000, probe_test = 0, test_images = 10000 })
+local run = experiment.parse("ae", arg, { epochs = 5, batch = 128, lr = 1e-3, latent = 32,
+  model = experiment.choice("conv", { "conv", "mlp" }),
+  noise = experiment.choice("gaussian", { "gaussian", "mask", "saltpepper", "erase" }), level = 0.3,
+  probe = false, probe_train = 10000, probe_test = 0, test_images = 10000 })
 gen.manual_seed(run.seed)
 local model = run.model == "mlp" and models.MLP { latent = run.latent } or models.Conv { latent = run.latent }
 local opt = gen.optim.Adam(model, { lr = run.lr })

@@ -12,6 +12,9 @@ local experiment = require "gen.experiment"
 local run = experiment.parse("mae", arg, { epochs = 5, batch = 128, lr = 1e-3, weight_decay = 0.05, mask_ratio = 0.75,
   norm_pix = false, patch = 4, dim = 128, depth = 4, heads = 4, decoder_dim = 64, decoder_depth = 2, decoder_heads = 4,
   probe = false, probe_train = 10000, probe_test = 0, test_images = 10000 })
+if run.mask_ratio < 0 or run.mask_ratio >= 1 then
+  experiment.fail(run.script, "option --mask-ratio must be in [0, 1), got " .. run.mask_ratio)
+end
 gen.manual_seed(run.seed)
 local model = mae.MAE { patch = run.patch, dim = run.dim, depth = run.depth, heads = run.heads, decoder_dim = run.decoder_dim,
   decoder_depth = run.decoder_depth, decoder_heads = run.decoder_heads }

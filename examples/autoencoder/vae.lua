@@ -6,8 +6,8 @@ local vae = require "gen.models.vae"
 local autoencoder = require "gen.autoencoder"
 local experiment = require "gen.experiment"
 
-local run = experiment.parse("vae", arg, { epochs = 10, batch = 128, lr = 1e-3, model = "mlp", beta = 1.0,
-  likelihood = "bernoulli", latent = 20 })
+local run = experiment.parse("vae", arg, { epochs = 10, batch = 128, lr = 1e-3, beta = 1.0, latent = 20,
+  model = experiment.choice("mlp", { "mlp", "conv" }), likelihood = experiment.choice("bernoulli", { "bernoulli", "gaussian" }) })
 gen.manual_seed(run.seed)
 local model = run.model == "conv" and vae.Conv { latent = run.latent } or vae.MLP { latent = run.latent }
 local opt = gen.optim.Adam(model, { lr = run.lr })

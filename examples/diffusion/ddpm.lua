@@ -6,8 +6,8 @@ local diffusion = require "gen.diffusion"
 local unet = require "gen.models.unet"
 local experiment = require "gen.experiment"
 
-local run = experiment.parse("ddpm", arg, { epochs = 10, batch = 32, lr = 2e-4, schedule = "linear", timesteps = 1000,
-  sampler = "ddim", sample_steps = 50, eta = 0.0, ema = 0.999 })
+local run = experiment.parse("ddpm", arg, { epochs = 10, batch = 32, lr = 2e-4, timesteps = 1000,
+  schedule = experiment.choice("linear", { "linear", "cosine" }), sampler = experiment.choice("ddim", { "ddim", "ddpm" }), sample_steps = 50, eta = 0.0, ema = 0.999 })
 gen.manual_seed(run.seed)
 local model = unet.UNet { widths = { 32, 64, 64 } }
 local opt = gen.optim.AdamW(model, { lr = run.lr })

@@ -26,11 +26,8 @@ end
 
 -- --class K draws class K; otherwise the classes cycle along the rows of the grid.
 local function sample(n)
-  if run.class < 0 or run.class > classes then error("--class must be in 1..10", 0) end
-  local labels = {}
-  for i = 1, n do labels[i] = run.class > 0 and run.class or (i - 1) % classes + 1 end
+  local labels = experiment.class_labels(run, n, classes)
   ema:swap()
-  labels = gen.tensor(labels, "int64")
   local x = diffusion.rectified_flow_sample(model, { n, 1, 32, 32 }, { steps = run.sample_steps, labels = labels,
     guidance = run.guidance })
   ema:swap()

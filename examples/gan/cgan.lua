@@ -11,10 +11,10 @@ local dcgan = require "gen.models.dcgan"
 local experiment = require "gen.experiment"
 
 -- --z-dim 0 keeps the model's own default (64 for the MLP, 100 for the DCGAN)
-local run = experiment.parse("cgan", arg, { epochs = 20, lr = 2e-4, loss = "nonsaturating", model = "mlp", z_dim = 0 })
+local run = experiment.parse("cgan", arg, { epochs = 20, lr = 2e-4, z_dim = 0,
+  loss = experiment.choice("nonsaturating", { "nonsaturating", "minimax" }), model = experiment.choice("mlp", { "mlp", "dcgan" }) })
 gen.manual_seed(run.seed)
 local family = ({ mlp = mlp, dcgan = dcgan })[run.model]
-if not family then error("--model must be mlp or dcgan, got " .. run.model, 0) end
 local G = family.Generator { z_dim = run.z_dim > 0 and run.z_dim or nil, classes = 10 }
 local D = family.Discriminator { classes = 10 }
 local opt_g = gen.optim.Adam(G, { lr = run.lr, betas = { 0.5, 0.999 } })
@@ -35,10 +35,7 @@ end
 
 -- --class K draws class K; otherwise classes cycle 1..10 (rows of the sample grid).
 local function sample(n)
-  if run.class < 0 or run.class > 10 then error("--class must be in 1..10", 0) end
-  local cycle = {}
-  for i = 1, n do cycle[i] = run.class > 0 and run.class or (i - 1) % 10 + 1 end
-  local labels = gen.tensor(cycle, "int64")
+  local labels = experiment.class_labels(run, n, 10)
   return G(gen.randn(n, G.z_dim), labels), labels
 end
 

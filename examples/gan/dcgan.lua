@@ -7,7 +7,8 @@ local gan = require "gen.gan"
 local dcgan = require "gen.models.dcgan"
 local experiment = require "gen.experiment"
 
-local run = experiment.parse("dcgan", arg, { epochs = 5, lr = 2e-4, loss = "nonsaturating", z_dim = 100 })
+local run = experiment.parse("dcgan", arg, { epochs = 5, lr = 2e-4, z_dim = 100,
+  loss = experiment.choice("nonsaturating", { "nonsaturating", "minimax" }) })
 gen.manual_seed(run.seed)
 local G, D = dcgan.Generator { z_dim = run.z_dim }, dcgan.Discriminator()
 local opt_g = gen.optim.Adam(G, { lr = run.lr, betas = { 0.5, 0.999 } })

@@ -5,7 +5,8 @@ local gan = require "gen.gan"
 local mlp = require "gen.models.gan"
 local experiment = require "gen.experiment"
 
-local run = experiment.parse("gan", arg, { epochs = 20, lr = 2e-4, loss = "nonsaturating", z_dim = 64 })
+local run = experiment.parse("gan", arg, { epochs = 20, lr = 2e-4, z_dim = 64,
+  loss = experiment.choice("nonsaturating", { "nonsaturating", "minimax" }) })
 gen.manual_seed(run.seed)
 local G, D = mlp.Generator { z_dim = run.z_dim }, mlp.Discriminator()
 local opt_g = gen.optim.Adam(G, { lr = run.lr, betas = { 0.5, 0.999 } })

@@ -6,7 +6,9 @@
 --
 -- Objects with a state_dict() method are saved through it; tensors go in the tensor section,
 -- numbers, strings and booleans in the metadata, nested tables under "/"-joined keys
--- ("optimizer/state/1/exp_avg"). The default generator's state is saved as "rng" unless rng = false.
+-- ("optimizer/state/1/exp_avg"); an empty table is kept as one metadata entry, so an optimizer saved
+-- before its first step (no per-parameter state yet) loads back. The default generator's state is
+-- saved as "rng" unless rng = false.
 local gen = require "gen"
 
 local M = {}
@@ -26,6 +28,7 @@ local function decode_scalar(s)
   if kind == "n:" then return tonumber(body) end
   if kind == "b:" then return body == "1" end
   if kind == "s:" then return body end
+  if s == "t:" then return {} end
   return s
 end
 
@@ -36,6 +39,10 @@ local function flatten(prefix, v, tensors, meta, seen)
     flatten(prefix, v:state_dict(), tensors, meta, seen)
   elseif type(v) == "table" then
     if seen[v] then error("gen.checkpoint.save: a cycle in the state at " .. prefix, 3) end
+    if next(v) == nil and prefix ~= "" then
+      meta[prefix] = "t:"
+      return
+    end
     seen[v] = true
     for k, x in pairs(v) do
       if type(k) ~= "string" and math.type(k) ~= "integer" then

@@ -13,62 +13,132 @@
 -- DIR/metrics.txt, drawn --eval-batch N (64) at a time; conditional models' sample functions return the requested labels too, which
 -- adds the classifier's agreement with them). Example-specific options are
 -- declared by their defaults (numbers, strings, booleans) and parsed the same way (--sample-steps
--- sets sample_steps).
+-- sets sample_steps); an option with a fixed set of values is declared once with
+-- experiment.choice(default, {values...}), and the usage text lists the values.
+-- Bad command-line input (an unknown flag, a bad number, a value outside its choices, --sample
+-- without a checkpoint, --resume from another model's checkpoint, an unwritable --out) ends the
+-- script with a one-line message and exit status 2, never a traceback.
 local gen = require "gen"
 
 local M = {}
 
 local common = { out = "", epochs = 0, steps = 0, batch = 64, seed = 0, threads = 0, resume = false, sample = 0,
   class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500, eval = 0, eval_batch = 64 }
+-- the smallest value each common count accepts
+local minimum = { epochs = 0, steps = 0, batch = 1, seed = 0, threads = 0, sample = 0, class = 0, log_every = 1,
+  checkpoint_every = 1, eval = 0, eval_batch = 1 }
 
-local function usage(script, opts)
+local Choice = {}
+--- An option that takes one of a fixed set of strings: experiment.choice("ddim", {"ddim", "ddpm"}).
+function M.choice(default, values)
+  local allowed = {}
+  for _, v in ipairs(values) do allowed[v] = true end
+  if not allowed[default] then error("gen.experiment.choice: default '" .. tostring(default) .. "' is not among the values", 2) end
+  return setmetatable({ default = default, values = values, allowed = allowed }, Choice)
+end
+
+--- Ends the script with a one-line message on stderr and exit status 2 (bad command-line input).
+function M.fail(script, msg)
+  io.stderr:write(script, ": ", msg, "\n")
+  io.stderr:flush()
+  os.exit(2)
+end
+
+local function usage(script, opts, choices)
   local keys = {}
   for k in pairs(opts) do keys[#keys + 1] = k end
   table.sort(keys)
   local lines = { "usage: bin/gen " .. script .. " [options]" }
-  for _, k in ipairs(keys) do lines[#lines + 1] = string.format("  --%-16s (default %s)", k:gsub("_", "-"), tostring(opts[k])) end
+  for _, k in ipairs(keys) do
+    local flag = "--" .. k:gsub("_", "-")
+    if choices[k] then
+      lines[#lines + 1] = string.format("  %-18s %s (default %s)", flag, table.concat(choices[k].values, "|"), tostring(opts[k]))
+    else
+      lines[#lines + 1] = string.format("  %-18s (default %s)", flag, tostring(opts[k]))
+    end
+  end
   return table.concat(lines, "\n")
 end
 
 --- Parses argv against the common options and the example's defaults; returns the options table.
 function M.parse(name, argv, defaults)
-  local opts = {}
+  local opts, choices = {}, {}
   for k, v in pairs(common) do opts[k] = v end
-  for k, v in pairs(defaults or {}) do opts[k] = v end
+  for k, v in pairs(defaults or {}) do
+    if getmetatable(v) == Choice then choices[k], v = v, v.default end
+    opts[k] = v
+  end
   local script = argv and argv[0] or (name .. ".lua")
+  local function fail(msg) M.fail(script, msg) end
   local i = 1
   while argv and argv[i] do
     local a = argv[i]
-    if a == "-h" or a == "--help" then print(usage(script, opts)); os.exit(0) end
+    if a == "-h" or a == "--help" then print(usage(script, opts, choices)); os.exit(0) end
     local key = a:match("^%-%-([%w%-]+)$")
-    if not key then error("unexpected argument '" .. a .. "'\n" .. usage(script, opts), 0) end
+    if not key then fail("unexpected argument '" .. a .. "' (--help lists the options)") end
     key = key:gsub("%-", "_")
+    local flag = "--" .. key:gsub("_", "-")
     local cur = opts[key]
-    if cur == nil then error("unknown option --" .. key:gsub("_", "-") .. "\n" .. usage(script, opts), 0) end
+    if cur == nil then fail("unknown option " .. flag .. " (--help lists the options)") end
     if type(cur) == "boolean" then
       opts[key] = true
       i = i + 1
     else
       local v = argv[i + 1]
-      if v == nil then error("option --" .. key .. " needs a value", 0) end
+      if v == nil then fail("option " .. flag .. " needs a value") end
       if type(cur) == "number" then
         local n = tonumber(v)
-        if not n then error("option --" .. key .. " needs a number, got '" .. v .. "'", 0) end
-        opts[key] = math.type(cur) == "integer" and math.tointeger(n) or n
-        if opts[key] == nil then error("option --" .. key .. " needs an integer, got '" .. v .. "'", 0) end
+        if not n or n ~= n then fail("option " .. flag .. " needs a number, got '" .. v .. "'") end
+        if math.type(cur) == "integer" then
+          n = math.tointeger(n)
+          if n == nil then fail("option " .. flag .. " needs an integer, got '" .. v .. "'") end
+        end
+        opts[key] = n
+        if minimum[key] and opts[key] < minimum[key] then
+          fail(string.format("option %s must be at least %d, got %s", flag, minimum[key], v))
+        end
+      elseif choices[key] and not choices[key].allowed[v] then
+        fail(string.format("option %s must be one of %s, got '%s'", flag, table.concat(choices[key].values, "|"), v))
       else
         opts[key] = v
       end
       i = i + 2
     end
   end
-  opts.name = name
+  opts.name, opts.script = name, script
   if opts.out == "" then opts.out = "runs/" .. name end
   if opts.threads > 0 then gen.set_num_threads(opts.threads) end
   return opts
 end
 
-local function mkdir(dir) os.execute('mkdir -p "' .. dir .. '"') end
+-- Creates dir (and its parents) and checks that files can be written in it.
+local function writable_dir(run)
+  os.execute('mkdir -p "' .. run.out:gsub('"', '\\"') .. '" 2>/dev/null')
+  local probe = run.out .. "/.write-test"
+  local f = io.open(probe, "w")
+  if not f then M.fail(run.script, "cannot write to --out " .. run.out) end
+  f:close()
+  os.remove(probe)
+end
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Loads the checkpoint into the state, or ends with a one-line message saying why it cannot.
+local function load_checkpoint(run, path, state, why)
+  if not file_exists(path) then
+    M.fail(run.script, string.format("%s: no checkpoint at %s (train first, without %s)", why, path, why))
+  end
+  local ok, result = pcall(gen.checkpoint.load, path, state)
+  if not ok then
+    M.fail(run.script, string.format("%s: %s does not hold this model's state (%s)", why, path,
+      tostring(result):gsub("^[^:]*:%d+: ", "")))
+  end
+  return result
+end
 
 --- Writes images ({N, C, H, W} in [-1, 1]) as DIR/samples.idx (uint8, N x H x W for one channel,
 -- 0 = black) and the first nrow x nrow of them (nrow defaults to 8) as a grid DIR/samples.png.
@@ -118,10 +188,10 @@ end
 
 --- Runs training (or sampling with --sample) as described at the top of this file.
 function M.train(run, spec)
-  mkdir(run.out)
+  writable_dir(run)
   local ck_path = run.out .. "/checkpoint.safetensors"
   if run.sample > 0 then
-    gen.checkpoint.load(ck_path, spec.state)
+    load_checkpoint(run, ck_path, spec.state, "--sample")
     gen.manual_seed(run.seed + 1)
     local images = gen.no_grad(spec.sample, run.sample, run)
     M.write_samples(run.out, images, spec.nrow)
@@ -137,7 +207,7 @@ function M.train(run, spec)
   if run.steps > 0 and run.epochs > 0 then total = math.min(run.steps, run.epochs * per_epoch) end
   local step = 0
   if run.resume then
-    local ck = gen.checkpoint.load(ck_path, spec.state)
+    local ck = load_checkpoint(run, ck_path, spec.state, "--resume")
     step = ck.step
     print(string.format("resumed from %s at step %d", ck_path, step))
   end
@@ -212,6 +282,15 @@ function M.probe(run, features, name)
   f:write(line, "\n")
   f:close()
   return lin, knn
+end
+
+--- The labels of n samples of a class-conditional model: all --class K, or, without --class, the
+-- classes 1..classes cycling (so each column of a grid with nrow = classes is one class).
+function M.class_labels(run, n, classes)
+  if run.class > classes then M.fail(run.script, string.format("option --class must be in 1..%d, got %d", classes, run.class)) end
+  local labels = {}
+  for i = 1, n do labels[i] = run.class > 0 and run.class or (i - 1) % classes + 1 end
+  return gen.tensor(labels, "int64")
 end
 
 function M.state_with_step(state, step)
