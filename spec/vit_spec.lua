@@ -91,11 +91,15 @@ describe("TransformerBlock", function()
       local x = fx["block/in"]:clone():requires_grad_()
       local out = blk(x)
       assert.is_true(max_abs_diff(out, fx["block/out"]) < 1e-10)
-      (out * fx["block/gout"]):sum():backward()
+      local total = (out * fx["block/gout"]):sum()
+      total:backward()
       assert.is_true(max_abs_diff(x.grad, fx["block/grad_in"]) < 1e-10)
-      for name, p in pairs(blk:named_parameters()) do
+      local checked = 0
+      for name, p in blk:named_parameters() do
         assert.is_true(max_abs_diff(p.grad, fx["block/grad/" .. name]) < 1e-10, name)
+        checked = checked + 1
       end
+      assert.equal(12, checked)
     end)
   else
     pending("PyTorch fixture spec/fixtures/vit.safetensors missing: run /usr/bin/python3 spec/fixtures/make_vit_fixtures.py")
