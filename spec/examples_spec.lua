@@ -133,7 +133,7 @@ describe("autoencoder examples", function()
       for v in csv:gmatch("\n%d+,([^\n]+)") do losses[#losses + 1] = tonumber(v) end
       assert.equal(8, #losses, csv)
       for _, v in ipairs(losses) do assert.truthy(v == v and v < math.huge, csv) end
-      local function mean(a, b) return (losses[a] + losses[a + 1] + losses[a + 2] + losses[a + 3]) / 4 end
+      local function mean(a) return (losses[a] + losses[a + 1] + losses[a + 2] + losses[a + 3]) / 4 end
       assert.is_true(mean(5) < mean(1), "loss did not decrease: " .. csv)
       for _, f in ipairs { "checkpoint.safetensors", "reconstructions.png", "losses.png", "samples.png", "probe.txt" } do
         assert.truthy(read(out .. "/" .. f), f .. " missing")

@@ -51,3 +51,5 @@ experiment.train(run, {
     if run.probe then experiment.probe(run, function(x) return model:features(x) end) end
   end,
 })
+-- --sample N --probe: also probe the checkpoint's frozen encoder
+if run.sample > 0 and run.probe then experiment.probe(run, function(x) return model:features(x) end) end

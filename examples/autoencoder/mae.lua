@@ -3,7 +3,7 @@
 --   bin/gen examples/autoencoder/mae.lua --steps 1000 [--mask-ratio 0.75] [--norm-pix] [--probe]
 --   bin/gen examples/autoencoder/mae.lua --sample 16     (rows: original | masked | reconstruction)
 -- Reports the test MSE and PSNR on the masked patches; --probe scores the frozen encoder's
--- [CLS] features (probe.txt).
+-- features (probe.txt): the [CLS] output, or with --pool mean the mean of the patch outputs.
 local gen = require "gen"
 local mae = require "gen.models.mae"
 local autoencoder = require "gen.autoencoder"
@@ -11,13 +11,13 @@ local experiment = require "gen.experiment"
 
 local run = experiment.parse("mae", arg, { epochs = 5, batch = 128, lr = 1e-3, weight_decay = 0.05, mask_ratio = 0.75,
   norm_pix = false, patch = 4, dim = 128, depth = 4, heads = 4, decoder_dim = 64, decoder_depth = 2, decoder_heads = 4,
-  probe = false, probe_train = 10000, probe_test = 0, test_images = 10000 })
+  pool = experiment.choice("cls", { "cls", "mean" }), probe = false, probe_train = 10000, probe_test = 0, test_images = 10000 })
 if run.mask_ratio < 0 or run.mask_ratio >= 1 then
   experiment.fail(run.script, "option --mask-ratio must be in [0, 1), got " .. run.mask_ratio)
 end
 gen.manual_seed(run.seed)
 local model = mae.MAE { patch = run.patch, dim = run.dim, depth = run.depth, heads = run.heads, decoder_dim = run.decoder_dim,
-  decoder_depth = run.decoder_depth, decoder_heads = run.decoder_heads }
+  decoder_depth = run.decoder_depth, decoder_heads = run.decoder_heads, pool = run.pool }
 local opt = gen.optim.AdamW(model, { lr = run.lr, betas = { 0.9, 0.95 }, weight_decay = run.weight_decay })
 local objective = { mask_ratio = run.mask_ratio, norm_pix = run.norm_pix }
 
@@ -58,3 +58,5 @@ experiment.train(run, {
     if run.probe then experiment.probe(run, function(x) return model:features(x) end) end
   end,
 })
+-- --sample N --probe: also probe the checkpoint's frozen encoder
+if run.sample > 0 and run.probe then experiment.probe(run, function(x) return model:features(x) end) end
