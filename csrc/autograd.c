@@ -85,6 +85,37 @@ int gen_node_save_output(gen_node *node, gen_tensor *out) {
   return rc;
 }
 
+gen_tensor *gen_record(gen_tensor *out, const gen_record_args *r) {
+  if (!out || !gen_needs_grad(r->inputs.n, r->inputs.t)) {
+    if (r->extra) r->free_extra(r->extra);
+    return out;
+  }
+  if (r->attrs.size > GEN_NODE_ATTR_BYTES) { /* GEN_ATTRS checks this at compile time */
+    if (r->extra) r->free_extra(r->extra);
+    gen_release(out);
+    return gen_fail("internal: op %s has too many attribute bytes", gen_op_name(r->op));
+  }
+  gen_node *n = gen_node_new(r->op, r->backward, r->inputs.n, r->inputs.t);
+  if (!n) {
+    if (r->extra) r->free_extra(r->extra);
+    gen_release(out);
+    return NULL;
+  }
+  n->extra = r->extra; /* the node frees it from here on */
+  n->free_extra = r->free_extra;
+  if (r->attrs.size) memcpy(n->attrs, r->attrs.p, r->attrs.size);
+  for (int i = 0; i < r->saved.n; i++) {
+    gen_tensor *t = r->saved.t[i];
+    if (t && (t == out ? gen_node_save_output(n, t) : gen_node_save(n, t)) < 0) {
+      gen_node_release(n);
+      gen_release(out);
+      return NULL;
+    }
+  }
+  gen_attach(out, n);
+  return out;
+}
+
 void gen_attach(gen_tensor *out, gen_node *node) {
   if (out->grad_fn) gen_node_release(out->grad_fn);
   out->grad_fn = node;

@@ -128,15 +128,9 @@ gen_tensor *gen_binary(gen_binop bop, gen_tensor *a, gen_tensor *b) {
     gen_release(out);
     return gen_fail("integer results cannot take part in autograd");
   }
-  gen_node *n = gen_node_new(op, backward_of(op), 2, (gen_tensor *[]){a, b});
   bool saves = op != GEN_OP_ADD && op != GEN_OP_SUB;
-  if (!n || (saves && (gen_node_save(n, a) < 0 || gen_node_save(n, b) < 0))) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  gen_attach(out, n);
-  return out;
+  return gen_record(out, &(gen_record_args){.op = op, .backward = backward_of(op), .inputs = GEN_TENSORS(a, b),
+                                            .saved = saves ? GEN_TENSORS(a, b) : (gen_tensor_list){0}});
 }
 
 gen_tensor *gen_add(gen_tensor *a, gen_tensor *b) { return gen_binary(GEN_BIN_ADD, a, b); }
@@ -153,14 +147,7 @@ static int neg_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
 
 gen_tensor *gen_neg(gen_tensor *a) {
   gen_tensor *out = gen_scale_raw(a, -1.0);
-  if (!out || !gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(GEN_OP_NEG, neg_backward, 1, &a);
-  if (!n) {
-    gen_release(out);
-    return NULL;
-  }
-  gen_attach(out, n);
-  return out;
+  return gen_record(out, &(gen_record_args){.op = GEN_OP_NEG, .backward = neg_backward, .inputs = GEN_TENSORS(a)});
 }
 
 int gen_binary_(gen_binop op, gen_tensor *a, gen_tensor *b) {

@@ -136,15 +136,21 @@ static void slice_backward(const attn_shape *a, gen_dtype dt, const char *q, con
   }
 }
 
-/* saved: q, k, v (contiguous), out alias, lse {B*H*Tq} float64, mask (optional);
- * ints: b, h, tq, tk, d, dv, causal, has_mask, mstride[4]; reals[0] = scale */
+/* The shape the backward needs: the forward's, without the mask (saved as a tensor). */
+typedef struct {
+  attn_shape a; /* a.mask is NULL here */
+  bool has_mask;
+} attention_attrs;
+
+/* saved: q, k, v (contiguous), out alias, lse {B*H*Tq} float64, mask (optional) */
 static int attention_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  const attention_attrs *at = GEN_NODE_ATTRS(n, attention_attrs);
   gen_tensor *q = gen_node_saved(n, 0), *k = q ? gen_node_saved(n, 1) : NULL, *v = k ? gen_node_saved(n, 2) : NULL;
   gen_tensor *o = v ? gen_node_saved(n, 3) : NULL, *lse = o ? gen_node_saved(n, 4) : NULL;
-  gen_tensor *mask = lse && n->ints[7] ? gen_node_saved(n, 5) : NULL;
-  if (!lse || (n->ints[7] && !mask)) return -1;
-  attn_shape a = {n->ints[0], n->ints[1], n->ints[2], n->ints[3], n->ints[4], n->ints[5], n->reals[0], n->ints[6], mask,
-                  {n->ints[8], n->ints[9], n->ints[10], n->ints[11]}};
+  gen_tensor *mask = lse && at->has_mask ? gen_node_saved(n, 5) : NULL;
+  if (!lse || (at->has_mask && !mask)) return -1;
+  attn_shape a = at->a;
+  a.mask = mask;
   gen_dtype dt = q->dtype;
   gen_tensor *co = gen_contiguous_raw(o), *cg = co ? gen_contiguous_raw(g) : NULL;
   gen_tensor *dq = cg ? gen_zeros(dt, q->ndim, q->shape) : NULL, *dk = dq ? gen_zeros(dt, k->ndim, k->shape) : NULL;
@@ -238,19 +244,11 @@ gen_tensor *gen_attention(gen_tensor *q, gen_tensor *k, gen_tensor *v, gen_tenso
       free(l);
     }
   }
-  gen_tensor *inputs[3] = {q, k, v};
-  if (!failed && gen_needs_grad(3, inputs)) {
-    gen_node *n = gen_node_new(GEN_OP_ATTENTION, attention_backward, 3, inputs);
-    if (!n || gen_node_save(n, cq) < 0 || gen_node_save(n, ck) < 0 || gen_node_save(n, cv) < 0 || gen_node_save_output(n, out) < 0 ||
-        gen_node_save(n, lse) < 0 || (mask && gen_node_save(n, mask) < 0)) {
-      gen_node_release(n);
-      failed = 1;
-    } else {
-      int64_t attrs[12] = {a.b, a.h, a.tq, a.tk, a.d, a.dv, causal, mask != NULL, a.mstride[0], a.mstride[1], a.mstride[2], a.mstride[3]};
-      memcpy(n->ints, attrs, sizeof attrs);
-      n->reals[0] = a.scale;
-      gen_attach(out, n);
-    }
+  if (!failed) {
+    attention_attrs at = {a, mask != NULL};
+    at.a.mask = NULL;
+    out = gen_record(out, &(gen_record_args){.op = GEN_OP_ATTENTION, .backward = attention_backward, .inputs = GEN_TENSORS(q, k, v),
+                                             .saved = GEN_TENSORS(cq, ck, cv, out, lse, mask), .attrs = GEN_ATTRS(&at)});
   }
   gen_release(cq);
   gen_release(ck);

@@ -485,16 +485,11 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
 
 /* ---------------------------------------------------------------- conv2d */
 
-/* saved: x (contiguous), w (contiguous); ints: geometry (14), groups */
-static void store_geom(gen_node *n, const gen_conv_geom *g, int64_t groups) {
-  memcpy(n->ints, g, sizeof *g);
-  n->ints[14] = groups;
-}
-static void load_geom(const gen_node *n, gen_conv_geom *g, int64_t *groups) {
-  memcpy(g, n->ints, sizeof *g);
-  *groups = n->ints[14];
-}
-_Static_assert(sizeof(gen_conv_geom) == 14 * sizeof(int64_t) && 15 <= GEN_NODE_MAX_ATTRS, "geometry fits the node");
+/* What the backward needs besides the saved x and w (both contiguous). */
+typedef struct {
+  gen_conv_geom g;
+  int64_t groups;
+} conv_attrs;
 
 /* Both directions: conv2d's input gradient is the adjoint of its forward, and conv_transpose2d's
  * is the forward itself; the weight gradient pairs the conv "image" with the conv "output". For
@@ -502,9 +497,9 @@ _Static_assert(sizeof(gen_conv_geom) == 14 * sizeof(int64_t) && 15 <= GEN_NODE_M
 static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0), *w = x ? gen_node_saved(n, 1) : NULL;
   if (!w) return -1;
-  gen_conv_geom g;
-  int64_t groups;
-  load_geom(n, &g, &groups);
+  const conv_attrs *at = GEN_NODE_ATTRS(n, conv_attrs);
+  gen_conv_geom g = at->g;
+  int64_t groups = at->groups;
   gen_tensor *d = gen_contiguous_raw(gout);
   if (!d) return -1;
   bool transposed = n->op == GEN_OP_CONV_TRANSPOSE2D, need_x = gen_edge_live(&n->edges[0]), need_w = gen_edge_live(&n->edges[1]);
@@ -524,20 +519,12 @@ static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   return rc;
 }
 
-static gen_tensor *record_conv(gen_tensor *out, gen_op op, gen_backward_fn bw, gen_tensor *x, gen_tensor *w, gen_tensor *b,
-                               gen_tensor *cx, gen_tensor *cw, const gen_conv_geom *g, int64_t groups) {
-  gen_tensor *inputs[3] = {x, w, b};
-  int n_in = b ? 3 : 2;
-  if (!out || !gen_needs_grad(n_in, inputs)) return out;
-  gen_node *n = gen_node_new(op, bw, n_in, inputs);
-  if (!n || gen_node_save(n, cx) < 0 || gen_node_save(n, cw) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  store_geom(n, g, groups);
-  gen_attach(out, n);
-  return out;
+static gen_tensor *record_conv(gen_tensor *out, gen_op op, gen_tensor *x, gen_tensor *w, gen_tensor *b, gen_tensor *cx,
+                               gen_tensor *cw, const gen_conv_geom *g, int64_t groups) {
+  conv_attrs at = {*g, groups};
+  return gen_record(out, &(gen_record_args){.op = op, .backward = conv_backward,
+                                            .inputs = b ? GEN_TENSORS(x, w, b) : GEN_TENSORS(x, w),
+                                            .saved = GEN_TENSORS(cx, cw), .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_conv_opts *o) {
@@ -548,7 +535,7 @@ gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_co
   gen_tensor *cb = cw && b ? gen_contiguous_raw(b) : NULL;
   gen_tensor *out = cw && (cb || !b) ? conv_apply(cx, cw, cb, &g, o->groups) : NULL;
   gen_release(cb);
-  out = record_conv(out, GEN_OP_CONV2D, conv_backward, x, w, b, cx, cw, &g, o->groups);
+  out = record_conv(out, GEN_OP_CONV2D, x, w, b, cx, cw, &g, o->groups);
   gen_release(cx);
   gen_release(cw);
   return out;
@@ -576,7 +563,7 @@ gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, co
   gen_tensor *cb = cw && b ? gen_contiguous_raw(b) : NULL;
   gen_tensor *out = cw && (cb || !b) ? conv_adjoint(cx, NULL, cw, cb, &g, o->groups) : NULL;
   gen_release(cb);
-  out = record_conv(out, GEN_OP_CONV_TRANSPOSE2D, conv_backward, x, w, b, cx, cw, &g, o->groups);
+  out = record_conv(out, GEN_OP_CONV_TRANSPOSE2D, x, w, b, cx, cw, &g, o->groups);
   gen_release(cx);
   gen_release(cw);
   return out;

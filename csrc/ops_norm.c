@@ -217,15 +217,21 @@ static int norm_forward(const norm_layout *l, const gen_tensor *x, gen_tensor *y
   return 0;
 }
 
-/* saved: x, stats {2, sets} float64 (mean; rstd), w (optional);
- * ints[0..3] = layout n, c, s, groups; ints[4] = eval-mode batch norm; ints[5] = has w */
+typedef struct {
+  norm_layout layout;
+  bool fixed; /* eval-mode batch norm: the statistics are constants */
+  bool has_w;
+} norm_attrs;
+
+/* saved: x, stats {2, sets} float64 (mean; rstd), w (optional) */
 static int norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  const norm_attrs *at = GEN_NODE_ATTRS(node, norm_attrs);
   gen_tensor *x = gen_node_saved(node, 0), *stats = x ? gen_node_saved(node, 1) : NULL;
   if (!stats) return -1;
-  gen_tensor *w = node->ints[5] ? gen_node_saved(node, 2) : NULL;
-  if (node->ints[5] && !w) return -1;
-  norm_layout l = {node->ints[0], node->ints[1], node->ints[2], node->ints[3]};
-  bool fixed = node->ints[4];
+  gen_tensor *w = at->has_w ? gen_node_saved(node, 2) : NULL;
+  if (at->has_w && !w) return -1;
+  norm_layout l = at->layout;
+  bool fixed = at->fixed;
   const double *mean = (const double *)gen_data_ptr(stats), *rstd = mean + stats->shape[1];
   gen_tensor *dy = gen_contiguous_raw(g);
   if (!dy) return -1;
@@ -320,11 +326,21 @@ static int check_affine(const gen_tensor *t, int64_t count, gen_dtype dt, const 
   return 0;
 }
 
-/* fixed: use the given statistics (batch norm in eval mode); otherwise compute them, and copy the
- * means and biased variances out when mean_out / var_out are given (the running-stat update). */
-static gen_tensor *normalize(gen_op op, gen_tensor *x, const norm_layout *l, gen_tensor *w, gen_tensor *b, double eps,
-                             bool fixed, const double *given_mean, const double *given_rstd, double *mean_out,
-                             double *var_out) {
+/* How normalize() runs: which op, the layout, and where its statistics come from or go. */
+typedef struct {
+  gen_op op;
+  norm_layout layout;
+  double eps;
+  /* fixed: normalize with given_mean and given_rstd (batch norm in eval mode); otherwise compute
+   * the statistics, and copy the means and biased variances out to mean_out / var_out when they
+   * are not NULL (the running-stat update). */
+  bool fixed;
+  const double *given_mean, *given_rstd;
+  double *mean_out, *var_out;
+} norm_args;
+
+static gen_tensor *normalize(gen_tensor *x, gen_tensor *w, gen_tensor *b, const norm_args *a) {
+  const norm_layout *l = &a->layout;
   int64_t sets = set_count(l);
   gen_tensor *cx = gen_contiguous_raw(x);
   gen_tensor *stats = cx ? gen_empty(GEN_FLOAT64, 2, (int64_t[2]){2, sets}) : NULL;
@@ -335,36 +351,20 @@ static gen_tensor *normalize(gen_op op, gen_tensor *x, const norm_layout *l, gen
     return NULL;
   }
   double *mean = (double *)gen_data_ptr(stats), *rstd = mean + sets;
-  if (fixed) {
-    memcpy(mean, given_mean, sizeof(double) * (size_t)sets);
-    memcpy(rstd, given_rstd, sizeof(double) * (size_t)sets);
+  if (a->fixed) {
+    memcpy(mean, a->given_mean, sizeof(double) * (size_t)sets);
+    memcpy(rstd, a->given_rstd, sizeof(double) * (size_t)sets);
   }
-  if (!fixed && set_stats(l, cx, mean, rstd, var_out, eps) < 0) {
+  if ((!a->fixed && set_stats(l, cx, mean, rstd, a->var_out, a->eps) < 0) || norm_forward(l, cx, y, w, b, mean, rstd) < 0) {
     gen_release(cx);
     gen_release(stats);
     gen_release(y);
     return NULL;
   }
-  if (norm_forward(l, cx, y, w, b, mean, rstd) < 0) {
-    gen_release(cx);
-    gen_release(stats);
-    gen_release(y);
-    return NULL;
-  }
-  if (mean_out) memcpy(mean_out, mean, sizeof(double) * (size_t)sets);
-  gen_tensor *inputs[3] = {x, w, b};
-  if (gen_needs_grad(3, inputs)) {
-    gen_node *n = gen_node_new(op, norm_backward, 3, inputs);
-    if (!n || gen_node_save(n, cx) < 0 || gen_node_save(n, stats) < 0 || (w && gen_node_save(n, w) < 0)) {
-      gen_node_release(n);
-      gen_release(y);
-      y = NULL;
-    } else {
-      int64_t attrs[7] = {l->n, l->c, l->s, l->groups, fixed, w != NULL, b != NULL};
-      memcpy(n->ints, attrs, sizeof attrs);
-      gen_attach(y, n);
-    }
-  }
+  if (a->mean_out) memcpy(a->mean_out, mean, sizeof(double) * (size_t)sets);
+  norm_attrs at = {*l, a->fixed, w != NULL};
+  y = gen_record(y, &(gen_record_args){.op = a->op, .backward = norm_backward, .inputs = GEN_TENSORS(x, w, b),
+                                       .saved = GEN_TENSORS(cx, stats, w), .attrs = GEN_ATTRS(&at)});
   gen_release(cx);
   gen_release(stats);
   return y;
@@ -385,7 +385,7 @@ gen_tensor *gen_group_norm(gen_tensor *x, int64_t groups, gen_tensor *w, gen_ten
     return gen_fail("%lld groups do not divide %lld channels", (long long)groups, (long long)x->shape[1]);
   if (check_affine(w, x->shape[1], x->dtype, "weight") < 0 || check_affine(b, x->shape[1], x->dtype, "bias") < 0) return NULL;
   norm_layout l = {x->shape[0], x->shape[1], gen_numel_of(x->ndim - 2, x->shape + 2), groups};
-  return normalize(GEN_OP_GROUP_NORM, x, &l, w, b, eps, false, NULL, NULL, NULL, NULL);
+  return normalize(x, w, b, &(norm_args){.op = GEN_OP_GROUP_NORM, .layout = l, .eps = eps});
 }
 
 /* ---------------------------------------------------------------- layer norm
@@ -458,13 +458,18 @@ static void ln_row_backward(gen_tensor *dx, const gen_tensor *dy, const gen_tens
   }
 }
 
-/* saved: x (contiguous), stats {2, M} float64 (mean; rstd), w (optional);
- * ints[0] = M, ints[1] = D, ints[2] = has w */
+typedef struct {
+  int64_t rows, dsize; /* M, D */
+  bool has_w;
+} layer_norm_attrs;
+
+/* saved: x (contiguous), stats {2, M} float64 (mean; rstd), w (optional) */
 static int layer_norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  const layer_norm_attrs *at = GEN_NODE_ATTRS(node, layer_norm_attrs);
   gen_tensor *x = gen_node_saved(node, 0), *stats = x ? gen_node_saved(node, 1) : NULL;
-  gen_tensor *w = stats && node->ints[2] ? gen_node_saved(node, 2) : NULL;
-  if (!stats || (node->ints[2] && !w)) return -1;
-  int64_t rows = node->ints[0], dsize = node->ints[1];
+  gen_tensor *w = stats && at->has_w ? gen_node_saved(node, 2) : NULL;
+  if (!stats || (at->has_w && !w)) return -1;
+  int64_t rows = at->rows, dsize = at->dsize;
   const double *mean = (const double *)gen_data_ptr(stats), *rstd = mean + rows;
   gen_tensor *dy = gen_contiguous_raw(g);
   if (!dy) return -1;
@@ -538,20 +543,9 @@ gen_tensor *gen_layer_norm(gen_tensor *x, int nd, const int64_t *shape, gen_tens
       ln_row_stats(cx, row, dsize, eps, &mean[row], &rstd[row]);
       ln_row_forward(y, cx, w, b, row, dsize, mean[row], rstd[row]);
     }
-    gen_tensor *inputs[3] = {x, w, b};
-    if (gen_needs_grad(3, inputs)) {
-      gen_node *n = gen_node_new(GEN_OP_LAYER_NORM, layer_norm_backward, 3, inputs);
-      if (!n || gen_node_save(n, cx) < 0 || gen_node_save(n, stats) < 0 || (w && gen_node_save(n, w) < 0)) {
-        gen_node_release(n);
-        gen_release(y);
-        y = NULL;
-      } else {
-        n->ints[0] = rows;
-        n->ints[1] = dsize;
-        n->ints[2] = w != NULL;
-        gen_attach(y, n);
-      }
-    }
+    layer_norm_attrs at = {rows, dsize, w != NULL};
+    y = gen_record(y, &(gen_record_args){.op = GEN_OP_LAYER_NORM, .backward = layer_norm_backward, .inputs = GEN_TENSORS(x, w, b),
+                                         .saved = GEN_TENSORS(cx, stats, w), .attrs = GEN_ATTRS(&at)});
   }
   gen_release(cx);
   gen_release(stats);
@@ -584,7 +578,9 @@ gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *
       mean[k] = rd(running_mean, k);
       rstd[k] = 1 / sqrt(rd(running_var, k) + eps);
     }
-  y = normalize(GEN_OP_BATCH_NORM, x, &l, w, b, eps, !training, mean, rstd, training ? mean : NULL, training ? var : NULL);
+  y = normalize(x, w, b,
+                &(norm_args){.op = GEN_OP_BATCH_NORM, .layout = l, .eps = eps, .fixed = !training, .given_mean = mean,
+                             .given_rstd = rstd, .mean_out = training ? mean : NULL, .var_out = training ? var : NULL});
   if (y && training && running_mean) {
     for (int64_t k = 0; k < c; k++) {
       wr(running_mean, k, (1 - momentum) * rd(running_mean, k) + momentum * mean[k]);
@@ -650,16 +646,8 @@ gen_tensor *gen_dropout(gen_tensor *x, double p, bool training, gen_generator *g
         wr(out, i, rd(cx, i) * m);
       }
     }
-    if (gen_needs_grad(1, &x)) {
-      gen_node *n = gen_node_new(GEN_OP_DROPOUT, dropout_backward, 1, &x);
-      if (!n || gen_node_save(n, mask) < 0) {
-        gen_node_release(n);
-        gen_release(out);
-        out = NULL;
-      } else {
-        gen_attach(out, n);
-      }
-    }
+    out = gen_record(out, &(gen_record_args){.op = GEN_OP_DROPOUT, .backward = dropout_backward, .inputs = GEN_TENSORS(x),
+                                             .saved = GEN_TENSORS(mask)});
   }
   gen_release(mask);
   gen_release(cx);

@@ -260,21 +260,8 @@ static gen_tensor *apply_map(gen_tensor *x, pixel_map *m) {
   }
   map_forward(m, cx, out, argmax ? (int64_t *)gen_data_ptr(argmax) : NULL);
   gen_release(cx);
-  gen_node *n = NULL;
-  if (gen_needs_grad(1, &x)) {
-    n = gen_node_new(m->op, map_node_backward, 1, &x);
-    if (!n || (argmax && gen_node_save(n, argmax) < 0)) {
-      gen_node_release(n);
-      gen_release(out);
-      out = NULL;
-    } else {
-      n->extra = m;
-      n->free_extra = map_free;
-      m = NULL;
-      gen_attach(out, n);
-    }
-  }
-  map_free(m);
+  out = gen_record(out, &(gen_record_args){.op = m->op, .backward = map_node_backward, .inputs = GEN_TENSORS(x),
+                                           .saved = GEN_TENSORS(argmax), .extra = m, .free_extra = map_free});
   gen_release(argmax);
   return out;
 }

@@ -173,12 +173,20 @@ gen_tensor *gen_sum_to_shape(gen_tensor *g, int ndim, const int64_t *shape) {
   return cur;
 }
 
-/* attrs: ints[0] = dim, ints[1] = keepdim, reals[0] = scale (1 for sum, 1/n for mean) */
+/* The attributes of every reduction's node. */
+typedef struct {
+  int dim; /* or GEN_DIM_ALL */
+  bool keepdim;
+  double scale;       /* sum: 1, mean: 1/n */
+  int64_t correction; /* var, std */
+} reduce_attrs;
+
 static int sum_mean_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
-  gen_tensor *full = gen_unreduce_raw(g, (int)n->ints[0], n->ints[1], n->edges[0].ndim, n->edges[0].shape);
+  const reduce_attrs *ra = GEN_NODE_ATTRS(n, reduce_attrs);
+  gen_tensor *full = gen_unreduce_raw(g, ra->dim, ra->keepdim, n->edges[0].ndim, n->edges[0].shape);
   if (!full) return -1;
-  if (n->reals[0] != 1.0) {
-    gen_tensor *scaled = gen_scale_raw(full, n->reals[0]);
+  if (ra->scale != 1.0) {
+    gen_tensor *scaled = gen_scale_raw(full, ra->scale);
     gen_release(full);
     full = scaled;
   }
@@ -198,17 +206,8 @@ static gen_tensor *sum_or_mean(gen_op op, gen_tensor *a, int dim, bool keepdim) 
     gen_release(out);
     if (!(out = m)) return NULL;
   }
-  if (!gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(op, sum_mean_backward, 1, &a);
-  if (!n) {
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = dim;
-  n->ints[1] = keepdim;
-  n->reals[0] = scale;
-  gen_attach(out, n);
-  return out;
+  reduce_attrs ra = {dim, keepdim, scale, 0};
+  return gen_record(out, &(gen_record_args){.op = op, .backward = sum_mean_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&ra)});
 }
 
 gen_tensor *gen_sum(gen_tensor *a, int dim, bool keepdim) { return sum_or_mean(GEN_OP_SUM, a, dim, keepdim); }
@@ -323,28 +322,21 @@ static int reduce_rows(gen_tensor *a, int dim, bool keepdim, row_kind kind, int6
   return 0;
 }
 
+/* Records a reduction of a along dim; saves save1 and save2 (either may be NULL, or out). */
 static gen_tensor *record_reduce(gen_tensor *out, gen_tensor *a, gen_op op, gen_backward_fn bw, int dim, bool keepdim,
-                                 gen_tensor *save1, gen_tensor *save2, double real) {
-  if (!out || !gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(op, bw, 1, &a);
-  if (!n || (save1 && gen_node_save(n, save1) < 0) || (save2 && gen_node_save(n, save2) < 0)) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = dim;
-  n->ints[1] = keepdim;
-  n->reals[0] = real;
-  gen_attach(out, n);
-  return out;
+                                 gen_tensor *save1, gen_tensor *save2, int64_t correction) {
+  reduce_attrs ra = {dim, keepdim, 1.0, correction};
+  return gen_record(out, &(gen_record_args){.op = op, .backward = bw, .inputs = GEN_TENSORS(a), .saved = GEN_TENSORS(save1, save2),
+                                            .attrs = GEN_ATTRS(&ra)});
 }
 
 /* var: d/dx = 2 (x - mean) / (n - correction); std additionally / (2 std). saved: x, [std out] */
 static int var_std_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0);
   if (!x) return -1;
-  int dim = (int)n->ints[0];
-  bool keepdim = n->ints[1];
+  const reduce_attrs *ra = GEN_NODE_ATTRS(n, reduce_attrs);
+  int dim = ra->dim;
+  bool keepdim = ra->keepdim;
   gen_tensor *gg = g;
   gen_retain(gg);
   if (n->op == GEN_OP_STD) { /* g / (2 std) */
@@ -361,7 +353,7 @@ static int var_std_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *dev = m ? gen_binary_raw(GEN_BIN_SUB, x, m) : NULL;
   gen_tensor *full = dev ? gen_unreduce_raw(gg, dim, keepdim, x->ndim, x->shape) : NULL;
   gen_tensor *prod = full ? gen_binary_raw(GEN_BIN_MUL, dev, full) : NULL;
-  grad_in[0] = prod ? gen_scale_raw(prod, 2.0 / (double)(count - (int64_t)n->reals[0])) : NULL;
+  grad_in[0] = prod ? gen_scale_raw(prod, 2.0 / (double)(count - ra->correction)) : NULL;
   gen_release(gg);
   gen_release(mean);
   gen_release(m);
@@ -375,7 +367,7 @@ gen_tensor *gen_var(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
   if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
   gen_tensor *out = NULL;
   if (reduce_rows(a, dim, keepdim, ROW_VAR, correction, &out, NULL) < 0) return NULL;
-  return record_reduce(out, a, GEN_OP_VAR, var_std_backward, dim, keepdim, a, NULL, (double)correction);
+  return record_reduce(out, a, GEN_OP_VAR, var_std_backward, dim, keepdim, a, NULL, correction);
 }
 
 gen_tensor *gen_std(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
@@ -384,11 +376,7 @@ gen_tensor *gen_std(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
   if (reduce_rows(a, dim, keepdim, ROW_VAR, correction, &v, NULL) < 0) return NULL;
   int64_t k = gen_numel(v);
   for (int64_t i = 0; i < k; i++) put(v, i, sqrt(at(v, i)));
-  if (!gen_needs_grad(1, &a)) return v;
-  gen_tensor *alias = gen_as_strided(v, v->ndim, v->shape, v->stride, v->offset); /* no cycle */
-  gen_tensor *out = record_reduce(v, a, GEN_OP_STD, var_std_backward, dim, keepdim, a, alias, (double)correction);
-  gen_release(alias);
-  return out;
+  return record_reduce(v, a, GEN_OP_STD, var_std_backward, dim, keepdim, a, v, correction);
 }
 
 /* max/min: the gradient goes to the chosen position. saved: positions (1-based, reduced shape) */
@@ -396,7 +384,7 @@ static int extreme_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *pos = gen_node_saved(n, 0);
   if (!pos) return -1;
   const gen_edge *e = &n->edges[0];
-  int dim = (int)n->ints[0];
+  int dim = GEN_NODE_ATTRS(n, reduce_attrs)->dim;
   gen_tensor *acc = gen_zeros(g->dtype, e->ndim, e->shape);
   gen_tensor *cg = acc ? gen_contiguous_raw(g) : NULL;
   if (!cg) {
@@ -446,8 +434,9 @@ gen_tensor *gen_argmin(gen_tensor *a, int dim, bool keepdim) { return arg_extrem
 static int logsumexp_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0), *y = x ? gen_node_saved(n, 1) : NULL;
   if (!y) return -1;
-  int dim = (int)n->ints[0];
-  bool keepdim = n->ints[1];
+  const reduce_attrs *ra = GEN_NODE_ATTRS(n, reduce_attrs);
+  int dim = ra->dim;
+  bool keepdim = ra->keepdim;
   gen_tensor *yf = gen_unreduce_raw(y, dim, keepdim, x->ndim, x->shape);
   gen_tensor *gf = yf ? gen_unreduce_raw(g, dim, keepdim, x->ndim, x->shape) : NULL;
   gen_tensor *d = gf ? gen_binary_raw(GEN_BIN_SUB, x, yf) : NULL;
@@ -465,11 +454,7 @@ gen_tensor *gen_logsumexp(gen_tensor *a, int dim, bool keepdim) {
   if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
   gen_tensor *out = NULL;
   if (reduce_rows(a, dim, keepdim, ROW_LOGSUMEXP, 0, &out, NULL) < 0) return NULL;
-  if (!gen_needs_grad(1, &a)) return out;
-  gen_tensor *alias = gen_as_strided(out, out->ndim, out->shape, out->stride, out->offset);
-  gen_tensor *r = record_reduce(out, a, GEN_OP_LOGSUMEXP, logsumexp_backward, dim, keepdim, a, alias, 0);
-  gen_release(alias);
-  return r;
+  return record_reduce(out, a, GEN_OP_LOGSUMEXP, logsumexp_backward, dim, keepdim, a, out, 0);
 }
 
 /* ---------------------------------------------------------------- softmax, log_softmax
@@ -511,7 +496,7 @@ static int softmax_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *y = gen_node_saved(n, 0);
   if (!y) return -1;
   rows r;
-  if (rows_of(g, (int)n->ints[0], &r) < 0) return -1;
+  if (rows_of(g, GEN_NODE_ATTRS(n, reduce_attrs)->dim, &r) < 0) return -1;
   gen_tensor *cy = gen_contiguous_raw(y);
   gen_tensor *out = cy ? gen_empty(g->dtype, g->ndim, g->shape) : NULL;
   if (out) {
@@ -549,16 +534,7 @@ static gen_tensor *softmax_impl(gen_tensor *a, int dim, bool log_space) {
     }
   }
   gen_release(r.c);
-  if (!out || !gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(log_space ? GEN_OP_LOG_SOFTMAX : GEN_OP_SOFTMAX, softmax_backward, 1, &a);
-  if (!n || gen_node_save_output(n, out) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = dim;
-  gen_attach(out, n);
-  return out;
+  return record_reduce(out, a, log_space ? GEN_OP_LOG_SOFTMAX : GEN_OP_SOFTMAX, softmax_backward, dim, false, out, NULL, 0);
 }
 
 gen_tensor *gen_softmax(gen_tensor *a, int dim) { return softmax_impl(a, dim, false); }
