@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/elementwise.h"
+#include "ops_arith.h"
 
 static bool grad_enabled = true;
 static _Atomic int64_t backward_counts[GEN_OP_COUNT];

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "autograd.h"
-#include "kernels/elementwise.h"
+#include "ops_arith.h"
 
 static void split_dims(const gen_tensor *a, int dim, int64_t *outer, int64_t *n, int64_t *inner) {
   *outer = gen_numel_of(dim, a->shape);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "autograd.h"
-#include "kernels/elementwise.h"
+#include "ops_arith.h"
 #include "ops_reduce.h"
 
 /* Records a single-input node with no saved tensors and no attributes. */

@@ -144,9 +144,9 @@ static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double
     const float *x = (const float *)gen_data_ptr(a);
     float *y = (float *)gen_data_ptr(out);
     if (op == GEN_UN_SILU)
-      gen_silu_f32(x, y, gen_numel(out));
+      gen_silu_f32(y, x, gen_numel(out));
     else
-      gen_sigmoid_f32(x, y, gen_numel(out));
+      gen_sigmoid_f32(y, x, gen_numel(out));
     gen_bump_version(out);
     return;
   }
@@ -187,7 +187,7 @@ static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
       } else if (op == GEN_UN_TANH) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (1 - ys[i] * ys[i]);
       } else if (op == GEN_UN_SILU) {
-        gen_silu_backward_f32(xs, gs, o, count);
+        gen_silu_backward_f32(o, xs, gs, count);
       } else if (op == GEN_UN_SIGMOID) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * ys[i] * (1 - ys[i]);
       } else {

@@ -46,10 +46,10 @@ GEN_SIMD_CLONES static void sigmoid_range(const float *x, float *y, int64_t lo, 
     }                                                                                                                      \
   } while (0)
 
-void gen_silu_f32(const float *x, float *y, int64_t n) { FOR_BLOCKS(n, silu_range(x, y, lo, hi)); }
+void gen_silu_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, silu_range(x, y, lo, hi)); }
 
-void gen_silu_backward_f32(const float *x, const float *dy, float *dx, int64_t n) {
+void gen_silu_backward_f32(float *dx, const float *x, const float *dy, int64_t n) {
   FOR_BLOCKS(n, silu_backward_range(x, dy, dx, lo, hi));
 }
 
-void gen_sigmoid_f32(const float *x, float *y, int64_t n) { FOR_BLOCKS(n, sigmoid_range(x, y, lo, hi)); }
+void gen_sigmoid_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, sigmoid_range(x, y, lo, hi)); }

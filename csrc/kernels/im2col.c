@@ -9,7 +9,6 @@
  */
 #include "im2col.h"
 
-#include <cblas.h>
 #include <string.h>
 
 /* The output columns ox whose input column ox*sw + shift falls inside [0, w): [*lo, *hi). */
@@ -65,9 +64,9 @@ static void im2col_plane_shift_f32(const gen_conv_geom *g, const float *img, flo
   }
 }
 
-void gen_im2col(const gen_conv_geom *g, const void *img, void *cols, gen_dtype dt) {
+void gen_im2col(void *cols, const void *img, const gen_conv_geom *g, gen_dtype dt) {
   if (is_pointwise(g)) { /* the columns are the batch in channel-major order */
-    gen_nchw_to_cm(img, cols, g->n, g->c, g->h * g->w, dt);
+    gen_nchw_to_cm(cols, img, g->n, g->c, g->h * g->w, dt);
     return;
   }
   bool f32 = dt == GEN_FLOAT32;
@@ -134,7 +133,7 @@ static void col2im_plane_shift_f32(const gen_conv_geom *g, float *cols, float *i
   }
 }
 
-void gen_col2im(const gen_conv_geom *g, void *cols, void *img, gen_dtype dt) {
+void gen_col2im(void *img, void *cols, const gen_conv_geom *g, gen_dtype dt) {
   int64_t ncols = g->n * g->ho * g->wo, k2 = g->kh * g->kw;
   bool f32 = dt == GEN_FLOAT32;
   if (f32 && is_plane_shift(g)) {
@@ -171,7 +170,7 @@ void gen_col2im(const gen_conv_geom *g, void *cols, void *img, gen_dtype dt) {
   }
 }
 
-void gen_nchw_to_cm(const void *src, void *dst, int64_t n, int64_t c, int64_t s, gen_dtype dt) {
+void gen_nchw_to_cm(void *dst, const void *src, int64_t n, int64_t c, int64_t s, gen_dtype dt) {
   size_t es = gen_dtype_size(dt);
 #pragma omp parallel for if (n * c * s > GEN_PARALLEL_GRAIN)
   for (int64_t ci = 0; ci < c; ci++)
@@ -179,7 +178,7 @@ void gen_nchw_to_cm(const void *src, void *dst, int64_t n, int64_t c, int64_t s,
       memcpy((char *)dst + (size_t)((ci * n + ni) * s) * es, (const char *)src + (size_t)((ni * c + ci) * s) * es, (size_t)s * es);
 }
 
-void gen_cm_to_nchw(const void *src, void *dst, int64_t n, int64_t c, int64_t s, const void *bias, gen_dtype dt) {
+void gen_cm_to_nchw(void *dst, const void *src, const void *bias, int64_t n, int64_t c, int64_t s, gen_dtype dt) {
   size_t es = gen_dtype_size(dt);
   bool f32 = dt == GEN_FLOAT32;
 #pragma omp parallel for if (n * c * s > GEN_PARALLEL_GRAIN)
@@ -199,7 +198,7 @@ void gen_cm_to_nchw(const void *src, void *dst, int64_t n, int64_t c, int64_t s,
   }
 }
 
-void gen_sum_rows_into(const void *src, int64_t rows, int64_t cols, void *dst, gen_dtype dt) {
+void gen_sum_rows_into(void *dst, const void *src, int64_t rows, int64_t cols, gen_dtype dt) {
   size_t es = gen_dtype_size(dt);
   int64_t blocks = (cols + 1023) / 1024;
 #pragma omp parallel for if (rows * cols > GEN_PARALLEL_GRAIN)
@@ -220,7 +219,7 @@ void gen_sum_rows_into(const void *src, int64_t rows, int64_t cols, void *dst, g
   }
 }
 
-void gen_fill_planes(void *dst, int64_t n, int64_t c, int64_t s, const void *bias, gen_dtype dt) {
+void gen_fill_planes(void *dst, const void *bias, int64_t n, int64_t c, int64_t s, gen_dtype dt) {
   bool f32 = dt == GEN_FLOAT32;
 #pragma omp parallel for if (n * c * s > GEN_PARALLEL_GRAIN)
   for (int64_t r = 0; r < n * c; r++) {
@@ -237,7 +236,7 @@ void gen_fill_planes(void *dst, int64_t n, int64_t c, int64_t s, const void *bia
 /* Phase (pr, ps) row i of the polyphase image is input row y = 2i + pr - 1 read at columns
  * 2j + ps - 1: for ps = 1 columns 0, 2, .., w - 2 then one zero; for ps = 0 one zero, then
  * columns 1, 3, .., w - 1. */
-void gen_space_to_depth2_f32(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, float *out) {
+void gen_space_to_depth2_f32(float *out, const float *x, int64_t n, int64_t c, int64_t h, int64_t w) {
   int64_t hs = h / 2 + 1, ws = w / 2 + 1, half = w / 2;
 #pragma omp parallel for if (n * c * h * w > GEN_PARALLEL_GRAIN)
   for (int64_t plane = 0; plane < n * c * 4; plane++) {
@@ -259,7 +258,7 @@ void gen_space_to_depth2_f32(const float *x, int64_t n, int64_t c, int64_t h, in
   }
 }
 
-void gen_depth_to_space2_f32(const float *in, int64_t n, int64_t c, int64_t h, int64_t w, const float *bias, float *x) {
+void gen_depth_to_space2_f32(float *x, const float *in, const float *bias, int64_t n, int64_t c, int64_t h, int64_t w) {
   int64_t hs = h / 2 + 1, ws = w / 2 + 1, half = w / 2;
 #pragma omp parallel for if (n * c * h * w > GEN_PARALLEL_GRAIN)
   for (int64_t plane = 0; plane < n * c; plane++) {
@@ -277,7 +276,7 @@ void gen_depth_to_space2_f32(const float *in, int64_t n, int64_t c, int64_t h, i
   }
 }
 
-void gen_polyphase_weight_f32(const float *src, int64_t o, int64_t c, float *dst, bool inverse) {
+void gen_polyphase_weight_f32(float *dst, const float *src, int64_t o, int64_t c, bool inverse) {
   for (int64_t oc = 0; oc < o * c; oc++)
     for (int64_t r = 0; r < 4; r++)
       for (int64_t s = 0; s < 4; s++) {
@@ -285,14 +284,4 @@ void gen_polyphase_weight_f32(const float *src, int64_t o, int64_t c, float *dst
         if (inverse) dst[w4] = src[w2];
         else dst[w2] = src[w4];
       }
-}
-
-void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda,
-              const void *b, int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt) {
-  if (m == 0 || n == 0) return;
-  CBLAS_TRANSPOSE tA = ta ? CblasTrans : CblasNoTrans, tB = tb ? CblasTrans : CblasNoTrans;
-  if (dt == GEN_FLOAT32)
-    cblas_sgemm(CblasRowMajor, tA, tB, (int)m, (int)n, (int)k, (float)alpha, a, (int)lda, b, (int)ldb, (float)beta, c, (int)ldc);
-  else
-    cblas_dgemm(CblasRowMajor, tA, tB, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }

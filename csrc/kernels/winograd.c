@@ -236,7 +236,7 @@ AVX2 static inline void transpose4x8(__m256 v[4]) {
 
 /* U = G w G^T, eight input channels at a time (lanes = c): the kernels come in by gathers, the
  * transforms are vector FMAs, and each plane's six-channel rows are written lane by lane. */
-AVX2 void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u) {
+AVX2 void gen_wino_transform_weight(float *u, const float *w, const gen_wino_geom *g, bool adjoint) {
   const float(*G)[3] = g->k == 3 ? G3 : G2;
   int k = (int)g->k, a = (int)g->alpha;
   int64_t plane = g->opad * g->c, kk = k * k, panels = g->opad / GEN_MR;
@@ -280,7 +280,7 @@ AVX2 void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool
 }
 
 /* dw {O, C, k, k} = G^T dU G, eight channels at a time along the rows of dU */
-AVX2 void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, float *dw) {
+AVX2 void gen_wino_weight_grad_finish(float *dw, const float *du, const gen_wino_geom *g) {
   const float(*G)[3] = g->k == 3 ? G3 : G2;
   int k = (int)g->k, a = (int)g->alpha;
   int64_t plane = g->opad * g->cpad, kk = k * k;
@@ -497,8 +497,8 @@ AVX2 static void repack_a(const float *dm, int64_t o, int64_t opad, int64_t ntp,
 }
 
 #else
-void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u) {}
-void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, float *dw) {}
+void gen_wino_transform_weight(float *u, const float *w, const gen_wino_geom *g, bool adjoint) {}
+void gen_wino_weight_grad_finish(float *dw, const float *du, const gen_wino_geom *g) {}
 static void repack_b(const float *v, int64_t c, int64_t cpad, int64_t ntp, float *b) {}
 static void repack_a(const float *dm, int64_t o, int64_t opad, int64_t ntp, float *a) {}
 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, int64_t nt, int64_t ntp, float *v, int64_t xi_stride,
@@ -511,19 +511,19 @@ static void pack_output_grad(const gen_wino_geom *g, const float *dout, const ti
 
 /* ---------------------------------------------------------------- the chunk drivers */
 
-void gen_wino_forward(const gen_wino_geom *g, const float *x, const float *u, const float *bias, float *out, int64_t t0,
-                      int64_t nt, float *scratch) {
+void gen_wino_forward(float *out, const float *x, const float *u, const float *bias, const gen_wino_geom *g, int64_t t0, int64_t nt,
+                      float *scratch) {
   tile_pos pos[MAX_CHUNK_TILES];
   int64_t ntp = (nt + GEN_NR - 1) / GEN_NR, ldm = ntp * GEN_NR, vs = ldm * g->c + PLANE_PAD, ms = g->opad * ldm + PLANE_PAD;
   float *v = scratch, *m = v + g->planes * vs, *bands = m + g->planes * ms;
   locate(g, t0, nt, pos);
   pack_input(g, x, t0, nt, ntp, v, vs, bands);
   for (int xi = 0; xi < g->planes; xi++)
-    gen_gemm_packed(g->opad / GEN_MR, ntp, g->c, u + xi * g->opad * g->c, v + xi * vs, m + xi * ms, ldm, false);
+    gen_gemm_packed(m + xi * ms, u + xi * g->opad * g->c, v + xi * vs, g->opad / GEN_MR, ntp, g->c, ldm, false);
   unpack_output(g, m, ms, pos, nt, ldm, bias, out);
 }
 
-void gen_wino_weight_grad(const gen_wino_geom *g, const float *x, const float *dout, int64_t t0, int64_t nt, float *du,
+void gen_wino_weight_grad(float *du, const float *x, const float *dout, const gen_wino_geom *g, int64_t t0, int64_t nt,
                           bool accumulate, float *scratch) {
   tile_pos pos[MAX_CHUNK_TILES];
   int64_t ntp = (nt + GEN_NR - 1) / GEN_NR, ldm = ntp * GEN_NR, vs = ldm * g->c + PLANE_PAD, dms = ldm * g->o + PLANE_PAD;
@@ -535,6 +535,6 @@ void gen_wino_weight_grad(const gen_wino_geom *g, const float *x, const float *d
   for (int xi = 0; xi < g->planes; xi++) {
     repack_a(dm + xi * dms, g->o, g->opad, ntp, a);
     repack_b(v + xi * vs, g->c, g->cpad, ntp, b);
-    gen_gemm_packed(g->opad / GEN_MR, g->cpad / GEN_NR, ldm, a, b, du + xi * g->opad * g->cpad, g->cpad, accumulate);
+    gen_gemm_packed(du + xi * g->opad * g->cpad, a, b, g->opad / GEN_MR, g->cpad / GEN_NR, ldm, g->cpad, accumulate);
   }
 }
