@@ -73,6 +73,22 @@ static int check_args(const gen_tensor *x, const gen_tensor *w, const gen_tensor
   return 0;
 }
 
+/* db[c], summed over n and s in double, in a fixed order. */
+static void bias_grad_channel(const void *src, void *dst, int64_t n, int64_t o, int64_t s, bool f32, int64_t c) {
+  double acc = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (f32) {
+      const float *row = (const float *)src + (i * o + c) * s;
+      for (int64_t k = 0; k < s; k++) acc += row[k];
+    } else {
+      const double *row = (const double *)src + (i * o + c) * s;
+      for (int64_t k = 0; k < s; k++) acc += row[k];
+    }
+  }
+  if (f32) ((float *)dst)[c] = (float)acc;
+  else ((double *)dst)[c] = acc;
+}
+
 /* db[o] = sum over n, s of dout {N, O, S}: parallel over channels, each summed in double in a
  * fixed order */
 static gen_tensor *bias_grad(const gen_tensor *dout, const gen_edge *e) {
@@ -82,20 +98,11 @@ static gen_tensor *bias_grad(const gen_tensor *dout, const gen_edge *e) {
   bool f32 = dout->dtype == GEN_FLOAT32;
   const void *src = gen_data_ptr(dout);
   void *dst = gen_data_ptr(db);
-#pragma omp parallel for if (n * o * s > GEN_PARALLEL_GRAIN)
-  for (int64_t c = 0; c < o; c++) {
-    double acc = 0;
-    for (int64_t i = 0; i < n; i++) {
-      if (f32) {
-        const float *row = (const float *)src + (i * o + c) * s;
-        for (int64_t k = 0; k < s; k++) acc += row[k];
-      } else {
-        const double *row = (const double *)src + (i * o + c) * s;
-        for (int64_t k = 0; k < s; k++) acc += row[k];
-      }
-    }
-    if (f32) ((float *)dst)[c] = (float)acc;
-    else ((double *)dst)[c] = acc;
+  if (n * o * s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t c = 0; c < o; c++) bias_grad_channel(src, dst, n, o, s, f32, c);
+  } else {
+    for (int64_t c = 0; c < o; c++) bias_grad_channel(src, dst, n, o, s, f32, c);
   }
   return db;
 }

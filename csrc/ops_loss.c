@@ -105,6 +105,14 @@ static double generic_block(pointwise k, const char *a, gen_dtype ta, const char
   return sum;
 }
 
+/* Block bi of pointwise_forward. */
+static void pointwise_forward_block(double *block_sums, pointwise k, bool fast, char *pe, gen_dtype dt, const char *pa,
+                                    gen_dtype adt, const char *pb, gen_dtype bdt, int64_t count, int64_t bi) {
+  int64_t lo = bi * LOSS_BLOCK, hi = lo + LOSS_BLOCK < count ? lo + LOSS_BLOCK : count;
+  block_sums[bi] = fast ? fast_block(k, (const float *)pa, (const float *)pb, (float *)pe, lo, hi)
+                        : generic_block(k, pa, adt, pb, bdt, pe, dt, lo, hi);
+}
+
 /* el[i] = loss of element i (when el is not NULL); returns the sum of all of them */
 static double pointwise_forward(pointwise k, const gen_tensor *a, const gen_tensor *b, gen_tensor *el, double *block_sums) {
   int64_t count = gen_numel(a), nblocks = (count + LOSS_BLOCK - 1) / LOSS_BLOCK;
@@ -112,11 +120,11 @@ static double pointwise_forward(pointwise k, const gen_tensor *a, const gen_tens
   char *pe = el ? gen_data_ptr(el) : NULL;
   bool fast = fast_kind(k) && a->dtype == GEN_FLOAT32 && b->dtype == GEN_FLOAT32;
   gen_dtype dt = gen_promote(a->dtype, b->dtype);
-#pragma omp parallel for if (count > GEN_PARALLEL_GRAIN / 8)
-  for (int64_t bi = 0; bi < nblocks; bi++) {
-    int64_t lo = bi * LOSS_BLOCK, hi = lo + LOSS_BLOCK < count ? lo + LOSS_BLOCK : count;
-    block_sums[bi] = fast ? fast_block(k, (const float *)pa, (const float *)pb, (float *)pe, lo, hi)
-                          : generic_block(k, pa, a->dtype, pb, b->dtype, pe, dt, lo, hi);
+  if (count > GEN_PARALLEL_GRAIN / 8) {
+#pragma omp parallel for
+    for (int64_t bi = 0; bi < nblocks; bi++) pointwise_forward_block(block_sums, k, fast, pe, dt, pa, a->dtype, pb, b->dtype, count, bi);
+  } else {
+    for (int64_t bi = 0; bi < nblocks; bi++) pointwise_forward_block(block_sums, k, fast, pe, dt, pa, a->dtype, pb, b->dtype, count, bi);
   }
   double total = 0;
   for (int64_t bi = 0; bi < nblocks; bi++) total += block_sums[bi];
@@ -139,6 +147,18 @@ GEN_SIMD_CLONES static void fast_grad_range(pointwise k, bool wrt_b, const float
       for (int64_t i = lo; i < hi; i++) out[i] = g[i] * sign * (a[i] - b[i]);
     else
       for (int64_t i = lo; i < hi; i++) out[i] = scale * sign * (a[i] - b[i]);
+  }
+}
+
+/* Block bi of pointwise_backward: (g or scalar) * d loss / d a (or b when wrt_b). */
+static void pointwise_grad_block(pointwise k, bool wrt_b, bool fast_g, char *po, gen_dtype dt, const char *pa, gen_dtype adt,
+                                 const char *pb, gen_dtype bdt, const char *pg, gen_dtype gdt, double scalar, int64_t count, int64_t bi) {
+  int64_t lo = bi * LOSS_BLOCK, hi = lo + LOSS_BLOCK < count ? lo + LOSS_BLOCK : count;
+  if (fast_g) {
+    fast_grad_range(k, wrt_b, (const float *)pa, (const float *)pb, (const float *)pg, (float)scalar, (float *)po, lo, hi);
+  } else {
+    for (int64_t e = lo; e < hi; e++)
+      st(po, dt, e, (pg ? ld(pg, gdt, e) : scalar) * pointwise_grad(k, wrt_b, ld(pa, adt, e), ld(pb, bdt, e)));
   }
 }
 
@@ -170,15 +190,13 @@ static int pointwise_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
     const char *pa = gen_data_ptr(a), *pb = gen_data_ptr(b), *pg = r == GEN_REDUCE_NONE ? gen_data_ptr(cg) : NULL;
     char *po = gen_data_ptr(out);
     bool wrt_b = i == 1, fast_g = fast && (!pg || cg->dtype == GEN_FLOAT32);
-#pragma omp parallel for if (count > GEN_PARALLEL_GRAIN / 8)
-    for (int64_t bi = 0; bi < nblocks; bi++) {
-      int64_t lo = bi * LOSS_BLOCK, hi = lo + LOSS_BLOCK < count ? lo + LOSS_BLOCK : count;
-      if (fast_g) {
-        fast_grad_range(k, wrt_b, (const float *)pa, (const float *)pb, (const float *)pg, (float)scalar, (float *)po, lo, hi);
-      } else {
-        for (int64_t e = lo; e < hi; e++)
-          st(po, dt, e, (pg ? ld(pg, cg->dtype, e) : scalar) * pointwise_grad(k, wrt_b, ld(pa, a->dtype, e), ld(pb, b->dtype, e)));
-      }
+    if (count > GEN_PARALLEL_GRAIN / 8) {
+#pragma omp parallel for
+      for (int64_t bi = 0; bi < nblocks; bi++) pointwise_grad_block(k, wrt_b, fast_g, po, dt, pa, a->dtype, pb, b->dtype, pg,
+           cg->dtype, scalar, count, bi);
+    } else {
+      for (int64_t bi = 0; bi < nblocks; bi++) pointwise_grad_block(k, wrt_b, fast_g, po, dt, pa, a->dtype, pb, b->dtype, pg,
+           cg->dtype, scalar, count, bi);
     }
     gen_release(cg);
     grad_in[i] = out;
@@ -298,6 +316,31 @@ static int class_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return 0;
 }
 
+/* Row row = (i, j) of class_loss: its loss into el, d loss / d x into dx. */
+static void class_loss_row(const gen_tensor *x, const gen_tensor *cx, gen_tensor *dx, gen_tensor *el, const int64_t *tv, int64_t c,
+                           int64_t s, size_t es, bool from_logits, int64_t row) {
+  int64_t i = row / s, j = row % s, target = tv[row] - 1;
+  const char *xb = gen_data_ptr(cx);
+  char *db = gen_data_ptr(dx);
+#define X(k) gen_read_f64(xb + (size_t)((i * c + (k)) * s + j) * es, x->dtype)
+#define DX(k) (db + (size_t)((i * c + (k)) * s + j) * es)
+  double loss;
+  if (from_logits) {
+    double m = -INFINITY, sum = 0;
+    for (int64_t k = 0; k < c; k++) m = fmax(m, X(k));
+    for (int64_t k = 0; k < c; k++) sum += exp(X(k) - m);
+    double lse = m + log(sum);
+    loss = lse - X(target);
+    for (int64_t k = 0; k < c; k++) gen_write_f64(DX(k), x->dtype, exp(X(k) - lse) - (k == target));
+  } else {
+    loss = -X(target);
+    gen_write_f64(DX(target), x->dtype, -1);
+  }
+#undef X
+#undef DX
+  gen_write_f64(gen_data_ptr(el) + (size_t)row * es, x->dtype, loss);
+}
+
 static gen_tensor *class_loss(gen_tensor *x, gen_tensor *t, gen_reduction r, bool from_logits) {
   int64_t nb, c, s;
   if (check_targets(x, t, &nb, &c, &s) < 0) return NULL;
@@ -309,28 +352,11 @@ static gen_tensor *class_loss(gen_tensor *x, gen_tensor *t, gen_reduction r, boo
   if (dx) {
     size_t es = gen_dtype_size(x->dtype);
     const int64_t *tv = (const int64_t *)gen_data_ptr(ct);
-#pragma omp parallel for if (nb * c * s > GEN_PARALLEL_GRAIN)
-    for (int64_t row = 0; row < nb * s; row++) {
-      int64_t i = row / s, j = row % s, target = tv[row] - 1;
-      const char *xb = gen_data_ptr(cx);
-      char *db = gen_data_ptr(dx);
-#define X(k) gen_read_f64(xb + (size_t)((i * c + (k)) * s + j) * es, x->dtype)
-#define DX(k) (db + (size_t)((i * c + (k)) * s + j) * es)
-      double loss;
-      if (from_logits) {
-        double m = -INFINITY, sum = 0;
-        for (int64_t k = 0; k < c; k++) m = fmax(m, X(k));
-        for (int64_t k = 0; k < c; k++) sum += exp(X(k) - m);
-        double lse = m + log(sum);
-        loss = lse - X(target);
-        for (int64_t k = 0; k < c; k++) gen_write_f64(DX(k), x->dtype, exp(X(k) - lse) - (k == target));
-      } else {
-        loss = -X(target);
-        gen_write_f64(DX(target), x->dtype, -1);
-      }
-#undef X
-#undef DX
-      gen_write_f64(gen_data_ptr(el) + (size_t)row * es, x->dtype, loss);
+    if (nb * c * s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t row = 0; row < nb * s; row++) class_loss_row(x, cx, dx, el, tv, c, s, es, from_logits, row);
+    } else {
+      for (int64_t row = 0; row < nb * s; row++) class_loss_row(x, cx, dx, el, tv, c, s, es, from_logits, row);
     }
     double count = (double)(nb * s > 0 ? nb * s : 1);
     out = reduce_loss(el, r, count);

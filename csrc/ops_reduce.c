@@ -38,6 +38,19 @@ static void reduced_shape(const gen_tensor *a, int dim, bool keepdim, int *ndim,
   *ndim = k;
 }
 
+/* Block b of sum_all_contiguous. */
+static void sum_block(double *partials, const char *p, int64_t n, int64_t block, gen_dtype dt, int64_t b) {
+  int64_t lo = b * block, hi = lo + block < n ? lo + block : n;
+  double s = 0;
+  if (dt == GEN_FLOAT32) {
+    const float *f = (const float *)p;
+    for (int64_t i = lo; i < hi; i++) s += f[i];
+  } else {
+    for (int64_t i = lo; i < hi; i++) s += gen_read_f64(p + (size_t)i * gen_dtype_size(dt), dt);
+  }
+  partials[b] = s;
+}
+
 /* Blocked sum of a contiguous buffer: fixed 4096-element blocks, partials added in order. */
 static double sum_all_contiguous(const gen_tensor *c) {
   int64_t n = gen_numel(c);
@@ -48,17 +61,11 @@ static double sum_all_contiguous(const gen_tensor *c) {
   if (!partials) return 0.0 / 0.0;
   const char *p = gen_data_ptr(c);
   gen_dtype dt = c->dtype;
-#pragma omp parallel for if (n > GEN_PARALLEL_GRAIN)
-  for (int64_t b = 0; b < nblocks; b++) {
-    int64_t lo = b * block, hi = lo + block < n ? lo + block : n;
-    double s = 0;
-    if (dt == GEN_FLOAT32) {
-      const float *f = (const float *)p;
-      for (int64_t i = lo; i < hi; i++) s += f[i];
-    } else {
-      for (int64_t i = lo; i < hi; i++) s += gen_read_f64(p + (size_t)i * gen_dtype_size(dt), dt);
-    }
-    partials[b] = s;
+  if (n > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t b = 0; b < nblocks; b++) sum_block(partials, p, n, block, dt, b);
+  } else {
+    for (int64_t b = 0; b < nblocks; b++) sum_block(partials, p, n, block, dt, b);
   }
   double total = 0;
   for (int64_t b = 0; b < nblocks; b++) total += partials[b];
@@ -67,6 +74,34 @@ static double sum_all_contiguous(const gen_tensor *c) {
 }
 
 #define SUM_COLS 256
+
+/* Outer index i of gen_sum_dim_raw: each column summed down its n values in order. */
+static void sum_strided_row(char *o, const char *p, int64_t n, int64_t inner, size_t es, size_t oes, bool f32, gen_dtype dt,
+                            gen_dtype odt, int64_t i) {
+  for (int64_t k = 0; k < inner; k++) {
+    double s = 0;
+    int64_t base = i * n * inner + k;
+    if (f32) {
+      const float *f = (const float *)p + base;
+      for (int64_t j = 0; j < n; j++) s += f[j * inner];
+    } else {
+      for (int64_t j = 0; j < n; j++) s += gen_read_f64(p + (size_t)(base + j * inner) * es, dt);
+    }
+    gen_write_f64(o + (size_t)(i * inner + k) * oes, odt, s);
+  }
+}
+
+/* Task t = (i, block of SUM_COLS columns) of gen_sum_dim_raw, float32. */
+static void sum_column_block(char *o, const char *p, int64_t n, int64_t inner, int64_t blocks, size_t oes, gen_dtype odt, int64_t t) {
+  int64_t i = t / blocks, k0 = t % blocks * SUM_COLS, len = inner - k0 < SUM_COLS ? inner - k0 : SUM_COLS;
+  double acc[SUM_COLS] = {0};
+  for (int64_t j = 0; j < n; j++) {
+    const float *row = (const float *)p + (i * n + j) * inner + k0;
+    for (int64_t k = 0; k < len; k++) acc[k] += row[k];
+  }
+  for (int64_t k = 0; k < len; k++) gen_write_f64(o + (size_t)(i * inner + k0 + k) * oes, odt, acc[k]);
+}
+
 gen_tensor *gen_sum_dim_raw(gen_tensor *a, int dim, bool keepdim) {
   int ndim;
   int64_t shape[GEN_MAX_DIMS];
@@ -93,30 +128,18 @@ gen_tensor *gen_sum_dim_raw(gen_tensor *a, int dim, bool keepdim) {
        * still adding its n values in order, walked row by row (contiguous, vectorized) instead of
        * one strided column at a time. */
       int64_t blocks = (inner + SUM_COLS - 1) / SUM_COLS;
-#pragma omp parallel for if (outer * n * inner > GEN_PARALLEL_GRAIN)
-      for (int64_t t = 0; t < outer * blocks; t++) {
-        int64_t i = t / blocks, k0 = t % blocks * SUM_COLS, len = inner - k0 < SUM_COLS ? inner - k0 : SUM_COLS;
-        double acc[SUM_COLS] = {0};
-        for (int64_t j = 0; j < n; j++) {
-          const float *row = (const float *)p + (i * n + j) * inner + k0;
-          for (int64_t k = 0; k < len; k++) acc[k] += row[k];
-        }
-        for (int64_t k = 0; k < len; k++) gen_write_f64(o + (size_t)(i * inner + k0 + k) * oes, odt, acc[k]);
+      if (outer * n * inner > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+        for (int64_t t = 0; t < outer * blocks; t++) sum_column_block(o, p, n, inner, blocks, oes, odt, t);
+      } else {
+        for (int64_t t = 0; t < outer * blocks; t++) sum_column_block(o, p, n, inner, blocks, oes, odt, t);
       }
     } else {
-#pragma omp parallel for if (outer * n * inner > GEN_PARALLEL_GRAIN)
-      for (int64_t i = 0; i < outer; i++) {
-        for (int64_t k = 0; k < inner; k++) {
-          double s = 0;
-          int64_t base = i * n * inner + k;
-          if (f32) {
-            const float *f = (const float *)p + base;
-            for (int64_t j = 0; j < n; j++) s += f[j * inner];
-          } else {
-            for (int64_t j = 0; j < n; j++) s += gen_read_f64(p + (size_t)(base + j * inner) * es, c->dtype);
-          }
-          gen_write_f64(o + (size_t)(i * inner + k) * oes, odt, s);
-        }
+      if (outer * n * inner > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+        for (int64_t i = 0; i < outer; i++) sum_strided_row(o, p, n, inner, es, oes, f32, c->dtype, odt, i);
+      } else {
+        for (int64_t i = 0; i < outer; i++) sum_strided_row(o, p, n, inner, es, oes, f32, c->dtype, odt, i);
       }
     }
   }
@@ -311,11 +334,19 @@ static int reduce_rows(gen_tensor *a, int dim, bool keepdim, row_kind kind, int6
   }
   int64_t nrows = r.outer * r.inner;
   int64_t *ip = ix ? (int64_t *)gen_data_ptr(ix) : NULL;
-#pragma omp parallel for if (nrows * r.n > GEN_PARALLEL_GRAIN)
-  for (int64_t row = 0; row < nrows; row++) {
-    int64_t pos = 0;
-    put(*out, row, reduce_row(&r, row, kind, correction, &pos));
-    if (ip) ip[row] = pos + 1; /* over all elements, the row is the flat tensor */
+  if (nrows * r.n > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t row = 0; row < nrows; row++) {
+      int64_t pos = 0;
+      put(*out, row, reduce_row(&r, row, kind, correction, &pos));
+      if (ip) ip[row] = pos + 1; /* over all elements, the row is the flat tensor */
+    }
+  } else {
+    for (int64_t row = 0; row < nrows; row++) {
+      int64_t pos = 0;
+      put(*out, row, reduce_row(&r, row, kind, correction, &pos));
+      if (ip) ip[row] = pos + 1; /* over all elements, the row is the flat tensor */
+    }
   }
   gen_release(r.c);
   if (idx) *idx = ix;
@@ -491,6 +522,17 @@ static void softmax_row(const rows *r, gen_tensor *out, int64_t row, bool log_sp
   }
 }
 
+/* Row row of softmax_backward. */
+static void softmax_backward_row(gen_tensor *out, const rows *r, const gen_tensor *cy, bool log_space, int64_t row) {
+  int64_t b = row_base(r, row), s = r->inner;
+  double dot = 0;
+  for (int64_t k = 0; k < r->n; k++) dot += at(r->c, b + k * s) * (log_space ? 1 : at(cy, b + k * s));
+  for (int64_t k = 0; k < r->n; k++) {
+    double gy = at(r->c, b + k * s), yy = at(cy, b + k * s);
+    put(out, b + k * s, log_space ? gy - exp(yy) * dot : yy * (gy - dot));
+  }
+}
+
 /* softmax: dx = y (g - sum(g y)); log_softmax: dx = g - exp(y) sum(g). saved: y alias */
 static int softmax_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *y = gen_node_saved(n, 0);
@@ -502,15 +544,11 @@ static int softmax_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   if (out) {
     bool log_space = n->op == GEN_OP_LOG_SOFTMAX;
     int64_t nrows = r.outer * r.inner;
-#pragma omp parallel for if (nrows * r.n > GEN_PARALLEL_GRAIN)
-    for (int64_t row = 0; row < nrows; row++) {
-      int64_t b = row_base(&r, row), s = r.inner;
-      double dot = 0;
-      for (int64_t k = 0; k < r.n; k++) dot += at(r.c, b + k * s) * (log_space ? 1 : at(cy, b + k * s));
-      for (int64_t k = 0; k < r.n; k++) {
-        double gy = at(r.c, b + k * s), yy = at(cy, b + k * s);
-        put(out, b + k * s, log_space ? gy - exp(yy) * dot : yy * (gy - dot));
-      }
+    if (nrows * r.n > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t row = 0; row < nrows; row++) softmax_backward_row(out, &r, cy, log_space, row);
+    } else {
+      for (int64_t row = 0; row < nrows; row++) softmax_backward_row(out, &r, cy, log_space, row);
     }
   }
   gen_release(cy);

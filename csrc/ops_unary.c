@@ -191,8 +191,12 @@ static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
       } else if (op == GEN_UN_SIGMOID) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * ys[i] * (1 - ys[i]);
       } else {
-#pragma omp parallel for if (count > GEN_PARALLEL_GRAIN / 4)
-        for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+        if (count > GEN_PARALLEL_GRAIN / 4) {
+#pragma omp parallel for
+          for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+        } else {
+          for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+        }
       }
     } else {
       for (int64_t i = 0; i < count; i++) {
