@@ -155,8 +155,8 @@ int gen_fill_uniform(gen_tensor *t, gen_generator *g, double lo, double hi);
 int gen_fill_normal(gen_tensor *t, gen_generator *g, double mean, double std);
 int gen_fill_randint(gen_tensor *t, gen_generator *g, int64_t lo, int64_t hi);
 int gen_fill_bernoulli(gen_tensor *t, gen_generator *g, double p);
-/* Raw access for kernels that draw their own numbers (dropout, randperm): returns 4 uniform 32-bit
- * words for block index `block` of the stream starting at `base_offset`. */
+/* Raw access for code that draws its own numbers (randperm's shuffle): returns the 4 uniform
+ * 32-bit words of block `block` of seed's stream. */
 void gen_philox_block(uint64_t seed, uint64_t block, uint32_t out[4]);
 /* Reserves nblocks blocks and returns the first block index. */
 uint64_t gen_generator_reserve(gen_generator *g, uint64_t nblocks);

@@ -2,7 +2,8 @@
  * random.c — Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
  *
  * A counter-based generator: block i of a stream is a pure function of (seed, i), so a fill of n
- * numbers reserves ceil(n/4) blocks and any thread can compute any element. The result never
+ * numbers reserves ceil(n/2) blocks (two 53-bit uniforms each, a Box-Muller pair) and any thread
+ * can compute any element. The result never
  * depends on the thread count, and a generator's whole state is two integers (seed, offset).
  */
 #include <math.h>
