@@ -20,7 +20,10 @@
  *
  * gen_record owns the error path: on failure it releases out (and the node, and .extra) and
  * returns NULL, so an op can end with `return gen_record(out, ...)`. The attributes are one typed
- * struct per op, copied into the node; GEN_ATTRS checks at compile time that it fits.
+ * struct per op, copied into the node; GEN_ATTRS checks at compile time that it fits. An op that
+ * needs its own result in backward (softmax, exp) lists out among .saved: the node then keeps an
+ * alias of out's storage, not out itself, so there is no out -> node -> out cycle. A saved input
+ * remembers its version, so backward fails cleanly if it was modified in place since.
  *
  * A node keeps edges, not input tensors: an edge points at the input's own node (non-leaf) or at
  * the leaf tensor that accumulates .grad. Inputs are kept alive only when the op saves them for its
@@ -111,7 +114,8 @@ typedef struct {
    }))
 /* An op's attribute struct, by pointer, for gen_record_args.attrs: GEN_ATTRS(&at). */
 #define GEN_ATTRS(ptr) ((gen_attr_blob){(ptr), GEN_ATTR_SIZE_CHECKED(__typeof__(*(ptr)))})
-/* The attributes a node was recorded with, typed, for its backward. */
+/* The attributes a node was recorded with, typed, for its backward. (Well-defined: the node is
+ * heap memory with no declared type, and gen_record copied a `type` object into attrs.) */
 #define GEN_NODE_ATTRS(node, type) ((const type *)((node)->attrs + 0 * GEN_ATTR_SIZE_CHECKED(type)))
 
 typedef struct {
@@ -132,17 +136,9 @@ typedef struct {
  * recording fails (out released, an error set). */
 gen_tensor *gen_record(gen_tensor *out, const gen_record_args *r);
 
-/* The steps gen_record takes, for code that builds a node by hand. */
-gen_node *gen_node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor *const *inputs);
-/* Keeps t alive for backward and remembers its version, to catch in-place writes in between. */
-int gen_node_save(gen_node *node, gen_tensor *t);
-/* Saves an op's own output without a reference cycle (out -> node -> out): the node keeps a plain
- * alias header over out's storage instead of out itself. */
-int gen_node_save_output(gen_node *node, gen_tensor *out);
-/* Fetches saved tensor i, or NULL with an error if it was modified in place or freed. */
+/* Fetches saved tensor i (for backward), or NULL with an error if it was modified in place or
+ * freed. */
 gen_tensor *gen_node_saved(gen_node *node, int i);
-/* Hands node (one reference) to out: out->grad_fn = node, out->requires_grad = true. */
-void gen_attach(gen_tensor *out, gen_node *node);
 void gen_node_retain(gen_node *n);
 void gen_node_release(gen_node *n);
 
