@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/elementwise.h"
+#include "ops_arith.h"
 
 static bool grad_enabled = true;
 static _Atomic int64_t backward_counts[GEN_OP_COUNT];
@@ -29,7 +29,7 @@ bool gen_needs_grad(int n, gen_tensor *const *inputs) {
   return false;
 }
 
-gen_node *gen_node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor *const *inputs) {
+static gen_node *node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor *const *inputs) {
   if (n > GEN_NODE_MAX_INPUTS) return gen_fail("internal: op %s has too many inputs", gen_op_name(op));
   gen_node *node = calloc(1, sizeof *node);
   if (!node) return gen_fail("out of memory");
@@ -56,7 +56,8 @@ gen_node *gen_node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor *c
   return node;
 }
 
-int gen_node_save(gen_node *node, gen_tensor *t) {
+/* Keeps t alive for backward and remembers its version, to catch in-place writes in between. */
+static int node_save(gen_node *node, gen_tensor *t) {
   if (node->n_saved >= GEN_NODE_MAX_SAVED)
     return gen_fail_int("internal: op %s saves too many tensors", gen_op_name(node->op));
   gen_retain(t);
@@ -77,18 +78,51 @@ gen_tensor *gen_node_saved(gen_node *node, int i) {
   return t;
 }
 
-int gen_node_save_output(gen_node *node, gen_tensor *out) {
+/* Saves an op's own output as a plain alias header over its storage (no out -> node -> out cycle). */
+static int node_save_output(gen_node *node, gen_tensor *out) {
   gen_tensor *alias = gen_as_strided(out, out->ndim, out->shape, out->stride, out->offset);
   if (!alias) return -1;
-  int rc = gen_node_save(node, alias);
+  int rc = node_save(node, alias);
   gen_release(alias);
   return rc;
 }
 
-void gen_attach(gen_tensor *out, gen_node *node) {
+/* Hands node (one reference) to out: out->grad_fn = node, out->requires_grad = true. */
+static void attach(gen_tensor *out, gen_node *node) {
   if (out->grad_fn) gen_node_release(out->grad_fn);
   out->grad_fn = node;
   out->requires_grad = true;
+}
+
+gen_tensor *gen_record(gen_tensor *out, const gen_record_args *r) {
+  if (!out || !gen_needs_grad(r->inputs.n, r->inputs.t)) {
+    if (r->extra) r->free_extra(r->extra);
+    return out;
+  }
+  if (r->attrs.size > GEN_NODE_ATTR_BYTES) { /* GEN_ATTRS checks this at compile time */
+    if (r->extra) r->free_extra(r->extra);
+    gen_release(out);
+    return gen_fail("internal: op %s has too many attribute bytes", gen_op_name(r->op));
+  }
+  gen_node *n = node_new(r->op, r->backward, r->inputs.n, r->inputs.t);
+  if (!n) {
+    if (r->extra) r->free_extra(r->extra);
+    gen_release(out);
+    return NULL;
+  }
+  n->extra = r->extra; /* the node frees it from here on */
+  n->free_extra = r->free_extra;
+  if (r->attrs.size) memcpy(n->attrs, r->attrs.p, r->attrs.size);
+  for (int i = 0; i < r->saved.n; i++) {
+    gen_tensor *t = r->saved.t[i];
+    if (t && (t == out ? node_save_output(n, t) : node_save(n, t)) < 0) {
+      gen_node_release(n);
+      gen_release(out);
+      return NULL;
+    }
+  }
+  attach(out, n);
+  return out;
 }
 
 void gen_node_retain(gen_node *n) { n->refcount++; }

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "kernels/gemm.h"
 #include "kernels/im2col.h"
 #include "kernels/winograd.h"
 
@@ -72,6 +73,22 @@ static int check_args(const gen_tensor *x, const gen_tensor *w, const gen_tensor
   return 0;
 }
 
+/* db[c], summed over n and s in double, in a fixed order. */
+static void bias_grad_channel(const void *src, void *dst, int64_t n, int64_t o, int64_t s, bool f32, int64_t c) {
+  double acc = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (f32) {
+      const float *row = (const float *)src + (i * o + c) * s;
+      for (int64_t k = 0; k < s; k++) acc += row[k];
+    } else {
+      const double *row = (const double *)src + (i * o + c) * s;
+      for (int64_t k = 0; k < s; k++) acc += row[k];
+    }
+  }
+  if (f32) ((float *)dst)[c] = (float)acc;
+  else ((double *)dst)[c] = acc;
+}
+
 /* db[o] = sum over n, s of dout {N, O, S}: parallel over channels, each summed in double in a
  * fixed order */
 static gen_tensor *bias_grad(const gen_tensor *dout, const gen_edge *e) {
@@ -81,20 +98,11 @@ static gen_tensor *bias_grad(const gen_tensor *dout, const gen_edge *e) {
   bool f32 = dout->dtype == GEN_FLOAT32;
   const void *src = gen_data_ptr(dout);
   void *dst = gen_data_ptr(db);
-#pragma omp parallel for if (n * o * s > GEN_PARALLEL_GRAIN)
-  for (int64_t c = 0; c < o; c++) {
-    double acc = 0;
-    for (int64_t i = 0; i < n; i++) {
-      if (f32) {
-        const float *row = (const float *)src + (i * o + c) * s;
-        for (int64_t k = 0; k < s; k++) acc += row[k];
-      } else {
-        const double *row = (const double *)src + (i * o + c) * s;
-        for (int64_t k = 0; k < s; k++) acc += row[k];
-      }
-    }
-    if (f32) ((float *)dst)[c] = (float)acc;
-    else ((double *)dst)[c] = acc;
+  if (n * o * s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t c = 0; c < o; c++) bias_grad_channel(src, dst, n, o, s, f32, c);
+  } else {
+    for (int64_t c = 0; c < o; c++) bias_grad_channel(src, dst, n, o, s, f32, c);
   }
   return db;
 }
@@ -209,8 +217,7 @@ static gen_tensor *new_floats(int64_t n) { return gen_empty(GEN_FLOAT32, 1, (int
 
 static void wino_forward_chunk(const conv_job *j, int64_t ci, char *slot) {
   int64_t t0 = ci * j->nt, left = gen_wino_tiles(j->wg) - t0;
-  gen_wino_forward(j->wg, (const float *)j->x, j->u, (const float *)j->b, (float *)j->out, t0, left < j->nt ? left : j->nt,
-                   (float *)slot);
+  gen_wino_forward((float *)j->out, (const float *)j->x, j->u, (const float *)j->b, j->wg, t0, left < j->nt ? left : j->nt, (float *)slot);
 }
 
 /* out {N, out_channels, Ho, Wo} = conv(x, w) + b with k x k kernels and padding (ph, pw); with
@@ -225,7 +232,7 @@ static gen_tensor *wino_conv(const gen_tensor *x, const float *w, bool adjoint, 
   gen_tensor *u = new_floats(gen_wino_weight_floats(&wg)), *scratch = u ? new_scratch(threads, j.slot_bytes) : NULL;
   gen_tensor *out = scratch ? gen_empty(GEN_FLOAT32, 4, (int64_t[4]){wg.n, out_channels, wg.ho, wg.wo}) : NULL;
   if (out) {
-    gen_wino_transform_weight(&wg, w, adjoint, (float *)gen_data_ptr(u));
+    gen_wino_transform_weight((float *)gen_data_ptr(u), w, &wg, adjoint);
     j.u = (const float *)gen_data_ptr(u), j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(out);
     run_chunks(&j, threads, nchunks, wino_forward_chunk);
   }
@@ -241,7 +248,7 @@ static void wino_weight_segment(const conv_job *j, int64_t si, char *slot) {
   if (end > tiles) end = tiles;
   for (int64_t t0 = first; t0 < end; t0 += j->nt) {
     int64_t nt = end - t0 < j->nt ? end - t0 : j->nt;
-    gen_wino_weight_grad(j->wg, (const float *)j->x, (const float *)j->dm, t0, nt, du, t0 > first, (float *)slot);
+    gen_wino_weight_grad(du, (const float *)j->x, (const float *)j->dm, j->wg, t0, nt, t0 > first, (float *)slot);
   }
 }
 
@@ -266,8 +273,8 @@ static gen_tensor *wino_weight_grad(const gen_tensor *x, const gen_tensor *dout,
     if (nseg == 0) memset(gen_data_ptr(parts), 0, sizeof(float) * (size_t)du_floats);
     j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(parts);
     run_chunks(&j, threads, nseg, wino_weight_segment);
-    if (du) gen_sum_rows_into(gen_data_ptr(parts), nseg, du_floats, gen_data_ptr(du), GEN_FLOAT32);
-    gen_wino_weight_grad_finish(&wg, (const float *)gen_data_ptr(du ? du : parts), (float *)gen_data_ptr(dw));
+    if (du) gen_sum_rows_into(gen_data_ptr(du), gen_data_ptr(parts), nseg, du_floats, GEN_FLOAT32);
+    gen_wino_weight_grad_finish((float *)gen_data_ptr(dw), (const float *)gen_data_ptr(du ? du : parts), &wg);
   }
   gen_release(du);
   gen_release(scratch);
@@ -279,7 +286,7 @@ static gen_tensor *wino_weight_grad(const gen_tensor *x, const gen_tensor *dout,
 static gen_tensor *polyphase_image(const gen_tensor *x) {
   int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
   gen_tensor *xs = gen_empty(GEN_FLOAT32, 4, (int64_t[4]){n, 4 * c, h / 2 + 1, w / 2 + 1});
-  if (xs) gen_space_to_depth2_f32((const float *)gen_data_ptr(x), n, c, h, w, (float *)gen_data_ptr(xs));
+  if (xs) gen_space_to_depth2_f32((float *)gen_data_ptr(xs), (const float *)gen_data_ptr(x), n, c, h, w);
   return xs;
 }
 
@@ -287,7 +294,7 @@ static gen_tensor *polyphase_image(const gen_tensor *x) {
 static gen_tensor *polyphase_weight(const gen_tensor *w) {
   int64_t o = w->shape[0], c = w->shape[1];
   gen_tensor *w2 = gen_empty(GEN_FLOAT32, 4, (int64_t[4]){o, 4 * c, 2, 2});
-  if (w2) gen_polyphase_weight_f32((const float *)gen_data_ptr(w), o, c, (float *)gen_data_ptr(w2), false);
+  if (w2) gen_polyphase_weight_f32((float *)gen_data_ptr(w2), (const float *)gen_data_ptr(w), o, c, false);
   return w2;
 }
 
@@ -306,8 +313,8 @@ static gen_tensor *polyphase_adjoint(const gen_tensor *dout, const gen_tensor *w
   gen_tensor *dxs = w2 ? wino_conv(dout, (const float *)gen_data_ptr(w2), true, NULL, 4 * g->c, 2, 1, 1) : NULL;
   gen_tensor *dx = dxs ? gen_empty(GEN_FLOAT32, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
   if (dx)
-    gen_depth_to_space2_f32((const float *)gen_data_ptr(dxs), g->n, g->c, g->h, g->w, b ? (const float *)gen_data_ptr(b) : NULL,
-                            (float *)gen_data_ptr(dx));
+    gen_depth_to_space2_f32((float *)gen_data_ptr(dx), (const float *)gen_data_ptr(dxs), b ? (const float *)gen_data_ptr(b) : NULL,
+                            g->n, g->c, g->h, g->w);
   gen_release(w2);
   gen_release(dxs);
   return dx;
@@ -319,7 +326,7 @@ static gen_tensor *polyphase_weight_grad(const gen_tensor *x, const gen_tensor *
   gen_tensor *xs = polyphase_image(x);
   gen_tensor *dw2 = xs ? wino_weight_grad(xs, dout, 2, 0, 0, 4, (int64_t[4]){o, 4 * c, 2, 2}) : NULL;
   gen_tensor *dw = dw2 ? gen_empty(GEN_FLOAT32, we->ndim, we->shape) : NULL;
-  if (dw) gen_polyphase_weight_f32((const float *)gen_data_ptr(dw2), o, c, (float *)gen_data_ptr(dw), true);
+  if (dw) gen_polyphase_weight_f32((float *)gen_data_ptr(dw), (const float *)gen_data_ptr(dw2), o, c, true);
   gen_release(xs);
   gen_release(dw2);
   return dw;
@@ -332,11 +339,11 @@ static void apply_chunk(const conv_job *j, int64_t ci, char *slot) {
   gen_conv_geom s = chunk(g, n0, j->nb);
   int64_t qs = s.n * j->hwo;
   char *cols = slot, *om = slot + (size_t)(g->c * g->kh * g->kw * j->nb * j->hwo) * j->es;
-  gen_im2col(&s, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, cols, j->dt);
+  gen_im2col(cols, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, &s, j->dt);
   for (int64_t gi = 0; gi < j->groups; gi++)
     gen_gemm(false, false, og, qs, j->k, 1, j->w + (size_t)(gi * og * j->k) * j->es, j->k, cols + (size_t)(gi * j->k * qs) * j->es, qs, 0,
              om + (size_t)(gi * og * qs) * j->es, qs, j->dt);
-  gen_cm_to_nchw(om, j->out + (size_t)(n0 * j->o * j->hwo) * j->es, s.n, j->o, j->hwo, j->b, j->dt);
+  gen_cm_to_nchw(j->out + (size_t)(n0 * j->o * j->hwo) * j->es, om, j->b, s.n, j->o, j->hwo, j->dt);
 }
 
 /* dx chunk += col2im(W^T dout chunk) */
@@ -348,7 +355,7 @@ static void adjoint_chunk(const conv_job *j, int64_t ci, char *slot) {
   for (int64_t gi = 0; gi < j->groups; gi++)
     gen_gemm(true, false, j->k, qs, og, 1, j->w + (size_t)(gi * og * j->k) * j->es, j->k, j->dm + (size_t)(gi * og * j->p + n0 * j->hwo) * j->es,
              j->p, 0, slot + (size_t)(gi * j->k * qs) * j->es, qs, j->dt);
-  gen_col2im(&s, slot, j->out + (size_t)(n0 * g->c * g->h * g->w) * j->es, j->dt);
+  gen_col2im(j->out + (size_t)(n0 * g->c * g->h * g->w) * j->es, slot, &s, j->dt);
 }
 
 /* partial dW of a chunk (its own block of j->out) = dout chunk cols(x chunk)^T */
@@ -358,7 +365,7 @@ static void weight_grad_chunk(const conv_job *j, int64_t ci, char *slot) {
   gen_conv_geom s = chunk(g, n0, j->nb);
   int64_t qs = s.n * j->hwo;
   char *dw = j->out + (size_t)(ci * j->o * j->k) * j->es;
-  gen_im2col(&s, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, slot, j->dt);
+  gen_im2col(slot, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, &s, j->dt);
   for (int64_t gi = 0; gi < j->groups; gi++)
     gen_gemm(false, true, og, j->k, qs, 1, j->dm + (size_t)(gi * og * j->p + n0 * j->hwo) * j->es, j->p, slot + (size_t)(gi * j->k * qs) * j->es,
              qs, 0, dw + (size_t)(gi * og * j->k) * j->es, j->k, j->dt);
@@ -374,7 +381,7 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
   if (per_image_1x1(g, groups)) {
     gen_tensor *out = gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo});
     int64_t hw = g->h * g->w;
-    if (out && b) gen_fill_planes(gen_data_ptr(out), g->n, o, hw, gen_data_ptr(b), dt);
+    if (out && b) gen_fill_planes(gen_data_ptr(out), gen_data_ptr(b), g->n, o, hw, dt);
     for (int64_t i = 0; out && i < g->n; i++)
       gen_gemm(false, false, o, hw, g->c, 1, gen_data_ptr(w), g->c, gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, b ? 1 : 0,
                gen_data_ptr(out) + (size_t)(i * o * hw) * es, hw, dt);
@@ -403,7 +410,7 @@ static gen_tensor *retained(const gen_tensor *t) {
 static gen_tensor *to_cm(const gen_tensor *dout) {
   int64_t n = dout->shape[0], o = dout->shape[1], s = dout->shape[2] * dout->shape[3];
   gen_tensor *dm = new_buffer(dout->dtype, o, n * s);
-  if (dm) gen_nchw_to_cm(gen_data_ptr(dout), gen_data_ptr(dm), n, o, s, dout->dtype);
+  if (dm) gen_nchw_to_cm(gen_data_ptr(dm), gen_data_ptr(dout), n, o, s, dout->dtype);
   return dm;
 }
 
@@ -420,7 +427,7 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
   if (per_image_1x1(g, groups)) {
     gen_tensor *dx = gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w});
     int64_t hw = g->h * g->w;
-    if (dx && b) gen_fill_planes(gen_data_ptr(dx), g->n, g->c, hw, gen_data_ptr(b), dt);
+    if (dx && b) gen_fill_planes(gen_data_ptr(dx), gen_data_ptr(b), g->n, g->c, hw, dt);
     for (int64_t i = 0; dx && i < g->n; i++)
       gen_gemm(true, false, g->c, hw, o, 1, gen_data_ptr(w), g->c, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw, b ? 1 : 0,
                gen_data_ptr(dx) + (size_t)(i * g->c * hw) * es, hw, dt);
@@ -434,7 +441,7 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
   gen_tensor *scratch = dm ? new_scratch(threads, j.slot_bytes) : NULL;
   gen_tensor *dx = scratch ? gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
   if (dx) {
-    gen_fill_planes(gen_data_ptr(dx), g->n, g->c, g->h * g->w, b ? gen_data_ptr(b) : NULL, dt);
+    gen_fill_planes(gen_data_ptr(dx), b ? gen_data_ptr(b) : NULL, g->n, g->c, g->h * g->w, dt);
     j.dm = gen_data_ptr(dm), j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(dx);
     run_chunks(&j, threads, nchunks, adjoint_chunk);
   }
@@ -475,7 +482,7 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
   if (dw && nchunks > 0) {
     j.dm = gen_data_ptr(dm), j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(parts ? parts : dw);
     run_chunks(&j, threads, nchunks, weight_grad_chunk);
-    if (parts) gen_sum_rows_into(gen_data_ptr(parts), nchunks, o * k, gen_data_ptr(dw), dt);
+    if (parts) gen_sum_rows_into(gen_data_ptr(dw), gen_data_ptr(parts), nchunks, o * k, dt);
   }
   gen_release(parts);
   gen_release(scratch);
@@ -485,16 +492,11 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
 
 /* ---------------------------------------------------------------- conv2d */
 
-/* saved: x (contiguous), w (contiguous); ints: geometry (14), groups */
-static void store_geom(gen_node *n, const gen_conv_geom *g, int64_t groups) {
-  memcpy(n->ints, g, sizeof *g);
-  n->ints[14] = groups;
-}
-static void load_geom(const gen_node *n, gen_conv_geom *g, int64_t *groups) {
-  memcpy(g, n->ints, sizeof *g);
-  *groups = n->ints[14];
-}
-_Static_assert(sizeof(gen_conv_geom) == 14 * sizeof(int64_t) && 15 <= GEN_NODE_MAX_ATTRS, "geometry fits the node");
+/* What the backward needs besides the saved x and w (both contiguous). */
+typedef struct {
+  gen_conv_geom g;
+  int64_t groups;
+} conv_attrs;
 
 /* Both directions: conv2d's input gradient is the adjoint of its forward, and conv_transpose2d's
  * is the forward itself; the weight gradient pairs the conv "image" with the conv "output". For
@@ -502,9 +504,9 @@ _Static_assert(sizeof(gen_conv_geom) == 14 * sizeof(int64_t) && 15 <= GEN_NODE_M
 static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0), *w = x ? gen_node_saved(n, 1) : NULL;
   if (!w) return -1;
-  gen_conv_geom g;
-  int64_t groups;
-  load_geom(n, &g, &groups);
+  const conv_attrs *at = GEN_NODE_ATTRS(n, conv_attrs);
+  gen_conv_geom g = at->g;
+  int64_t groups = at->groups;
   gen_tensor *d = gen_contiguous_raw(gout);
   if (!d) return -1;
   bool transposed = n->op == GEN_OP_CONV_TRANSPOSE2D, need_x = gen_edge_live(&n->edges[0]), need_w = gen_edge_live(&n->edges[1]);
@@ -524,20 +526,12 @@ static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   return rc;
 }
 
-static gen_tensor *record_conv(gen_tensor *out, gen_op op, gen_backward_fn bw, gen_tensor *x, gen_tensor *w, gen_tensor *b,
-                               gen_tensor *cx, gen_tensor *cw, const gen_conv_geom *g, int64_t groups) {
-  gen_tensor *inputs[3] = {x, w, b};
-  int n_in = b ? 3 : 2;
-  if (!out || !gen_needs_grad(n_in, inputs)) return out;
-  gen_node *n = gen_node_new(op, bw, n_in, inputs);
-  if (!n || gen_node_save(n, cx) < 0 || gen_node_save(n, cw) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  store_geom(n, g, groups);
-  gen_attach(out, n);
-  return out;
+static gen_tensor *record_conv(gen_tensor *out, gen_op op, gen_tensor *x, gen_tensor *w, gen_tensor *b, gen_tensor *cx,
+                               gen_tensor *cw, const gen_conv_geom *g, int64_t groups) {
+  conv_attrs at = {*g, groups};
+  return gen_record(out, &(gen_record_args){.op = op, .backward = conv_backward,
+                                            .inputs = b ? GEN_TENSORS(x, w, b) : GEN_TENSORS(x, w),
+                                            .saved = GEN_TENSORS(cx, cw), .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_conv_opts *o) {
@@ -548,7 +542,7 @@ gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_co
   gen_tensor *cb = cw && b ? gen_contiguous_raw(b) : NULL;
   gen_tensor *out = cw && (cb || !b) ? conv_apply(cx, cw, cb, &g, o->groups) : NULL;
   gen_release(cb);
-  out = record_conv(out, GEN_OP_CONV2D, conv_backward, x, w, b, cx, cw, &g, o->groups);
+  out = record_conv(out, GEN_OP_CONV2D, x, w, b, cx, cw, &g, o->groups);
   gen_release(cx);
   gen_release(cw);
   return out;
@@ -576,7 +570,7 @@ gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, co
   gen_tensor *cb = cw && b ? gen_contiguous_raw(b) : NULL;
   gen_tensor *out = cw && (cb || !b) ? conv_adjoint(cx, NULL, cw, cb, &g, o->groups) : NULL;
   gen_release(cb);
-  out = record_conv(out, GEN_OP_CONV_TRANSPOSE2D, conv_backward, x, w, b, cx, cw, &g, o->groups);
+  out = record_conv(out, GEN_OP_CONV_TRANSPOSE2D, x, w, b, cx, cw, &g, o->groups);
   gen_release(cx);
   gen_release(cw);
   return out;

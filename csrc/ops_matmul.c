@@ -208,6 +208,10 @@ static int result_shape(const gen_tensor *a, const gen_tensor *b, const gen_tens
   return nd;
 }
 
+typedef struct {
+  int batch_dims; /* of the result */
+} matmul_attrs;
+
 static int matmul_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *a = gen_node_saved(node, 0), *b = a ? gen_node_saved(node, 1) : NULL;
   if (!b) return -1;
@@ -217,7 +221,7 @@ static int matmul_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) 
   if (!a2 || !b2) goto done;
   /* g has the squeezed shape; restore [..., n, m]. */
   int64_t gshape[GEN_MAX_DIMS];
-  int nb = (int)node->ints[0];
+  int nb = GEN_NODE_ATTRS(node, matmul_attrs)->batch_dims;
   for (int d = 0; d < nb; d++) gshape[d] = g->shape[d];
   gshape[nb] = a2->shape[a2->ndim - 2];
   gshape[nb + 1] = b2->shape[b2->ndim - 1];
@@ -281,14 +285,7 @@ gen_tensor *gen_matmul(gen_tensor *a, gen_tensor *b) {
     gen_release(full);
     if (!out) return NULL;
   }
-  if (!gen_needs_grad(2, (gen_tensor *[]){a, b})) return out;
-  gen_node *n = gen_node_new(GEN_OP_MATMUL, matmul_backward, 2, (gen_tensor *[]){a, b});
-  if (!n || gen_node_save(n, a) < 0 || gen_node_save(n, b) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = nd - (a->ndim >= 2) - (b->ndim >= 2); /* batch dims */
-  gen_attach(out, n);
-  return out;
+  matmul_attrs at = {nd - (a->ndim >= 2) - (b->ndim >= 2)};
+  return gen_record(out, &(gen_record_args){.op = GEN_OP_MATMUL, .backward = matmul_backward, .inputs = GEN_TENSORS(a, b),
+                                            .saved = GEN_TENSORS(a, b), .attrs = GEN_ATTRS(&at)});
 }

@@ -17,10 +17,12 @@
 #include "iter.h"
 #include "ops_reduce.h"
 
-static const gen_op unary_op_ids[GEN_UN_COUNT] = {
+/* The autograd op of each unary op (gelu's tanh approximation records as gelu). */
+static const gen_op unary_op_ids[] = {
     GEN_OP_EXP,  GEN_OP_LOG,   GEN_OP_SQRT,  GEN_OP_RSQRT,      GEN_OP_ABS,  GEN_OP_TANH,
     GEN_OP_SIGMOID, GEN_OP_SIN, GEN_OP_COS,  GEN_OP_CLAMP,      GEN_OP_RELU, GEN_OP_LEAKY_RELU,
     GEN_OP_SILU, GEN_OP_GELU,  GEN_OP_GELU,  GEN_OP_SOFTPLUS,   GEN_OP_ELU};
+_Static_assert(GEN_COUNT_OF(unary_op_ids) == GEN_UN_COUNT, "every unary op needs its autograd op");
 
 #define SQRT_HALF 0.70710678118654752440
 #define INV_SQRT_2PI 0.39894228040143267794
@@ -142,9 +144,9 @@ static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double
     const float *x = (const float *)gen_data_ptr(a);
     float *y = (float *)gen_data_ptr(out);
     if (op == GEN_UN_SILU)
-      gen_silu_f32(x, y, gen_numel(out));
+      gen_silu_f32(y, x, gen_numel(out));
     else
-      gen_sigmoid_f32(x, y, gen_numel(out));
+      gen_sigmoid_f32(y, x, gen_numel(out));
     gen_bump_version(out);
     return;
   }
@@ -160,15 +162,21 @@ static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double
   gen_bump_version(out);
 }
 
-/* saved[0] = x, saved[1] = y; reals[0..1] = p1, p2; ints[0] = unop */
+typedef struct {
+  gen_unop op;
+  double p1, p2; /* the op's parameters (leaky_relu's slope, clamp's bounds ...) */
+} unary_attrs;
+
+/* saved[0] = x, saved[1] = y */
 static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0), *y = x ? gen_node_saved(n, 1) : NULL;
   if (!y) return -1;
   gen_tensor *cx = gen_contiguous_raw(x), *cy = cx ? gen_contiguous_raw(y) : NULL, *cg = cy ? gen_contiguous_raw(g) : NULL;
   gen_tensor *out = cg ? gen_empty(g->dtype, g->ndim, g->shape) : NULL;
   if (out) {
-    gen_unop op = (gen_unop)n->ints[0];
-    double p1 = n->reals[0], p2 = n->reals[1];
+    const unary_attrs *at = GEN_NODE_ATTRS(n, unary_attrs);
+    gen_unop op = at->op;
+    double p1 = at->p1, p2 = at->p2;
     int64_t count = gen_numel(out);
     if (out->dtype == GEN_FLOAT32 && cx->dtype == GEN_FLOAT32) {
       float *o = (float *)gen_data_ptr(out);
@@ -179,12 +187,16 @@ static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
       } else if (op == GEN_UN_TANH) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (1 - ys[i] * ys[i]);
       } else if (op == GEN_UN_SILU) {
-        gen_silu_backward_f32(xs, gs, o, count);
+        gen_silu_backward_f32(o, xs, gs, count);
       } else if (op == GEN_UN_SIGMOID) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * ys[i] * (1 - ys[i]);
       } else {
-#pragma omp parallel for if (count > GEN_PARALLEL_GRAIN / 4)
-        for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+        if (count > GEN_PARALLEL_GRAIN / 4) {
+#pragma omp parallel for
+          for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+        } else {
+          for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+        }
       }
     } else {
       for (int64_t i = 0; i < count; i++) {
@@ -207,18 +219,9 @@ gen_tensor *gen_unary(gen_unop op, gen_tensor *a, double p1, double p2) {
   gen_tensor *out = gen_empty(dt, a->ndim, a->shape);
   if (!out) return NULL;
   unary_into(op, out, a, p1, p2);
-  if (!gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(unary_op_ids[op], unary_backward, 1, &a);
-  if (!n || gen_node_save(n, a) < 0 || gen_node_save_output(n, out) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = op;
-  n->reals[0] = p1;
-  n->reals[1] = p2;
-  gen_attach(out, n);
-  return out;
+  unary_attrs at = {op, p1, p2};
+  return gen_record(out, &(gen_record_args){.op = unary_op_ids[op], .backward = unary_backward, .inputs = GEN_TENSORS(a),
+                                            .saved = GEN_TENSORS(a, out), .attrs = GEN_ATTRS(&at)});
 }
 
 int gen_unary_(gen_unop op, gen_tensor *a, double p1, double p2) {
@@ -299,15 +302,7 @@ static int where_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
 }
 
 static gen_tensor *record_where(gen_tensor *out, gen_op op, int n_in, gen_tensor **inputs, gen_tensor *mask) {
-  if (!out || !gen_needs_grad(n_in, inputs)) return out;
-  gen_node *n = gen_node_new(op, where_backward, n_in, inputs);
-  if (!n || gen_node_save(n, mask) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  gen_attach(out, n);
-  return out;
+  return gen_record(out, &(gen_record_args){.op = op, .backward = where_backward, .inputs = {n_in, inputs}, .saved = GEN_TENSORS(mask)});
 }
 
 gen_tensor *gen_where(gen_tensor *mask, gen_tensor *a, gen_tensor *b) {

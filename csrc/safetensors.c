@@ -16,6 +16,7 @@ static const struct {
   const char *name;
   gen_dtype dtype;
 } st_dtypes[] = {{"F32", GEN_FLOAT32}, {"F64", GEN_FLOAT64}, {"I64", GEN_INT64}, {"U8", GEN_UINT8}};
+_Static_assert(GEN_COUNT_OF(st_dtypes) == GEN_DTYPE_COUNT, "every dtype needs a safetensors name");
 
 static const char *st_name_of(gen_dtype dt) {
   for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)

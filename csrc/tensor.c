@@ -16,8 +16,10 @@
 
 /* ---- dtypes ---- */
 
-static const size_t dtype_sizes[GEN_DTYPE_COUNT] = {4, 8, 8, 1};
-static const char *const dtype_names[GEN_DTYPE_COUNT] = {"float32", "float64", "int64", "uint8"};
+static const size_t dtype_sizes[] = {4, 8, 8, 1};
+static const char *const dtype_names[] = {"float32", "float64", "int64", "uint8"};
+_Static_assert(GEN_COUNT_OF(dtype_sizes) == GEN_DTYPE_COUNT, "every dtype needs a size");
+_Static_assert(GEN_COUNT_OF(dtype_names) == GEN_DTYPE_COUNT, "every dtype needs a name");
 
 size_t gen_dtype_size(gen_dtype dt) { return dtype_sizes[dt]; }
 const char *gen_dtype_name(gen_dtype dt) { return dt < GEN_DTYPE_COUNT ? dtype_names[dt] : "?"; }
@@ -37,7 +39,8 @@ int gen_dtype_from_name(const char *name) {
 
 /* float64 > float32 > int64 > uint8, as PyTorch promotes. */
 gen_dtype gen_promote(gen_dtype a, gen_dtype b) {
-  static const int rank[GEN_DTYPE_COUNT] = {2, 3, 1, 0};
+  static const int rank[] = {2, 3, 1, 0};
+  _Static_assert(GEN_COUNT_OF(rank) == GEN_DTYPE_COUNT, "every dtype needs a promotion rank");
   return rank[a] >= rank[b] ? a : b;
 }
 

@@ -252,13 +252,19 @@ gen_generator *bind_generator_opt(lua_State *L, int idx, const char *fname) {
 int luaopen_gen_core(lua_State *L);
 int luaopen_gen_core(lua_State *L) {
   lua_newtable(L);
-  bind_register_tensor(L);
-  bind_register_math(L);
+  bind_register_tensor(L); /* first: it makes the tensor metatable the others extend */
+  bind_register_arith(L);
+  bind_register_reduce(L);
+  bind_register_matmul(L);
   bind_register_unary(L);
   bind_register_shape(L);
   bind_register_index(L);
-  bind_register_nn(L);
+  bind_register_linear(L);
+  bind_register_conv(L);
+  bind_register_pool(L);
   bind_register_norm(L);
+  bind_register_loss(L);
+  bind_register_attention(L);
   bind_register_io(L);
   bind_register_optim(L);
   bind_register_file(L);

@@ -16,18 +16,18 @@
 
 #define BLOCK 4096
 
-GEN_SIMD_CLONES static void silu_range(const float *x, float *y, int64_t lo, int64_t hi) {
+GEN_SIMD_CLONES static void silu_range(float *y, const float *x, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) y[i] = x[i] * gen_sigmoid_approx(x[i]);
 }
 
-GEN_SIMD_CLONES static void silu_backward_range(const float *x, const float *dy, float *dx, int64_t lo, int64_t hi) {
+GEN_SIMD_CLONES static void silu_backward_range(float *dx, const float *x, const float *dy, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) {
     float s = gen_sigmoid_approx(x[i]);
     dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
   }
 }
 
-GEN_SIMD_CLONES static void sigmoid_range(const float *x, float *y, int64_t lo, int64_t hi) {
+GEN_SIMD_CLONES static void sigmoid_range(float *y, const float *x, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) y[i] = gen_sigmoid_approx(x[i]);
 }
 
@@ -46,10 +46,10 @@ GEN_SIMD_CLONES static void sigmoid_range(const float *x, float *y, int64_t lo, 
     }                                                                                                                      \
   } while (0)
 
-void gen_silu_f32(const float *x, float *y, int64_t n) { FOR_BLOCKS(n, silu_range(x, y, lo, hi)); }
+void gen_silu_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, silu_range(y, x, lo, hi)); }
 
-void gen_silu_backward_f32(const float *x, const float *dy, float *dx, int64_t n) {
-  FOR_BLOCKS(n, silu_backward_range(x, dy, dx, lo, hi));
+void gen_silu_backward_f32(float *dx, const float *x, const float *dy, int64_t n) {
+  FOR_BLOCKS(n, silu_backward_range(dx, x, dy, lo, hi));
 }
 
-void gen_sigmoid_f32(const float *x, float *y, int64_t n) { FOR_BLOCKS(n, sigmoid_range(x, y, lo, hi)); }
+void gen_sigmoid_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, sigmoid_range(y, x, lo, hi)); }

@@ -234,80 +234,98 @@ AVX2 static inline void transpose4x8(__m256 v[4]) {
 
 /* ---------------------------------------------------------------- weights */
 
-/* U = G w G^T, eight input channels at a time (lanes = c): the kernels come in by gathers, the
- * transforms are vector FMAs, and each plane's six-channel rows are written lane by lane. */
-AVX2 void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u) {
+/* Row panel p (GEN_MR output channels) of gen_wino_transform_weight. */
+AVX2 static void transform_weight_panel(float *u, const float *w, const gen_wino_geom *g, bool adjoint, int64_t p) {
   const float(*G)[3] = g->k == 3 ? G3 : G2;
   int k = (int)g->k, a = (int)g->alpha;
-  int64_t plane = g->opad * g->c, kk = k * k, panels = g->opad / GEN_MR;
-#pragma omp parallel for if (panels * g->c * a * a > GEN_PARALLEL_GRAIN)
-  for (int64_t p = 0; p < panels; p++)
-    for (int64_t c0 = 0; c0 < g->c; c0 += LANES) {
-      int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
-      /* lane l reads channel c0 + l, or repeats channel c0 past the end of C (results unused) */
-      __m256i step = _mm256_set1_epi32((int)(adjoint ? g->o * kk : kk));
-      __m256i idx = _mm256_mullo_epi32(_mm256_min_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(lanes - 1)), step);
-      for (int lane = 0; lane < GEN_MR; lane++) {
-        int64_t o = p * GEN_MR + lane;
-        __m256 kern[3][3], t[6][3];
-        for (int r = 0; r < k; r++)
-          for (int s = 0; s < k; s++) {
-            if (o >= g->o) {
-              kern[r][s] = _mm256_setzero_ps();
-              continue;
-            }
-            const float *base = adjoint ? w + ((c0 * g->o + o) * k + k - 1 - r) * k + k - 1 - s : w + ((o * g->c + c0) * k + r) * k + s;
-            kern[r][s] = _mm256_i32gather_ps(base, idx, 4);
+  int64_t plane = g->opad * g->c, kk = k * k;
+  for (int64_t c0 = 0; c0 < g->c; c0 += LANES) {
+    int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
+    /* lane l reads channel c0 + l, or repeats channel c0 past the end of C (results unused) */
+    __m256i step = _mm256_set1_epi32((int)(adjoint ? g->o * kk : kk));
+    __m256i idx = _mm256_mullo_epi32(_mm256_min_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(lanes - 1)), step);
+    for (int lane = 0; lane < GEN_MR; lane++) {
+      int64_t o = p * GEN_MR + lane;
+      __m256 kern[3][3], t[6][3];
+      for (int r = 0; r < k; r++)
+        for (int s = 0; s < k; s++) {
+          if (o >= g->o) {
+            kern[r][s] = _mm256_setzero_ps();
+            continue;
           }
-        for (int i = 0; i < a; i++)
-          for (int s = 0; s < k; s++) {
-            __m256 acc = _mm256_mul_ps(_mm256_set1_ps(G[i][0]), kern[0][s]);
-            for (int r = 1; r < k; r++) acc = _mm256_fmadd_ps(_mm256_set1_ps(G[i][r]), kern[r][s], acc);
-            t[i][s] = acc;
-          }
-        float *dst = u + (p * g->c + c0) * GEN_MR + lane;
-        for (int i = 0; i < a; i++)
-          for (int j = 0; j < a; j++) {
-            __m256 acc = _mm256_mul_ps(t[i][0], _mm256_set1_ps(G[j][0]));
-            for (int s = 1; s < k; s++) acc = _mm256_fmadd_ps(t[i][s], _mm256_set1_ps(G[j][s]), acc);
-            float vals[LANES];
-            _mm256_storeu_ps(vals, acc);
-            float *row = dst + (i * a + j) * plane;
-            for (int l = 0; l < lanes; l++) row[l * GEN_MR] = vals[l];
-          }
-      }
+          const float *base = adjoint ? w + ((c0 * g->o + o) * k + k - 1 - r) * k + k - 1 - s : w + ((o * g->c + c0) * k + r) * k + s;
+          kern[r][s] = _mm256_i32gather_ps(base, idx, 4);
+        }
+      for (int i = 0; i < a; i++)
+        for (int s = 0; s < k; s++) {
+          __m256 acc = _mm256_mul_ps(_mm256_set1_ps(G[i][0]), kern[0][s]);
+          for (int r = 1; r < k; r++) acc = _mm256_fmadd_ps(_mm256_set1_ps(G[i][r]), kern[r][s], acc);
+          t[i][s] = acc;
+        }
+      float *dst = u + (p * g->c + c0) * GEN_MR + lane;
+      for (int i = 0; i < a; i++)
+        for (int j = 0; j < a; j++) {
+          __m256 acc = _mm256_mul_ps(t[i][0], _mm256_set1_ps(G[j][0]));
+          for (int s = 1; s < k; s++) acc = _mm256_fmadd_ps(t[i][s], _mm256_set1_ps(G[j][s]), acc);
+          float vals[LANES];
+          _mm256_storeu_ps(vals, acc);
+          float *row = dst + (i * a + j) * plane;
+          for (int l = 0; l < lanes; l++) row[l * GEN_MR] = vals[l];
+        }
     }
+  }
 }
 
-/* dw {O, C, k, k} = G^T dU G, eight channels at a time along the rows of dU */
-AVX2 void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, float *dw) {
+/* U = G w G^T, eight input channels at a time (lanes = c): the kernels come in by gathers, the
+ * transforms are vector FMAs, and each plane's six-channel rows are written lane by lane. */
+AVX2 void gen_wino_transform_weight(float *u, const float *w, const gen_wino_geom *g, bool adjoint) {
+  int64_t panels = g->opad / GEN_MR, a = g->alpha;
+  if (panels * g->c * a * a > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t p = 0; p < panels; p++) transform_weight_panel(u, w, g, adjoint, p);
+  } else {
+    for (int64_t p = 0; p < panels; p++) transform_weight_panel(u, w, g, adjoint, p);
+  }
+}
+
+/* Output channel o of gen_wino_weight_grad_finish. */
+AVX2 static void weight_grad_finish_row(float *dw, const float *du, const gen_wino_geom *g, int64_t o) {
   const float(*G)[3] = g->k == 3 ? G3 : G2;
   int k = (int)g->k, a = (int)g->alpha;
   int64_t plane = g->opad * g->cpad, kk = k * k;
-#pragma omp parallel for if (g->o * g->c * a * a > GEN_PARALLEL_GRAIN)
-  for (int64_t o = 0; o < g->o; o++)
-    for (int64_t c0 = 0; c0 < g->c; c0 += LANES) { /* cpad is a multiple of 16: the loads stay inside */
-      int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
-      __m256 t[3][6];
-      for (int j = 0; j < a; j++) {
-        __m256 col[6];
-        for (int i = 0; i < a; i++) col[i] = _mm256_loadu_ps(du + (i * a + j) * plane + o * g->cpad + c0);
-        for (int r = 0; r < k; r++) {
-          __m256 acc = _mm256_mul_ps(_mm256_set1_ps(G[0][r]), col[0]);
-          for (int i = 1; i < a; i++) acc = _mm256_fmadd_ps(_mm256_set1_ps(G[i][r]), col[i], acc);
-          t[r][j] = acc;
-        }
+  for (int64_t c0 = 0; c0 < g->c; c0 += LANES) { /* cpad is a multiple of 16: the loads stay inside */
+    int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
+    __m256 t[3][6];
+    for (int j = 0; j < a; j++) {
+      __m256 col[6];
+      for (int i = 0; i < a; i++) col[i] = _mm256_loadu_ps(du + (i * a + j) * plane + o * g->cpad + c0);
+      for (int r = 0; r < k; r++) {
+        __m256 acc = _mm256_mul_ps(_mm256_set1_ps(G[0][r]), col[0]);
+        for (int i = 1; i < a; i++) acc = _mm256_fmadd_ps(_mm256_set1_ps(G[i][r]), col[i], acc);
+        t[r][j] = acc;
       }
-      float *dst = dw + (o * g->c + c0) * kk;
-      for (int r = 0; r < k; r++)
-        for (int s = 0; s < k; s++) {
-          __m256 acc = _mm256_mul_ps(t[r][0], _mm256_set1_ps(G[0][s]));
-          for (int j = 1; j < a; j++) acc = _mm256_fmadd_ps(t[r][j], _mm256_set1_ps(G[j][s]), acc);
-          float vals[LANES];
-          _mm256_storeu_ps(vals, acc);
-          for (int l = 0; l < lanes; l++) dst[l * kk + r * k + s] = vals[l];
-        }
     }
+    float *dst = dw + (o * g->c + c0) * kk;
+    for (int r = 0; r < k; r++)
+      for (int s = 0; s < k; s++) {
+        __m256 acc = _mm256_mul_ps(t[r][0], _mm256_set1_ps(G[0][s]));
+        for (int j = 1; j < a; j++) acc = _mm256_fmadd_ps(t[r][j], _mm256_set1_ps(G[j][s]), acc);
+        float vals[LANES];
+        _mm256_storeu_ps(vals, acc);
+        for (int l = 0; l < lanes; l++) dst[l * kk + r * k + s] = vals[l];
+      }
+  }
+}
+
+/* dw {O, C, k, k} = G^T dU G, eight channels at a time along the rows of dU */
+AVX2 void gen_wino_weight_grad_finish(float *dw, const float *du, const gen_wino_geom *g) {
+  int64_t a = g->alpha;
+  if (g->o * g->c * a * a > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t o = 0; o < g->o; o++) weight_grad_finish_row(dw, du, g, o);
+  } else {
+    for (int64_t o = 0; o < g->o; o++) weight_grad_finish_row(dw, du, g, o);
+  }
 }
 
 /* ---------------------------------------------------------------- input patches -> V */
@@ -497,8 +515,8 @@ AVX2 static void repack_a(const float *dm, int64_t o, int64_t opad, int64_t ntp,
 }
 
 #else
-void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u) {}
-void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, float *dw) {}
+void gen_wino_transform_weight(float *u, const float *w, const gen_wino_geom *g, bool adjoint) {}
+void gen_wino_weight_grad_finish(float *dw, const float *du, const gen_wino_geom *g) {}
 static void repack_b(const float *v, int64_t c, int64_t cpad, int64_t ntp, float *b) {}
 static void repack_a(const float *dm, int64_t o, int64_t opad, int64_t ntp, float *a) {}
 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, int64_t nt, int64_t ntp, float *v, int64_t xi_stride,
@@ -511,19 +529,19 @@ static void pack_output_grad(const gen_wino_geom *g, const float *dout, const ti
 
 /* ---------------------------------------------------------------- the chunk drivers */
 
-void gen_wino_forward(const gen_wino_geom *g, const float *x, const float *u, const float *bias, float *out, int64_t t0,
-                      int64_t nt, float *scratch) {
+void gen_wino_forward(float *out, const float *x, const float *u, const float *bias, const gen_wino_geom *g, int64_t t0, int64_t nt,
+                      float *scratch) {
   tile_pos pos[MAX_CHUNK_TILES];
   int64_t ntp = (nt + GEN_NR - 1) / GEN_NR, ldm = ntp * GEN_NR, vs = ldm * g->c + PLANE_PAD, ms = g->opad * ldm + PLANE_PAD;
   float *v = scratch, *m = v + g->planes * vs, *bands = m + g->planes * ms;
   locate(g, t0, nt, pos);
   pack_input(g, x, t0, nt, ntp, v, vs, bands);
   for (int xi = 0; xi < g->planes; xi++)
-    gen_gemm_packed(g->opad / GEN_MR, ntp, g->c, u + xi * g->opad * g->c, v + xi * vs, m + xi * ms, ldm, false);
+    gen_gemm_packed(m + xi * ms, u + xi * g->opad * g->c, v + xi * vs, g->opad / GEN_MR, ntp, g->c, ldm, false);
   unpack_output(g, m, ms, pos, nt, ldm, bias, out);
 }
 
-void gen_wino_weight_grad(const gen_wino_geom *g, const float *x, const float *dout, int64_t t0, int64_t nt, float *du,
+void gen_wino_weight_grad(float *du, const float *x, const float *dout, const gen_wino_geom *g, int64_t t0, int64_t nt,
                           bool accumulate, float *scratch) {
   tile_pos pos[MAX_CHUNK_TILES];
   int64_t ntp = (nt + GEN_NR - 1) / GEN_NR, ldm = ntp * GEN_NR, vs = ldm * g->c + PLANE_PAD, dms = ldm * g->o + PLANE_PAD;
@@ -535,6 +553,6 @@ void gen_wino_weight_grad(const gen_wino_geom *g, const float *x, const float *d
   for (int xi = 0; xi < g->planes; xi++) {
     repack_a(dm + xi * dms, g->o, g->opad, ntp, a);
     repack_b(v + xi * vs, g->c, g->cpad, ntp, b);
-    gen_gemm_packed(g->opad / GEN_MR, g->cpad / GEN_NR, ldm, a, b, du + xi * g->opad * g->cpad, g->cpad, accumulate);
+    gen_gemm_packed(du + xi * g->opad * g->cpad, a, b, g->opad / GEN_MR, g->cpad / GEN_NR, ldm, g->cpad, accumulate);
   }
 }
