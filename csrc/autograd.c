@@ -16,9 +16,7 @@ void gen_set_backward_counting(bool on) { counting_backward = on; }
 
 bool gen_grad_enabled(void) { return grad_enabled; }
 void gen_set_grad_enabled(bool on) { grad_enabled = on; }
-int64_t gen_backward_count(gen_op op) {
-  return (op >= 0 && op < GEN_OP_COUNT) ? atomic_load(&backward_counts[op]) : 0;
-}
+int64_t gen_backward_count(gen_op op) { return (op >= 0 && op < GEN_OP_COUNT) ? atomic_load(&backward_counts[op]) : 0; }
 
 bool gen_edge_live(const gen_edge *e) { return e->node || e->leaf; }
 
@@ -58,8 +56,7 @@ static gen_node *node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor
 
 /* Keeps t alive for backward and remembers its version, to catch in-place writes in between. */
 static int node_save(gen_node *node, gen_tensor *t) {
-  if (node->n_saved >= GEN_NODE_MAX_SAVED)
-    return gen_fail_int("internal: op %s saves too many tensors", gen_op_name(node->op));
+  if (node->n_saved >= GEN_NODE_MAX_SAVED) return gen_fail_int("internal: op %s saves too many tensors", gen_op_name(node->op));
   gen_retain(t);
   node->saved[node->n_saved] = t;
   node->saved_version[node->n_saved] = t->storage->version;
@@ -73,8 +70,7 @@ gen_tensor *gen_node_saved(gen_node *node, int i) {
   if (t->storage->version != node->saved_version[i])
     return gen_fail("a tensor saved by %s for backward was modified in place before backward() "
                     "(version %llu, saved at %llu); use an out-of-place op",
-                    gen_op_name(node->op), (unsigned long long)t->storage->version,
-                    (unsigned long long)node->saved_version[i]);
+                    gen_op_name(node->op), (unsigned long long)t->storage->version, (unsigned long long)node->saved_version[i]);
   return t;
 }
 
@@ -259,9 +255,8 @@ static int check_grad_shape(gen_node *n, int i, gen_tensor *g) {
   for (int d = 0; ok && d < e->ndim; d++) ok = g->shape[d] == e->shape[d];
   if (ok) return 0;
   char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
-  return gen_fail_int("internal: backward of %s gave a gradient of shape %s for input %d of shape %s",
-                      gen_op_name(n->op), gen_shape_str(a, sizeof a, g->ndim, g->shape), i + 1,
-                      gen_shape_str(b, sizeof b, e->ndim, e->shape));
+  return gen_fail_int("internal: backward of %s gave a gradient of shape %s for input %d of shape %s", gen_op_name(n->op),
+                      gen_shape_str(a, sizeof a, g->ndim, g->shape), i + 1, gen_shape_str(b, sizeof b, e->ndim, e->shape));
 }
 
 static int run_node(gen_node *n) {
@@ -299,14 +294,12 @@ static int run_node(gen_node *n) {
 }
 
 int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph) {
-  if (!root->requires_grad)
-    return gen_fail_int("the tensor does not require grad and has no grad_fn");
+  if (!root->requires_grad) return gen_fail_int("the tensor does not require grad and has no grad_fn");
   gen_tensor *seed;
   if (grad) {
     if (!gen_same_shape(grad, root)) {
       char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
-      return gen_fail_int("gradient of shape %s for a tensor of shape %s",
-                          gen_shape_str(a, sizeof a, grad->ndim, grad->shape),
+      return gen_fail_int("gradient of shape %s for a tensor of shape %s", gen_shape_str(a, sizeof a, grad->ndim, grad->shape),
                           gen_shape_str(b, sizeof b, root->ndim, root->shape));
     }
     seed = gen_to_dtype_raw(grad, root->dtype);

@@ -47,7 +47,7 @@
 #include "ops.h"
 
 #define GEN_NODE_MAX_INPUTS 8
-#define GEN_NODE_MAX_SAVED 8
+#define GEN_NODE_MAX_SAVED  8
 /* Bytes of op attributes a node carries (gen_conv_geom and groups, the largest, take 120). */
 #define GEN_NODE_ATTR_BYTES 128
 
@@ -97,21 +97,20 @@ typedef struct {
   gen_tensor *const *t;
 } gen_tensor_list;
 /* A list of tensors from its elements: GEN_TENSORS(a, b). */
-#define GEN_TENSORS(...)                                                                           \
-  ((gen_tensor_list){(int)(sizeof((gen_tensor *[]){__VA_ARGS__}) / sizeof(gen_tensor *)),          \
-                     (gen_tensor *[]){__VA_ARGS__}})
+#define GEN_TENSORS(...)                                                                                                         \
+  ((gen_tensor_list){(int)(sizeof((gen_tensor *[]){__VA_ARGS__}) / sizeof(gen_tensor *)), (gen_tensor *[]){__VA_ARGS__}})
 
 typedef struct {
   const void *p;
   size_t size;
 } gen_attr_blob;
 /* Fails the build when an attribute struct does not fit a node (or needs more alignment). */
-#define GEN_ATTR_SIZE_CHECKED(type)                                                                \
-  (sizeof(type) + 0 * sizeof(struct {                                                              \
-     _Static_assert(sizeof(type) <= GEN_NODE_ATTR_BYTES, "op attributes must fit gen_node.attrs"); \
-     _Static_assert(_Alignof(type) <= _Alignof(max_align_t), "op attributes are over-aligned");    \
-     char c_;                                                                                      \
-   }))
+#define GEN_ATTR_SIZE_CHECKED(type)                                                                                              \
+  (sizeof(type) + 0 * sizeof(struct {                                                                                            \
+                    _Static_assert(sizeof(type) <= GEN_NODE_ATTR_BYTES, "op attributes must fit gen_node.attrs");                \
+                    _Static_assert(_Alignof(type) <= _Alignof(max_align_t), "op attributes are over-aligned");                   \
+                    char c_;                                                                                                     \
+                  }))
 /* An op's attribute struct, by pointer, for gen_record_args.attrs: GEN_ATTRS(&at). */
 #define GEN_ATTRS(ptr) ((gen_attr_blob){(ptr), GEN_ATTR_SIZE_CHECKED(__typeof__(*(ptr)))})
 /* The attributes a node was recorded with, typed, for its backward. (Well-defined: the node is

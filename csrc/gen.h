@@ -111,8 +111,7 @@ static inline char *gen_data_ptr(const gen_tensor *t) {
   return (char *)t->storage->data + (size_t)t->offset * gen_dtype_size(t->dtype);
 }
 /* A new header over the same storage (no autograd record; see gen_view_op in autograd.h). */
-gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
-                           int64_t offset);
+gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride, int64_t offset);
 /* Returns t itself (retained) when already contiguous, else a contiguous copy (no autograd). */
 gen_tensor *gen_contiguous_raw(gen_tensor *t);
 /* A contiguous tensor with t's elements in row-major order and the given shape: a view when t is
@@ -120,7 +119,7 @@ gen_tensor *gen_contiguous_raw(gen_tensor *t);
 gen_tensor *gen_reshape_raw(gen_tensor *t, int ndim, const int64_t *shape);
 /* Copies src into dst elementwise, broadcasting src to dst's shape and converting dtypes. */
 int gen_copy_raw(gen_tensor *dst, const gen_tensor *src);
-gen_tensor *gen_to_dtype_raw(gen_tensor *t, gen_dtype dt); /* always a new tensor */
+gen_tensor *gen_to_dtype_raw(gen_tensor *t, gen_dtype dt);      /* always a new tensor */
 double gen_get_flat(const gen_tensor *t, int64_t linear_index); /* row-major index, any strides */
 double gen_read_f64(const void *p, gen_dtype dt);
 void gen_write_f64(void *p, gen_dtype dt, double v);

@@ -55,8 +55,8 @@ static void batch_plane(const batch_job *j, int64_t p) {
   for (int64_t y = (j->pad + j->h) * j->ow; y < j->plane_out; y++) o[y] = j->fill;
 }
 
-gen_tensor *gen_batch_images(gen_tensor *images, const int64_t *rows, int64_t b, const uint8_t *flip, int64_t pad,
-                             double lo, double hi, double pad_value) {
+gen_tensor *gen_batch_images(gen_tensor *images, const int64_t *rows, int64_t b, const uint8_t *flip, int64_t pad, double lo,
+                             double hi, double pad_value) {
   if (images->ndim != 4) {
     char s[GEN_SHAPE_STR_MAX];
     return gen_fail("images must be {N, C, H, W}, got %s", gen_shape_str(s, sizeof s, images->ndim, images->shape));
@@ -86,8 +86,20 @@ gen_tensor *gen_batch_images(gen_tensor *images, const int64_t *rows, int64_t b,
   const gen_dtype dt = src->dtype;
   /* a copy is memory-bound: threads only pay off for very large batches (a 64 x 32 x 32 batch takes
    * ~40 us on one core, less than waking a team costs when the machine is busy) */
-  batch_job j = {.dst = dst, .base = base, .dt = dt, .rows = rows, .flip = flip, .lut = lut, .fill = fill, .c = c, .h = h, .w = w,
-                 .pad = pad, .ow = ow, .plane_in = plane_in, .plane_out = plane_out};
+  batch_job j = {.dst = dst,
+                 .base = base,
+                 .dt = dt,
+                 .rows = rows,
+                 .flip = flip,
+                 .lut = lut,
+                 .fill = fill,
+                 .c = c,
+                 .h = h,
+                 .w = w,
+                 .pad = pad,
+                 .ow = ow,
+                 .plane_in = plane_in,
+                 .plane_out = plane_out};
   if (planes * plane_out > (1 << 22)) {
 #pragma omp parallel for
     for (int64_t p = 0; p < planes; p++) batch_plane(&j, p);

@@ -37,8 +37,8 @@ static void binary_row(const binary_job *j, int64_t r) {
   gen_iter_row(it, r, off);
   int64_t so = gen_iter_inner_stride(it, 0), sa = gen_iter_inner_stride(it, 1), sb = gen_iter_inner_stride(it, 2);
   if (j->dto == GEN_FLOAT32 && j->dta == GEN_FLOAT32 && j->dtb == GEN_FLOAT32) {
-    gen_binary_row_f32((float *)j->po + off[0], (const float *)j->pa + off[1], (const float *)j->pb + off[2], j->op, it->inner, so,
-                       sa, sb);
+    gen_binary_row_f32((float *)j->po + off[0], (const float *)j->pa + off[1], (const float *)j->pb + off[2], j->op, it->inner,
+                       so, sa, sb);
     return;
   }
   size_t eo = gen_dtype_size(j->dto), ea = gen_dtype_size(j->dta), eb = gen_dtype_size(j->dtb);
@@ -54,8 +54,13 @@ int gen_binary_into(gen_binop op, gen_tensor *out, gen_tensor *a, gen_tensor *b)
   if (gen_broadcast_strides(a, out->ndim, out->shape, stride_a) < 0 ||
       gen_broadcast_strides(b, out->ndim, out->shape, stride_b) < 0)
     return -1;
-  binary_job j = {.op = op, .po = gen_data_ptr(out), .pa = gen_data_ptr(a), .pb = gen_data_ptr(b),
-                  .dto = out->dtype, .dta = a->dtype, .dtb = b->dtype};
+  binary_job j = {.op = op,
+                  .po = gen_data_ptr(out),
+                  .pa = gen_data_ptr(a),
+                  .pb = gen_data_ptr(b),
+                  .dto = out->dtype,
+                  .dta = a->dtype,
+                  .dtb = b->dtype};
   const int64_t *strides[3] = {out->stride, stride_a, stride_b};
   gen_iter_init(&j.it, out->ndim, out->shape, 3, strides);
   if (j.it.rows * j.it.inner > GEN_PARALLEL_GRAIN) {
@@ -95,8 +100,7 @@ gen_tensor *gen_axpby_raw(gen_tensor *a, double alpha, gen_tensor *b, double bet
       for (int64_t i = 0; i < n; i++) {
         double x = gen_read_f64(gen_data_ptr(ca) + (size_t)i * gen_dtype_size(ca->dtype), ca->dtype);
         double y = gen_read_f64(gen_data_ptr(cb) + (size_t)i * gen_dtype_size(cb->dtype), cb->dtype);
-        gen_write_f64(gen_data_ptr(out) + (size_t)i * gen_dtype_size(out->dtype), out->dtype,
-                      x * alpha + y * beta);
+        gen_write_f64(gen_data_ptr(out) + (size_t)i * gen_dtype_size(out->dtype), out->dtype, x * alpha + y * beta);
       }
     }
   }
@@ -168,7 +172,7 @@ static int div_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   if (!g_over_b) return -1;
   int rc = reduce_to_input(n, 0, g_over_b, grad_in);
   if (rc == 0 && gen_edge_live(&n->edges[1])) {
-    gen_tensor *t = gen_binary_raw(GEN_BIN_MUL, g_over_b, a);  /* g a / b */
+    gen_tensor *t = gen_binary_raw(GEN_BIN_MUL, g_over_b, a);     /* g a / b */
     gen_tensor *u = t ? gen_binary_raw(GEN_BIN_DIV, t, b) : NULL; /* g a / b^2 */
     gen_tensor *v = u ? gen_scale_raw(u, -1.0) : NULL;
     rc = v ? reduce_to_input(n, 1, v, grad_in) : -1;
@@ -233,7 +237,9 @@ gen_tensor *gen_binary(gen_binop bop, gen_tensor *a, gen_tensor *b) {
     return gen_fail("integer results cannot take part in autograd");
   }
   bool saves = op != GEN_OP_ADD && op != GEN_OP_SUB;
-  return gen_record(out, &(gen_record_args){.op = op, .backward = backward_of(op), .inputs = GEN_TENSORS(a, b),
+  return gen_record(out, &(gen_record_args){.op = op,
+                                            .backward = backward_of(op),
+                                            .inputs = GEN_TENSORS(a, b),
                                             .saved = saves ? GEN_TENSORS(a, b) : (gen_tensor_list){0}});
 }
 
@@ -264,12 +270,10 @@ int gen_binary_(gen_binop op, gen_tensor *a, gen_tensor *b) {
   if (!same) {
     char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
     return gen_fail_int("in place, the result must keep shape %s, but it broadcasts with %s",
-                        gen_shape_str(sa, sizeof sa, a->ndim, a->shape),
-                        gen_shape_str(sb, sizeof sb, b->ndim, b->shape));
+                        gen_shape_str(sa, sizeof sa, a->ndim, a->shape), gen_shape_str(sb, sizeof sb, b->ndim, b->shape));
   }
   gen_dtype rd = gen_binop_result_dtype(op, a->dtype, b->dtype);
   if (rd != a->dtype && !(gen_dtype_is_float(a->dtype) && op < GEN_BIN_EQ))
-    return gen_fail_int("in place, a %s result cannot be stored in a %s tensor", gen_dtype_name(rd),
-                        gen_dtype_name(a->dtype));
+    return gen_fail_int("in place, a %s result cannot be stored in a %s tensor", gen_dtype_name(rd), gen_dtype_name(a->dtype));
   return gen_binary_into(op, a, a, b);
 }

@@ -36,13 +36,15 @@ static inline double rd(const gen_dtype dt, const void *p, int64_t i) {
   return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
 }
 static inline void wr(const gen_dtype dt, void *p, int64_t i, double v) {
-  if (dt == GEN_FLOAT32) ((float *)p)[i] = (float)v;
-  else ((double *)p)[i] = v;
+  if (dt == GEN_FLOAT32)
+    ((float *)p)[i] = (float)v;
+  else
+    ((double *)p)[i] = v;
 }
 
 /* Adds the mask (and causality) to a score tile S [nq, nk] at query i0, key j0 of slice (b, h). */
-static void mask_tile(const attn_shape *a, gen_dtype dt, void *s, int64_t bi, int64_t hi, int64_t i0, int64_t nq,
-                      int64_t j0, int64_t nk) {
+static void mask_tile(const attn_shape *a, gen_dtype dt, void *s, int64_t bi, int64_t hi, int64_t i0, int64_t nq, int64_t j0,
+                      int64_t nk) {
   for (int64_t i = 0; i < nq; i++)
     for (int64_t j = 0; j < nk; j++) {
       double add = 0;
@@ -119,8 +121,8 @@ static void slice_backward(const attn_shape *a, gen_dtype dt, const char *q, con
           wr(dt, p_tile, i * nk + j, L == -INFINITY ? 0 : exp(rd(dt, p_tile, i * nk + j) - L));
         }
       /* dV_j += P^T dO_i */
-      gen_gemm(true, false, nk, a->dv, nq, 1, p_tile, nk, dout + (size_t)(i0 * a->dv) * es, a->dv, 1, dv + (size_t)(j0 * a->dv) * es,
-               a->dv, dt);
+      gen_gemm(true, false, nk, a->dv, nq, 1, p_tile, nk, dout + (size_t)(i0 * a->dv) * es, a->dv, 1,
+               dv + (size_t)(j0 * a->dv) * es, a->dv, dt);
       /* dP = dO_i V_j^T, then dS = P (dP - D) */
       gen_gemm(false, true, nq, nk, a->dv, 1, dout + (size_t)(i0 * a->dv) * es, a->dv, v + (size_t)(j0 * a->dv) * es, a->dv, 0,
                dp_tile, nk, dt);
@@ -152,8 +154,8 @@ static void reference_forward_slice(const reference_job *j, int64_t s, double *s
   size_t es = gen_dtype_size(j->dt);
   double *s_tile = scratch, *o_acc = s_tile + BQ * BK, *m = o_acc + BQ * (a->dv ? a->dv : 1), *l = m + BQ;
   slice_forward(a, j->dt, j->q + (size_t)(s * a->tq * a->d) * es, j->k + (size_t)(s * a->tk * a->d) * es,
-                j->v + (size_t)(s * a->tk * a->dv) * es, j->o + (size_t)(s * a->tq * a->dv) * es, j->lse + s * a->tq, s_tile, o_acc, m, l,
-                s / a->h, s % a->h);
+                j->v + (size_t)(s * a->tk * a->dv) * es, j->o + (size_t)(s * a->tq * a->dv) * es, j->lse + s * a->tq, s_tile,
+                o_acc, m, l, s / a->h, s % a->h);
 }
 
 /* scratch: p_tile, dp_tile (BQ x BK each), dsum (Tq) */
@@ -162,9 +164,10 @@ static void reference_backward_slice(const reference_job *j, int64_t s, double *
   size_t es = gen_dtype_size(j->dt);
   double *p_tile = scratch, *dp_tile = p_tile + BQ * BK, *dsum = dp_tile + BQ * BK;
   slice_backward(a, j->dt, j->q + (size_t)(s * a->tq * a->d) * es, j->k + (size_t)(s * a->tk * a->d) * es,
-                 j->v + (size_t)(s * a->tk * a->dv) * es, j->o + (size_t)(s * a->tq * a->dv) * es, j->dout + (size_t)(s * a->tq * a->dv) * es,
-                 j->lse + s * a->tq, j->dq + (size_t)(s * a->tq * a->d) * es, j->dk + (size_t)(s * a->tk * a->d) * es,
-                 j->dv + (size_t)(s * a->tk * a->dv) * es, p_tile, dp_tile, dsum, s / a->h, s % a->h);
+                 j->v + (size_t)(s * a->tk * a->dv) * es, j->o + (size_t)(s * a->tq * a->dv) * es,
+                 j->dout + (size_t)(s * a->tq * a->dv) * es, j->lse + s * a->tq, j->dq + (size_t)(s * a->tq * a->d) * es,
+                 j->dk + (size_t)(s * a->tk * a->d) * es, j->dv + (size_t)(s * a->tk * a->dv) * es, p_tile, dp_tile, dsum,
+                 s / a->h, s % a->h);
 }
 
 /* One task per slice, in parallel when there are several (each thread on its own scratch). */
@@ -202,17 +205,28 @@ static int attention_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
   gen_tensor *dv = dk ? gen_zeros(dt, v->ndim, v->shape) : NULL;
   int threads = gen_get_num_threads();
   int64_t per_thread = dt == GEN_FLOAT32 ? gen_attention_backward_scratch_floats(&a) : 2 * BQ * BK + (a.tq ? a.tq : 1);
-  gen_tensor *scratch = dv ? gen_empty(dt == GEN_FLOAT32 ? GEN_FLOAT32 : GEN_FLOAT64, 1, (int64_t[1]){threads * per_thread}) : NULL;
+  gen_tensor *scratch =
+      dv ? gen_empty(dt == GEN_FLOAT32 ? GEN_FLOAT32 : GEN_FLOAT64, 1, (int64_t[1]){threads * per_thread}) : NULL;
   int rc = scratch ? 0 : -1;
   if (rc == 0 && dt == GEN_FLOAT32) {
     gen_attention_backward_f32((float *)gen_data_ptr(dq), (float *)gen_data_ptr(dk), (float *)gen_data_ptr(dv),
                                (const float *)gen_data_ptr(cg), (const float *)gen_data_ptr(q), (const float *)gen_data_ptr(k),
-                               (const float *)gen_data_ptr(v), (const float *)gen_data_ptr(co), (const double *)gen_data_ptr(lse), &a,
-                               (float *)gen_data_ptr(scratch), threads);
+                               (const float *)gen_data_ptr(v), (const float *)gen_data_ptr(co), (const double *)gen_data_ptr(lse),
+                               &a, (float *)gen_data_ptr(scratch), threads);
   } else if (rc == 0) {
-    reference_job j = {.a = &a, .dt = dt, .q = gen_data_ptr(q), .k = gen_data_ptr(k), .v = gen_data_ptr(v), .o = gen_data_ptr(co),
-                       .dout = gen_data_ptr(cg), .lse = (double *)gen_data_ptr(lse), .dq = gen_data_ptr(dq), .dk = gen_data_ptr(dk),
-                       .dv = gen_data_ptr(dv), .scratch = (double *)gen_data_ptr(scratch), .per_thread = per_thread};
+    reference_job j = {.a = &a,
+                       .dt = dt,
+                       .q = gen_data_ptr(q),
+                       .k = gen_data_ptr(k),
+                       .v = gen_data_ptr(v),
+                       .o = gen_data_ptr(co),
+                       .dout = gen_data_ptr(cg),
+                       .lse = (double *)gen_data_ptr(lse),
+                       .dq = gen_data_ptr(dq),
+                       .dk = gen_data_ptr(dk),
+                       .dv = gen_data_ptr(dv),
+                       .scratch = (double *)gen_data_ptr(scratch),
+                       .per_thread = per_thread};
     run_slices(&j, threads, reference_backward_slice);
   }
   gen_release(scratch);
@@ -237,20 +251,23 @@ gen_tensor *gen_attention(gen_tensor *q, gen_tensor *k, gen_tensor *v, gen_tenso
                     gen_shape_str(s2, sizeof s2, k->ndim, k->shape), gen_shape_str(s3, sizeof s3, v->ndim, v->shape));
   if (q->dtype != k->dtype || q->dtype != v->dtype || !gen_dtype_is_float(q->dtype))
     return gen_fail("q, k, v must share one float dtype");
-  bool ok = q->shape[0] == k->shape[0] && q->shape[0] == v->shape[0] && q->shape[1] == k->shape[1] && q->shape[1] == v->shape[1] &&
-            q->shape[3] == k->shape[3] && k->shape[2] == v->shape[2];
+  bool ok = q->shape[0] == k->shape[0] && q->shape[0] == v->shape[0] && q->shape[1] == k->shape[1] &&
+            q->shape[1] == v->shape[1] && q->shape[3] == k->shape[3] && k->shape[2] == v->shape[2];
   if (!ok)
     return gen_fail("shapes q %s, k %s, v %s do not fit (batch and heads equal, q and k widths equal, k and v lengths equal)",
                     gen_shape_str(s1, sizeof s1, q->ndim, q->shape), gen_shape_str(s2, sizeof s2, k->ndim, k->shape),
                     gen_shape_str(s3, sizeof s3, v->ndim, v->shape));
-  attn_shape a = {q->shape[0], q->shape[1], q->shape[2], k->shape[2], q->shape[3], v->shape[3], scale, causal, NULL, GEN_FLOAT32, {0}};
+  attn_shape a = {q->shape[0], q->shape[1], q->shape[2], k->shape[2], q->shape[3], v->shape[3],
+                  scale,       causal,      NULL,        GEN_FLOAT32, {0}};
   if (a.scale <= 0) a.scale = 1 / sqrt((double)(a.d ? a.d : 1));
   if (mask) {
     if (mask->dtype != GEN_UINT8 && mask->dtype != q->dtype)
-      return gen_fail("mask must be uint8 (1 = attend) or %s (added to the scores), got %s", gen_dtype_name(q->dtype), gen_dtype_name(mask->dtype));
+      return gen_fail("mask must be uint8 (1 = attend) or %s (added to the scores), got %s", gen_dtype_name(q->dtype),
+                      gen_dtype_name(mask->dtype));
     if (gen_broadcast_strides(mask, 4, (int64_t[4]){a.b, a.h, a.tq, a.tk}, a.mstride) < 0)
-      return gen_fail("mask %s does not broadcast to {%lld,%lld,%lld,%lld}", gen_shape_str(s1, sizeof s1, mask->ndim, mask->shape),
-                      (long long)a.b, (long long)a.h, (long long)a.tq, (long long)a.tk);
+      return gen_fail("mask %s does not broadcast to {%lld,%lld,%lld,%lld}",
+                      gen_shape_str(s1, sizeof s1, mask->ndim, mask->shape), (long long)a.b, (long long)a.h, (long long)a.tq,
+                      (long long)a.tk);
   }
   if (mask) {
     a.mask = gen_data_ptr(mask);
@@ -262,22 +279,34 @@ gen_tensor *gen_attention(gen_tensor *q, gen_tensor *k, gen_tensor *v, gen_tenso
   gen_tensor *cq = gen_contiguous_raw(q), *ck = cq ? gen_contiguous_raw(k) : NULL, *cv = ck ? gen_contiguous_raw(v) : NULL;
   gen_tensor *out = cv ? gen_empty(dt, 4, (int64_t[4]){a.b, a.h, a.tq, a.dv}) : NULL;
   gen_tensor *lse = out ? gen_empty(GEN_FLOAT64, 1, (int64_t[1]){a.b * a.h * a.tq}) : NULL;
-  gen_tensor *scratch = lse ? gen_empty(dt == GEN_FLOAT32 ? GEN_FLOAT32 : GEN_FLOAT64, 1, (int64_t[1]){threads * per_thread}) : NULL;
+  gen_tensor *scratch =
+      lse ? gen_empty(dt == GEN_FLOAT32 ? GEN_FLOAT32 : GEN_FLOAT64, 1, (int64_t[1]){threads * per_thread}) : NULL;
   int failed = !scratch;
   if (scratch && dt == GEN_FLOAT32) {
     gen_attention_forward_f32((float *)gen_data_ptr(out), (double *)gen_data_ptr(lse), (const float *)gen_data_ptr(cq),
-                              (const float *)gen_data_ptr(ck), (const float *)gen_data_ptr(cv), &a, (float *)gen_data_ptr(scratch), threads);
+                              (const float *)gen_data_ptr(ck), (const float *)gen_data_ptr(cv), &a,
+                              (float *)gen_data_ptr(scratch), threads);
   } else if (scratch) {
-    reference_job j = {.a = &a, .dt = dt, .q = gen_data_ptr(cq), .k = gen_data_ptr(ck), .v = gen_data_ptr(cv), .o = gen_data_ptr(out),
-                       .lse = (double *)gen_data_ptr(lse), .scratch = (double *)gen_data_ptr(scratch), .per_thread = per_thread};
+    reference_job j = {.a = &a,
+                       .dt = dt,
+                       .q = gen_data_ptr(cq),
+                       .k = gen_data_ptr(ck),
+                       .v = gen_data_ptr(cv),
+                       .o = gen_data_ptr(out),
+                       .lse = (double *)gen_data_ptr(lse),
+                       .scratch = (double *)gen_data_ptr(scratch),
+                       .per_thread = per_thread};
     run_slices(&j, threads, reference_forward_slice);
   }
   gen_release(scratch);
   if (!failed) {
     attention_attrs at = {a, mask != NULL};
     at.a.mask = NULL; /* the mask tensor is saved; backward points at it again */
-    out = gen_record(out, &(gen_record_args){.op = GEN_OP_ATTENTION, .backward = attention_backward, .inputs = GEN_TENSORS(q, k, v),
-                                             .saved = GEN_TENSORS(cq, ck, cv, out, lse, mask), .attrs = GEN_ATTRS(&at)});
+    out = gen_record(out, &(gen_record_args){.op = GEN_OP_ATTENTION,
+                                             .backward = attention_backward,
+                                             .inputs = GEN_TENSORS(q, k, v),
+                                             .saved = GEN_TENSORS(cq, ck, cv, out, lse, mask),
+                                             .attrs = GEN_ATTRS(&at)});
   }
   gen_release(cq);
   gen_release(ck);

@@ -17,8 +17,7 @@ static int check_indices(const gen_tensor *idx, int64_t size, const char *what) 
   int64_t n = gen_numel(idx);
   for (int64_t i = 0; i < n; i++) {
     int64_t v = (int64_t)gen_get_flat(idx, i);
-    if (v < 1 || v > size)
-      return gen_fail_int("%s holds %lld, out of range 1..%lld", what, (long long)v, (long long)size);
+    if (v < 1 || v > size) return gen_fail_int("%s holds %lld, out of range 1..%lld", what, (long long)v, (long long)size);
   }
   return 0;
 }
@@ -98,8 +97,9 @@ static gen_tensor *record_rows(gen_tensor *out, gen_op op, int n_in, gen_tensor 
     return NULL;
   }
   index_attrs at = {dim};
-  out = gen_record(out, &(gen_record_args){.op = op, .backward = rows_backward, .inputs = {n_in, inputs}, .saved = GEN_TENSORS(ci),
-                                           .attrs = GEN_ATTRS(&at)});
+  out = gen_record(
+      out, &(gen_record_args){
+               .op = op, .backward = rows_backward, .inputs = {n_in, inputs}, .saved = GEN_TENSORS(ci), .attrs = GEN_ATTRS(&at)});
   gen_release(ci);
   return out;
 }
@@ -152,7 +152,8 @@ static int check_gather_shapes(const gen_tensor *a, int dim, const gen_tensor *i
     if (d != dim && idx->shape[d] > a->shape[d]) {
       char s1[GEN_SHAPE_STR_MAX], s2[GEN_SHAPE_STR_MAX];
       return gen_fail_int("index shape %s is larger than the input's %s in dimension %d",
-                          gen_shape_str(s1, sizeof s1, idx->ndim, idx->shape), gen_shape_str(s2, sizeof s2, a->ndim, a->shape), d + 1);
+                          gen_shape_str(s1, sizeof s1, idx->ndim, idx->shape), gen_shape_str(s2, sizeof s2, a->ndim, a->shape),
+                          d + 1);
     }
   return check_indices(idx, a->shape[dim], "index");
 }
@@ -206,8 +207,11 @@ gen_tensor *gen_gather(gen_tensor *a, int dim, gen_tensor *index) {
   gen_tensor *ci = gen_contiguous_raw(index);
   gen_tensor *out = ci ? gather_raw(a, dim, ci) : NULL;
   index_attrs at = {dim};
-  out = gen_record(out, &(gen_record_args){.op = GEN_OP_GATHER, .backward = gather_backward, .inputs = GEN_TENSORS(a),
-                                           .saved = GEN_TENSORS(ci), .attrs = GEN_ATTRS(&at)});
+  out = gen_record(out, &(gen_record_args){.op = GEN_OP_GATHER,
+                                           .backward = gather_backward,
+                                           .inputs = GEN_TENSORS(a),
+                                           .saved = GEN_TENSORS(ci),
+                                           .attrs = GEN_ATTRS(&at)});
   gen_release(ci);
   return out;
 }
@@ -232,7 +236,8 @@ gen_tensor *gen_scatter_add(gen_tensor *a, int dim, gen_tensor *index, gen_tenso
     return gen_fail("src shape %s must equal the index shape %s", gen_shape_str(s1, sizeof s1, src->ndim, src->shape),
                     gen_shape_str(s2, sizeof s2, index->ndim, index->shape));
   }
-  if (src->dtype != a->dtype) return gen_fail("src is %s but the input is %s", gen_dtype_name(src->dtype), gen_dtype_name(a->dtype));
+  if (src->dtype != a->dtype)
+    return gen_fail("src is %s but the input is %s", gen_dtype_name(src->dtype), gen_dtype_name(a->dtype));
   gen_tensor *out = gen_empty(a->dtype, a->ndim, a->shape);
   gen_tensor *ci = out && gen_copy_raw(out, a) == 0 ? gen_contiguous_raw(index) : NULL;
   gen_tensor *cs = ci ? gen_contiguous_raw(src) : NULL;
@@ -244,8 +249,11 @@ gen_tensor *gen_scatter_add(gen_tensor *a, int dim, gen_tensor *index, gen_tenso
   scatter_add_raw(out, dim, ci, cs);
   gen_release(cs);
   index_attrs at = {dim};
-  out = gen_record(out, &(gen_record_args){.op = GEN_OP_SCATTER_ADD, .backward = scatter_add_backward,
-                                           .inputs = GEN_TENSORS(a, index, src), .saved = GEN_TENSORS(ci), .attrs = GEN_ATTRS(&at)});
+  out = gen_record(out, &(gen_record_args){.op = GEN_OP_SCATTER_ADD,
+                                           .backward = scatter_add_backward,
+                                           .inputs = GEN_TENSORS(a, index, src),
+                                           .saved = GEN_TENSORS(ci),
+                                           .attrs = GEN_ATTRS(&at)});
   gen_release(ci);
   return out;
 }

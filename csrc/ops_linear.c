@@ -74,6 +74,8 @@ gen_tensor *gen_linear(gen_tensor *x, gen_tensor *w, gen_tensor *b) {
   gen_tensor *res = gen_reshape_raw(y, x->ndim, shape);
   gen_release(y);
   if (!res) return NULL;
-  return gen_record(res, &(gen_record_args){.op = GEN_OP_LINEAR, .backward = linear_backward,
-                                            .inputs = b ? GEN_TENSORS(x, w, b) : GEN_TENSORS(x, w), .saved = GEN_TENSORS(x, w)});
+  return gen_record(res, &(gen_record_args){.op = GEN_OP_LINEAR,
+                                            .backward = linear_backward,
+                                            .inputs = b ? GEN_TENSORS(x, w, b) : GEN_TENSORS(x, w),
+                                            .saved = GEN_TENSORS(x, w)});
 }

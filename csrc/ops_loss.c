@@ -27,8 +27,10 @@ static inline double ld(const char *p, gen_dtype dt, int64_t i) {
   return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
 }
 static inline void st(char *p, gen_dtype dt, int64_t i, double v) {
-  if (dt == GEN_FLOAT32) ((float *)p)[i] = (float)v;
-  else ((double *)p)[i] = v;
+  if (dt == GEN_FLOAT32)
+    ((float *)p)[i] = (float)v;
+  else
+    ((double *)p)[i] = v;
 }
 
 static double clamp_log(double v) { return v > 0 ? fmax(log(v), -100.0) : -100.0; }
@@ -69,8 +71,8 @@ static inline float fast_value(pointwise k, float a, float b) {
  * total for any thread count. Within a block, runs of 64 values are computed into a buffer (one
  * vectorized loop per loss) and added into eight double partial sums. */
 #define LOSS_BLOCK 4096
-__attribute__((always_inline)) static inline double fast_block_of(pointwise k, const float *a, const float *b, float *el, int64_t lo,
-                                                                  int64_t hi) {
+__attribute__((always_inline)) static inline double fast_block_of(pointwise k, const float *a, const float *b, float *el,
+                                                                  int64_t lo, int64_t hi) {
   double part[8] = {0};
   float v[64];
   for (int64_t i = lo; i < hi; i += 64) {
@@ -94,8 +96,8 @@ GEN_SIMD_CLONES static double bce_logits_block(const float *a, const float *b, f
 static double fast_block(pointwise k, const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
   return k == PW_MSE ? mse_block(a, b, el, lo, hi) : bce_logits_block(a, b, el, lo, hi);
 }
-static double generic_block(pointwise k, const char *a, gen_dtype ta, const char *b, gen_dtype tb, char *el, gen_dtype dt, int64_t lo,
-                            int64_t hi) {
+static double generic_block(pointwise k, const char *a, gen_dtype ta, const char *b, gen_dtype tb, char *el, gen_dtype dt,
+                            int64_t lo, int64_t hi) {
   double sum = 0;
   for (int64_t i = lo; i < hi; i++) {
     double v = pointwise_value(k, ld(a, ta, i), ld(b, tb, i));
@@ -122,9 +124,11 @@ static double pointwise_forward(pointwise k, const gen_tensor *a, const gen_tens
   gen_dtype dt = gen_promote(a->dtype, b->dtype);
   if (count > GEN_PARALLEL_GRAIN / 8) {
 #pragma omp parallel for
-    for (int64_t bi = 0; bi < nblocks; bi++) pointwise_forward_block(block_sums, k, fast, pe, dt, pa, a->dtype, pb, b->dtype, count, bi);
+    for (int64_t bi = 0; bi < nblocks; bi++)
+      pointwise_forward_block(block_sums, k, fast, pe, dt, pa, a->dtype, pb, b->dtype, count, bi);
   } else {
-    for (int64_t bi = 0; bi < nblocks; bi++) pointwise_forward_block(block_sums, k, fast, pe, dt, pa, a->dtype, pb, b->dtype, count, bi);
+    for (int64_t bi = 0; bi < nblocks; bi++)
+      pointwise_forward_block(block_sums, k, fast, pe, dt, pa, a->dtype, pb, b->dtype, count, bi);
   }
   double total = 0;
   for (int64_t bi = 0; bi < nblocks; bi++) total += block_sums[bi];
@@ -152,7 +156,8 @@ GEN_SIMD_CLONES static void fast_grad_range(pointwise k, bool wrt_b, const float
 
 /* Block bi of pointwise_backward: (g or scalar) * d loss / d a (or b when wrt_b). */
 static void pointwise_grad_block(pointwise k, bool wrt_b, bool fast_g, char *po, gen_dtype dt, const char *pa, gen_dtype adt,
-                                 const char *pb, gen_dtype bdt, const char *pg, gen_dtype gdt, double scalar, int64_t count, int64_t bi) {
+                                 const char *pb, gen_dtype bdt, const char *pg, gen_dtype gdt, double scalar, int64_t count,
+                                 int64_t bi) {
   int64_t lo = bi * LOSS_BLOCK, hi = lo + LOSS_BLOCK < count ? lo + LOSS_BLOCK : count;
   if (fast_g) {
     fast_grad_range(k, wrt_b, (const float *)pa, (const float *)pb, (const float *)pg, (float)scalar, (float *)po, lo, hi);
@@ -186,17 +191,18 @@ static int pointwise_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
       return -1;
     }
     int64_t count = gen_numel(a), nblocks = (count + LOSS_BLOCK - 1) / LOSS_BLOCK;
-    double scalar = r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? at->divisor : 1);
+    double scalar =
+        r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? at->divisor : 1);
     const char *pa = gen_data_ptr(a), *pb = gen_data_ptr(b), *pg = r == GEN_REDUCE_NONE ? gen_data_ptr(cg) : NULL;
     char *po = gen_data_ptr(out);
     bool wrt_b = i == 1, fast_g = fast && (!pg || cg->dtype == GEN_FLOAT32);
     if (count > GEN_PARALLEL_GRAIN / 8) {
 #pragma omp parallel for
-      for (int64_t bi = 0; bi < nblocks; bi++) pointwise_grad_block(k, wrt_b, fast_g, po, dt, pa, a->dtype, pb, b->dtype, pg,
-           cg->dtype, scalar, count, bi);
+      for (int64_t bi = 0; bi < nblocks; bi++)
+        pointwise_grad_block(k, wrt_b, fast_g, po, dt, pa, a->dtype, pb, b->dtype, pg, cg->dtype, scalar, count, bi);
     } else {
-      for (int64_t bi = 0; bi < nblocks; bi++) pointwise_grad_block(k, wrt_b, fast_g, po, dt, pa, a->dtype, pb, b->dtype, pg,
-           cg->dtype, scalar, count, bi);
+      for (int64_t bi = 0; bi < nblocks; bi++)
+        pointwise_grad_block(k, wrt_b, fast_g, po, dt, pa, a->dtype, pb, b->dtype, pg, cg->dtype, scalar, count, bi);
     }
     gen_release(cg);
     grad_in[i] = out;
@@ -218,7 +224,8 @@ static gen_tensor *pointwise_loss(pointwise k, gen_tensor *a, gen_tensor *b, gen
   int64_t count = gen_numel(a);
   gen_tensor *ca = gen_contiguous_raw(a), *cb = ca ? gen_contiguous_raw(b) : NULL;
   gen_tensor *el = cb && r == GEN_REDUCE_NONE ? gen_empty(dt, a->ndim, a->shape) : NULL;
-  gen_tensor *sums = cb && (el || r != GEN_REDUCE_NONE) ? gen_empty(GEN_FLOAT64, 1, (int64_t[1]){(count + LOSS_BLOCK - 1) / LOSS_BLOCK}) : NULL;
+  gen_tensor *sums =
+      cb && (el || r != GEN_REDUCE_NONE) ? gen_empty(GEN_FLOAT64, 1, (int64_t[1]){(count + LOSS_BLOCK - 1) / LOSS_BLOCK}) : NULL;
   double divisor = k == PW_KL ? (double)a->shape[0] : (double)(count ? count : 1);
   gen_tensor *out = NULL;
   if (sums) {
@@ -227,8 +234,11 @@ static gen_tensor *pointwise_loss(pointwise k, gen_tensor *a, gen_tensor *b, gen
     if (el) gen_retain(el);
   }
   pointwise_attrs at = {r, k, divisor};
-  out = gen_record(out, &(gen_record_args){.op = pointwise_ops[k], .backward = pointwise_backward, .inputs = GEN_TENSORS(a, b),
-                                           .saved = GEN_TENSORS(ca, cb), .attrs = GEN_ATTRS(&at)});
+  out = gen_record(out, &(gen_record_args){.op = pointwise_ops[k],
+                                           .backward = pointwise_backward,
+                                           .inputs = GEN_TENSORS(a, b),
+                                           .saved = GEN_TENSORS(ca, cb),
+                                           .attrs = GEN_ATTRS(&at)});
   gen_release(sums);
   gen_release(ca);
   gen_release(cb);
@@ -268,7 +278,8 @@ static int check_targets(const gen_tensor *x, const gen_tensor *t, int64_t *nb, 
   char sx[GEN_SHAPE_STR_MAX], st[GEN_SHAPE_STR_MAX];
   if (x->ndim < 2) return gen_fail_int("input must be {N, C, ...}, got %s", gen_shape_str(sx, sizeof sx, x->ndim, x->shape));
   if (!gen_dtype_is_float(x->dtype)) return gen_fail_int("input must be float, got %s", gen_dtype_name(x->dtype));
-  if (t->dtype != GEN_INT64) return gen_fail_int("targets must be int64 class indices (1-based), got %s", gen_dtype_name(t->dtype));
+  if (t->dtype != GEN_INT64)
+    return gen_fail_int("targets must be int64 class indices (1-based), got %s", gen_dtype_name(t->dtype));
   bool ok = t->ndim == x->ndim - 1 && t->shape[0] == x->shape[0];
   for (int d = 1; ok && d < t->ndim; d++) ok = t->shape[d] == x->shape[d + 1];
   if (!ok)
@@ -280,7 +291,9 @@ static int check_targets(const gen_tensor *x, const gen_tensor *t, int64_t *nb, 
   int64_t count = gen_numel(t);
   for (int64_t i = 0; i < count; i++) {
     int64_t v = (int64_t)gen_get_flat(t, i);
-    if (v < 1 || v > *c) return gen_fail_int("target %lld is out of range 1..%lld (at position %lld)", (long long)v, (long long)*c, (long long)i + 1);
+    if (v < 1 || v > *c)
+      return gen_fail_int("target %lld is out of range 1..%lld (at position %lld)", (long long)v, (long long)*c,
+                          (long long)i + 1);
   }
   return 0;
 }
@@ -308,8 +321,11 @@ static int class_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
     for (int64_t k = 0; k < c; k++)
       for (int64_t j = 0; j < s; j++) {
         int64_t e = (i * c + k) * s + j;
-        double gk = r == GEN_REDUCE_NONE ? gen_read_f64(gen_data_ptr(cg) + (size_t)(i * s + j) * gen_dtype_size(cg->dtype), cg->dtype) : scalar;
-        gen_write_f64(gen_data_ptr(out) + (size_t)e * es, d->dtype, gk * gen_read_f64(gen_data_ptr(d) + (size_t)e * es, d->dtype));
+        double gk = r == GEN_REDUCE_NONE
+                        ? gen_read_f64(gen_data_ptr(cg) + (size_t)(i * s + j) * gen_dtype_size(cg->dtype), cg->dtype)
+                        : scalar;
+        gen_write_f64(gen_data_ptr(out) + (size_t)e * es, d->dtype,
+                      gk * gen_read_f64(gen_data_ptr(d) + (size_t)e * es, d->dtype));
       }
   gen_release(cg);
   grad_in[0] = out;
@@ -317,12 +333,12 @@ static int class_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
 }
 
 /* Row row = (i, j) of class_loss: its loss into el, d loss / d x into dx. */
-static void class_loss_row(const gen_tensor *x, const gen_tensor *cx, gen_tensor *dx, gen_tensor *el, const int64_t *tv, int64_t c,
-                           int64_t s, size_t es, bool from_logits, int64_t row) {
+static void class_loss_row(const gen_tensor *x, const gen_tensor *cx, gen_tensor *dx, gen_tensor *el, const int64_t *tv,
+                           int64_t c, int64_t s, size_t es, bool from_logits, int64_t row) {
   int64_t i = row / s, j = row % s, target = tv[row] - 1;
   const char *xb = gen_data_ptr(cx);
   char *db = gen_data_ptr(dx);
-#define X(k) gen_read_f64(xb + (size_t)((i * c + (k)) * s + j) * es, x->dtype)
+#define X(k)  gen_read_f64(xb + (size_t)((i * c + (k)) * s + j) * es, x->dtype)
 #define DX(k) (db + (size_t)((i * c + (k)) * s + j) * es)
   double loss;
   if (from_logits) {
@@ -361,8 +377,11 @@ static gen_tensor *class_loss(gen_tensor *x, gen_tensor *t, gen_reduction r, boo
     double count = (double)(nb * s > 0 ? nb * s : 1);
     out = reduce_loss(el, r, count);
     class_attrs at = {r, count};
-    out = gen_record(out, &(gen_record_args){.op = from_logits ? GEN_OP_CROSS_ENTROPY : GEN_OP_NLL_LOSS, .backward = class_backward,
-                                             .inputs = GEN_TENSORS(x), .saved = GEN_TENSORS(dx), .attrs = GEN_ATTRS(&at)});
+    out = gen_record(out, &(gen_record_args){.op = from_logits ? GEN_OP_CROSS_ENTROPY : GEN_OP_NLL_LOSS,
+                                             .backward = class_backward,
+                                             .inputs = GEN_TENSORS(x),
+                                             .saved = GEN_TENSORS(dx),
+                                             .attrs = GEN_ATTRS(&at)});
   }
   gen_release(cx);
   gen_release(ct);
@@ -371,5 +390,7 @@ static gen_tensor *class_loss(gen_tensor *x, gen_tensor *t, gen_reduction r, boo
   return out;
 }
 
-gen_tensor *gen_cross_entropy(gen_tensor *logits, gen_tensor *targets, gen_reduction r) { return class_loss(logits, targets, r, true); }
+gen_tensor *gen_cross_entropy(gen_tensor *logits, gen_tensor *targets, gen_reduction r) {
+  return class_loss(logits, targets, r, true);
+}
 gen_tensor *gen_nll_loss(gen_tensor *logp, gen_tensor *targets, gen_reduction r) { return class_loss(logp, targets, r, false); }

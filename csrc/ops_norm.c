@@ -35,8 +35,10 @@ static inline double rd(const gen_tensor *t, int64_t i) {
   return t->dtype == GEN_FLOAT32 ? ((const float *)gen_data_ptr(t))[i] : ((const double *)gen_data_ptr(t))[i];
 }
 static inline void wr(gen_tensor *t, int64_t i, double v) {
-  if (t->dtype == GEN_FLOAT32) ((float *)gen_data_ptr(t))[i] = (float)v;
-  else ((double *)gen_data_ptr(t))[i] = v;
+  if (t->dtype == GEN_FLOAT32)
+    ((float *)gen_data_ptr(t))[i] = (float)v;
+  else
+    ((double *)gen_data_ptr(t))[i] = v;
 }
 
 /* Row sums over s of one (n, c) row: sum a, sum a*b (b may be NULL), shift subtracted from a. */
@@ -126,7 +128,8 @@ static void column_sums_block(const gen_tensor *x, const gen_tensor *dy, int64_t
 
 /* s1[c] = sum over n of (x - shift[c]) and s2[c] of its square; with dy given, s1 = sum of dy
  * and s2 = sum of dy (x - shift) instead */
-static void column_sums(const gen_tensor *x, const gen_tensor *dy, int64_t n, int64_t c, const double *shift, double *s1, double *s2) {
+static void column_sums(const gen_tensor *x, const gen_tensor *dy, int64_t n, int64_t c, const double *shift, double *s1,
+                        double *s2) {
   int64_t blocks = (c + COL_BLOCK - 1) / COL_BLOCK;
   if (n * c > GEN_PARALLEL_GRAIN) {
 #pragma omp parallel for
@@ -249,7 +252,8 @@ static int norm_forward(const norm_layout *l, const gen_tensor *x, gen_tensor *y
 
 /* dx of (n, c) row row in norm_backward. */
 static void norm_dx_row(gen_tensor *dx, const gen_tensor *dy, const gen_tensor *x, const gen_tensor *w, const norm_layout *l,
-                        const double *mean, const double *rstd, const double *sa, const double *sb, int64_t per, bool fixed, int64_t row) {
+                        const double *mean, const double *rstd, const double *sa, const double *sb, int64_t per, bool fixed,
+                        int64_t row) {
   int64_t c = row % l->c, k = set_of(l, row / l->c, c);
   double r = rstd[k], wc = w ? rd(w, c) : 1;
   if (fixed) {
@@ -409,8 +413,11 @@ static gen_tensor *normalize(gen_tensor *x, gen_tensor *w, gen_tensor *b, const 
   }
   if (a->mean_out) memcpy(a->mean_out, mean, sizeof(double) * (size_t)sets);
   norm_attrs at = {*l, a->fixed, w != NULL};
-  y = gen_record(y, &(gen_record_args){.op = a->op, .backward = norm_backward, .inputs = GEN_TENSORS(x, w, b),
-                                       .saved = GEN_TENSORS(cx, stats, w), .attrs = GEN_ATTRS(&at)});
+  y = gen_record(y, &(gen_record_args){.op = a->op,
+                                       .backward = norm_backward,
+                                       .inputs = GEN_TENSORS(x, w, b),
+                                       .saved = GEN_TENSORS(cx, stats, w),
+                                       .attrs = GEN_ATTRS(&at)});
   gen_release(cx);
   gen_release(stats);
   return y;
@@ -556,7 +563,8 @@ static int layer_norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_
       for (int64_t row = 0; row < rows; row++) ln_row_backward(dx, dy, x, w, row, dsize, mean[row], rstd[row]);
     }
   }
-  bool want_w = node->n_inputs > 1 && gen_edge_live(&node->edges[1]), want_b = node->n_inputs > 2 && gen_edge_live(&node->edges[2]);
+  bool want_w = node->n_inputs > 1 && gen_edge_live(&node->edges[1]),
+       want_b = node->n_inputs > 2 && gen_edge_live(&node->edges[2]);
   if (want_w && !(dw = gen_empty(node->edges[1].dtype, node->edges[1].ndim, node->edges[1].shape))) goto fail;
   if (want_b && !(db = gen_empty(node->edges[2].dtype, node->edges[2].ndim, node->edges[2].shape))) goto fail;
   if (dw || db) {
@@ -609,16 +617,19 @@ gen_tensor *gen_layer_norm(gen_tensor *x, int nd, const int64_t *shape, gen_tens
       }
     }
     layer_norm_attrs at = {rows, dsize, w != NULL};
-    y = gen_record(y, &(gen_record_args){.op = GEN_OP_LAYER_NORM, .backward = layer_norm_backward, .inputs = GEN_TENSORS(x, w, b),
-                                         .saved = GEN_TENSORS(cx, stats, w), .attrs = GEN_ATTRS(&at)});
+    y = gen_record(y, &(gen_record_args){.op = GEN_OP_LAYER_NORM,
+                                         .backward = layer_norm_backward,
+                                         .inputs = GEN_TENSORS(x, w, b),
+                                         .saved = GEN_TENSORS(cx, stats, w),
+                                         .attrs = GEN_ATTRS(&at)});
   }
   gen_release(cx);
   gen_release(stats);
   return y;
 }
 
-gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *running_var, gen_tensor *w,
-                           gen_tensor *b, bool training, double momentum, double eps) {
+gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *running_var, gen_tensor *w, gen_tensor *b,
+                           bool training, double momentum, double eps) {
   if (check_input(x) < 0) return NULL;
   int64_t c = x->shape[1];
   if (check_affine(w, c, x->dtype, "weight") < 0 || check_affine(b, c, x->dtype, "bias") < 0 ||
@@ -644,8 +655,14 @@ gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *
       rstd[k] = 1 / sqrt(rd(running_var, k) + eps);
     }
   y = normalize(x, w, b,
-                &(norm_args){.op = GEN_OP_BATCH_NORM, .layout = l, .eps = eps, .fixed = !training, .given_mean = mean,
-                             .given_rstd = rstd, .mean_out = training ? mean : NULL, .var_out = training ? var : NULL});
+                &(norm_args){.op = GEN_OP_BATCH_NORM,
+                             .layout = l,
+                             .eps = eps,
+                             .fixed = !training,
+                             .given_mean = mean,
+                             .given_rstd = rstd,
+                             .mean_out = training ? mean : NULL,
+                             .var_out = training ? var : NULL});
   if (y && training && running_mean) {
     for (int64_t k = 0; k < c; k++) {
       wr(running_mean, k, (1 - momentum) * rd(running_mean, k) + momentum * mean[k]);
@@ -722,8 +739,9 @@ gen_tensor *gen_dropout(gen_tensor *x, double p, bool training, gen_generator *g
         wr(out, i, rd(cx, i) * m);
       }
     }
-    out = gen_record(out, &(gen_record_args){.op = GEN_OP_DROPOUT, .backward = dropout_backward, .inputs = GEN_TENSORS(x),
-                                             .saved = GEN_TENSORS(mask)});
+    out = gen_record(
+        out, &(gen_record_args){
+                 .op = GEN_OP_DROPOUT, .backward = dropout_backward, .inputs = GEN_TENSORS(x), .saved = GEN_TENSORS(mask)});
   }
   gen_release(mask);
   gen_release(cx);

@@ -23,12 +23,16 @@
 
 static inline double ld(const void *p, int64_t i, bool f32) { return f32 ? ((const float *)p)[i] : ((const double *)p)[i]; }
 static inline void st(void *p, int64_t i, double v, bool f32) {
-  if (f32) ((float *)p)[i] = (float)v;
-  else ((double *)p)[i] = v;
+  if (f32)
+    ((float *)p)[i] = (float)v;
+  else
+    ((double *)p)[i] = v;
 }
 static inline void add(void *p, int64_t i, double v, bool f32) {
-  if (f32) ((float *)p)[i] += (float)v;
-  else ((double *)p)[i] += v;
+  if (f32)
+    ((float *)p)[i] += (float)v;
+  else
+    ((double *)p)[i] += v;
 }
 
 typedef enum { MAP_MAX, MAP_AVG, MAP_TABLE, MAP_BILINEAR, MAP_COUNT } map_kind;
@@ -40,9 +44,9 @@ typedef struct {
   int64_t planes, h, w, ho, wo;
   int64_t kh, kw, sh, sw, ph, pw; /* pooling */
   bool include_pad;
-  double value;                   /* MAP_TABLE: the value of index -1 */
-  int64_t *sy, *sx;               /* MAP_TABLE: {ho}, {wo}; MAP_BILINEAR: {2*ho}, {2*wo} (lo, hi) */
-  double *ly, *lx;                /* MAP_BILINEAR: weight of the hi source, {ho}, {wo} */
+  double value;     /* MAP_TABLE: the value of index -1 */
+  int64_t *sy, *sx; /* MAP_TABLE: {ho}, {wo}; MAP_BILINEAR: {2*ho}, {2*wo} (lo, hi) */
+  double *ly, *lx;  /* MAP_BILINEAR: weight of the hi source, {ho}, {wo} */
 } pixel_map;
 
 static void map_free(void *p) {
@@ -251,8 +255,12 @@ static gen_tensor *apply_map(gen_tensor *x, pixel_map *m) {
   }
   map_forward(m, cx, out, argmax ? (int64_t *)gen_data_ptr(argmax) : NULL);
   gen_release(cx);
-  out = gen_record(out, &(gen_record_args){.op = m->op, .backward = map_node_backward, .inputs = GEN_TENSORS(x),
-                                           .saved = GEN_TENSORS(argmax), .extra = m, .free_extra = map_free});
+  out = gen_record(out, &(gen_record_args){.op = m->op,
+                                           .backward = map_node_backward,
+                                           .inputs = GEN_TENSORS(x),
+                                           .saved = GEN_TENSORS(argmax),
+                                           .extra = m,
+                                           .free_extra = map_free});
   gen_release(argmax);
   return out;
 }
@@ -271,13 +279,15 @@ static int check_4d(const gen_tensor *x) {
   return gen_fail_int("input must be {N, C, H, W}, got %s", gen_shape_str(s, sizeof s, x->ndim, x->shape));
 }
 
-static gen_tensor *pool(map_kind kind, gen_tensor *x, const int64_t k[2], const int64_t stride[2], const int64_t pad[2], bool inc) {
+static gen_tensor *pool(map_kind kind, gen_tensor *x, const int64_t k[2], const int64_t stride[2], const int64_t pad[2],
+                        bool inc) {
   if (check_4d(x) < 0) return NULL;
   for (int i = 0; i < 2; i++) {
     if (k[i] < 1 || stride[i] < 1 || pad[i] < 0)
       return gen_fail("kernel %lld, stride %lld and padding %lld must be positive (padding >= 0)", (long long)k[i],
                       (long long)stride[i], (long long)pad[i]);
-    if (pad[i] * 2 > k[i]) return gen_fail("padding %lld must be at most half the kernel size %lld", (long long)pad[i], (long long)k[i]);
+    if (pad[i] * 2 > k[i])
+      return gen_fail("padding %lld must be at most half the kernel size %lld", (long long)pad[i], (long long)k[i]);
   }
   int64_t h = x->shape[2], w = x->shape[3];
   if (h + 2 * pad[0] < k[0] || w + 2 * pad[1] < k[1])
@@ -295,7 +305,8 @@ gen_tensor *gen_max_pool2d(gen_tensor *x, const int64_t k[2], const int64_t stri
   return pool(MAP_MAX, x, k, stride, pad, false);
 }
 
-gen_tensor *gen_avg_pool2d(gen_tensor *x, const int64_t k[2], const int64_t stride[2], const int64_t pad[2], bool count_include_pad) {
+gen_tensor *gen_avg_pool2d(gen_tensor *x, const int64_t k[2], const int64_t stride[2], const int64_t pad[2],
+                           bool count_include_pad) {
   return pool(MAP_AVG, x, k, stride, pad, count_include_pad);
 }
 
@@ -328,7 +339,8 @@ static void bilinear_table(int64_t *t, double *l, int64_t in, int64_t out, doubl
 gen_tensor *gen_upsample(gen_tensor *x, int64_t out_h, int64_t out_w, double scale_h, double scale_w, bool bilinear) {
   if (check_4d(x) < 0) return NULL;
   if (out_h < 1 || out_w < 1) return gen_fail("output size %lldx%lld must be positive", (long long)out_h, (long long)out_w);
-  if (x->shape[2] < 1 || x->shape[3] < 1) return gen_fail("cannot upsample an empty %lldx%lld image", (long long)x->shape[2], (long long)x->shape[3]);
+  if (x->shape[2] < 1 || x->shape[3] < 1)
+    return gen_fail("cannot upsample an empty %lldx%lld image", (long long)x->shape[2], (long long)x->shape[3]);
   pixel_map *m = new_map(bilinear ? MAP_BILINEAR : MAP_TABLE, bilinear ? GEN_OP_UPSAMPLE_BILINEAR : GEN_OP_UPSAMPLE_NEAREST);
   if (!m) return NULL;
   m->planes = x->shape[0] * x->shape[1], m->h = x->shape[2], m->w = x->shape[3], m->ho = out_h, m->wo = out_w;

@@ -32,8 +32,10 @@ static void reduced_shape(const gen_tensor *a, int dim, bool keepdim, int *ndim,
   }
   int k = 0;
   for (int d = 0; d < a->ndim; d++) {
-    if (d != dim) shape[k++] = a->shape[d];
-    else if (keepdim) shape[k++] = 1;
+    if (d != dim)
+      shape[k++] = a->shape[d];
+    else if (keepdim)
+      shape[k++] = 1;
   }
   *ndim = k;
 }
@@ -92,7 +94,8 @@ static void sum_strided_row(char *o, const char *p, int64_t n, int64_t inner, si
 }
 
 /* Task t = (i, block of SUM_COLS columns) of gen_sum_dim_raw, float32. */
-static void sum_column_block(char *o, const char *p, int64_t n, int64_t inner, int64_t blocks, size_t oes, gen_dtype odt, int64_t t) {
+static void sum_column_block(char *o, const char *p, int64_t n, int64_t inner, int64_t blocks, size_t oes, gen_dtype odt,
+                             int64_t t) {
   int64_t i = t / blocks, k0 = t % blocks * SUM_COLS, len = inner - k0 < SUM_COLS ? inner - k0 : SUM_COLS;
   double acc[SUM_COLS] = {0};
   for (int64_t j = 0; j < n; j++) {
@@ -230,7 +233,8 @@ static gen_tensor *sum_or_mean(gen_op op, gen_tensor *a, int dim, bool keepdim) 
     if (!(out = m)) return NULL;
   }
   reduce_attrs ra = {dim, keepdim, scale, 0};
-  return gen_record(out, &(gen_record_args){.op = op, .backward = sum_mean_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&ra)});
+  return gen_record(
+      out, &(gen_record_args){.op = op, .backward = sum_mean_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&ra)});
 }
 
 gen_tensor *gen_sum(gen_tensor *a, int dim, bool keepdim) { return sum_or_mean(GEN_OP_SUM, a, dim, keepdim); }
@@ -264,8 +268,10 @@ static inline double at(const gen_tensor *c, int64_t i) {
 }
 static inline void put(gen_tensor *t, int64_t i, double v) {
   char *p = gen_data_ptr(t);
-  if (t->dtype == GEN_FLOAT32) ((float *)p)[i] = (float)v;
-  else gen_write_f64(p + (size_t)i * gen_dtype_size(t->dtype), t->dtype, v);
+  if (t->dtype == GEN_FLOAT32)
+    ((float *)p)[i] = (float)v;
+  else
+    gen_write_f64(p + (size_t)i * gen_dtype_size(t->dtype), t->dtype, v);
 }
 static inline int64_t row_base(const rows *r, int64_t row) { return (row / r->inner) * r->n * r->inner + row % r->inner; }
 
@@ -318,8 +324,7 @@ static int reduce_rows(gen_tensor *a, int dim, bool keepdim, row_kind kind, int6
   int ndim;
   int64_t shape[GEN_MAX_DIMS];
   reduced_shape(a, dim, keepdim, &ndim, shape);
-  if (gen_numel(a) == 0 || (dim != GEN_DIM_ALL && a->shape[dim] == 0))
-    return gen_fail_int("cannot reduce an empty dimension");
+  if (gen_numel(a) == 0 || (dim != GEN_DIM_ALL && a->shape[dim] == 0)) return gen_fail_int("cannot reduce an empty dimension");
   rows r;
   if (rows_of(a, dim, &r) < 0) return -1;
   gen_dtype odt = gen_dtype_is_float(a->dtype) || kind == ROW_MAX || kind == ROW_MIN ? a->dtype : GEN_FLOAT32;
@@ -357,8 +362,9 @@ static int reduce_rows(gen_tensor *a, int dim, bool keepdim, row_kind kind, int6
 static gen_tensor *record_reduce(gen_tensor *out, gen_tensor *a, gen_op op, gen_backward_fn bw, int dim, bool keepdim,
                                  gen_tensor *save1, gen_tensor *save2, int64_t correction) {
   reduce_attrs ra = {dim, keepdim, 1.0, correction};
-  return gen_record(out, &(gen_record_args){.op = op, .backward = bw, .inputs = GEN_TENSORS(a), .saved = GEN_TENSORS(save1, save2),
-                                            .attrs = GEN_ATTRS(&ra)});
+  return gen_record(
+      out, &(gen_record_args){
+               .op = op, .backward = bw, .inputs = GEN_TENSORS(a), .saved = GEN_TENSORS(save1, save2), .attrs = GEN_ATTRS(&ra)});
 }
 
 /* var: d/dx = 2 (x - mean) / (n - correction); std additionally / (2 std). saved: x, [std out] */
@@ -444,13 +450,19 @@ static gen_tensor *extreme(gen_tensor *a, int dim, bool keepdim, gen_tensor **in
   gen_tensor *out = NULL, *pos = NULL;
   if (reduce_rows(a, dim, keepdim, kind, 0, &out, &pos) < 0) return NULL;
   out = record_reduce(out, a, kind == ROW_MAX ? GEN_OP_MAX : GEN_OP_MIN, extreme_backward, dim, keepdim, pos, NULL, 0);
-  if (out && indices) *indices = pos;
-  else gen_release(pos);
+  if (out && indices)
+    *indices = pos;
+  else
+    gen_release(pos);
   return out;
 }
 
-gen_tensor *gen_max(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices) { return extreme(a, dim, keepdim, indices, ROW_MAX); }
-gen_tensor *gen_min(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices) { return extreme(a, dim, keepdim, indices, ROW_MIN); }
+gen_tensor *gen_max(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices) {
+  return extreme(a, dim, keepdim, indices, ROW_MAX);
+}
+gen_tensor *gen_min(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices) {
+  return extreme(a, dim, keepdim, indices, ROW_MIN);
+}
 
 static gen_tensor *arg_extreme(gen_tensor *a, int dim, bool keepdim, row_kind kind) {
   gen_tensor *out = NULL, *pos = NULL;

@@ -64,8 +64,10 @@ int gen_infer_shape(int64_t numel, int ndim, int64_t *shape) {
   int infer = -1;
   int64_t known = 1;
   for (int d = 0; d < ndim; d++) {
-    if (shape[d] == -1) infer = d;
-    else known *= shape[d];
+    if (shape[d] == -1)
+      infer = d;
+    else
+      known *= shape[d];
   }
   if (infer >= 0) {
     if (known == 0 || numel % known != 0) goto mismatch;
@@ -76,8 +78,8 @@ int gen_infer_shape(int64_t numel, int ndim, int64_t *shape) {
   return 0;
 mismatch:;
   char s[GEN_SHAPE_STR_MAX];
-  return gen_fail_int("shape %s is invalid for a tensor of %lld elements",
-                      gen_shape_str(s, sizeof s, ndim, shape), (long long)numel);
+  return gen_fail_int("shape %s is invalid for a tensor of %lld elements", gen_shape_str(s, sizeof s, ndim, shape),
+                      (long long)numel);
 }
 
 /* Strides for viewing a's elements with a new shape without copying, if possible (PyTorch's rule:
@@ -167,8 +169,9 @@ gen_tensor *gen_permute(gen_tensor *a, const int *dims) {
   gen_tensor *out = gen_as_strided(a, a->ndim, shape, stride, a->offset);
   permute_attrs at = {{0}};
   memcpy(at.dims, dims, sizeof(int) * (size_t)a->ndim);
-  return gen_record(out, &(gen_record_args){.op = GEN_OP_PERMUTE, .backward = permute_backward, .inputs = GEN_TENSORS(a),
-                                            .attrs = GEN_ATTRS(&at)});
+  return gen_record(
+      out,
+      &(gen_record_args){.op = GEN_OP_PERMUTE, .backward = permute_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&at)});
 }
 
 /* ---- narrow and select: backward writes g into a zero tensor of the input's shape ---- */
@@ -202,13 +205,14 @@ static int slice_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
 
 static gen_tensor *slice_record(gen_tensor *out, gen_tensor *a, gen_op op, int dim, int64_t start, int64_t length) {
   slice_attrs at = {dim, start, length};
-  return gen_record(out, &(gen_record_args){.op = op, .backward = slice_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&at)});
+  return gen_record(out,
+                    &(gen_record_args){.op = op, .backward = slice_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_narrow(gen_tensor *a, int dim, int64_t start, int64_t length) {
   if (start < 0 || length < 0 || start + length > a->shape[dim])
-    return gen_fail("start %lld and length %lld do not fit dimension %d of size %lld", (long long)start + 1,
-                    (long long)length, dim + 1, (long long)a->shape[dim]);
+    return gen_fail("start %lld and length %lld do not fit dimension %d of size %lld", (long long)start + 1, (long long)length,
+                    dim + 1, (long long)a->shape[dim]);
   int64_t shape[GEN_MAX_DIMS];
   memcpy(shape, a->shape, sizeof shape);
   shape[dim] = length;
@@ -299,7 +303,8 @@ static gen_tensor *cat_small(int n, gen_tensor *const *ts, int dim) {
     start += ts[i]->shape[dim];
   }
   cat_attrs at = {dim};
-  return gen_record(out, &(gen_record_args){.op = GEN_OP_CAT, .backward = cat_backward, .inputs = {n, ts}, .attrs = GEN_ATTRS(&at)});
+  return gen_record(out,
+                    &(gen_record_args){.op = GEN_OP_CAT, .backward = cat_backward, .inputs = {n, ts}, .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_cat(int n, gen_tensor *const *ts, int dim) {

@@ -15,16 +15,17 @@
 #define OPTIM_GRAIN 16384
 
 int gen_optim_check(gen_tensor *p, gen_tensor *const *others, int n) {
-  if (!gen_dtype_is_float(p->dtype)) return gen_fail_int("parameter must be float32 or float64, got %s", gen_dtype_name(p->dtype));
+  if (!gen_dtype_is_float(p->dtype))
+    return gen_fail_int("parameter must be float32 or float64, got %s", gen_dtype_name(p->dtype));
   if (!gen_is_contiguous(p)) return gen_fail_int("parameter must be contiguous");
   for (int i = 0; i < n; i++) {
     gen_tensor *t = others[i];
     if (!t) continue;
     if (t->dtype != p->dtype || !gen_same_shape(t, p) || !gen_is_contiguous(t)) {
       char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
-      return gen_fail_int("state tensor %d (%s %s) does not match the parameter (%s %s) or is not contiguous",
-                          i + 1, gen_dtype_name(t->dtype), gen_shape_str(a, sizeof a, t->ndim, t->shape),
-                          gen_dtype_name(p->dtype), gen_shape_str(b, sizeof b, p->ndim, p->shape));
+      return gen_fail_int("state tensor %d (%s %s) does not match the parameter (%s %s) or is not contiguous", i + 1,
+                          gen_dtype_name(t->dtype), gen_shape_str(a, sizeof a, t->ndim, t->shape), gen_dtype_name(p->dtype),
+                          gen_shape_str(b, sizeof b, p->ndim, p->shape));
     }
   }
   return 0;

@@ -109,7 +109,8 @@ static int fill(gen_tensor *t, gen_generator *g, fill_kind kind, double a, doubl
   char *base = gen_data_ptr(t);
   size_t es = gen_dtype_size(t->dtype);
   int64_t s0 = gen_iter_inner_stride(&it, 0);
-  fill_job j = {.it = &it, .base = base, .es = es, .dt = t->dtype, .s0 = s0, .kind = kind, .seed = seed, .first = first, .a = a, .b = b};
+  fill_job j = {
+      .it = &it, .base = base, .es = es, .dt = t->dtype, .s0 = s0, .kind = kind, .seed = seed, .first = first, .a = a, .b = b};
   if (n > GEN_PARALLEL_GRAIN / 8) {
 #pragma omp parallel for
     for (int64_t r = 0; r < it.rows; r++) fill_row(&j, r);
@@ -120,12 +121,8 @@ static int fill(gen_tensor *t, gen_generator *g, fill_kind kind, double a, doubl
   return 0;
 }
 
-int gen_fill_uniform(gen_tensor *t, gen_generator *g, double lo, double hi) {
-  return fill(t, g, FILL_UNIFORM, lo, hi);
-}
-int gen_fill_normal(gen_tensor *t, gen_generator *g, double mean, double std) {
-  return fill(t, g, FILL_NORMAL, mean, std);
-}
+int gen_fill_uniform(gen_tensor *t, gen_generator *g, double lo, double hi) { return fill(t, g, FILL_UNIFORM, lo, hi); }
+int gen_fill_normal(gen_tensor *t, gen_generator *g, double mean, double std) { return fill(t, g, FILL_NORMAL, mean, std); }
 int gen_fill_randint(gen_tensor *t, gen_generator *g, int64_t lo, int64_t hi) {
   if (hi < lo) return gen_fail_int("empty range [%lld, %lld]", (long long)lo, (long long)hi);
   return fill(t, g, FILL_RANDINT, (double)lo, (double)hi);

@@ -3,7 +3,7 @@
 local gen = require "gen"
 local gradcheck = require("gen.testing").gradcheck
 local fixtures = require "support.fixtures"
-local cases = require "fixtures.conv_layers"
+local layer_cases = require "fixtures.conv_layers"
 local tensor = fixtures.tensor
 -- largest difference relative to the reference's largest magnitude (at least 1)
 local scaled = { measure = "scaled" }
@@ -28,10 +28,10 @@ local function check_case(name, c, dtype, tol)
 end
 
 describe("linear and convolutions match PyTorch", function()
-  for _, name in ipairs(fixtures.names(cases)) do
+  for _, name in ipairs(fixtures.names(layer_cases)) do
     it(name .. " (float64 and float32)", function()
-      check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
-      check_case(name, cases[name], "float32", 1e-4)
+      check_case(name, layer_cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
+      check_case(name, layer_cases[name], "float32", 1e-4)
     end)
   end
 end)

@@ -21,12 +21,11 @@
 
 #include "../gen.h"
 
-#define GEN_TENSOR_MT "gen.Tensor"
+#define GEN_TENSOR_MT    "gen.Tensor"
 #define GEN_GENERATOR_MT "gen.Generator"
 
 /* Raises "fname: message" (formatted before raising, nothing left to free). */
-int bind_error(lua_State *L, const char *fname, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4), noreturn));
+int bind_error(lua_State *L, const char *fname, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
 /* Raises "fname: " + gen_last_error(). */
 int bind_core_error(lua_State *L, const char *fname) __attribute__((noreturn));
 
@@ -63,8 +62,7 @@ lua_Integer bind_opt_int_field(lua_State *L, int idx, const char *field, lua_Int
 lua_Number bind_opt_num_field(lua_State *L, int idx, const char *field, lua_Number dflt, const char *fname);
 int bind_opt_bool_field(lua_State *L, int idx, const char *field, int dflt, const char *fname);
 /* A pair of ints from a field that may be a number or a {a, b} table (kernel size, stride ...). */
-void bind_opt_pair_field(lua_State *L, int idx, const char *field, lua_Integer dflt, int64_t out[2],
-                         const char *fname);
+void bind_opt_pair_field(lua_State *L, int idx, const char *field, lua_Integer dflt, int64_t out[2], const char *fname);
 /* The generator passed as {generator = g} in the options table at idx (or the default). */
 gen_generator *bind_generator_opt(lua_State *L, int idx, const char *fname);
 

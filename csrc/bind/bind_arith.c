@@ -6,8 +6,7 @@
 /* a op b where either side may be a number (x + 1, 2 * x). */
 static int binary(lua_State *L, gen_binop op, const char *fname) {
   gen_tensor *ta = bind_totensor(L, 1), *tb = bind_totensor(L, 2);
-  if (!ta && !tb)
-    bind_error(L, fname, "expected at least one tensor, got %s and %s", luaL_typename(L, 1), luaL_typename(L, 2));
+  if (!ta && !tb) bind_error(L, fname, "expected at least one tensor, got %s and %s", luaL_typename(L, 1), luaL_typename(L, 2));
   gen_tensor *a = ta ? ta : bind_operand(L, 1, tb, fname);
   gen_tensor *b = tb ? tb : bind_operand(L, 2, ta, fname);
   gen_tensor **slot = bind_slot(L);
@@ -51,21 +50,18 @@ static int l_mul_(lua_State *L) { return binary_(L, GEN_BIN_MUL, "gen.mul_"); }
 static int l_div_(lua_State *L) { return binary_(L, GEN_BIN_DIV, "gen.div_"); }
 static int l_pow_(lua_State *L) { return binary_(L, GEN_BIN_POW, "gen.pow_"); }
 
-static const luaL_Reg functions[] = {
-    {"add", l_add}, {"sub", l_sub}, {"mul", l_mul}, {"div", l_div}, {"pow", l_pow},
-    {"maximum", l_maximum}, {"minimum", l_minimum},
-    {"eq", l_eq}, {"ne", l_ne}, {"lt", l_lt}, {"le", l_le}, {"gt", l_gt}, {"ge", l_ge},
-    {"neg", l_neg},
-    {"add_", l_add_}, {"sub_", l_sub_}, {"mul_", l_mul_}, {"div_", l_div_}, {"pow_", l_pow_},
-    {NULL, NULL}};
+static const luaL_Reg functions[] = {{"add", l_add},   {"sub", l_sub},         {"mul", l_mul},         {"div", l_div},
+                                     {"pow", l_pow},   {"maximum", l_maximum}, {"minimum", l_minimum}, {"eq", l_eq},
+                                     {"ne", l_ne},     {"lt", l_lt},           {"le", l_le},           {"gt", l_gt},
+                                     {"ge", l_ge},     {"neg", l_neg},         {"add_", l_add_},       {"sub_", l_sub_},
+                                     {"mul_", l_mul_}, {"div_", l_div_},       {"pow_", l_pow_},       {NULL, NULL}};
 
 void bind_register_arith(lua_State *L) {
   luaL_setfuncs(L, functions, 0);
   /* operators on the tensor metatable */
   luaL_getmetatable(L, GEN_TENSOR_MT);
-  static const luaL_Reg operators[] = {{"__add", l_add}, {"__sub", l_sub}, {"__mul", l_mul},
-                                       {"__div", l_div}, {"__pow", l_pow}, {"__unm", l_neg},
-                                       {NULL, NULL}};
+  static const luaL_Reg operators[] = {{"__add", l_add}, {"__sub", l_sub}, {"__mul", l_mul}, {"__div", l_div},
+                                       {"__pow", l_pow}, {"__unm", l_neg}, {NULL, NULL}};
   luaL_setfuncs(L, operators, 0);
   lua_pop(L, 1);
 }

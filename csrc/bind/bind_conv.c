@@ -30,7 +30,7 @@ static int l_set_winograd(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg functions[] = {{"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d},
-                                     {"set_winograd", l_set_winograd}, {NULL, NULL}};
+static const luaL_Reg functions[] = {
+    {"conv2d", l_conv2d}, {"conv_transpose2d", l_conv_transpose2d}, {"set_winograd", l_set_winograd}, {NULL, NULL}};
 
 void bind_register_conv(lua_State *L) { luaL_setfuncs(L, functions, 0); }

@@ -10,8 +10,10 @@ static gen_reduction reduction(lua_State *L, int idx, const char *fname) {
   lua_getfield(L, idx, "reduction");
   const char *r = lua_isnil(L, -1) ? "mean" : lua_tostring(L, -1);
   gen_reduction out = GEN_REDUCE_MEAN;
-  if (r && strcmp(r, "sum") == 0) out = GEN_REDUCE_SUM;
-  else if (r && strcmp(r, "none") == 0) out = GEN_REDUCE_NONE;
+  if (r && strcmp(r, "sum") == 0)
+    out = GEN_REDUCE_SUM;
+  else if (r && strcmp(r, "none") == 0)
+    out = GEN_REDUCE_NONE;
   else if (!r || strcmp(r, "mean") != 0)
     bind_error(L, fname, "reduction must be \"mean\", \"sum\" or \"none\", got %s", r ? r : luaL_typename(L, -1));
   lua_pop(L, 1);
@@ -33,9 +35,13 @@ static int l_cross_entropy(lua_State *L) { return loss(L, gen_cross_entropy, "ge
 static int l_nll_loss(lua_State *L) { return loss(L, gen_nll_loss, "gen.nll_loss"); }
 static int l_kl_normal(lua_State *L) { return loss(L, gen_kl_normal, "gen.kl_normal"); }
 
-static const luaL_Reg functions[] = {
-    {"mse_loss", l_mse_loss}, {"l1_loss", l_l1_loss}, {"bce_with_logits", l_bce_with_logits},
-    {"binary_cross_entropy", l_binary_cross_entropy}, {"cross_entropy", l_cross_entropy}, {"nll_loss", l_nll_loss},
-    {"kl_normal", l_kl_normal}, {NULL, NULL}};
+static const luaL_Reg functions[] = {{"mse_loss", l_mse_loss},
+                                     {"l1_loss", l_l1_loss},
+                                     {"bce_with_logits", l_bce_with_logits},
+                                     {"binary_cross_entropy", l_binary_cross_entropy},
+                                     {"cross_entropy", l_cross_entropy},
+                                     {"nll_loss", l_nll_loss},
+                                     {"kl_normal", l_kl_normal},
+                                     {NULL, NULL}};
 
 void bind_register_loss(lua_State *L) { luaL_setfuncs(L, functions, 0); }

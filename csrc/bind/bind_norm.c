@@ -59,8 +59,10 @@ static int l_dropout(lua_State *L) {
   return bind_result(L, *slot, fname);
 }
 
-static const luaL_Reg functions[] = {
-    {"batch_norm", l_batch_norm}, {"group_norm", l_group_norm}, {"layer_norm", l_layer_norm}, {"dropout", l_dropout},
-    {NULL, NULL}};
+static const luaL_Reg functions[] = {{"batch_norm", l_batch_norm},
+                                     {"group_norm", l_group_norm},
+                                     {"layer_norm", l_layer_norm},
+                                     {"dropout", l_dropout},
+                                     {NULL, NULL}};
 
 void bind_register_norm(lua_State *L) { luaL_setfuncs(L, functions, 0); }

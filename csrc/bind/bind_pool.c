@@ -87,8 +87,10 @@ static int l_pad(lua_State *L) {
   }
   const char *mode = luaL_optstring(L, 3, "constant");
   gen_pad_mode m = GEN_PAD_CONSTANT;
-  if (strcmp(mode, "reflect") == 0) m = GEN_PAD_REFLECT;
-  else if (strcmp(mode, "replicate") == 0) m = GEN_PAD_REPLICATE;
+  if (strcmp(mode, "reflect") == 0)
+    m = GEN_PAD_REFLECT;
+  else if (strcmp(mode, "replicate") == 0)
+    m = GEN_PAD_REPLICATE;
   else if (strcmp(mode, "constant") != 0 && strcmp(mode, "zeros") != 0)
     bind_error(L, fname, "mode must be \"constant\", \"reflect\" or \"replicate\", got '%s'", mode);
   double value = luaL_optnumber(L, 4, 0);
@@ -97,8 +99,7 @@ static int l_pad(lua_State *L) {
   return bind_result(L, *slot, fname);
 }
 
-static const luaL_Reg functions[] = {{"max_pool2d", l_max_pool2d}, {"avg_pool2d", l_avg_pool2d},
-                                     {"upsample", l_upsample},     {"pad", l_pad},
-                                     {NULL, NULL}};
+static const luaL_Reg functions[] = {
+    {"max_pool2d", l_max_pool2d}, {"avg_pool2d", l_avg_pool2d}, {"upsample", l_upsample}, {"pad", l_pad}, {NULL, NULL}};
 
 void bind_register_pool(lua_State *L) { luaL_setfuncs(L, functions, 0); }

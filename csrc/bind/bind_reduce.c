@@ -68,10 +68,17 @@ static int softmax(lua_State *L, gen_tensor *(*fn)(gen_tensor *, int), const cha
 static int l_softmax(lua_State *L) { return softmax(L, gen_softmax, "gen.softmax"); }
 static int l_log_softmax(lua_State *L) { return softmax(L, gen_log_softmax, "gen.log_softmax"); }
 
-static const luaL_Reg functions[] = {
-    {"sum", l_sum}, {"mean", l_mean},
-    {"var", l_var}, {"std", l_std}, {"max", l_max}, {"min", l_min}, {"argmax", l_argmax}, {"argmin", l_argmin},
-    {"logsumexp", l_logsumexp}, {"softmax", l_softmax}, {"log_softmax", l_log_softmax},
-    {NULL, NULL}};
+static const luaL_Reg functions[] = {{"sum", l_sum},
+                                     {"mean", l_mean},
+                                     {"var", l_var},
+                                     {"std", l_std},
+                                     {"max", l_max},
+                                     {"min", l_min},
+                                     {"argmax", l_argmax},
+                                     {"argmin", l_argmin},
+                                     {"logsumexp", l_logsumexp},
+                                     {"softmax", l_softmax},
+                                     {"log_softmax", l_log_softmax},
+                                     {NULL, NULL}};
 
 void bind_register_reduce(lua_State *L) { luaL_setfuncs(L, functions, 0); }

@@ -32,18 +32,18 @@ GEN_SIMD_CLONES static void sigmoid_range(float *y, const float *x, int64_t lo, 
 }
 
 /* Runs BODY(lo, hi) over [0, n) in blocks, in parallel when n is large. */
-#define FOR_BLOCKS(n, BODY)                                                                                                \
-  do {                                                                                                                     \
-    int64_t blocks_ = ((n) + BLOCK - 1) / BLOCK;                                                                           \
-    if ((n) > GEN_PARALLEL_GRAIN) {                                                                                        \
-      _Pragma("omp parallel for") for (int64_t b_ = 0; b_ < blocks_; b_++) {                                               \
-        int64_t lo = b_ * BLOCK, hi = lo + BLOCK < (n) ? lo + BLOCK : (n);                                                 \
-        BODY;                                                                                                              \
-      }                                                                                                                    \
-    } else {                                                                                                               \
-      int64_t lo = 0, hi = (n);                                                                                            \
-      BODY;                                                                                                                \
-    }                                                                                                                      \
+#define FOR_BLOCKS(n, BODY)                                                                                                      \
+  do {                                                                                                                           \
+    int64_t blocks_ = ((n) + BLOCK - 1) / BLOCK;                                                                                 \
+    if ((n) > GEN_PARALLEL_GRAIN) {                                                                                              \
+      _Pragma("omp parallel for") for (int64_t b_ = 0; b_ < blocks_; b_++) {                                                     \
+        int64_t lo = b_ * BLOCK, hi = lo + BLOCK < (n) ? lo + BLOCK : (n);                                                       \
+        BODY;                                                                                                                    \
+      }                                                                                                                          \
+    } else {                                                                                                                     \
+      int64_t lo = 0, hi = (n);                                                                                                  \
+      BODY;                                                                                                                      \
+    }                                                                                                                            \
   } while (0)
 
 void gen_silu_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, silu_range(y, x, lo, hi)); }

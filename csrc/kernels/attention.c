@@ -108,8 +108,8 @@ static void forward_tile(const gen_attn_shape *a, const float *q, const float *k
 }
 
 /* Task t: query tile t % qtiles of slice t / qtiles. */
-static void forward_task(const gen_attn_shape *a, const float *q, const float *k, const float *v, float *o, double *lse, int64_t qtiles,
-                         int64_t t, float *s, float *acc) {
+static void forward_task(const gen_attn_shape *a, const float *q, const float *k, const float *v, float *o, double *lse,
+                         int64_t qtiles, int64_t t, float *s, float *acc) {
   int64_t sl = t / qtiles, i0 = (t % qtiles) * BQ;
   forward_tile(a, q + sl * a->tq * a->d, k + sl * a->tk * a->d, v + sl * a->tk * a->dv, o + sl * a->tq * a->dv, lse + sl * a->tq,
                sl / a->h, sl % a->h, i0, s, acc);
@@ -187,15 +187,16 @@ static void backward_slice(const gen_attn_shape *a, const float *q, const float 
 int64_t gen_attention_backward_scratch_floats(const gen_attn_shape *a) { return 2 * BQ * BK + (a->tq ? a->tq : 1); }
 
 /* Slice sl, with scratch p, dp (BQ x BK each), dsum (Tq) at s. */
-static void backward_task(const gen_attn_shape *a, float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                          const float *v, const float *o, const double *lse, int64_t sl, float *s) {
+static void backward_task(const gen_attn_shape *a, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                          const float *k, const float *v, const float *o, const double *lse, int64_t sl, float *s) {
   backward_slice(a, q + sl * a->tq * a->d, k + sl * a->tk * a->d, v + sl * a->tk * a->dv, o + sl * a->tq * a->dv,
-                 dout + sl * a->tq * a->dv, lse + sl * a->tq, dq + sl * a->tq * a->d, dk + sl * a->tk * a->d, dv + sl * a->tk * a->dv,
-                 sl / a->h, sl % a->h, s, s + BQ * BK, s + 2 * BQ * BK);
+                 dout + sl * a->tq * a->dv, lse + sl * a->tq, dq + sl * a->tq * a->d, dk + sl * a->tk * a->d,
+                 dv + sl * a->tk * a->dv, sl / a->h, sl % a->h, s, s + BQ * BK, s + 2 * BQ * BK);
 }
 
-void gen_attention_backward_f32(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v,
-                                const float *o, const double *lse, const gen_attn_shape *a, float *scratch, int threads) {
+void gen_attention_backward_f32(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                const float *v, const float *o, const double *lse, const gen_attn_shape *a, float *scratch,
+                                int threads) {
   int64_t slices = a->b * a->h, per_thread = gen_attention_backward_scratch_floats(a);
   if (slices > 1 && threads > 1) {
 #pragma omp parallel num_threads(threads)

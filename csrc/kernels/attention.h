@@ -16,8 +16,8 @@
 typedef struct {
   int64_t b, h, tq, tk, d, dv;
   double scale;
-  bool causal;            /* key j hidden from query i when j > i (top-left aligned) */
-  const void *mask;        /* NULL, or its first element: uint8 (0 = hidden) / float (added) */
+  bool causal;      /* key j hidden from query i when j > i (top-left aligned) */
+  const void *mask; /* NULL, or its first element: uint8 (0 = hidden) / float (added) */
   gen_dtype mask_dtype;
   int64_t mstride[4]; /* element strides of the mask broadcast to {B, H, Tq, Tk} */
 } gen_attn_shape;
@@ -31,7 +31,8 @@ void gen_attention_forward_f32(float *o, double *lse, const float *q, const floa
 
 /* Gradients from dout [B*H, Tq, dv]: dq, dk, dv are overwritten (shapes as q, k, v). */
 int64_t gen_attention_backward_scratch_floats(const gen_attn_shape *a);
-void gen_attention_backward_f32(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v,
-                                const float *o, const double *lse, const gen_attn_shape *a, float *scratch, int threads);
+void gen_attention_backward_f32(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                const float *v, const float *o, const double *lse, const gen_attn_shape *a, float *scratch,
+                                int threads);
 
 #endif

@@ -7,27 +7,51 @@
 void gen_binary_row_f32(float *o, const float *a, const float *b, gen_binop op, int64_t n, int64_t so, int64_t sa, int64_t sb) {
   if (so == 1 && sa == 1 && sb == 1) {
     switch (op) {
-    case GEN_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = a[i] + b[i]; return;
-    case GEN_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = a[i] - b[i]; return;
-    case GEN_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = a[i] * b[i]; return;
-    case GEN_BIN_DIV: for (int64_t i = 0; i < n; i++) o[i] = a[i] / b[i]; return;
+    case GEN_BIN_ADD:
+      for (int64_t i = 0; i < n; i++) o[i] = a[i] + b[i];
+      return;
+    case GEN_BIN_SUB:
+      for (int64_t i = 0; i < n; i++) o[i] = a[i] - b[i];
+      return;
+    case GEN_BIN_MUL:
+      for (int64_t i = 0; i < n; i++) o[i] = a[i] * b[i];
+      return;
+    case GEN_BIN_DIV:
+      for (int64_t i = 0; i < n; i++) o[i] = a[i] / b[i];
+      return;
     default: break;
     }
   } else if (so == 1 && sa == 1 && sb == 0) {
     const float y = b[0];
     switch (op) {
-    case GEN_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = a[i] + y; return;
-    case GEN_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = a[i] - y; return;
-    case GEN_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = a[i] * y; return;
-    case GEN_BIN_DIV: for (int64_t i = 0; i < n; i++) o[i] = a[i] / y; return;
+    case GEN_BIN_ADD:
+      for (int64_t i = 0; i < n; i++) o[i] = a[i] + y;
+      return;
+    case GEN_BIN_SUB:
+      for (int64_t i = 0; i < n; i++) o[i] = a[i] - y;
+      return;
+    case GEN_BIN_MUL:
+      for (int64_t i = 0; i < n; i++) o[i] = a[i] * y;
+      return;
+    case GEN_BIN_DIV:
+      for (int64_t i = 0; i < n; i++) o[i] = a[i] / y;
+      return;
     default: break;
     }
   }
   switch (op) {
-  case GEN_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i * so] = a[i * sa] + b[i * sb]; return;
-  case GEN_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i * so] = a[i * sa] - b[i * sb]; return;
-  case GEN_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i * so] = a[i * sa] * b[i * sb]; return;
-  case GEN_BIN_DIV: for (int64_t i = 0; i < n; i++) o[i * so] = a[i * sa] / b[i * sb]; return;
+  case GEN_BIN_ADD:
+    for (int64_t i = 0; i < n; i++) o[i * so] = a[i * sa] + b[i * sb];
+    return;
+  case GEN_BIN_SUB:
+    for (int64_t i = 0; i < n; i++) o[i * so] = a[i * sa] - b[i * sb];
+    return;
+  case GEN_BIN_MUL:
+    for (int64_t i = 0; i < n; i++) o[i * so] = a[i * sa] * b[i * sb];
+    return;
+  case GEN_BIN_DIV:
+    for (int64_t i = 0; i < n; i++) o[i * so] = a[i * sa] / b[i * sb];
+    return;
   case GEN_BIN_POW:
     for (int64_t i = 0; i < n; i++) o[i * so] = powf(a[i * sa], b[i * sb]);
     return;

@@ -9,7 +9,7 @@
 #include "../gen.h"
 
 /* C = alpha op(A) op(B) + beta C; op transposes when ta / tb. C is m x n, the reduction k long. */
-void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda,
-              const void *b, int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt);
+void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b,
+              int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt);
 
 #endif

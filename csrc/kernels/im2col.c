@@ -40,8 +40,8 @@ static inline void valid_rows(const gen_conv_geom *g, int64_t i, int64_t *y0, in
 }
 
 /* Row r = (c, i, j) of im2col_plane_shift_f32. */
-static void im2col_plane_shift_row(const gen_conv_geom *g, const float *img, float *cols, int64_t hw, int64_t plane, int64_t ncols,
-                                   int64_t r) {
+static void im2col_plane_shift_row(const gen_conv_geom *g, const float *img, float *cols, int64_t hw, int64_t plane,
+                                   int64_t ncols, int64_t r) {
   int64_t c = r / (g->kh * g->kw), i = (r / g->kw) % g->kh, j = r % g->kw;
   int64_t shift = j * g->dw - g->pw, lo, hi, y0, y1;
   valid_cols(g, shift, &lo, &hi);
@@ -206,16 +206,19 @@ void gen_nchw_to_cm(void *dst, const void *src, int64_t n, int64_t c, int64_t s,
 #pragma omp parallel for
     for (int64_t ci = 0; ci < c; ci++)
       for (int64_t ni = 0; ni < n; ni++)
-        memcpy((char *)dst + (size_t)((ci * n + ni) * s) * es, (const char *)src + (size_t)((ni * c + ci) * s) * es, (size_t)s * es);
+        memcpy((char *)dst + (size_t)((ci * n + ni) * s) * es, (const char *)src + (size_t)((ni * c + ci) * s) * es,
+               (size_t)s * es);
   } else {
     for (int64_t ci = 0; ci < c; ci++)
       for (int64_t ni = 0; ni < n; ni++)
-        memcpy((char *)dst + (size_t)((ci * n + ni) * s) * es, (const char *)src + (size_t)((ni * c + ci) * s) * es, (size_t)s * es);
+        memcpy((char *)dst + (size_t)((ci * n + ni) * s) * es, (const char *)src + (size_t)((ni * c + ci) * s) * es,
+               (size_t)s * es);
   }
 }
 
 /* Row r = (n, c) of gen_cm_to_nchw. */
-static void cm_to_nchw_row(void *dst, const void *src, const void *bias, int64_t n, int64_t c, int64_t s, size_t es, bool f32, int64_t r) {
+static void cm_to_nchw_row(void *dst, const void *src, const void *bias, int64_t n, int64_t c, int64_t s, size_t es, bool f32,
+                           int64_t r) {
   int64_t ni = r / c, ci = r % c;
   char *d = (char *)dst + (size_t)(r * s) * es;
   const char *from = (const char *)src + (size_t)((ci * n + ni) * s) * es;
@@ -328,8 +331,8 @@ static void depth_to_space2_plane(float *x, const float *in, const float *bias, 
   float b = bias ? bias[plane % c] : 0.0f, *dst = x + plane * h * w;
   for (int64_t y = 0; y < h; y++) {
     int64_t pr = (y + 1) % 2, i = (y + 1) / 2;
-    const float *even = in + ((plane * 4 + 2 * pr + 1) * hs + i) * ws;   /* columns 0, 2, .. */
-    const float *odd = in + ((plane * 4 + 2 * pr) * hs + i) * ws + 1;     /* columns 1, 3, .. */
+    const float *even = in + ((plane * 4 + 2 * pr + 1) * hs + i) * ws; /* columns 0, 2, .. */
+    const float *odd = in + ((plane * 4 + 2 * pr) * hs + i) * ws + 1;  /* columns 1, 3, .. */
     float *row = dst + y * w;
     for (int64_t j = 0; j < half; j++) {
       row[2 * j] = even[j] + b;
@@ -352,7 +355,9 @@ void gen_polyphase_weight_f32(float *dst, const float *src, int64_t o, int64_t c
     for (int64_t r = 0; r < 4; r++)
       for (int64_t s = 0; s < 4; s++) {
         int64_t w4 = oc * 16 + r * 4 + s, w2 = ((oc * 4 + 2 * (r % 2) + s % 2) * 2 + r / 2) * 2 + s / 2;
-        if (inverse) dst[w4] = src[w2];
-        else dst[w2] = src[w4];
+        if (inverse)
+          dst[w4] = src[w2];
+        else
+          dst[w2] = src[w4];
       }
 }

@@ -52,8 +52,8 @@ void gen_wino_transform_weight(float *u, const float *w, const gen_wino_geom *g,
  * one chunk [t0, t0 + nt) of out (out = conv(x) + bias; bias {O} or NULL). */
 int64_t gen_wino_forward_chunk_tiles(const gen_wino_geom *g, int threads);
 int64_t gen_wino_forward_scratch_floats(const gen_wino_geom *g, int64_t nt);
-void gen_wino_forward(float *out, const float *x, const float *u, const float *bias, const gen_wino_geom *g, int64_t t0, int64_t nt,
-                      float *scratch);
+void gen_wino_forward(float *out, const float *x, const float *u, const float *bias, const gen_wino_geom *g, int64_t t0,
+                      int64_t nt, float *scratch);
 
 /* Weight gradient: dU of tiles [t0, t0 + nt) written to (or, with accumulate, added to) du
  * {planes, opad, cpad}; gen_wino_weight_grad_finish turns a summed dU into dw {O, C, k, k}. */
