@@ -22,13 +22,14 @@ RUNTIME   := $(BUILD)/gen/runtime.so
 
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS  := build-essential lua5.4 liblua5.4-dev libopenblas-openmp-dev libopenblas0-openmp \
-             libpng-dev zlib1g-dev lua-busted luarocks dataset-fashion-mnist lua-readline
+             libpng-dev zlib1g-dev lua-busted luarocks dataset-fashion-mnist lua-readline \
+             clang-format lua-check
 # The Jupyter kernel (lua/gen/app/jupyter_kernel.py) and its tests (spec/kernel_spec.lua).
 KERNEL_PKGS := jupyter-notebook jupyter-nbconvert python3-ipykernel python3-jupyter-kernel-test
 # Where make install-kernel puts the kernel spec: --user, --sys-prefix or --prefix DIR.
 KERNEL_DEST ?= --user
 
-.PHONY: all test run bench asan deps install install-rock install-kernel clean help
+.PHONY: all test run bench asan lint deps install install-rock install-kernel clean help
 all: $(MODULE) $(RUNTIME)
 
 $(MODULE): $(OBJ)
@@ -67,6 +68,12 @@ asan: $(MODULE) $(RUNTIME)
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/spec/support/lsan.supp:print_suppressions=0 \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  $(LUA) spec/run.lua $(SPEC)
+
+## lint: C formatting (clang-format, .clang-format) and Lua checks (luacheck, .luacheckrc)
+C_FILES   := $(wildcard csrc/*.[ch] csrc/*/*.[ch] bench/*.c)
+lint:
+	@clang-format --dry-run -Werror $(C_FILES) && echo "lint: $(words $(C_FILES)) C files formatted"
+	@luacheck --quiet --formatter plain . && echo "lint: Lua files pass luacheck"
 
 ## deps: install missing Debian packages (as root), or print the command
 deps:

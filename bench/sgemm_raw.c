@@ -28,9 +28,9 @@ static int linear(int threads) {
   for (int s = 0; s <= 10; s++) {
     double t0 = now();
     for (int k = 0; k < 20; k++) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, x, K, w, K, 0, y, N);  /* y = x w^T */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, x, K, w, K, 0, y, N);    /* y = x w^T */
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1, y, N, w, K, 0, dx, K); /* dx = g w */
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1, y, N, x, K, 0, dw, K);  /* dw = g^T x */
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1, y, N, x, K, 0, dw, K);   /* dw = g^T x */
     }
     if (s > 0) times[s - 1] = (now() - t0) / 20;
   }
@@ -45,7 +45,8 @@ int main(int argc, char **argv) {
   int threads = atoi(argv[1]), n = atoi(argv[2]);
   openblas_set_num_threads(threads);
   if (strcmp(argv[2], "linear") == 0) return linear(threads);
-  float *a = malloc(sizeof(float) * (size_t)n * n), *b = malloc(sizeof(float) * (size_t)n * n), *c = malloc(sizeof(float) * (size_t)n * n);
+  float *a = malloc(sizeof(float) * (size_t)n * n), *b = malloc(sizeof(float) * (size_t)n * n),
+        *c = malloc(sizeof(float) * (size_t)n * n);
   for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
   int calls = (int)(2e9 / (2.0 * n * n * n));
   if (calls < 1) calls = 1;

@@ -14,7 +14,7 @@
 #include "alloc.h"
 
 #define MIN_CLASS_BYTES 64
-#define CLASS_COUNT 256
+#define CLASS_COUNT     256
 
 typedef struct free_block {
   struct free_block *next;

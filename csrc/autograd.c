@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/elementwise.h"
+#include "ops_arith.h"
 
 static bool grad_enabled = true;
 static _Atomic int64_t backward_counts[GEN_OP_COUNT];
@@ -16,9 +16,7 @@ void gen_set_backward_counting(bool on) { counting_backward = on; }
 
 bool gen_grad_enabled(void) { return grad_enabled; }
 void gen_set_grad_enabled(bool on) { grad_enabled = on; }
-int64_t gen_backward_count(gen_op op) {
-  return (op >= 0 && op < GEN_OP_COUNT) ? atomic_load(&backward_counts[op]) : 0;
-}
+int64_t gen_backward_count(gen_op op) { return (op >= 0 && op < GEN_OP_COUNT) ? atomic_load(&backward_counts[op]) : 0; }
 
 bool gen_edge_live(const gen_edge *e) { return e->node || e->leaf; }
 
@@ -29,7 +27,7 @@ bool gen_needs_grad(int n, gen_tensor *const *inputs) {
   return false;
 }
 
-gen_node *gen_node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor *const *inputs) {
+static gen_node *node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor *const *inputs) {
   if (n > GEN_NODE_MAX_INPUTS) return gen_fail("internal: op %s has too many inputs", gen_op_name(op));
   gen_node *node = calloc(1, sizeof *node);
   if (!node) return gen_fail("out of memory");
@@ -56,9 +54,9 @@ gen_node *gen_node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor *c
   return node;
 }
 
-int gen_node_save(gen_node *node, gen_tensor *t) {
-  if (node->n_saved >= GEN_NODE_MAX_SAVED)
-    return gen_fail_int("internal: op %s saves too many tensors", gen_op_name(node->op));
+/* Keeps t alive for backward and remembers its version, to catch in-place writes in between. */
+static int node_save(gen_node *node, gen_tensor *t) {
+  if (node->n_saved >= GEN_NODE_MAX_SAVED) return gen_fail_int("internal: op %s saves too many tensors", gen_op_name(node->op));
   gen_retain(t);
   node->saved[node->n_saved] = t;
   node->saved_version[node->n_saved] = t->storage->version;
@@ -72,23 +70,55 @@ gen_tensor *gen_node_saved(gen_node *node, int i) {
   if (t->storage->version != node->saved_version[i])
     return gen_fail("a tensor saved by %s for backward was modified in place before backward() "
                     "(version %llu, saved at %llu); use an out-of-place op",
-                    gen_op_name(node->op), (unsigned long long)t->storage->version,
-                    (unsigned long long)node->saved_version[i]);
+                    gen_op_name(node->op), (unsigned long long)t->storage->version, (unsigned long long)node->saved_version[i]);
   return t;
 }
 
-int gen_node_save_output(gen_node *node, gen_tensor *out) {
+/* Saves an op's own output as a plain alias header over its storage (no out -> node -> out cycle). */
+static int node_save_output(gen_node *node, gen_tensor *out) {
   gen_tensor *alias = gen_as_strided(out, out->ndim, out->shape, out->stride, out->offset);
   if (!alias) return -1;
-  int rc = gen_node_save(node, alias);
+  int rc = node_save(node, alias);
   gen_release(alias);
   return rc;
 }
 
-void gen_attach(gen_tensor *out, gen_node *node) {
+/* Hands node (one reference) to out: out->grad_fn = node, out->requires_grad = true. */
+static void attach(gen_tensor *out, gen_node *node) {
   if (out->grad_fn) gen_node_release(out->grad_fn);
   out->grad_fn = node;
   out->requires_grad = true;
+}
+
+gen_tensor *gen_record(gen_tensor *out, const gen_record_args *r) {
+  if (!out || !gen_needs_grad(r->inputs.n, r->inputs.t)) {
+    if (r->extra) r->free_extra(r->extra);
+    return out;
+  }
+  if (r->attrs.size > GEN_NODE_ATTR_BYTES) { /* GEN_ATTRS checks this at compile time */
+    if (r->extra) r->free_extra(r->extra);
+    gen_release(out);
+    return gen_fail("internal: op %s has too many attribute bytes", gen_op_name(r->op));
+  }
+  gen_node *n = node_new(r->op, r->backward, r->inputs.n, r->inputs.t);
+  if (!n) {
+    if (r->extra) r->free_extra(r->extra);
+    gen_release(out);
+    return NULL;
+  }
+  n->extra = r->extra; /* the node frees it from here on */
+  n->free_extra = r->free_extra;
+  if (r->attrs.size) memcpy(n->attrs, r->attrs.p, r->attrs.size);
+  for (int i = 0; i < r->saved.n; i++) {
+    gen_tensor *t = r->saved.t[i];
+    if (t && (t == out ? node_save_output(n, t) : node_save(n, t)) < 0) {
+      gen_node_release(n);
+      gen_release(out);
+      return NULL;
+    }
+  }
+  attach(out, n);
+  return out;
 }
 
 void gen_node_retain(gen_node *n) { n->refcount++; }
@@ -225,9 +255,8 @@ static int check_grad_shape(gen_node *n, int i, gen_tensor *g) {
   for (int d = 0; ok && d < e->ndim; d++) ok = g->shape[d] == e->shape[d];
   if (ok) return 0;
   char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
-  return gen_fail_int("internal: backward of %s gave a gradient of shape %s for input %d of shape %s",
-                      gen_op_name(n->op), gen_shape_str(a, sizeof a, g->ndim, g->shape), i + 1,
-                      gen_shape_str(b, sizeof b, e->ndim, e->shape));
+  return gen_fail_int("internal: backward of %s gave a gradient of shape %s for input %d of shape %s", gen_op_name(n->op),
+                      gen_shape_str(a, sizeof a, g->ndim, g->shape), i + 1, gen_shape_str(b, sizeof b, e->ndim, e->shape));
 }
 
 static int run_node(gen_node *n) {
@@ -265,14 +294,12 @@ static int run_node(gen_node *n) {
 }
 
 int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph) {
-  if (!root->requires_grad)
-    return gen_fail_int("the tensor does not require grad and has no grad_fn");
+  if (!root->requires_grad) return gen_fail_int("the tensor does not require grad and has no grad_fn");
   gen_tensor *seed;
   if (grad) {
     if (!gen_same_shape(grad, root)) {
       char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
-      return gen_fail_int("gradient of shape %s for a tensor of shape %s",
-                          gen_shape_str(a, sizeof a, grad->ndim, grad->shape),
+      return gen_fail_int("gradient of shape %s for a tensor of shape %s", gen_shape_str(a, sizeof a, grad->ndim, grad->shape),
                           gen_shape_str(b, sizeof b, root->ndim, root->shape));
     }
     seed = gen_to_dtype_raw(grad, root->dtype);

@@ -1,15 +1,29 @@
 /*
  * autograd.h — reverse-mode automatic differentiation.
  *
- * A differentiable op computes its result with plain kernels, then, when gen_needs_grad() says any
- * input takes part in a gradient, records a node on the result:
+ * A differentiable op computes its result with plain kernels, then hands it to gen_record, which
+ * records a node when grad mode is on and some input requires grad (and does nothing otherwise):
+ *
+ *     typedef struct { int dim; bool keepdim; double scale; } sum_attrs;     -- the op's attributes
  *
  *     gen_tensor *out = ...forward kernel...;
- *     if (gen_needs_grad(2, (gen_tensor *[]){a, b})) {
- *       gen_node *n = gen_node_new(GEN_OP_MUL, mul_backward, 2, (gen_tensor *[]){a, b});
- *       if (!n || gen_node_save(n, a) < 0 || gen_node_save(n, b) < 0) { ...release; return NULL; }
- *       gen_attach(out, n);
+ *     sum_attrs at = {dim, keepdim, scale};
+ *     return gen_record(out, &(gen_record_args){.op = GEN_OP_SUM, .backward = sum_backward,
+ *                                               .inputs = GEN_TENSORS(a), .saved = GEN_TENSORS(a),
+ *                                               .attrs = GEN_ATTRS(&at)});
+ *
+ *     static int sum_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+ *       const sum_attrs *at = GEN_NODE_ATTRS(n, sum_attrs);
+ *       gen_tensor *a = gen_node_saved(n, 0);                               -- NULL if stale
+ *       ...
  *     }
+ *
+ * gen_record owns the error path: on failure it releases out (and the node, and .extra) and
+ * returns NULL, so an op can end with `return gen_record(out, ...)`. The attributes are one typed
+ * struct per op, copied into the node; GEN_ATTRS checks at compile time that it fits. An op that
+ * needs its own result in backward (softmax, exp) lists out among .saved: the node then keeps an
+ * alias of out's storage, not out itself, so there is no out -> node -> out cycle. A saved input
+ * remembers its version, so backward fails cleanly if it was modified in place since.
  *
  * A node keeps edges, not input tensors: an edge points at the input's own node (non-leaf) or at
  * the leaf tensor that accumulates .grad. Inputs are kept alive only when the op saves them for its
@@ -27,12 +41,15 @@
 #ifndef GEN_AUTOGRAD_H
 #define GEN_AUTOGRAD_H
 
+#include <stddef.h>
+
 #include "gen.h"
 #include "ops.h"
 
 #define GEN_NODE_MAX_INPUTS 8
-#define GEN_NODE_MAX_SAVED 8
-#define GEN_NODE_MAX_ATTRS 16
+#define GEN_NODE_MAX_SAVED  8
+/* Bytes of op attributes a node carries (gen_conv_geom and groups, the largest, take 120). */
+#define GEN_NODE_ATTR_BYTES 128
 
 typedef struct gen_node gen_node;
 typedef int (*gen_backward_fn)(gen_node *node, gen_tensor *grad_out, gen_tensor **grad_in);
@@ -54,9 +71,9 @@ struct gen_node {
   int n_saved;
   gen_tensor *saved[GEN_NODE_MAX_SAVED];
   uint64_t saved_version[GEN_NODE_MAX_SAVED];
-  int64_t ints[GEN_NODE_MAX_ATTRS]; /* op attributes: dims, sizes, flags */
-  double reals[GEN_NODE_MAX_ATTRS]; /* op attributes: scalars */
-  void *extra;                      /* op-owned memory, freed with free_extra */
+  /* the op's attribute struct (GEN_ATTRS / GEN_NODE_ATTRS) */
+  _Alignas(max_align_t) unsigned char attrs[GEN_NODE_ATTR_BYTES];
+  void *extra; /* op-owned memory too large for attrs, freed with free_extra */
   void (*free_extra)(void *);
   bool released; /* saved state freed by a backward without retain_graph */
   /* engine scratch */
@@ -72,16 +89,55 @@ void gen_set_grad_enabled(bool on);
 bool gen_edge_live(const gen_edge *e);
 /* True when grad mode is on and some input requires grad. NULL inputs are ignored. */
 bool gen_needs_grad(int n, gen_tensor *const *inputs);
-gen_node *gen_node_new(gen_op op, gen_backward_fn backward, int n, gen_tensor *const *inputs);
-/* Keeps t alive for backward and remembers its version, to catch in-place writes in between. */
-int gen_node_save(gen_node *node, gen_tensor *t);
-/* Saves an op's own output without a reference cycle (out -> node -> out): the node keeps a plain
- * alias header over out's storage instead of out itself. */
-int gen_node_save_output(gen_node *node, gen_tensor *out);
-/* Fetches saved tensor i, or NULL with an error if it was modified in place or freed. */
+
+/* ---- recording a node ---- */
+
+typedef struct {
+  int n;
+  gen_tensor *const *t;
+} gen_tensor_list;
+/* A list of tensors from its elements: GEN_TENSORS(a, b). */
+#define GEN_TENSORS(...)                                                                                                         \
+  ((gen_tensor_list){(int)(sizeof((gen_tensor *[]){__VA_ARGS__}) / sizeof(gen_tensor *)), (gen_tensor *[]){__VA_ARGS__}})
+
+typedef struct {
+  const void *p;
+  size_t size;
+} gen_attr_blob;
+/* Fails the build when an attribute struct does not fit a node (or needs more alignment). */
+#define GEN_ATTR_SIZE_CHECKED(type)                                                                                              \
+  (sizeof(type) + 0 * sizeof(struct {                                                                                            \
+                    _Static_assert(sizeof(type) <= GEN_NODE_ATTR_BYTES, "op attributes must fit gen_node.attrs");                \
+                    _Static_assert(_Alignof(type) <= _Alignof(max_align_t), "op attributes are over-aligned");                   \
+                    char c_;                                                                                                     \
+                  }))
+/* An op's attribute struct, by pointer, for gen_record_args.attrs: GEN_ATTRS(&at). */
+#define GEN_ATTRS(ptr) ((gen_attr_blob){(ptr), GEN_ATTR_SIZE_CHECKED(__typeof__(*(ptr)))})
+/* The attributes a node was recorded with, typed, for its backward. (Well-defined: the node is
+ * heap memory with no declared type, and gen_record copied a `type` object into attrs.) */
+#define GEN_NODE_ATTRS(node, type) ((const type *)((node)->attrs + 0 * GEN_ATTR_SIZE_CHECKED(type)))
+
+typedef struct {
+  gen_op op;
+  gen_backward_fn backward;
+  gen_tensor_list inputs; /* an edge each, in order; NULL entries are inputs with no gradient */
+  /* Kept for backward, fetched with gen_node_saved(node, i) in order. NULL entries are skipped, so
+   * optional ones go last. out itself may appear: it is saved without a reference cycle. */
+  gen_tensor_list saved;
+  gen_attr_blob attrs; /* copied into node->attrs */
+  /* Op-owned memory for backward (node->extra), freed with free_extra when the node is done.
+   * gen_record takes it over whatever happens: freed on failure and when no node is needed. */
+  void *extra;
+  void (*free_extra)(void *);
+} gen_record_args;
+
+/* Records how out was made, when gen_needs_grad(inputs). Returns out, or NULL when out is NULL or
+ * recording fails (out released, an error set). */
+gen_tensor *gen_record(gen_tensor *out, const gen_record_args *r);
+
+/* Fetches saved tensor i (for backward), or NULL with an error if it was modified in place or
+ * freed. */
 gen_tensor *gen_node_saved(gen_node *node, int i);
-/* Hands node (one reference) to out: out->grad_fn = node, out->requires_grad = true. */
-void gen_attach(gen_tensor *out, gen_node *node);
 void gen_node_retain(gen_node *n);
 void gen_node_release(gen_node *n);
 

@@ -8,9 +8,7 @@ static _Thread_local char last_error[1024];
 
 const char *gen_last_error(void) { return last_error[0] ? last_error : "unknown error"; }
 
-static void set_error(const char *fmt, va_list ap) {
-  vsnprintf(last_error, sizeof last_error, fmt, ap);
-}
+static void set_error(const char *fmt, va_list ap) { vsnprintf(last_error, sizeof last_error, fmt, ap); }
 
 void *gen_fail(const char *fmt, ...) {
   va_list ap;

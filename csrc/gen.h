@@ -10,7 +10,7 @@
  *   tensor    a refcounted header: dtype, ndim, shape, strides (in elements), offset (in elements)
  *             into a storage. Views share the storage, so making one is O(1).
  *   node      the autograd record of the op that produced a tensor: op id, inputs, saved tensors,
- *             small integer/real attributes and the backward function (see autograd.h).
+ *             the op's attribute struct and the backward function (see autograd.h).
  *
  * Ownership: every function that returns a gen_tensor* returns a new reference the caller owns
  * (release it with gen_release). Functions never steal references to their arguments.
@@ -29,6 +29,11 @@
 #include <stdint.h>
 
 #define GEN_MAX_DIMS 8
+
+/* Elements of an array. Tables indexed by an enum are sized by their initializers and checked with
+ * _Static_assert(GEN_COUNT_OF(table) == X_COUNT, ...), so adding an enum value without its entry
+ * fails the build (an explicit [X_COUNT] size would silently zero-fill the missing entry). */
+#define GEN_COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 typedef enum { GEN_FLOAT32, GEN_FLOAT64, GEN_INT64, GEN_UINT8, GEN_DTYPE_COUNT } gen_dtype;
 
@@ -65,14 +70,14 @@ int gen_fail_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *gen_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 #define GEN_SHAPE_STR_MAX 160
 
-/* ---- dtypes ---- */
+/* ---- dtypes (tensor.c) ---- */
 size_t gen_dtype_size(gen_dtype dt);
 const char *gen_dtype_name(gen_dtype dt);
 int gen_dtype_from_name(const char *name); /* -1 when unknown */
 bool gen_dtype_is_float(gen_dtype dt);
 gen_dtype gen_promote(gen_dtype a, gen_dtype b);
 
-/* ---- memory accounting (storage.c) ---- */
+/* ---- memory accounting (tensor.c) ---- */
 typedef struct {
   int64_t live_bytes, peak_bytes, total_allocs;
 } gen_memory_stats;
@@ -106,8 +111,7 @@ static inline char *gen_data_ptr(const gen_tensor *t) {
   return (char *)t->storage->data + (size_t)t->offset * gen_dtype_size(t->dtype);
 }
 /* A new header over the same storage (no autograd record; see gen_view_op in autograd.h). */
-gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
-                           int64_t offset);
+gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride, int64_t offset);
 /* Returns t itself (retained) when already contiguous, else a contiguous copy (no autograd). */
 gen_tensor *gen_contiguous_raw(gen_tensor *t);
 /* A contiguous tensor with t's elements in row-major order and the given shape: a view when t is
@@ -115,7 +119,7 @@ gen_tensor *gen_contiguous_raw(gen_tensor *t);
 gen_tensor *gen_reshape_raw(gen_tensor *t, int ndim, const int64_t *shape);
 /* Copies src into dst elementwise, broadcasting src to dst's shape and converting dtypes. */
 int gen_copy_raw(gen_tensor *dst, const gen_tensor *src);
-gen_tensor *gen_to_dtype_raw(gen_tensor *t, gen_dtype dt); /* always a new tensor */
+gen_tensor *gen_to_dtype_raw(gen_tensor *t, gen_dtype dt);      /* always a new tensor */
 double gen_get_flat(const gen_tensor *t, int64_t linear_index); /* row-major index, any strides */
 double gen_read_f64(const void *p, gen_dtype dt);
 void gen_write_f64(void *p, gen_dtype dt, double v);
@@ -150,8 +154,8 @@ int gen_fill_uniform(gen_tensor *t, gen_generator *g, double lo, double hi);
 int gen_fill_normal(gen_tensor *t, gen_generator *g, double mean, double std);
 int gen_fill_randint(gen_tensor *t, gen_generator *g, int64_t lo, int64_t hi);
 int gen_fill_bernoulli(gen_tensor *t, gen_generator *g, double p);
-/* Raw access for kernels that draw their own numbers (dropout, randperm): returns 4 uniform 32-bit
- * words for block index `block` of the stream starting at `base_offset`. */
+/* Raw access for code that draws its own numbers (randperm's shuffle): returns the 4 uniform
+ * 32-bit words of block `block` of seed's stream. */
 void gen_philox_block(uint64_t seed, uint64_t block, uint32_t out[4]);
 /* Reserves nblocks blocks and returns the first block index. */
 uint64_t gen_generator_reserve(gen_generator *g, uint64_t nblocks);

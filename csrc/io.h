@@ -19,8 +19,8 @@ int gen_png_write(const char *path, gen_tensor *t);
 /* A training batch from an image dataset (io_pixels.c): images {N, C, H, W} (uint8 scaled to
  * [lo, hi]; float32/float64 copied as they are), rows[0..b) 0-based, flip NULL or one flag per
  * sample (mirror left-right), pad pixels of pad_value on every side -> float32 {b, C, H+2p, W+2p}. */
-gen_tensor *gen_batch_images(gen_tensor *images, const int64_t *rows, int64_t b, const uint8_t *flip, int64_t pad,
-                             double lo, double hi, double pad_value);
+gen_tensor *gen_batch_images(gen_tensor *images, const int64_t *rows, int64_t b, const uint8_t *flip, int64_t pad, double lo,
+                             double hi, double pad_value);
 
 /* Pixels of any dtype -> uint8 (io_pixels.c): lo -> 0, hi -> 255, rounded, clamped, NaN -> 0. */
 gen_tensor *gen_to_uint8_range(gen_tensor *t, double lo, double hi);

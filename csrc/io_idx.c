@@ -16,12 +16,30 @@
 
 static int type_info(int code, gen_dtype *dt, int *bytes) {
   switch (code) {
-  case 0x08: *dt = GEN_UINT8; *bytes = 1; return 0;
-  case 0x09: *dt = GEN_INT64; *bytes = 1; return 0;
-  case 0x0B: *dt = GEN_INT64; *bytes = 2; return 0;
-  case 0x0C: *dt = GEN_INT64; *bytes = 4; return 0;
-  case 0x0D: *dt = GEN_FLOAT32; *bytes = 4; return 0;
-  case 0x0E: *dt = GEN_FLOAT64; *bytes = 8; return 0;
+  case 0x08:
+    *dt = GEN_UINT8;
+    *bytes = 1;
+    return 0;
+  case 0x09:
+    *dt = GEN_INT64;
+    *bytes = 1;
+    return 0;
+  case 0x0B:
+    *dt = GEN_INT64;
+    *bytes = 2;
+    return 0;
+  case 0x0C:
+    *dt = GEN_INT64;
+    *bytes = 4;
+    return 0;
+  case 0x0D:
+    *dt = GEN_FLOAT32;
+    *bytes = 4;
+    return 0;
+  case 0x0E:
+    *dt = GEN_FLOAT64;
+    *bytes = 8;
+    return 0;
   default: return -1;
   }
 }
@@ -103,8 +121,8 @@ static int read_header(gzFile f, const char *path, unsigned char *dst, unsigned 
  * declares gigabytes costs at most one block before the shortfall is found. */
 #define BLOCK ((uint64_t)16 << 20)
 
-static int read_gz_body(gzFile f, const char *path, gen_tensor *out_holder[1], gen_dtype dt, int nd,
-                        const int64_t *shape, int code, int in_size, uint64_t bytes) {
+static int read_gz_body(gzFile f, const char *path, gen_tensor *out_holder[1], gen_dtype dt, int nd, const int64_t *shape,
+                        int code, int in_size, uint64_t bytes) {
   uint64_t nblocks = bytes / BLOCK + 1;
   unsigned char **blocks = calloc(nblocks, sizeof *blocks);
   if (!blocks) return gen_fail_int("out of memory");
@@ -240,9 +258,18 @@ done:
 int gen_idx_write(const char *path, gen_tensor *t, bool gzip) {
   int code, esize;
   switch (t->dtype) {
-  case GEN_UINT8: code = 0x08; esize = 1; break;
-  case GEN_INT64: code = 0x0C; esize = 4; break;
-  case GEN_FLOAT32: code = 0x0D; esize = 4; break;
+  case GEN_UINT8:
+    code = 0x08;
+    esize = 1;
+    break;
+  case GEN_INT64:
+    code = 0x0C;
+    esize = 4;
+    break;
+  case GEN_FLOAT32:
+    code = 0x0D;
+    esize = 4;
+    break;
   default: code = 0x0E; esize = 8;
   }
   if (t->ndim < 1) return gen_fail_int("IDX needs at least one dimension");
@@ -263,14 +290,17 @@ int gen_idx_write(const char *path, gen_tensor *t, bool gzip) {
   for (int64_t i = 0; ok && i < n; i++) {
     double v = gen_get_flat(t, i);
     uint64_t u = 0;
-    if (code == 0x08) u = (uint64_t)v;
-    else if (code == 0x0C) u = (uint32_t)(int32_t)v;
+    if (code == 0x08)
+      u = (uint64_t)v;
+    else if (code == 0x0C)
+      u = (uint32_t)(int32_t)v;
     else if (code == 0x0D) {
       float fv = (float)v;
       uint32_t w;
       memcpy(&w, &fv, 4);
       u = w;
-    } else memcpy(&u, &v, 8);
+    } else
+      memcpy(&u, &v, 8);
     for (int k = 0; k < esize; k++) buf[fill + k] = (unsigned char)(u >> (8 * (esize - 1 - k)));
     fill += esize;
     if (fill + 8 > (int64_t)sizeof buf) {

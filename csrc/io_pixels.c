@@ -15,8 +15,48 @@
 
 #include "io.h"
 
-gen_tensor *gen_batch_images(gen_tensor *images, const int64_t *rows, int64_t b, const uint8_t *flip, int64_t pad,
-                             double lo, double hi, double pad_value) {
+/* Everything one plane of gen_batch_images needs. */
+typedef struct {
+  float *dst;
+  const char *base; /* the images, contiguous */
+  gen_dtype dt;
+  const int64_t *rows;
+  const uint8_t *flip;
+  const float *lut;
+  float fill;
+  int64_t c, h, w, pad, ow, plane_in, plane_out;
+} batch_job;
+
+/* Output plane p = (sample i, channel k). */
+static void batch_plane(const batch_job *j, int64_t p) {
+  int64_t i = p / j->c, k = p % j->c;
+  bool mirror = j->flip && j->flip[i];
+  float *o = j->dst + p * j->plane_out;
+  size_t in_off = (size_t)((j->rows[i] * j->c + k) * j->plane_in);
+  for (int64_t y = 0; y < j->pad * j->ow; y++) o[y] = j->fill;
+  for (int64_t y = 0; y < j->h; y++) {
+    float *orow = o + (y + j->pad) * j->ow;
+    for (int64_t x = 0; x < j->pad; x++) orow[x] = orow[j->ow - 1 - x] = j->fill;
+    orow += j->pad;
+    if (j->dt == GEN_UINT8) {
+      const uint8_t *irow = (const uint8_t *)j->base + in_off + (size_t)(y * j->w);
+      if (mirror)
+        for (int64_t x = 0; x < j->w; x++) orow[x] = j->lut[irow[j->w - 1 - x]];
+      else
+        for (int64_t x = 0; x < j->w; x++) orow[x] = j->lut[irow[x]];
+    } else if (j->dt == GEN_FLOAT32) {
+      const float *irow = (const float *)j->base + in_off + (size_t)(y * j->w);
+      for (int64_t x = 0; x < j->w; x++) orow[x] = irow[mirror ? j->w - 1 - x : x];
+    } else {
+      const double *irow = (const double *)j->base + in_off + (size_t)(y * j->w);
+      for (int64_t x = 0; x < j->w; x++) orow[x] = (float)irow[mirror ? j->w - 1 - x : x];
+    }
+  }
+  for (int64_t y = (j->pad + j->h) * j->ow; y < j->plane_out; y++) o[y] = j->fill;
+}
+
+gen_tensor *gen_batch_images(gen_tensor *images, const int64_t *rows, int64_t b, const uint8_t *flip, int64_t pad, double lo,
+                             double hi, double pad_value) {
   if (images->ndim != 4) {
     char s[GEN_SHAPE_STR_MAX];
     return gen_fail("images must be {N, C, H, W}, got %s", gen_shape_str(s, sizeof s, images->ndim, images->shape));
@@ -46,32 +86,25 @@ gen_tensor *gen_batch_images(gen_tensor *images, const int64_t *rows, int64_t b,
   const gen_dtype dt = src->dtype;
   /* a copy is memory-bound: threads only pay off for very large batches (a 64 x 32 x 32 batch takes
    * ~40 us on one core, less than waking a team costs when the machine is busy) */
-#pragma omp parallel for if (planes * plane_out > (1 << 22))
-  for (int64_t p = 0; p < planes; p++) {
-    int64_t i = p / c, k = p % c;
-    bool mirror = flip && flip[i];
-    float *o = dst + p * plane_out;
-    size_t in_off = (size_t)((rows[i] * c + k) * plane_in);
-    for (int64_t y = 0; y < pad * ow; y++) o[y] = fill;
-    for (int64_t y = 0; y < h; y++) {
-      float *orow = o + (y + pad) * ow;
-      for (int64_t x = 0; x < pad; x++) orow[x] = orow[ow - 1 - x] = fill;
-      orow += pad;
-      if (dt == GEN_UINT8) {
-        const uint8_t *irow = (const uint8_t *)base + in_off + (size_t)(y * w);
-        if (mirror)
-          for (int64_t x = 0; x < w; x++) orow[x] = lut[irow[w - 1 - x]];
-        else
-          for (int64_t x = 0; x < w; x++) orow[x] = lut[irow[x]];
-      } else if (dt == GEN_FLOAT32) {
-        const float *irow = (const float *)base + in_off + (size_t)(y * w);
-        for (int64_t x = 0; x < w; x++) orow[x] = irow[mirror ? w - 1 - x : x];
-      } else {
-        const double *irow = (const double *)base + in_off + (size_t)(y * w);
-        for (int64_t x = 0; x < w; x++) orow[x] = (float)irow[mirror ? w - 1 - x : x];
-      }
-    }
-    for (int64_t y = (pad + h) * ow; y < plane_out; y++) o[y] = fill;
+  batch_job j = {.dst = dst,
+                 .base = base,
+                 .dt = dt,
+                 .rows = rows,
+                 .flip = flip,
+                 .lut = lut,
+                 .fill = fill,
+                 .c = c,
+                 .h = h,
+                 .w = w,
+                 .pad = pad,
+                 .ow = ow,
+                 .plane_in = plane_in,
+                 .plane_out = plane_out};
+  if (planes * plane_out > (1 << 22)) {
+#pragma omp parallel for
+    for (int64_t p = 0; p < planes; p++) batch_plane(&j, p);
+  } else {
+    for (int64_t p = 0; p < planes; p++) batch_plane(&j, p);
   }
   gen_release(src);
   return out;

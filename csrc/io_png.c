@@ -118,7 +118,8 @@ int gen_png_write(const char *path, gen_tensor *t) {
                         gen_shape_str(s, sizeof s, t->ndim, t->shape));
   }
   int64_t c = t->shape[0], h = t->shape[1], w = t->shape[2];
-  if (w > 0x7fffffff / 4 || h > 0x7fffffff) return gen_fail_int("image of %lldx%lld pixels is too large for PNG", (long long)h, (long long)w);
+  if (w > 0x7fffffff / 4 || h > 0x7fffffff)
+    return gen_fail_int("image of %lldx%lld pixels is too large for PNG", (long long)h, (long long)w);
   gen_tensor *chw = gen_contiguous_raw(t);
   gen_tensor *hwc = chw ? gen_empty(GEN_UINT8, 3, (int64_t[3]){h, w, c}) : NULL;
   if (!hwc) {

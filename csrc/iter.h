@@ -24,8 +24,7 @@ typedef struct gen_iter {
 } gen_iter;
 
 /* strides[k] are operand k's strides over (ndim, shape); operand k's data starts at its own base. */
-void gen_iter_init(gen_iter *it, int ndim, const int64_t *shape, int n_ops,
-                   const int64_t *const *strides);
+void gen_iter_init(gen_iter *it, int ndim, const int64_t *shape, int n_ops, const int64_t *const *strides);
 /* Element offsets of the first element of row r, for each operand. */
 static inline void gen_iter_row(const gen_iter *it, int64_t r, int64_t *off) {
   for (int k = 0; k < it->n_ops; k++) off[k] = 0;
@@ -35,8 +34,6 @@ static inline void gen_iter_row(const gen_iter *it, int64_t r, int64_t *off) {
     for (int k = 0; k < it->n_ops; k++) off[k] += i * it->stride[k][d];
   }
 }
-static inline int64_t gen_iter_inner_stride(const gen_iter *it, int k) {
-  return it->stride[k][it->ndim - 1];
-}
+static inline int64_t gen_iter_inner_stride(const gen_iter *it, int k) { return it->stride[k][it->ndim - 1]; }
 
 #endif

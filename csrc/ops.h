@@ -9,6 +9,8 @@
 #ifndef GEN_OPS_H
 #define GEN_OPS_H
 
+/* One family of ops per line, under its comment: kept as written. */
+/* clang-format off */
 #define GEN_OP_LIST(X)                                                                             \
   /* arithmetic (ops_arith.c) */                                                                  \
   X(ADD, "add") X(SUB, "sub") X(MUL, "mul") X(DIV, "div") X(POW, "pow") X(NEG, "neg")              \
@@ -43,6 +45,7 @@
   X(MSE_LOSS, "mse_loss") X(L1_LOSS, "l1_loss") X(BCE_WITH_LOGITS, "bce_with_logits")              \
   X(BINARY_CROSS_ENTROPY, "binary_cross_entropy") X(CROSS_ENTROPY, "cross_entropy")                \
   X(NLL_LOSS, "nll_loss") X(KL_NORMAL, "kl_normal")
+/* clang-format on */
 
 #define GEN_OP_ENUM(id, name) GEN_OP_##id,
 typedef enum { GEN_OP_LIST(GEN_OP_ENUM) GEN_OP_COUNT } gen_op;

@@ -1,5 +1,8 @@
 /*
  * ops_arith.c — add, sub, mul, div, pow, neg with broadcasting; forward and backward side by side.
+ * Also the raw broadcasting binary ops on tensors (comparisons, maximum/minimum included) that
+ * they and every backward build on: strided iteration and threads here, the row loops in
+ * kernels/elementwise.c.
  *
  * Broadcasting in backward: the gradient of an input that was broadcast is summed over the
  * broadcast dimensions (gen_sum_to_shape), so it has the input's own shape.
@@ -9,6 +12,111 @@
 #include <math.h>
 
 #include "autograd.h"
+#include "iter.h"
+
+/* ---- raw tensor-level kernels (no autograd): broadcasting, dtype promotion, threads ---- */
+
+gen_dtype gen_binop_result_dtype(gen_binop op, gen_dtype a, gen_dtype b) {
+  if (op >= GEN_BIN_EQ) return GEN_UINT8;
+  gen_dtype r = gen_promote(a, b);
+  if ((op == GEN_BIN_DIV || op == GEN_BIN_POW) && !gen_dtype_is_float(r)) return GEN_FLOAT32;
+  return r;
+}
+
+typedef struct {
+  gen_binop op;
+  gen_iter it;
+  char *po;
+  const char *pa, *pb;
+  gen_dtype dto, dta, dtb;
+} binary_job;
+
+static void binary_row(const binary_job *j, int64_t r) {
+  const gen_iter *it = &j->it;
+  int64_t off[3];
+  gen_iter_row(it, r, off);
+  int64_t so = gen_iter_inner_stride(it, 0), sa = gen_iter_inner_stride(it, 1), sb = gen_iter_inner_stride(it, 2);
+  if (j->dto == GEN_FLOAT32 && j->dta == GEN_FLOAT32 && j->dtb == GEN_FLOAT32) {
+    gen_binary_row_f32((float *)j->po + off[0], (const float *)j->pa + off[1], (const float *)j->pb + off[2], j->op, it->inner,
+                       so, sa, sb);
+    return;
+  }
+  size_t eo = gen_dtype_size(j->dto), ea = gen_dtype_size(j->dta), eb = gen_dtype_size(j->dtb);
+  for (int64_t i = 0; i < it->inner; i++) {
+    double x = gen_read_f64(j->pa + (size_t)(off[1] + i * sa) * ea, j->dta);
+    double y = gen_read_f64(j->pb + (size_t)(off[2] + i * sb) * eb, j->dtb);
+    gen_write_f64(j->po + (size_t)(off[0] + i * so) * eo, j->dto, gen_binop_f64(j->op, x, y));
+  }
+}
+
+int gen_binary_into(gen_binop op, gen_tensor *out, gen_tensor *a, gen_tensor *b) {
+  int64_t stride_a[GEN_MAX_DIMS], stride_b[GEN_MAX_DIMS];
+  if (gen_broadcast_strides(a, out->ndim, out->shape, stride_a) < 0 ||
+      gen_broadcast_strides(b, out->ndim, out->shape, stride_b) < 0)
+    return -1;
+  binary_job j = {.op = op,
+                  .po = gen_data_ptr(out),
+                  .pa = gen_data_ptr(a),
+                  .pb = gen_data_ptr(b),
+                  .dto = out->dtype,
+                  .dta = a->dtype,
+                  .dtb = b->dtype};
+  const int64_t *strides[3] = {out->stride, stride_a, stride_b};
+  gen_iter_init(&j.it, out->ndim, out->shape, 3, strides);
+  if (j.it.rows * j.it.inner > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t r = 0; r < j.it.rows; r++) binary_row(&j, r);
+  } else {
+    for (int64_t r = 0; r < j.it.rows; r++) binary_row(&j, r);
+  }
+  gen_bump_version(out);
+  return 0;
+}
+
+gen_tensor *gen_binary_raw(gen_binop op, gen_tensor *a, gen_tensor *b) {
+  int64_t shape[GEN_MAX_DIMS];
+  int nd = gen_broadcast_shapes(a->ndim, a->shape, b->ndim, b->shape, shape);
+  if (nd < 0) return NULL;
+  gen_tensor *out = gen_empty(gen_binop_result_dtype(op, a->dtype, b->dtype), nd, shape);
+  if (out && gen_binary_into(op, out, a, b) < 0) {
+    gen_release(out);
+    return NULL;
+  }
+  return out;
+}
+
+int gen_add_into(gen_tensor *dst, gen_tensor *src) { return gen_binary_into(GEN_BIN_ADD, dst, dst, src); }
+
+gen_tensor *gen_axpby_raw(gen_tensor *a, double alpha, gen_tensor *b, double beta) {
+  if (!gen_same_shape(a, b)) return gen_fail("internal: axpby of different shapes");
+  gen_tensor *ca = gen_contiguous_raw(a), *cb = ca ? gen_contiguous_raw(b) : NULL;
+  gen_tensor *out = cb ? gen_empty(gen_promote(a->dtype, b->dtype), a->ndim, a->shape) : NULL;
+  if (out) {
+    int64_t n = gen_numel(out);
+    if (out->dtype == GEN_FLOAT32 && ca->dtype == GEN_FLOAT32 && cb->dtype == GEN_FLOAT32) {
+      gen_axpby_f32((float *)gen_data_ptr(out), (const float *)gen_data_ptr(ca), (const float *)gen_data_ptr(cb), (float)alpha,
+                    (float)beta, n);
+    } else {
+      for (int64_t i = 0; i < n; i++) {
+        double x = gen_read_f64(gen_data_ptr(ca) + (size_t)i * gen_dtype_size(ca->dtype), ca->dtype);
+        double y = gen_read_f64(gen_data_ptr(cb) + (size_t)i * gen_dtype_size(cb->dtype), cb->dtype);
+        gen_write_f64(gen_data_ptr(out) + (size_t)i * gen_dtype_size(out->dtype), out->dtype, x * alpha + y * beta);
+      }
+    }
+  }
+  gen_release(ca);
+  gen_release(cb);
+  return out;
+}
+
+gen_tensor *gen_scale_raw(gen_tensor *a, double s) {
+  gen_tensor *k = gen_scalar(a->dtype, s);
+  gen_tensor *out = k ? gen_binary_raw(GEN_BIN_MUL, a, k) : NULL;
+  gen_release(k);
+  return out;
+}
+
+/* ---- the differentiable ops ---- */
 
 static gen_op binop_to_op(gen_binop op) {
   switch (op) {
@@ -64,7 +172,7 @@ static int div_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   if (!g_over_b) return -1;
   int rc = reduce_to_input(n, 0, g_over_b, grad_in);
   if (rc == 0 && gen_edge_live(&n->edges[1])) {
-    gen_tensor *t = gen_binary_raw(GEN_BIN_MUL, g_over_b, a);  /* g a / b */
+    gen_tensor *t = gen_binary_raw(GEN_BIN_MUL, g_over_b, a);     /* g a / b */
     gen_tensor *u = t ? gen_binary_raw(GEN_BIN_DIV, t, b) : NULL; /* g a / b^2 */
     gen_tensor *v = u ? gen_scale_raw(u, -1.0) : NULL;
     rc = v ? reduce_to_input(n, 1, v, grad_in) : -1;
@@ -128,15 +236,11 @@ gen_tensor *gen_binary(gen_binop bop, gen_tensor *a, gen_tensor *b) {
     gen_release(out);
     return gen_fail("integer results cannot take part in autograd");
   }
-  gen_node *n = gen_node_new(op, backward_of(op), 2, (gen_tensor *[]){a, b});
   bool saves = op != GEN_OP_ADD && op != GEN_OP_SUB;
-  if (!n || (saves && (gen_node_save(n, a) < 0 || gen_node_save(n, b) < 0))) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  gen_attach(out, n);
-  return out;
+  return gen_record(out, &(gen_record_args){.op = op,
+                                            .backward = backward_of(op),
+                                            .inputs = GEN_TENSORS(a, b),
+                                            .saved = saves ? GEN_TENSORS(a, b) : (gen_tensor_list){0}});
 }
 
 gen_tensor *gen_add(gen_tensor *a, gen_tensor *b) { return gen_binary(GEN_BIN_ADD, a, b); }
@@ -153,14 +257,7 @@ static int neg_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
 
 gen_tensor *gen_neg(gen_tensor *a) {
   gen_tensor *out = gen_scale_raw(a, -1.0);
-  if (!out || !gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(GEN_OP_NEG, neg_backward, 1, &a);
-  if (!n) {
-    gen_release(out);
-    return NULL;
-  }
-  gen_attach(out, n);
-  return out;
+  return gen_record(out, &(gen_record_args){.op = GEN_OP_NEG, .backward = neg_backward, .inputs = GEN_TENSORS(a)});
 }
 
 int gen_binary_(gen_binop op, gen_tensor *a, gen_tensor *b) {
@@ -173,12 +270,10 @@ int gen_binary_(gen_binop op, gen_tensor *a, gen_tensor *b) {
   if (!same) {
     char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
     return gen_fail_int("in place, the result must keep shape %s, but it broadcasts with %s",
-                        gen_shape_str(sa, sizeof sa, a->ndim, a->shape),
-                        gen_shape_str(sb, sizeof sb, b->ndim, b->shape));
+                        gen_shape_str(sa, sizeof sa, a->ndim, a->shape), gen_shape_str(sb, sizeof sb, b->ndim, b->shape));
   }
   gen_dtype rd = gen_binop_result_dtype(op, a->dtype, b->dtype);
   if (rd != a->dtype && !(gen_dtype_is_float(a->dtype) && op < GEN_BIN_EQ))
-    return gen_fail_int("in place, a %s result cannot be stored in a %s tensor", gen_dtype_name(rd),
-                        gen_dtype_name(a->dtype));
+    return gen_fail_int("in place, a %s result cannot be stored in a %s tensor", gen_dtype_name(rd), gen_dtype_name(a->dtype));
   return gen_binary_into(op, a, a, b);
 }

@@ -17,12 +17,12 @@
 #include "ops_attention.h"
 
 #include <math.h>
-#include <stdlib.h>
+#include <omp.h>
 #include <string.h>
 
 #include "autograd.h"
 #include "kernels/attention.h"
-#include "kernels/im2col.h"
+#include "kernels/gemm.h"
 
 /* The reference kernel below works in any float dtype (reading and writing through doubles) and
  * runs float64, the gradient-check dtype; float32 goes to the fused kernels of kernels/attention.c,
@@ -36,22 +36,23 @@ static inline double rd(const gen_dtype dt, const void *p, int64_t i) {
   return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
 }
 static inline void wr(const gen_dtype dt, void *p, int64_t i, double v) {
-  if (dt == GEN_FLOAT32) ((float *)p)[i] = (float)v;
-  else ((double *)p)[i] = v;
+  if (dt == GEN_FLOAT32)
+    ((float *)p)[i] = (float)v;
+  else
+    ((double *)p)[i] = v;
 }
 
 /* Adds the mask (and causality) to a score tile S [nq, nk] at query i0, key j0 of slice (b, h). */
-static void mask_tile(const attn_shape *a, gen_dtype dt, void *s, int64_t bi, int64_t hi, int64_t i0, int64_t nq,
-                      int64_t j0, int64_t nk) {
+static void mask_tile(const attn_shape *a, gen_dtype dt, void *s, int64_t bi, int64_t hi, int64_t i0, int64_t nq, int64_t j0,
+                      int64_t nk) {
   for (int64_t i = 0; i < nq; i++)
     for (int64_t j = 0; j < nk; j++) {
       double add = 0;
       if (a->causal && j0 + j > i0 + i) add = -INFINITY;
       if (a->mask && add == 0) {
-        const gen_tensor *m = a->mask;
-        int64_t off = m->offset + bi * a->mstride[0] + hi * a->mstride[1] + (i0 + i) * a->mstride[2] + (j0 + j) * a->mstride[3];
-        double mv = gen_read_f64((const char *)m->storage->data + (size_t)off * gen_dtype_size(m->dtype), m->dtype);
-        add = m->dtype == GEN_UINT8 ? (mv != 0 ? 0 : -INFINITY) : mv;
+        int64_t off = bi * a->mstride[0] + hi * a->mstride[1] + (i0 + i) * a->mstride[2] + (j0 + j) * a->mstride[3];
+        double mv = gen_read_f64((const char *)a->mask + (size_t)off * gen_dtype_size(a->mask_dtype), a->mask_dtype);
+        add = a->mask_dtype == GEN_UINT8 ? (mv != 0 ? 0 : -INFINITY) : mv;
       }
       if (add != 0) wr(dt, s, i * nk + j, rd(dt, s, i * nk + j) + add);
     }
@@ -120,8 +121,8 @@ static void slice_backward(const attn_shape *a, gen_dtype dt, const char *q, con
           wr(dt, p_tile, i * nk + j, L == -INFINITY ? 0 : exp(rd(dt, p_tile, i * nk + j) - L));
         }
       /* dV_j += P^T dO_i */
-      gen_gemm(true, false, nk, a->dv, nq, 1, p_tile, nk, dout + (size_t)(i0 * a->dv) * es, a->dv, 1, dv + (size_t)(j0 * a->dv) * es,
-               a->dv, dt);
+      gen_gemm(true, false, nk, a->dv, nq, 1, p_tile, nk, dout + (size_t)(i0 * a->dv) * es, a->dv, 1,
+               dv + (size_t)(j0 * a->dv) * es, a->dv, dt);
       /* dP = dO_i V_j^T, then dS = P (dP - D) */
       gen_gemm(false, true, nq, nk, a->dv, 1, dout + (size_t)(i0 * a->dv) * es, a->dv, v + (size_t)(j0 * a->dv) * es, a->dv, 0,
                dp_tile, nk, dt);
@@ -136,46 +137,99 @@ static void slice_backward(const attn_shape *a, gen_dtype dt, const char *q, con
   }
 }
 
-/* saved: q, k, v (contiguous), out alias, lse {B*H*Tq} float64, mask (optional);
- * ints: b, h, tq, tk, d, dv, causal, has_mask, mstride[4]; reals[0] = scale */
+/* One call of the reference kernel over all (batch, head) slices: whole-tensor pointers, and a
+ * scratch area of per_thread doubles for each thread (a double holds any float element). */
+typedef struct {
+  const attn_shape *a;
+  gen_dtype dt;
+  const char *q, *k, *v, *dout;
+  char *o, *dq, *dk, *dv;
+  double *lse, *scratch;
+  int64_t per_thread;
+} reference_job;
+
+/* scratch: s_tile (BQ x BK), o_acc (BQ x dv), m (BQ), l (BQ) */
+static void reference_forward_slice(const reference_job *j, int64_t s, double *scratch) {
+  const attn_shape *a = j->a;
+  size_t es = gen_dtype_size(j->dt);
+  double *s_tile = scratch, *o_acc = s_tile + BQ * BK, *m = o_acc + BQ * (a->dv ? a->dv : 1), *l = m + BQ;
+  slice_forward(a, j->dt, j->q + (size_t)(s * a->tq * a->d) * es, j->k + (size_t)(s * a->tk * a->d) * es,
+                j->v + (size_t)(s * a->tk * a->dv) * es, j->o + (size_t)(s * a->tq * a->dv) * es, j->lse + s * a->tq, s_tile,
+                o_acc, m, l, s / a->h, s % a->h);
+}
+
+/* scratch: p_tile, dp_tile (BQ x BK each), dsum (Tq) */
+static void reference_backward_slice(const reference_job *j, int64_t s, double *scratch) {
+  const attn_shape *a = j->a;
+  size_t es = gen_dtype_size(j->dt);
+  double *p_tile = scratch, *dp_tile = p_tile + BQ * BK, *dsum = dp_tile + BQ * BK;
+  slice_backward(a, j->dt, j->q + (size_t)(s * a->tq * a->d) * es, j->k + (size_t)(s * a->tk * a->d) * es,
+                 j->v + (size_t)(s * a->tk * a->dv) * es, j->o + (size_t)(s * a->tq * a->dv) * es,
+                 j->dout + (size_t)(s * a->tq * a->dv) * es, j->lse + s * a->tq, j->dq + (size_t)(s * a->tq * a->d) * es,
+                 j->dk + (size_t)(s * a->tk * a->d) * es, j->dv + (size_t)(s * a->tk * a->dv) * es, p_tile, dp_tile, dsum,
+                 s / a->h, s % a->h);
+}
+
+/* One task per slice, in parallel when there are several (each thread on its own scratch). */
+static void run_slices(const reference_job *j, int threads, void (*slice)(const reference_job *, int64_t, double *)) {
+  int64_t slices = j->a->b * j->a->h;
+  if (slices > 1 && threads > 1) {
+#pragma omp parallel for num_threads(threads)
+    for (int64_t s = 0; s < slices; s++) slice(j, s, j->scratch + omp_get_thread_num() * j->per_thread);
+  } else {
+    for (int64_t s = 0; s < slices; s++) slice(j, s, j->scratch);
+  }
+}
+
+/* The shape the backward needs: the forward's, without the mask (saved as a tensor). */
+typedef struct {
+  attn_shape a; /* a.mask is NULL here: pointers do not travel in attributes */
+  bool has_mask;
+} attention_attrs;
+
+/* saved: q, k, v (contiguous), out alias, lse {B*H*Tq} float64, mask (optional) */
 static int attention_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  const attention_attrs *at = GEN_NODE_ATTRS(n, attention_attrs);
   gen_tensor *q = gen_node_saved(n, 0), *k = q ? gen_node_saved(n, 1) : NULL, *v = k ? gen_node_saved(n, 2) : NULL;
   gen_tensor *o = v ? gen_node_saved(n, 3) : NULL, *lse = o ? gen_node_saved(n, 4) : NULL;
-  gen_tensor *mask = lse && n->ints[7] ? gen_node_saved(n, 5) : NULL;
-  if (!lse || (n->ints[7] && !mask)) return -1;
-  attn_shape a = {n->ints[0], n->ints[1], n->ints[2], n->ints[3], n->ints[4], n->ints[5], n->reals[0], n->ints[6], mask,
-                  {n->ints[8], n->ints[9], n->ints[10], n->ints[11]}};
+  gen_tensor *mask = lse && at->has_mask ? gen_node_saved(n, 5) : NULL;
+  if (!lse || (at->has_mask && !mask)) return -1;
+  attn_shape a = at->a;
+  if (mask) {
+    a.mask = gen_data_ptr(mask);
+    a.mask_dtype = mask->dtype;
+  }
   gen_dtype dt = q->dtype;
   gen_tensor *co = gen_contiguous_raw(o), *cg = co ? gen_contiguous_raw(g) : NULL;
   gen_tensor *dq = cg ? gen_zeros(dt, q->ndim, q->shape) : NULL, *dk = dq ? gen_zeros(dt, k->ndim, k->shape) : NULL;
   gen_tensor *dv = dk ? gen_zeros(dt, v->ndim, v->shape) : NULL;
-  int rc = dv ? 0 : -1;
-  size_t es = gen_dtype_size(dt);
+  int threads = gen_get_num_threads();
+  int64_t per_thread = dt == GEN_FLOAT32 ? gen_attention_backward_scratch_floats(&a) : 2 * BQ * BK + (a.tq ? a.tq : 1);
+  gen_tensor *scratch =
+      dv ? gen_empty(dt == GEN_FLOAT32 ? GEN_FLOAT32 : GEN_FLOAT64, 1, (int64_t[1]){threads * per_thread}) : NULL;
+  int rc = scratch ? 0 : -1;
   if (rc == 0 && dt == GEN_FLOAT32) {
-    rc = gen_attention_backward_f32(&a, (const float *)gen_data_ptr(q), (const float *)gen_data_ptr(k), (const float *)gen_data_ptr(v),
-                                    (const float *)gen_data_ptr(co), (const float *)gen_data_ptr(cg), (const double *)gen_data_ptr(lse),
-                                    (float *)gen_data_ptr(dq), (float *)gen_data_ptr(dk), (float *)gen_data_ptr(dv));
+    gen_attention_backward_f32((float *)gen_data_ptr(dq), (float *)gen_data_ptr(dk), (float *)gen_data_ptr(dv),
+                               (const float *)gen_data_ptr(cg), (const float *)gen_data_ptr(q), (const float *)gen_data_ptr(k),
+                               (const float *)gen_data_ptr(v), (const float *)gen_data_ptr(co), (const double *)gen_data_ptr(lse),
+                               &a, (float *)gen_data_ptr(scratch), threads);
   } else if (rc == 0) {
-    int failed = 0;
-#pragma omp parallel for reduction(| : failed) if (a.b * a.h > 1)
-    for (int64_t s = 0; s < a.b * a.h; s++) {
-      void *p_tile = malloc((size_t)(BQ * BK) * es), *dp_tile = malloc((size_t)(BQ * BK) * es);
-      double *dsum = malloc(sizeof(double) * (size_t)(a.tq ? a.tq : 1));
-      if (p_tile && dp_tile && dsum) {
-        slice_backward(&a, dt, gen_data_ptr(q) + (size_t)(s * a.tq * a.d) * es, gen_data_ptr(k) + (size_t)(s * a.tk * a.d) * es,
-                       gen_data_ptr(v) + (size_t)(s * a.tk * a.dv) * es, gen_data_ptr(co) + (size_t)(s * a.tq * a.dv) * es,
-                       gen_data_ptr(cg) + (size_t)(s * a.tq * a.dv) * es, (const double *)gen_data_ptr(lse) + s * a.tq,
-                       gen_data_ptr(dq) + (size_t)(s * a.tq * a.d) * es, gen_data_ptr(dk) + (size_t)(s * a.tk * a.d) * es,
-                       gen_data_ptr(dv) + (size_t)(s * a.tk * a.dv) * es, p_tile, dp_tile, dsum, s / a.h, s % a.h);
-      } else {
-        failed = 1;
-      }
-      free(p_tile);
-      free(dp_tile);
-      free(dsum);
-    }
-    if (failed) rc = gen_fail_int("out of memory in attention backward");
+    reference_job j = {.a = &a,
+                       .dt = dt,
+                       .q = gen_data_ptr(q),
+                       .k = gen_data_ptr(k),
+                       .v = gen_data_ptr(v),
+                       .o = gen_data_ptr(co),
+                       .dout = gen_data_ptr(cg),
+                       .lse = (double *)gen_data_ptr(lse),
+                       .dq = gen_data_ptr(dq),
+                       .dk = gen_data_ptr(dk),
+                       .dv = gen_data_ptr(dv),
+                       .scratch = (double *)gen_data_ptr(scratch),
+                       .per_thread = per_thread};
+    run_slices(&j, threads, reference_backward_slice);
   }
+  gen_release(scratch);
   gen_release(co);
   gen_release(cg);
   if (rc < 0) {
@@ -197,60 +251,62 @@ gen_tensor *gen_attention(gen_tensor *q, gen_tensor *k, gen_tensor *v, gen_tenso
                     gen_shape_str(s2, sizeof s2, k->ndim, k->shape), gen_shape_str(s3, sizeof s3, v->ndim, v->shape));
   if (q->dtype != k->dtype || q->dtype != v->dtype || !gen_dtype_is_float(q->dtype))
     return gen_fail("q, k, v must share one float dtype");
-  bool ok = q->shape[0] == k->shape[0] && q->shape[0] == v->shape[0] && q->shape[1] == k->shape[1] && q->shape[1] == v->shape[1] &&
-            q->shape[3] == k->shape[3] && k->shape[2] == v->shape[2];
+  bool ok = q->shape[0] == k->shape[0] && q->shape[0] == v->shape[0] && q->shape[1] == k->shape[1] &&
+            q->shape[1] == v->shape[1] && q->shape[3] == k->shape[3] && k->shape[2] == v->shape[2];
   if (!ok)
     return gen_fail("shapes q %s, k %s, v %s do not fit (batch and heads equal, q and k widths equal, k and v lengths equal)",
                     gen_shape_str(s1, sizeof s1, q->ndim, q->shape), gen_shape_str(s2, sizeof s2, k->ndim, k->shape),
                     gen_shape_str(s3, sizeof s3, v->ndim, v->shape));
-  attn_shape a = {q->shape[0], q->shape[1], q->shape[2], k->shape[2], q->shape[3], v->shape[3], scale, causal, mask, {0}};
+  attn_shape a = {q->shape[0], q->shape[1], q->shape[2], k->shape[2], q->shape[3], v->shape[3],
+                  scale,       causal,      NULL,        GEN_FLOAT32, {0}};
   if (a.scale <= 0) a.scale = 1 / sqrt((double)(a.d ? a.d : 1));
   if (mask) {
     if (mask->dtype != GEN_UINT8 && mask->dtype != q->dtype)
-      return gen_fail("mask must be uint8 (1 = attend) or %s (added to the scores), got %s", gen_dtype_name(q->dtype), gen_dtype_name(mask->dtype));
+      return gen_fail("mask must be uint8 (1 = attend) or %s (added to the scores), got %s", gen_dtype_name(q->dtype),
+                      gen_dtype_name(mask->dtype));
     if (gen_broadcast_strides(mask, 4, (int64_t[4]){a.b, a.h, a.tq, a.tk}, a.mstride) < 0)
-      return gen_fail("mask %s does not broadcast to {%lld,%lld,%lld,%lld}", gen_shape_str(s1, sizeof s1, mask->ndim, mask->shape),
-                      (long long)a.b, (long long)a.h, (long long)a.tq, (long long)a.tk);
+      return gen_fail("mask %s does not broadcast to {%lld,%lld,%lld,%lld}",
+                      gen_shape_str(s1, sizeof s1, mask->ndim, mask->shape), (long long)a.b, (long long)a.h, (long long)a.tq,
+                      (long long)a.tk);
+  }
+  if (mask) {
+    a.mask = gen_data_ptr(mask);
+    a.mask_dtype = mask->dtype;
   }
   gen_dtype dt = q->dtype;
-  size_t es = gen_dtype_size(dt);
+  int threads = gen_get_num_threads();
+  int64_t per_thread = dt == GEN_FLOAT32 ? gen_attention_forward_scratch_floats(&a) : BQ * BK + BQ * (a.dv ? a.dv : 1) + 2 * BQ;
   gen_tensor *cq = gen_contiguous_raw(q), *ck = cq ? gen_contiguous_raw(k) : NULL, *cv = ck ? gen_contiguous_raw(v) : NULL;
   gen_tensor *out = cv ? gen_empty(dt, 4, (int64_t[4]){a.b, a.h, a.tq, a.dv}) : NULL;
   gen_tensor *lse = out ? gen_empty(GEN_FLOAT64, 1, (int64_t[1]){a.b * a.h * a.tq}) : NULL;
-  int failed = !lse;
-  if (lse && dt == GEN_FLOAT32) {
-    failed = gen_attention_forward_f32(&a, (const float *)gen_data_ptr(cq), (const float *)gen_data_ptr(ck), (const float *)gen_data_ptr(cv),
-                                       (float *)gen_data_ptr(out), (double *)gen_data_ptr(lse)) < 0;
-  } else if (lse) {
-#pragma omp parallel for reduction(| : failed) if (a.b * a.h > 1)
-    for (int64_t s = 0; s < a.b * a.h; s++) {
-      void *s_tile = malloc((size_t)(BQ * BK) * es), *o_acc = malloc((size_t)(BQ * (a.dv ? a.dv : 1)) * es);
-      double *m = malloc(sizeof(double) * BQ), *l = malloc(sizeof(double) * BQ);
-      if (s_tile && o_acc && m && l)
-        slice_forward(&a, dt, gen_data_ptr(cq) + (size_t)(s * a.tq * a.d) * es, gen_data_ptr(ck) + (size_t)(s * a.tk * a.d) * es,
-                      gen_data_ptr(cv) + (size_t)(s * a.tk * a.dv) * es, gen_data_ptr(out) + (size_t)(s * a.tq * a.dv) * es,
-                      (double *)gen_data_ptr(lse) + s * a.tq, s_tile, o_acc, m, l, s / a.h, s % a.h);
-      else
-        failed = 1;
-      free(s_tile);
-      free(o_acc);
-      free(m);
-      free(l);
-    }
+  gen_tensor *scratch =
+      lse ? gen_empty(dt == GEN_FLOAT32 ? GEN_FLOAT32 : GEN_FLOAT64, 1, (int64_t[1]){threads * per_thread}) : NULL;
+  int failed = !scratch;
+  if (scratch && dt == GEN_FLOAT32) {
+    gen_attention_forward_f32((float *)gen_data_ptr(out), (double *)gen_data_ptr(lse), (const float *)gen_data_ptr(cq),
+                              (const float *)gen_data_ptr(ck), (const float *)gen_data_ptr(cv), &a,
+                              (float *)gen_data_ptr(scratch), threads);
+  } else if (scratch) {
+    reference_job j = {.a = &a,
+                       .dt = dt,
+                       .q = gen_data_ptr(cq),
+                       .k = gen_data_ptr(ck),
+                       .v = gen_data_ptr(cv),
+                       .o = gen_data_ptr(out),
+                       .lse = (double *)gen_data_ptr(lse),
+                       .scratch = (double *)gen_data_ptr(scratch),
+                       .per_thread = per_thread};
+    run_slices(&j, threads, reference_forward_slice);
   }
-  gen_tensor *inputs[3] = {q, k, v};
-  if (!failed && gen_needs_grad(3, inputs)) {
-    gen_node *n = gen_node_new(GEN_OP_ATTENTION, attention_backward, 3, inputs);
-    if (!n || gen_node_save(n, cq) < 0 || gen_node_save(n, ck) < 0 || gen_node_save(n, cv) < 0 || gen_node_save_output(n, out) < 0 ||
-        gen_node_save(n, lse) < 0 || (mask && gen_node_save(n, mask) < 0)) {
-      gen_node_release(n);
-      failed = 1;
-    } else {
-      int64_t attrs[12] = {a.b, a.h, a.tq, a.tk, a.d, a.dv, causal, mask != NULL, a.mstride[0], a.mstride[1], a.mstride[2], a.mstride[3]};
-      memcpy(n->ints, attrs, sizeof attrs);
-      n->reals[0] = a.scale;
-      gen_attach(out, n);
-    }
+  gen_release(scratch);
+  if (!failed) {
+    attention_attrs at = {a, mask != NULL};
+    at.a.mask = NULL; /* the mask tensor is saved; backward points at it again */
+    out = gen_record(out, &(gen_record_args){.op = GEN_OP_ATTENTION,
+                                             .backward = attention_backward,
+                                             .inputs = GEN_TENSORS(q, k, v),
+                                             .saved = GEN_TENSORS(cq, ck, cv, out, lse, mask),
+                                             .attrs = GEN_ATTRS(&at)});
   }
   gen_release(cq);
   gen_release(ck);

@@ -22,17 +22,28 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "kernels/gemm.h"
 #include "kernels/im2col.h"
 #include "kernels/winograd.h"
 
 static int geometry(const gen_tensor *img, int64_t kh, int64_t kw, const gen_conv_opts *o, gen_conv_geom *g) {
-  *g = (gen_conv_geom){.n = img->shape[0], .c = img->shape[1], .h = img->shape[2], .w = img->shape[3], .kh = kh, .kw = kw,
-                       .sh = o->stride[0], .sw = o->stride[1], .ph = o->padding[0], .pw = o->padding[1],
-                       .dh = o->dilation[0], .dw = o->dilation[1]};
+  *g = (gen_conv_geom){.n = img->shape[0],
+                       .c = img->shape[1],
+                       .h = img->shape[2],
+                       .w = img->shape[3],
+                       .kh = kh,
+                       .kw = kw,
+                       .sh = o->stride[0],
+                       .sw = o->stride[1],
+                       .ph = o->padding[0],
+                       .pw = o->padding[1],
+                       .dh = o->dilation[0],
+                       .dw = o->dilation[1]};
   int64_t eh = g->dh * (kh - 1) + 1, ew = g->dw * (kw - 1) + 1;
   if (g->h + 2 * g->ph < eh || g->w + 2 * g->pw < ew)
     return gen_fail_int("kernel %lldx%lld (dilated %lldx%lld) is larger than the padded input %lldx%lld", (long long)kh,
-                        (long long)kw, (long long)eh, (long long)ew, (long long)(g->h + 2 * g->ph), (long long)(g->w + 2 * g->pw));
+                        (long long)kw, (long long)eh, (long long)ew, (long long)(g->h + 2 * g->ph),
+                        (long long)(g->w + 2 * g->pw));
   g->ho = (g->h + 2 * g->ph - eh) / g->sh + 1;
   g->wo = (g->w + 2 * g->pw - ew) / g->sw + 1;
   return 0;
@@ -57,19 +68,40 @@ static int check_args(const gen_tensor *x, const gen_tensor *w, const gen_tensor
   if (x->ndim != 4) return gen_fail_int("input must be {N, C, H, W}, got %s", gen_shape_str(sx, sizeof sx, x->ndim, x->shape));
   if (w->ndim != 4) return gen_fail_int("weight must be 4-d, got %s", gen_shape_str(sw, sizeof sw, w->ndim, w->shape));
   if (x->dtype != w->dtype || !gen_dtype_is_float(x->dtype) || (b && b->dtype != x->dtype))
-    return gen_fail_int("input, weight and bias must share one float dtype (got %s and %s)", gen_dtype_name(x->dtype), gen_dtype_name(w->dtype));
+    return gen_fail_int("input, weight and bias must share one float dtype (got %s and %s)", gen_dtype_name(x->dtype),
+                        gen_dtype_name(w->dtype));
   int64_t c = x->shape[1], groups = o->groups;
-  if (c % groups != 0) return gen_fail_int("groups (%lld) must divide the input's %lld channels", (long long)groups, (long long)c);
+  if (c % groups != 0)
+    return gen_fail_int("groups (%lld) must divide the input's %lld channels", (long long)groups, (long long)c);
   if (!transposed && w->shape[0] % groups != 0)
     return gen_fail_int("groups (%lld) must divide the weight's %lld output channels", (long long)groups, (long long)w->shape[0]);
   if (cin_expected_per_group * groups != c)
     return gen_fail_int("input %s has %lld channels but weight %s expects %lld x groups(%lld) = %lld",
-                        gen_shape_str(sx, sizeof sx, x->ndim, x->shape), (long long)c, gen_shape_str(sw, sizeof sw, w->ndim, w->shape),
-                        (long long)cin_expected_per_group, (long long)groups, (long long)(cin_expected_per_group * groups));
+                        gen_shape_str(sx, sizeof sx, x->ndim, x->shape), (long long)c,
+                        gen_shape_str(sw, sizeof sw, w->ndim, w->shape), (long long)cin_expected_per_group, (long long)groups,
+                        (long long)(cin_expected_per_group * groups));
   int64_t out_channels = transposed ? w->shape[1] * groups : w->shape[0];
   if (b && (b->ndim != 1 || b->shape[0] != out_channels))
     return gen_fail_int("bias must be {%lld}, got %s", (long long)out_channels, gen_shape_str(sx, sizeof sx, b->ndim, b->shape));
   return 0;
+}
+
+/* db[c], summed over n and s in double, in a fixed order. */
+static void bias_grad_channel(const void *src, void *dst, int64_t n, int64_t o, int64_t s, bool f32, int64_t c) {
+  double acc = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (f32) {
+      const float *row = (const float *)src + (i * o + c) * s;
+      for (int64_t k = 0; k < s; k++) acc += row[k];
+    } else {
+      const double *row = (const double *)src + (i * o + c) * s;
+      for (int64_t k = 0; k < s; k++) acc += row[k];
+    }
+  }
+  if (f32)
+    ((float *)dst)[c] = (float)acc;
+  else
+    ((double *)dst)[c] = acc;
 }
 
 /* db[o] = sum over n, s of dout {N, O, S}: parallel over channels, each summed in double in a
@@ -81,27 +113,16 @@ static gen_tensor *bias_grad(const gen_tensor *dout, const gen_edge *e) {
   bool f32 = dout->dtype == GEN_FLOAT32;
   const void *src = gen_data_ptr(dout);
   void *dst = gen_data_ptr(db);
-#pragma omp parallel for if (n * o * s > GEN_PARALLEL_GRAIN)
-  for (int64_t c = 0; c < o; c++) {
-    double acc = 0;
-    for (int64_t i = 0; i < n; i++) {
-      if (f32) {
-        const float *row = (const float *)src + (i * o + c) * s;
-        for (int64_t k = 0; k < s; k++) acc += row[k];
-      } else {
-        const double *row = (const double *)src + (i * o + c) * s;
-        for (int64_t k = 0; k < s; k++) acc += row[k];
-      }
-    }
-    if (f32) ((float *)dst)[c] = (float)acc;
-    else ((double *)dst)[c] = acc;
+  if (n * o * s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t c = 0; c < o; c++) bias_grad_channel(src, dst, n, o, s, f32, c);
+  } else {
+    for (int64_t c = 0; c < o; c++) bias_grad_channel(src, dst, n, o, s, f32, c);
   }
   return db;
 }
 
-static gen_tensor *new_buffer(gen_dtype dt, int64_t rows, int64_t cols) {
-  return gen_empty(dt, 2, (int64_t[2]){rows, cols});
-}
+static gen_tensor *new_buffer(gen_dtype dt, int64_t rows, int64_t cols) { return gen_empty(dt, 2, (int64_t[2]){rows, cols}); }
 
 /* ---------------------------------------------------------------- the two directions, shared */
 
@@ -120,7 +141,7 @@ static bool per_image_1x1(const gen_conv_geom *g, int64_t groups) {
  * share it. Chunk sizes depend only on the geometry, never on the thread count, so results do
  * not either. */
 #define COLS_CHUNK_BYTES ((int64_t)4 << 20)
-#define MIN_CHUNKS 8
+#define MIN_CHUNKS       8
 static int64_t chunk_images(const gen_conv_geom *g, size_t es) {
   int64_t per_image = g->c * g->kh * g->kw * g->ho * g->wo * (int64_t)es;
   int64_t nb = per_image > 0 ? COLS_CHUNK_BYTES / per_image : g->n;
@@ -195,8 +216,9 @@ bool gen_conv_set_winograd(bool enabled) {
 }
 
 static bool use_winograd(const gen_conv_geom *g, int64_t groups, int64_t out_channels, gen_dtype dt) {
-  return winograd_enabled && winograd_available && dt == GEN_FLOAT32 && groups == 1 && g->kh == g->kw && (g->kh == 3 || g->kh == 2) &&
-         g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->ph < g->kh && g->pw < g->kw && g->c >= 8 && out_channels >= 8;
+  return winograd_enabled && winograd_available && dt == GEN_FLOAT32 && groups == 1 && g->kh == g->kw &&
+         (g->kh == 3 || g->kh == 2) && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->ph < g->kh && g->pw < g->kw &&
+         g->c >= 8 && out_channels >= 8;
 }
 
 static bool use_polyphase(const gen_conv_geom *g, int64_t groups, int64_t out_channels, gen_dtype dt) {
@@ -209,23 +231,26 @@ static gen_tensor *new_floats(int64_t n) { return gen_empty(GEN_FLOAT32, 1, (int
 
 static void wino_forward_chunk(const conv_job *j, int64_t ci, char *slot) {
   int64_t t0 = ci * j->nt, left = gen_wino_tiles(j->wg) - t0;
-  gen_wino_forward(j->wg, (const float *)j->x, j->u, (const float *)j->b, (float *)j->out, t0, left < j->nt ? left : j->nt,
+  gen_wino_forward((float *)j->out, (const float *)j->x, j->u, (const float *)j->b, j->wg, t0, left < j->nt ? left : j->nt,
                    (float *)slot);
 }
 
 /* out {N, out_channels, Ho, Wo} = conv(x, w) + b with k x k kernels and padding (ph, pw); with
  * adjoint, w is {out_channels, C, k, k} and the convolution is conv2d's input gradient */
-static gen_tensor *wino_conv(const gen_tensor *x, const float *w, bool adjoint, const gen_tensor *b, int64_t out_channels, int64_t k,
-                             int64_t ph, int64_t pw) {
+static gen_tensor *wino_conv(const gen_tensor *x, const float *w, bool adjoint, const gen_tensor *b, int64_t out_channels,
+                             int64_t k, int64_t ph, int64_t pw) {
   gen_wino_geom wg = gen_wino_geometry(x->shape[0], x->shape[1], x->shape[2], x->shape[3], out_channels, k, ph, pw);
   int64_t nt = gen_wino_forward_chunk_tiles(&wg, gen_get_num_threads()), nchunks = (gen_wino_tiles(&wg) + nt - 1) / nt;
   int threads = chunk_threads(nchunks);
-  conv_job j = {.wg = &wg, .nt = nt, .x = gen_data_ptr(x), .b = b ? gen_data_ptr(b) : NULL,
+  conv_job j = {.wg = &wg,
+                .nt = nt,
+                .x = gen_data_ptr(x),
+                .b = b ? gen_data_ptr(b) : NULL,
                 .slot_bytes = gen_wino_forward_scratch_floats(&wg, nt) * (int64_t)sizeof(float)};
   gen_tensor *u = new_floats(gen_wino_weight_floats(&wg)), *scratch = u ? new_scratch(threads, j.slot_bytes) : NULL;
   gen_tensor *out = scratch ? gen_empty(GEN_FLOAT32, 4, (int64_t[4]){wg.n, out_channels, wg.ho, wg.wo}) : NULL;
   if (out) {
-    gen_wino_transform_weight(&wg, w, adjoint, (float *)gen_data_ptr(u));
+    gen_wino_transform_weight((float *)gen_data_ptr(u), w, &wg, adjoint);
     j.u = (const float *)gen_data_ptr(u), j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(out);
     run_chunks(&j, threads, nchunks, wino_forward_chunk);
   }
@@ -241,7 +266,7 @@ static void wino_weight_segment(const conv_job *j, int64_t si, char *slot) {
   if (end > tiles) end = tiles;
   for (int64_t t0 = first; t0 < end; t0 += j->nt) {
     int64_t nt = end - t0 < j->nt ? end - t0 : j->nt;
-    gen_wino_weight_grad(j->wg, (const float *)j->x, (const float *)j->dm, t0, nt, du, t0 > first, (float *)slot);
+    gen_wino_weight_grad(du, (const float *)j->x, (const float *)j->dm, j->wg, t0, nt, t0 > first, (float *)slot);
   }
 }
 
@@ -257,17 +282,22 @@ static gen_tensor *wino_weight_grad(const gen_tensor *x, const gen_tensor *dout,
   int64_t chunks = (per_segment + most - 1) / most, nt = chunks > 0 ? ((per_segment + chunks - 1) / chunks + 15) / 16 * 16 : most;
   int64_t du_floats = gen_wino_du_floats(&wg);
   int threads = chunk_threads(nseg);
-  conv_job j = {.wg = &wg, .nt = nt, .per_segment = per_segment, .x = gen_data_ptr(x), .dm = gen_data_ptr(dout),
+  conv_job j = {.wg = &wg,
+                .nt = nt,
+                .per_segment = per_segment,
+                .x = gen_data_ptr(x),
+                .dm = gen_data_ptr(dout),
                 .slot_bytes = gen_wino_weight_grad_scratch_floats(&wg) * (int64_t)sizeof(float)};
-  gen_tensor *parts = new_floats(nseg > 0 ? nseg * du_floats : du_floats), *scratch = parts ? new_scratch(threads, j.slot_bytes) : NULL;
+  gen_tensor *parts = new_floats(nseg > 0 ? nseg * du_floats : du_floats),
+             *scratch = parts ? new_scratch(threads, j.slot_bytes) : NULL;
   gen_tensor *du = scratch && nseg > 1 ? new_floats(du_floats) : NULL;
   gen_tensor *dw = scratch && (du || nseg <= 1) ? gen_empty(GEN_FLOAT32, ndim, shape) : NULL;
   if (dw) {
     if (nseg == 0) memset(gen_data_ptr(parts), 0, sizeof(float) * (size_t)du_floats);
     j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(parts);
     run_chunks(&j, threads, nseg, wino_weight_segment);
-    if (du) gen_sum_rows_into(gen_data_ptr(parts), nseg, du_floats, gen_data_ptr(du), GEN_FLOAT32);
-    gen_wino_weight_grad_finish(&wg, (const float *)gen_data_ptr(du ? du : parts), (float *)gen_data_ptr(dw));
+    if (du) gen_sum_rows_into(gen_data_ptr(du), gen_data_ptr(parts), nseg, du_floats, GEN_FLOAT32);
+    gen_wino_weight_grad_finish((float *)gen_data_ptr(dw), (const float *)gen_data_ptr(du ? du : parts), &wg);
   }
   gen_release(du);
   gen_release(scratch);
@@ -279,7 +309,7 @@ static gen_tensor *wino_weight_grad(const gen_tensor *x, const gen_tensor *dout,
 static gen_tensor *polyphase_image(const gen_tensor *x) {
   int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
   gen_tensor *xs = gen_empty(GEN_FLOAT32, 4, (int64_t[4]){n, 4 * c, h / 2 + 1, w / 2 + 1});
-  if (xs) gen_space_to_depth2_f32((const float *)gen_data_ptr(x), n, c, h, w, (float *)gen_data_ptr(xs));
+  if (xs) gen_space_to_depth2_f32((float *)gen_data_ptr(xs), (const float *)gen_data_ptr(x), n, c, h, w);
   return xs;
 }
 
@@ -287,7 +317,7 @@ static gen_tensor *polyphase_image(const gen_tensor *x) {
 static gen_tensor *polyphase_weight(const gen_tensor *w) {
   int64_t o = w->shape[0], c = w->shape[1];
   gen_tensor *w2 = gen_empty(GEN_FLOAT32, 4, (int64_t[4]){o, 4 * c, 2, 2});
-  if (w2) gen_polyphase_weight_f32((const float *)gen_data_ptr(w), o, c, (float *)gen_data_ptr(w2), false);
+  if (w2) gen_polyphase_weight_f32((float *)gen_data_ptr(w2), (const float *)gen_data_ptr(w), o, c, false);
   return w2;
 }
 
@@ -306,8 +336,8 @@ static gen_tensor *polyphase_adjoint(const gen_tensor *dout, const gen_tensor *w
   gen_tensor *dxs = w2 ? wino_conv(dout, (const float *)gen_data_ptr(w2), true, NULL, 4 * g->c, 2, 1, 1) : NULL;
   gen_tensor *dx = dxs ? gen_empty(GEN_FLOAT32, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
   if (dx)
-    gen_depth_to_space2_f32((const float *)gen_data_ptr(dxs), g->n, g->c, g->h, g->w, b ? (const float *)gen_data_ptr(b) : NULL,
-                            (float *)gen_data_ptr(dx));
+    gen_depth_to_space2_f32((float *)gen_data_ptr(dx), (const float *)gen_data_ptr(dxs),
+                            b ? (const float *)gen_data_ptr(b) : NULL, g->n, g->c, g->h, g->w);
   gen_release(w2);
   gen_release(dxs);
   return dx;
@@ -319,7 +349,7 @@ static gen_tensor *polyphase_weight_grad(const gen_tensor *x, const gen_tensor *
   gen_tensor *xs = polyphase_image(x);
   gen_tensor *dw2 = xs ? wino_weight_grad(xs, dout, 2, 0, 0, 4, (int64_t[4]){o, 4 * c, 2, 2}) : NULL;
   gen_tensor *dw = dw2 ? gen_empty(GEN_FLOAT32, we->ndim, we->shape) : NULL;
-  if (dw) gen_polyphase_weight_f32((const float *)gen_data_ptr(dw2), o, c, (float *)gen_data_ptr(dw), true);
+  if (dw) gen_polyphase_weight_f32((float *)gen_data_ptr(dw), (const float *)gen_data_ptr(dw2), o, c, true);
   gen_release(xs);
   gen_release(dw2);
   return dw;
@@ -332,11 +362,11 @@ static void apply_chunk(const conv_job *j, int64_t ci, char *slot) {
   gen_conv_geom s = chunk(g, n0, j->nb);
   int64_t qs = s.n * j->hwo;
   char *cols = slot, *om = slot + (size_t)(g->c * g->kh * g->kw * j->nb * j->hwo) * j->es;
-  gen_im2col(&s, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, cols, j->dt);
+  gen_im2col(cols, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, &s, j->dt);
   for (int64_t gi = 0; gi < j->groups; gi++)
-    gen_gemm(false, false, og, qs, j->k, 1, j->w + (size_t)(gi * og * j->k) * j->es, j->k, cols + (size_t)(gi * j->k * qs) * j->es, qs, 0,
-             om + (size_t)(gi * og * qs) * j->es, qs, j->dt);
-  gen_cm_to_nchw(om, j->out + (size_t)(n0 * j->o * j->hwo) * j->es, s.n, j->o, j->hwo, j->b, j->dt);
+    gen_gemm(false, false, og, qs, j->k, 1, j->w + (size_t)(gi * og * j->k) * j->es, j->k,
+             cols + (size_t)(gi * j->k * qs) * j->es, qs, 0, om + (size_t)(gi * og * qs) * j->es, qs, j->dt);
+  gen_cm_to_nchw(j->out + (size_t)(n0 * j->o * j->hwo) * j->es, om, j->b, s.n, j->o, j->hwo, j->dt);
 }
 
 /* dx chunk += col2im(W^T dout chunk) */
@@ -346,9 +376,9 @@ static void adjoint_chunk(const conv_job *j, int64_t ci, char *slot) {
   gen_conv_geom s = chunk(g, n0, j->nb);
   int64_t qs = s.n * j->hwo;
   for (int64_t gi = 0; gi < j->groups; gi++)
-    gen_gemm(true, false, j->k, qs, og, 1, j->w + (size_t)(gi * og * j->k) * j->es, j->k, j->dm + (size_t)(gi * og * j->p + n0 * j->hwo) * j->es,
-             j->p, 0, slot + (size_t)(gi * j->k * qs) * j->es, qs, j->dt);
-  gen_col2im(&s, slot, j->out + (size_t)(n0 * g->c * g->h * g->w) * j->es, j->dt);
+    gen_gemm(true, false, j->k, qs, og, 1, j->w + (size_t)(gi * og * j->k) * j->es, j->k,
+             j->dm + (size_t)(gi * og * j->p + n0 * j->hwo) * j->es, j->p, 0, slot + (size_t)(gi * j->k * qs) * j->es, qs, j->dt);
+  gen_col2im(j->out + (size_t)(n0 * g->c * g->h * g->w) * j->es, slot, &s, j->dt);
 }
 
 /* partial dW of a chunk (its own block of j->out) = dout chunk cols(x chunk)^T */
@@ -358,14 +388,15 @@ static void weight_grad_chunk(const conv_job *j, int64_t ci, char *slot) {
   gen_conv_geom s = chunk(g, n0, j->nb);
   int64_t qs = s.n * j->hwo;
   char *dw = j->out + (size_t)(ci * j->o * j->k) * j->es;
-  gen_im2col(&s, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, slot, j->dt);
+  gen_im2col(slot, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, &s, j->dt);
   for (int64_t gi = 0; gi < j->groups; gi++)
-    gen_gemm(false, true, og, j->k, qs, 1, j->dm + (size_t)(gi * og * j->p + n0 * j->hwo) * j->es, j->p, slot + (size_t)(gi * j->k * qs) * j->es,
-             qs, 0, dw + (size_t)(gi * og * j->k) * j->es, j->k, j->dt);
+    gen_gemm(false, true, og, j->k, qs, 1, j->dm + (size_t)(gi * og * j->p + n0 * j->hwo) * j->es, j->p,
+             slot + (size_t)(gi * j->k * qs) * j->es, qs, 0, dw + (size_t)(gi * og * j->k) * j->es, j->k, j->dt);
 }
 
 /* out {N, O, Ho, Wo} = conv(x, w) + b: the conv2d forward (b contiguous {O} or NULL) */
-static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const gen_tensor *b, const gen_conv_geom *g, int64_t groups) {
+static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const gen_tensor *b, const gen_conv_geom *g,
+                              int64_t groups) {
   gen_dtype dt = x->dtype;
   size_t es = gen_dtype_size(dt);
   int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw;
@@ -374,7 +405,7 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
   if (per_image_1x1(g, groups)) {
     gen_tensor *out = gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo});
     int64_t hw = g->h * g->w;
-    if (out && b) gen_fill_planes(gen_data_ptr(out), g->n, o, hw, gen_data_ptr(b), dt);
+    if (out && b) gen_fill_planes(gen_data_ptr(out), gen_data_ptr(b), g->n, o, hw, dt);
     for (int64_t i = 0; out && i < g->n; i++)
       gen_gemm(false, false, o, hw, g->c, 1, gen_data_ptr(w), g->c, gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, b ? 1 : 0,
                gen_data_ptr(out) + (size_t)(i * o * hw) * es, hw, dt);
@@ -382,8 +413,18 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
   }
   int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, nchunks = (g->n + nb - 1) / nb;
   int threads = chunk_threads(nchunks);
-  conv_job j = {.g = g, .dt = dt, .es = es, .groups = groups, .o = o, .k = k, .nb = nb, .hwo = hwo, .x = gen_data_ptr(x),
-                .w = gen_data_ptr(w), .b = b ? gen_data_ptr(b) : NULL, .slot_bytes = (g->c * g->kh * g->kw + o) * nb * hwo * (int64_t)es};
+  conv_job j = {.g = g,
+                .dt = dt,
+                .es = es,
+                .groups = groups,
+                .o = o,
+                .k = k,
+                .nb = nb,
+                .hwo = hwo,
+                .x = gen_data_ptr(x),
+                .w = gen_data_ptr(w),
+                .b = b ? gen_data_ptr(b) : NULL,
+                .slot_bytes = (g->c * g->kh * g->kw + o) * nb * hwo * (int64_t)es};
   gen_tensor *scratch = new_scratch(threads, j.slot_bytes);
   gen_tensor *out = scratch ? gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo}) : NULL;
   if (out) {
@@ -403,7 +444,7 @@ static gen_tensor *retained(const gen_tensor *t) {
 static gen_tensor *to_cm(const gen_tensor *dout) {
   int64_t n = dout->shape[0], o = dout->shape[1], s = dout->shape[2] * dout->shape[3];
   gen_tensor *dm = new_buffer(dout->dtype, o, n * s);
-  if (dm) gen_nchw_to_cm(gen_data_ptr(dout), gen_data_ptr(dm), n, o, s, dout->dtype);
+  if (dm) gen_nchw_to_cm(gen_data_ptr(dm), gen_data_ptr(dout), n, o, s, dout->dtype);
   return dm;
 }
 
@@ -420,7 +461,7 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
   if (per_image_1x1(g, groups)) {
     gen_tensor *dx = gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w});
     int64_t hw = g->h * g->w;
-    if (dx && b) gen_fill_planes(gen_data_ptr(dx), g->n, g->c, hw, gen_data_ptr(b), dt);
+    if (dx && b) gen_fill_planes(gen_data_ptr(dx), gen_data_ptr(b), g->n, g->c, hw, dt);
     for (int64_t i = 0; dx && i < g->n; i++)
       gen_gemm(true, false, g->c, hw, o, 1, gen_data_ptr(w), g->c, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw, b ? 1 : 0,
                gen_data_ptr(dx) + (size_t)(i * g->c * hw) * es, hw, dt);
@@ -429,12 +470,21 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
   int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, nchunks = (g->n + nb - 1) / nb;
   int threads = chunk_threads(nchunks);
-  conv_job j = {.g = g, .dt = dt, .es = es, .groups = groups, .o = o, .k = k, .nb = nb, .hwo = hwo, .p = p, .w = gen_data_ptr(w),
+  conv_job j = {.g = g,
+                .dt = dt,
+                .es = es,
+                .groups = groups,
+                .o = o,
+                .k = k,
+                .nb = nb,
+                .hwo = hwo,
+                .p = p,
+                .w = gen_data_ptr(w),
                 .slot_bytes = g->c * g->kh * g->kw * nb * hwo * (int64_t)es};
   gen_tensor *scratch = dm ? new_scratch(threads, j.slot_bytes) : NULL;
   gen_tensor *dx = scratch ? gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
   if (dx) {
-    gen_fill_planes(gen_data_ptr(dx), g->n, g->c, g->h * g->w, b ? gen_data_ptr(b) : NULL, dt);
+    gen_fill_planes(gen_data_ptr(dx), b ? gen_data_ptr(b) : NULL, g->n, g->c, g->h * g->w, dt);
     j.dm = gen_data_ptr(dm), j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(dx);
     run_chunks(&j, threads, nchunks, adjoint_chunk);
   }
@@ -465,7 +515,16 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
   int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, nchunks = p > 0 ? (g->n + nb - 1) / nb : 0;
   int threads = chunk_threads(nchunks);
-  conv_job j = {.g = g, .dt = dt, .es = es, .groups = groups, .o = o, .k = k, .nb = nb, .hwo = hwo, .p = p, .x = gen_data_ptr(x),
+  conv_job j = {.g = g,
+                .dt = dt,
+                .es = es,
+                .groups = groups,
+                .o = o,
+                .k = k,
+                .nb = nb,
+                .hwo = hwo,
+                .p = p,
+                .x = gen_data_ptr(x),
                 .slot_bytes = g->c * g->kh * g->kw * nb * hwo * (int64_t)es};
   gen_tensor *scratch = dm ? new_scratch(threads, j.slot_bytes) : NULL;
   /* one partial dW per chunk, summed in chunk order: the same result for any thread count */
@@ -475,7 +534,7 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
   if (dw && nchunks > 0) {
     j.dm = gen_data_ptr(dm), j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(parts ? parts : dw);
     run_chunks(&j, threads, nchunks, weight_grad_chunk);
-    if (parts) gen_sum_rows_into(gen_data_ptr(parts), nchunks, o * k, gen_data_ptr(dw), dt);
+    if (parts) gen_sum_rows_into(gen_data_ptr(dw), gen_data_ptr(parts), nchunks, o * k, dt);
   }
   gen_release(parts);
   gen_release(scratch);
@@ -485,16 +544,11 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
 
 /* ---------------------------------------------------------------- conv2d */
 
-/* saved: x (contiguous), w (contiguous); ints: geometry (14), groups */
-static void store_geom(gen_node *n, const gen_conv_geom *g, int64_t groups) {
-  memcpy(n->ints, g, sizeof *g);
-  n->ints[14] = groups;
-}
-static void load_geom(const gen_node *n, gen_conv_geom *g, int64_t *groups) {
-  memcpy(g, n->ints, sizeof *g);
-  *groups = n->ints[14];
-}
-_Static_assert(sizeof(gen_conv_geom) == 14 * sizeof(int64_t) && 15 <= GEN_NODE_MAX_ATTRS, "geometry fits the node");
+/* What the backward needs besides the saved x and w (both contiguous). */
+typedef struct {
+  gen_conv_geom g;
+  int64_t groups;
+} conv_attrs;
 
 /* Both directions: conv2d's input gradient is the adjoint of its forward, and conv_transpose2d's
  * is the forward itself; the weight gradient pairs the conv "image" with the conv "output". For
@@ -502,18 +556,20 @@ _Static_assert(sizeof(gen_conv_geom) == 14 * sizeof(int64_t) && 15 <= GEN_NODE_M
 static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0), *w = x ? gen_node_saved(n, 1) : NULL;
   if (!w) return -1;
-  gen_conv_geom g;
-  int64_t groups;
-  load_geom(n, &g, &groups);
+  const conv_attrs *at = GEN_NODE_ATTRS(n, conv_attrs);
+  gen_conv_geom g = at->g;
+  int64_t groups = at->groups;
   gen_tensor *d = gen_contiguous_raw(gout);
   if (!d) return -1;
   bool transposed = n->op == GEN_OP_CONV_TRANSPOSE2D, need_x = gen_edge_live(&n->edges[0]), need_w = gen_edge_live(&n->edges[1]);
   gen_tensor *dm = NULL;
   int rc = 0;
-  bool shared_cm = !transposed && need_x && need_w && !per_image_1x1(&g, groups) && !use_winograd(&g, groups, w->shape[0], d->dtype) &&
-                   !use_polyphase(&g, groups, w->shape[0], d->dtype);
+  bool shared_cm = !transposed && need_x && need_w && !per_image_1x1(&g, groups) &&
+                   !use_winograd(&g, groups, w->shape[0], d->dtype) && !use_polyphase(&g, groups, w->shape[0], d->dtype);
   if (shared_cm && !(dm = to_cm(d))) rc = -1;
-  if (rc == 0 && need_x && !(grad_in[0] = transposed ? conv_apply(d, w, NULL, &g, groups) : conv_adjoint(d, dm, w, NULL, &g, groups))) rc = -1;
+  if (rc == 0 && need_x &&
+      !(grad_in[0] = transposed ? conv_apply(d, w, NULL, &g, groups) : conv_adjoint(d, dm, w, NULL, &g, groups)))
+    rc = -1;
   if (rc == 0 && need_w &&
       !(grad_in[1] = transposed ? conv_weight_grad(d, x, NULL, &g, groups, &n->edges[1])
                                 : conv_weight_grad(x, d, dm, &g, groups, &n->edges[1])))
@@ -524,20 +580,14 @@ static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   return rc;
 }
 
-static gen_tensor *record_conv(gen_tensor *out, gen_op op, gen_backward_fn bw, gen_tensor *x, gen_tensor *w, gen_tensor *b,
-                               gen_tensor *cx, gen_tensor *cw, const gen_conv_geom *g, int64_t groups) {
-  gen_tensor *inputs[3] = {x, w, b};
-  int n_in = b ? 3 : 2;
-  if (!out || !gen_needs_grad(n_in, inputs)) return out;
-  gen_node *n = gen_node_new(op, bw, n_in, inputs);
-  if (!n || gen_node_save(n, cx) < 0 || gen_node_save(n, cw) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  store_geom(n, g, groups);
-  gen_attach(out, n);
-  return out;
+static gen_tensor *record_conv(gen_tensor *out, gen_op op, gen_tensor *x, gen_tensor *w, gen_tensor *b, gen_tensor *cx,
+                               gen_tensor *cw, const gen_conv_geom *g, int64_t groups) {
+  conv_attrs at = {*g, groups};
+  return gen_record(out, &(gen_record_args){.op = op,
+                                            .backward = conv_backward,
+                                            .inputs = b ? GEN_TENSORS(x, w, b) : GEN_TENSORS(x, w),
+                                            .saved = GEN_TENSORS(cx, cw),
+                                            .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_conv_opts *o) {
@@ -548,7 +598,7 @@ gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_co
   gen_tensor *cb = cw && b ? gen_contiguous_raw(b) : NULL;
   gen_tensor *out = cw && (cb || !b) ? conv_apply(cx, cw, cb, &g, o->groups) : NULL;
   gen_release(cb);
-  out = record_conv(out, GEN_OP_CONV2D, conv_backward, x, w, b, cx, cw, &g, o->groups);
+  out = record_conv(out, GEN_OP_CONV2D, x, w, b, cx, cw, &g, o->groups);
   gen_release(cx);
   gen_release(cw);
   return out;
@@ -569,14 +619,25 @@ gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, co
   int64_t ho = (x->shape[2] - 1) * o->stride[0] - 2 * o->padding[0] + o->dilation[0] * (kh - 1) + o->output_padding[0] + 1;
   int64_t wo = (x->shape[3] - 1) * o->stride[1] - 2 * o->padding[1] + o->dilation[1] * (kw - 1) + o->output_padding[1] + 1;
   if (ho < 1 || wo < 1) return gen_fail("output size %lldx%lld is not positive", (long long)ho, (long long)wo);
-  gen_conv_geom g = {.n = x->shape[0], .c = oc, .h = ho, .w = wo, .kh = kh, .kw = kw, .sh = o->stride[0], .sw = o->stride[1],
-                     .ph = o->padding[0], .pw = o->padding[1], .dh = o->dilation[0], .dw = o->dilation[1],
-                     .ho = x->shape[2], .wo = x->shape[3]};
+  gen_conv_geom g = {.n = x->shape[0],
+                     .c = oc,
+                     .h = ho,
+                     .w = wo,
+                     .kh = kh,
+                     .kw = kw,
+                     .sh = o->stride[0],
+                     .sw = o->stride[1],
+                     .ph = o->padding[0],
+                     .pw = o->padding[1],
+                     .dh = o->dilation[0],
+                     .dw = o->dilation[1],
+                     .ho = x->shape[2],
+                     .wo = x->shape[3]};
   gen_tensor *cx = gen_contiguous_raw(x), *cw = cx ? gen_contiguous_raw(w) : NULL;
   gen_tensor *cb = cw && b ? gen_contiguous_raw(b) : NULL;
   gen_tensor *out = cw && (cb || !b) ? conv_adjoint(cx, NULL, cw, cb, &g, o->groups) : NULL;
   gen_release(cb);
-  out = record_conv(out, GEN_OP_CONV_TRANSPOSE2D, conv_backward, x, w, b, cx, cw, &g, o->groups);
+  out = record_conv(out, GEN_OP_CONV_TRANSPOSE2D, x, w, b, cx, cw, &g, o->groups);
   gen_release(cx);
   gen_release(cw);
   return out;

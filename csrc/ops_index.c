@@ -17,8 +17,7 @@ static int check_indices(const gen_tensor *idx, int64_t size, const char *what) 
   int64_t n = gen_numel(idx);
   for (int64_t i = 0; i < n; i++) {
     int64_t v = (int64_t)gen_get_flat(idx, i);
-    if (v < 1 || v > size)
-      return gen_fail_int("%s holds %lld, out of range 1..%lld", what, (long long)v, (long long)size);
+    if (v < 1 || v > size) return gen_fail_int("%s holds %lld, out of range 1..%lld", what, (long long)v, (long long)size);
   }
   return 0;
 }
@@ -64,11 +63,16 @@ static gen_tensor *select_rows(gen_tensor *a, int dim, gen_tensor *flat_idx, int
   return out;
 }
 
-/* ints[0] = dim; saved[0] = flat index */
+/* The one attribute of every op here: the dimension indexed. */
+typedef struct {
+  int dim;
+} index_attrs;
+
+/* saved[0] = flat index */
 static int rows_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *idx = gen_node_saved(node, 0);
   if (!idx) return -1;
-  int dim = (int)node->ints[0];
+  int dim = GEN_NODE_ATTRS(node, index_attrs)->dim;
   int wi = node->op == GEN_OP_EMBEDDING ? 1 : 0; /* embedding's weight is its second input */
   const gen_edge *e = &node->edges[wi];
   gen_tensor *acc = gen_zeros(g->dtype, e->ndim, e->shape);
@@ -86,18 +90,17 @@ static int rows_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
 }
 
 static gen_tensor *record_rows(gen_tensor *out, gen_op op, int n_in, gen_tensor **inputs, gen_tensor *flat_idx, int dim) {
-  if (!out || !gen_needs_grad(n_in, inputs)) return out;
+  if (!out || !gen_needs_grad(n_in, inputs)) return out; /* before copying the index */
   gen_tensor *ci = gen_contiguous_raw(flat_idx);
-  gen_node *n = ci ? gen_node_new(op, rows_backward, n_in, inputs) : NULL;
-  if (!n || gen_node_save(n, ci) < 0) {
-    gen_node_release(n);
-    gen_release(ci);
+  if (!ci) {
     gen_release(out);
     return NULL;
   }
+  index_attrs at = {dim};
+  out = gen_record(
+      out, &(gen_record_args){
+               .op = op, .backward = rows_backward, .inputs = {n_in, inputs}, .saved = GEN_TENSORS(ci), .attrs = GEN_ATTRS(&at)});
   gen_release(ci);
-  n->ints[0] = dim;
-  gen_attach(out, n);
   return out;
 }
 
@@ -149,7 +152,8 @@ static int check_gather_shapes(const gen_tensor *a, int dim, const gen_tensor *i
     if (d != dim && idx->shape[d] > a->shape[d]) {
       char s1[GEN_SHAPE_STR_MAX], s2[GEN_SHAPE_STR_MAX];
       return gen_fail_int("index shape %s is larger than the input's %s in dimension %d",
-                          gen_shape_str(s1, sizeof s1, idx->ndim, idx->shape), gen_shape_str(s2, sizeof s2, a->ndim, a->shape), d + 1);
+                          gen_shape_str(s1, sizeof s1, idx->ndim, idx->shape), gen_shape_str(s2, sizeof s2, a->ndim, a->shape),
+                          d + 1);
     }
   return check_indices(idx, a->shape[dim], "index");
 }
@@ -182,7 +186,7 @@ static void scatter_add_raw(gen_tensor *acc, int dim, gen_tensor *ci, gen_tensor
   }
 }
 
-/* gather: ints[0] = dim, saved[0] = index */
+/* gather: saved[0] = index */
 static int gather_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *ci = gen_node_saved(node, 0);
   if (!ci) return -1;
@@ -192,7 +196,7 @@ static int gather_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) 
     gen_release(acc);
     return -1;
   }
-  scatter_add_raw(acc, (int)node->ints[0], ci, cg);
+  scatter_add_raw(acc, GEN_NODE_ATTRS(node, index_attrs)->dim, ci, cg);
   gen_release(cg);
   grad_in[0] = acc;
   return 0;
@@ -202,17 +206,12 @@ gen_tensor *gen_gather(gen_tensor *a, int dim, gen_tensor *index) {
   if (check_gather_shapes(a, dim, index) < 0) return NULL;
   gen_tensor *ci = gen_contiguous_raw(index);
   gen_tensor *out = ci ? gather_raw(a, dim, ci) : NULL;
-  if (out && gen_needs_grad(1, &a)) {
-    gen_node *n = gen_node_new(GEN_OP_GATHER, gather_backward, 1, &a);
-    if (!n || gen_node_save(n, ci) < 0) {
-      gen_node_release(n);
-      gen_release(out);
-      out = NULL;
-    } else {
-      n->ints[0] = dim;
-      gen_attach(out, n);
-    }
-  }
+  index_attrs at = {dim};
+  out = gen_record(out, &(gen_record_args){.op = GEN_OP_GATHER,
+                                           .backward = gather_backward,
+                                           .inputs = GEN_TENSORS(a),
+                                           .saved = GEN_TENSORS(ci),
+                                           .attrs = GEN_ATTRS(&at)});
   gen_release(ci);
   return out;
 }
@@ -225,7 +224,7 @@ static int scatter_add_backward(gen_node *node, gen_tensor *g, gen_tensor **grad
   }
   if (gen_edge_live(&node->edges[2])) {
     gen_tensor *ci = gen_node_saved(node, 0);
-    if (!ci || !(grad_in[2] = gather_raw(g, (int)node->ints[0], ci))) return -1;
+    if (!ci || !(grad_in[2] = gather_raw(g, GEN_NODE_ATTRS(node, index_attrs)->dim, ci))) return -1;
   }
   return 0;
 }
@@ -237,7 +236,8 @@ gen_tensor *gen_scatter_add(gen_tensor *a, int dim, gen_tensor *index, gen_tenso
     return gen_fail("src shape %s must equal the index shape %s", gen_shape_str(s1, sizeof s1, src->ndim, src->shape),
                     gen_shape_str(s2, sizeof s2, index->ndim, index->shape));
   }
-  if (src->dtype != a->dtype) return gen_fail("src is %s but the input is %s", gen_dtype_name(src->dtype), gen_dtype_name(a->dtype));
+  if (src->dtype != a->dtype)
+    return gen_fail("src is %s but the input is %s", gen_dtype_name(src->dtype), gen_dtype_name(a->dtype));
   gen_tensor *out = gen_empty(a->dtype, a->ndim, a->shape);
   gen_tensor *ci = out && gen_copy_raw(out, a) == 0 ? gen_contiguous_raw(index) : NULL;
   gen_tensor *cs = ci ? gen_contiguous_raw(src) : NULL;
@@ -248,18 +248,12 @@ gen_tensor *gen_scatter_add(gen_tensor *a, int dim, gen_tensor *index, gen_tenso
   }
   scatter_add_raw(out, dim, ci, cs);
   gen_release(cs);
-  gen_tensor *inputs[3] = {a, index, src};
-  if (gen_needs_grad(3, inputs)) {
-    gen_node *n = gen_node_new(GEN_OP_SCATTER_ADD, scatter_add_backward, 3, inputs);
-    if (!n || gen_node_save(n, ci) < 0) {
-      gen_node_release(n);
-      gen_release(out);
-      out = NULL;
-    } else {
-      n->ints[0] = dim;
-      gen_attach(out, n);
-    }
-  }
+  index_attrs at = {dim};
+  out = gen_record(out, &(gen_record_args){.op = GEN_OP_SCATTER_ADD,
+                                           .backward = scatter_add_backward,
+                                           .inputs = GEN_TENSORS(a, index, src),
+                                           .saved = GEN_TENSORS(ci),
+                                           .attrs = GEN_ATTRS(&at)});
   gen_release(ci);
   return out;
 }

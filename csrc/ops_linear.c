@@ -17,7 +17,7 @@ static gen_tensor *rows_view(gen_tensor *t, int64_t rows, int64_t cols) {
   return gen_reshape_raw(t, 2, (int64_t[2]){rows, cols});
 }
 
-/* saved: x, w; ints[0] = has bias */
+/* saved: x, w; the bias is the optional third input */
 static int linear_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0), *w = x ? gen_node_saved(n, 1) : NULL;
   if (!w) return -1;
@@ -74,15 +74,8 @@ gen_tensor *gen_linear(gen_tensor *x, gen_tensor *w, gen_tensor *b) {
   gen_tensor *res = gen_reshape_raw(y, x->ndim, shape);
   gen_release(y);
   if (!res) return NULL;
-  gen_tensor *inputs[3] = {x, w, b};
-  int n_in = b ? 3 : 2;
-  if (!gen_needs_grad(n_in, inputs)) return res;
-  gen_node *n = gen_node_new(GEN_OP_LINEAR, linear_backward, n_in, inputs);
-  if (!n || gen_node_save(n, x) < 0 || gen_node_save(n, w) < 0) {
-    gen_node_release(n);
-    gen_release(res);
-    return NULL;
-  }
-  gen_attach(res, n);
-  return res;
+  return gen_record(res, &(gen_record_args){.op = GEN_OP_LINEAR,
+                                            .backward = linear_backward,
+                                            .inputs = b ? GEN_TENSORS(x, w, b) : GEN_TENSORS(x, w),
+                                            .saved = GEN_TENSORS(x, w)});
 }

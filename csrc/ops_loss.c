@@ -1,7 +1,8 @@
 /*
- * ops_loss.c — losses. Pointwise losses compute, in one pass, each element's loss and its partial
- * derivatives with respect to both inputs (saved for backward, which only scales them by the
- * upstream gradient); class losses work on rows of logits. Definitions follow PyTorch:
+ * ops_loss.c — losses. Pointwise losses compute each element's loss in one pass and save their
+ * (contiguous) inputs; backward recomputes the partial derivatives from them, only for the inputs
+ * that need a gradient, scaled by the upstream gradient. Class losses work on rows of logits and
+ * save d loss / d input, computed with the forward. Definitions follow PyTorch:
  *   mse (x-y)^2;  l1 |x-y|;  bce_with_logits max(x,0) - x y + log1p(exp(-|x|));
  *   binary_cross_entropy -(y log p + (1-y) log(1-p)) with logs clamped at -100;
  *   cross_entropy -log_softmax(x)[t];  nll_loss -x[t];  kl_normal -1/2 (1 + lv - mu^2 - exp(lv)).
@@ -15,18 +16,21 @@
 #include "kernels/fastmath.h"
 #include "ops_reduce.h"
 
-typedef enum { PW_MSE, PW_L1, PW_BCE_LOGITS, PW_BCE, PW_KL } pointwise;
+typedef enum { PW_MSE, PW_L1, PW_BCE_LOGITS, PW_BCE, PW_KL, PW_COUNT } pointwise;
 
 static const gen_op pointwise_ops[] = {GEN_OP_MSE_LOSS, GEN_OP_L1_LOSS, GEN_OP_BCE_WITH_LOGITS, GEN_OP_BINARY_CROSS_ENTROPY,
                                        GEN_OP_KL_NORMAL};
+_Static_assert(GEN_COUNT_OF(pointwise_ops) == PW_COUNT, "every pointwise loss needs its op");
 
 /* element i of a float buffer p of dtype dt (the pointer taken once, outside the loops) */
 static inline double ld(const char *p, gen_dtype dt, int64_t i) {
   return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
 }
 static inline void st(char *p, gen_dtype dt, int64_t i, double v) {
-  if (dt == GEN_FLOAT32) ((float *)p)[i] = (float)v;
-  else ((double *)p)[i] = v;
+  if (dt == GEN_FLOAT32)
+    ((float *)p)[i] = (float)v;
+  else
+    ((double *)p)[i] = v;
 }
 
 static double clamp_log(double v) { return v > 0 ? fmax(log(v), -100.0) : -100.0; }
@@ -67,8 +71,8 @@ static inline float fast_value(pointwise k, float a, float b) {
  * total for any thread count. Within a block, runs of 64 values are computed into a buffer (one
  * vectorized loop per loss) and added into eight double partial sums. */
 #define LOSS_BLOCK 4096
-__attribute__((always_inline)) static inline double fast_block_of(pointwise k, const float *a, const float *b, float *el, int64_t lo,
-                                                                  int64_t hi) {
+__attribute__((always_inline)) static inline double fast_block_of(pointwise k, const float *a, const float *b, float *el,
+                                                                  int64_t lo, int64_t hi) {
   double part[8] = {0};
   float v[64];
   for (int64_t i = lo; i < hi; i += 64) {
@@ -92,8 +96,8 @@ GEN_SIMD_CLONES static double bce_logits_block(const float *a, const float *b, f
 static double fast_block(pointwise k, const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
   return k == PW_MSE ? mse_block(a, b, el, lo, hi) : bce_logits_block(a, b, el, lo, hi);
 }
-static double generic_block(pointwise k, const char *a, gen_dtype ta, const char *b, gen_dtype tb, char *el, gen_dtype dt, int64_t lo,
-                            int64_t hi) {
+static double generic_block(pointwise k, const char *a, gen_dtype ta, const char *b, gen_dtype tb, char *el, gen_dtype dt,
+                            int64_t lo, int64_t hi) {
   double sum = 0;
   for (int64_t i = lo; i < hi; i++) {
     double v = pointwise_value(k, ld(a, ta, i), ld(b, tb, i));
@@ -103,6 +107,14 @@ static double generic_block(pointwise k, const char *a, gen_dtype ta, const char
   return sum;
 }
 
+/* Block bi of pointwise_forward. */
+static void pointwise_forward_block(double *block_sums, pointwise k, bool fast, char *pe, gen_dtype dt, const char *pa,
+                                    gen_dtype adt, const char *pb, gen_dtype bdt, int64_t count, int64_t bi) {
+  int64_t lo = bi * LOSS_BLOCK, hi = lo + LOSS_BLOCK < count ? lo + LOSS_BLOCK : count;
+  block_sums[bi] = fast ? fast_block(k, (const float *)pa, (const float *)pb, (float *)pe, lo, hi)
+                        : generic_block(k, pa, adt, pb, bdt, pe, dt, lo, hi);
+}
+
 /* el[i] = loss of element i (when el is not NULL); returns the sum of all of them */
 static double pointwise_forward(pointwise k, const gen_tensor *a, const gen_tensor *b, gen_tensor *el, double *block_sums) {
   int64_t count = gen_numel(a), nblocks = (count + LOSS_BLOCK - 1) / LOSS_BLOCK;
@@ -110,11 +122,13 @@ static double pointwise_forward(pointwise k, const gen_tensor *a, const gen_tens
   char *pe = el ? gen_data_ptr(el) : NULL;
   bool fast = fast_kind(k) && a->dtype == GEN_FLOAT32 && b->dtype == GEN_FLOAT32;
   gen_dtype dt = gen_promote(a->dtype, b->dtype);
-#pragma omp parallel for if (count > GEN_PARALLEL_GRAIN / 8)
-  for (int64_t bi = 0; bi < nblocks; bi++) {
-    int64_t lo = bi * LOSS_BLOCK, hi = lo + LOSS_BLOCK < count ? lo + LOSS_BLOCK : count;
-    block_sums[bi] = fast ? fast_block(k, (const float *)pa, (const float *)pb, (float *)pe, lo, hi)
-                          : generic_block(k, pa, a->dtype, pb, b->dtype, pe, dt, lo, hi);
+  if (count > GEN_PARALLEL_GRAIN / 8) {
+#pragma omp parallel for
+    for (int64_t bi = 0; bi < nblocks; bi++)
+      pointwise_forward_block(block_sums, k, fast, pe, dt, pa, a->dtype, pb, b->dtype, count, bi);
+  } else {
+    for (int64_t bi = 0; bi < nblocks; bi++)
+      pointwise_forward_block(block_sums, k, fast, pe, dt, pa, a->dtype, pb, b->dtype, count, bi);
   }
   double total = 0;
   for (int64_t bi = 0; bi < nblocks; bi++) total += block_sums[bi];
@@ -140,11 +154,31 @@ GEN_SIMD_CLONES static void fast_grad_range(pointwise k, bool wrt_b, const float
   }
 }
 
-/* saved: a, b (contiguous); ints[0] = reduction; reals[0] = mean divisor. The derivatives are
- * recomputed from the inputs, for the inputs that need them. */
+/* Block bi of pointwise_backward: (g or scalar) * d loss / d a (or b when wrt_b). */
+static void pointwise_grad_block(pointwise k, bool wrt_b, bool fast_g, char *po, gen_dtype dt, const char *pa, gen_dtype adt,
+                                 const char *pb, gen_dtype bdt, const char *pg, gen_dtype gdt, double scalar, int64_t count,
+                                 int64_t bi) {
+  int64_t lo = bi * LOSS_BLOCK, hi = lo + LOSS_BLOCK < count ? lo + LOSS_BLOCK : count;
+  if (fast_g) {
+    fast_grad_range(k, wrt_b, (const float *)pa, (const float *)pb, (const float *)pg, (float)scalar, (float *)po, lo, hi);
+  } else {
+    for (int64_t e = lo; e < hi; e++)
+      st(po, dt, e, (pg ? ld(pg, gdt, e) : scalar) * pointwise_grad(k, wrt_b, ld(pa, adt, e), ld(pb, bdt, e)));
+  }
+}
+
+typedef struct {
+  gen_reduction reduction;
+  pointwise kind;
+  double divisor; /* of the sum, for reduction "mean" */
+} pointwise_attrs;
+
+/* saved: a, b (contiguous). The derivatives are recomputed from the inputs, for the inputs that
+ * need them. */
 static int pointwise_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
-  pointwise k = (pointwise)n->ints[1];
-  gen_reduction r = (gen_reduction)n->ints[0];
+  const pointwise_attrs *at = GEN_NODE_ATTRS(n, pointwise_attrs);
+  pointwise k = at->kind;
+  gen_reduction r = at->reduction;
   gen_tensor *a = gen_node_saved(n, 0), *b = a ? gen_node_saved(n, 1) : NULL;
   if (!b) return -1;
   gen_dtype dt = gen_promote(a->dtype, b->dtype);
@@ -157,19 +191,18 @@ static int pointwise_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
       return -1;
     }
     int64_t count = gen_numel(a), nblocks = (count + LOSS_BLOCK - 1) / LOSS_BLOCK;
-    double scalar = r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? n->reals[0] : 1);
+    double scalar =
+        r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? at->divisor : 1);
     const char *pa = gen_data_ptr(a), *pb = gen_data_ptr(b), *pg = r == GEN_REDUCE_NONE ? gen_data_ptr(cg) : NULL;
     char *po = gen_data_ptr(out);
     bool wrt_b = i == 1, fast_g = fast && (!pg || cg->dtype == GEN_FLOAT32);
-#pragma omp parallel for if (count > GEN_PARALLEL_GRAIN / 8)
-    for (int64_t bi = 0; bi < nblocks; bi++) {
-      int64_t lo = bi * LOSS_BLOCK, hi = lo + LOSS_BLOCK < count ? lo + LOSS_BLOCK : count;
-      if (fast_g) {
-        fast_grad_range(k, wrt_b, (const float *)pa, (const float *)pb, (const float *)pg, (float)scalar, (float *)po, lo, hi);
-      } else {
-        for (int64_t e = lo; e < hi; e++)
-          st(po, dt, e, (pg ? ld(pg, cg->dtype, e) : scalar) * pointwise_grad(k, wrt_b, ld(pa, a->dtype, e), ld(pb, b->dtype, e)));
-      }
+    if (count > GEN_PARALLEL_GRAIN / 8) {
+#pragma omp parallel for
+      for (int64_t bi = 0; bi < nblocks; bi++)
+        pointwise_grad_block(k, wrt_b, fast_g, po, dt, pa, a->dtype, pb, b->dtype, pg, cg->dtype, scalar, count, bi);
+    } else {
+      for (int64_t bi = 0; bi < nblocks; bi++)
+        pointwise_grad_block(k, wrt_b, fast_g, po, dt, pa, a->dtype, pb, b->dtype, pg, cg->dtype, scalar, count, bi);
     }
     gen_release(cg);
     grad_in[i] = out;
@@ -191,7 +224,8 @@ static gen_tensor *pointwise_loss(pointwise k, gen_tensor *a, gen_tensor *b, gen
   int64_t count = gen_numel(a);
   gen_tensor *ca = gen_contiguous_raw(a), *cb = ca ? gen_contiguous_raw(b) : NULL;
   gen_tensor *el = cb && r == GEN_REDUCE_NONE ? gen_empty(dt, a->ndim, a->shape) : NULL;
-  gen_tensor *sums = cb && (el || r != GEN_REDUCE_NONE) ? gen_empty(GEN_FLOAT64, 1, (int64_t[1]){(count + LOSS_BLOCK - 1) / LOSS_BLOCK}) : NULL;
+  gen_tensor *sums =
+      cb && (el || r != GEN_REDUCE_NONE) ? gen_empty(GEN_FLOAT64, 1, (int64_t[1]){(count + LOSS_BLOCK - 1) / LOSS_BLOCK}) : NULL;
   double divisor = k == PW_KL ? (double)a->shape[0] : (double)(count ? count : 1);
   gen_tensor *out = NULL;
   if (sums) {
@@ -199,20 +233,12 @@ static gen_tensor *pointwise_loss(pointwise k, gen_tensor *a, gen_tensor *b, gen
     out = el ? el : gen_scalar(dt, r == GEN_REDUCE_MEAN ? total / divisor : total);
     if (el) gen_retain(el);
   }
-  gen_tensor *inputs[2] = {a, b};
-  if (out && gen_needs_grad(2, inputs)) {
-    gen_node *n = gen_node_new(pointwise_ops[k], pointwise_backward, 2, inputs);
-    if (!n || gen_node_save(n, ca) < 0 || gen_node_save(n, cb) < 0) {
-      gen_node_release(n);
-      gen_release(out);
-      out = NULL;
-    } else {
-      n->ints[0] = r;
-      n->ints[1] = k;
-      n->reals[0] = divisor;
-      gen_attach(out, n);
-    }
-  }
+  pointwise_attrs at = {r, k, divisor};
+  out = gen_record(out, &(gen_record_args){.op = pointwise_ops[k],
+                                           .backward = pointwise_backward,
+                                           .inputs = GEN_TENSORS(a, b),
+                                           .saved = GEN_TENSORS(ca, cb),
+                                           .attrs = GEN_ATTRS(&at)});
   gen_release(sums);
   gen_release(ca);
   gen_release(cb);
@@ -252,7 +278,8 @@ static int check_targets(const gen_tensor *x, const gen_tensor *t, int64_t *nb, 
   char sx[GEN_SHAPE_STR_MAX], st[GEN_SHAPE_STR_MAX];
   if (x->ndim < 2) return gen_fail_int("input must be {N, C, ...}, got %s", gen_shape_str(sx, sizeof sx, x->ndim, x->shape));
   if (!gen_dtype_is_float(x->dtype)) return gen_fail_int("input must be float, got %s", gen_dtype_name(x->dtype));
-  if (t->dtype != GEN_INT64) return gen_fail_int("targets must be int64 class indices (1-based), got %s", gen_dtype_name(t->dtype));
+  if (t->dtype != GEN_INT64)
+    return gen_fail_int("targets must be int64 class indices (1-based), got %s", gen_dtype_name(t->dtype));
   bool ok = t->ndim == x->ndim - 1 && t->shape[0] == x->shape[0];
   for (int d = 1; ok && d < t->ndim; d++) ok = t->shape[d] == x->shape[d + 1];
   if (!ok)
@@ -264,34 +291,70 @@ static int check_targets(const gen_tensor *x, const gen_tensor *t, int64_t *nb, 
   int64_t count = gen_numel(t);
   for (int64_t i = 0; i < count; i++) {
     int64_t v = (int64_t)gen_get_flat(t, i);
-    if (v < 1 || v > *c) return gen_fail_int("target %lld is out of range 1..%lld (at position %lld)", (long long)v, (long long)*c, (long long)i + 1);
+    if (v < 1 || v > *c)
+      return gen_fail_int("target %lld is out of range 1..%lld (at position %lld)", (long long)v, (long long)*c,
+                          (long long)i + 1);
   }
   return 0;
 }
 
-/* saved: dx (input shape: softmax - onehot, or -onehot); ints[0] = reduction; reals[0] = count */
+typedef struct {
+  gen_reduction reduction;
+  double count; /* of the loss elements, for reduction "mean" */
+} class_attrs;
+
+/* saved: dx (input shape: softmax - onehot, or -onehot) */
 static int class_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *d = gen_node_saved(n, 0);
   if (!d) return -1;
-  gen_reduction r = (gen_reduction)n->ints[0];
+  const class_attrs *at = GEN_NODE_ATTRS(n, class_attrs);
+  gen_reduction r = at->reduction;
   gen_tensor *out = gen_empty(d->dtype, d->ndim, d->shape), *cg = out ? gen_contiguous_raw(g) : NULL;
   if (!cg) {
     gen_release(out);
     return -1;
   }
   int64_t nb = d->shape[0], c = d->shape[1], s = gen_numel_of(d->ndim - 2, d->shape + 2);
-  double scalar = r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? n->reals[0] : 1);
+  double scalar = r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? at->count : 1);
   size_t es = gen_dtype_size(d->dtype);
   for (int64_t i = 0; i < nb; i++)
     for (int64_t k = 0; k < c; k++)
       for (int64_t j = 0; j < s; j++) {
         int64_t e = (i * c + k) * s + j;
-        double gk = r == GEN_REDUCE_NONE ? gen_read_f64(gen_data_ptr(cg) + (size_t)(i * s + j) * gen_dtype_size(cg->dtype), cg->dtype) : scalar;
-        gen_write_f64(gen_data_ptr(out) + (size_t)e * es, d->dtype, gk * gen_read_f64(gen_data_ptr(d) + (size_t)e * es, d->dtype));
+        double gk = r == GEN_REDUCE_NONE
+                        ? gen_read_f64(gen_data_ptr(cg) + (size_t)(i * s + j) * gen_dtype_size(cg->dtype), cg->dtype)
+                        : scalar;
+        gen_write_f64(gen_data_ptr(out) + (size_t)e * es, d->dtype,
+                      gk * gen_read_f64(gen_data_ptr(d) + (size_t)e * es, d->dtype));
       }
   gen_release(cg);
   grad_in[0] = out;
   return 0;
+}
+
+/* Row row = (i, j) of class_loss: its loss into el, d loss / d x into dx. */
+static void class_loss_row(const gen_tensor *x, const gen_tensor *cx, gen_tensor *dx, gen_tensor *el, const int64_t *tv,
+                           int64_t c, int64_t s, size_t es, bool from_logits, int64_t row) {
+  int64_t i = row / s, j = row % s, target = tv[row] - 1;
+  const char *xb = gen_data_ptr(cx);
+  char *db = gen_data_ptr(dx);
+#define X(k)  gen_read_f64(xb + (size_t)((i * c + (k)) * s + j) * es, x->dtype)
+#define DX(k) (db + (size_t)((i * c + (k)) * s + j) * es)
+  double loss;
+  if (from_logits) {
+    double m = -INFINITY, sum = 0;
+    for (int64_t k = 0; k < c; k++) m = fmax(m, X(k));
+    for (int64_t k = 0; k < c; k++) sum += exp(X(k) - m);
+    double lse = m + log(sum);
+    loss = lse - X(target);
+    for (int64_t k = 0; k < c; k++) gen_write_f64(DX(k), x->dtype, exp(X(k) - lse) - (k == target));
+  } else {
+    loss = -X(target);
+    gen_write_f64(DX(target), x->dtype, -1);
+  }
+#undef X
+#undef DX
+  gen_write_f64(gen_data_ptr(el) + (size_t)row * es, x->dtype, loss);
 }
 
 static gen_tensor *class_loss(gen_tensor *x, gen_tensor *t, gen_reduction r, bool from_logits) {
@@ -305,43 +368,20 @@ static gen_tensor *class_loss(gen_tensor *x, gen_tensor *t, gen_reduction r, boo
   if (dx) {
     size_t es = gen_dtype_size(x->dtype);
     const int64_t *tv = (const int64_t *)gen_data_ptr(ct);
-#pragma omp parallel for if (nb * c * s > GEN_PARALLEL_GRAIN)
-    for (int64_t row = 0; row < nb * s; row++) {
-      int64_t i = row / s, j = row % s, target = tv[row] - 1;
-      const char *xb = gen_data_ptr(cx);
-      char *db = gen_data_ptr(dx);
-#define X(k) gen_read_f64(xb + (size_t)((i * c + (k)) * s + j) * es, x->dtype)
-#define DX(k) (db + (size_t)((i * c + (k)) * s + j) * es)
-      double loss;
-      if (from_logits) {
-        double m = -INFINITY, sum = 0;
-        for (int64_t k = 0; k < c; k++) m = fmax(m, X(k));
-        for (int64_t k = 0; k < c; k++) sum += exp(X(k) - m);
-        double lse = m + log(sum);
-        loss = lse - X(target);
-        for (int64_t k = 0; k < c; k++) gen_write_f64(DX(k), x->dtype, exp(X(k) - lse) - (k == target));
-      } else {
-        loss = -X(target);
-        gen_write_f64(DX(target), x->dtype, -1);
-      }
-#undef X
-#undef DX
-      gen_write_f64(gen_data_ptr(el) + (size_t)row * es, x->dtype, loss);
+    if (nb * c * s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t row = 0; row < nb * s; row++) class_loss_row(x, cx, dx, el, tv, c, s, es, from_logits, row);
+    } else {
+      for (int64_t row = 0; row < nb * s; row++) class_loss_row(x, cx, dx, el, tv, c, s, es, from_logits, row);
     }
     double count = (double)(nb * s > 0 ? nb * s : 1);
     out = reduce_loss(el, r, count);
-    if (out && gen_needs_grad(1, &x)) {
-      gen_node *n = gen_node_new(from_logits ? GEN_OP_CROSS_ENTROPY : GEN_OP_NLL_LOSS, class_backward, 1, &x);
-      if (!n || gen_node_save(n, dx) < 0) {
-        gen_node_release(n);
-        gen_release(out);
-        out = NULL;
-      } else {
-        n->ints[0] = r;
-        n->reals[0] = count;
-        gen_attach(out, n);
-      }
-    }
+    class_attrs at = {r, count};
+    out = gen_record(out, &(gen_record_args){.op = from_logits ? GEN_OP_CROSS_ENTROPY : GEN_OP_NLL_LOSS,
+                                             .backward = class_backward,
+                                             .inputs = GEN_TENSORS(x),
+                                             .saved = GEN_TENSORS(dx),
+                                             .attrs = GEN_ATTRS(&at)});
   }
   gen_release(cx);
   gen_release(ct);
@@ -350,5 +390,7 @@ static gen_tensor *class_loss(gen_tensor *x, gen_tensor *t, gen_reduction r, boo
   return out;
 }
 
-gen_tensor *gen_cross_entropy(gen_tensor *logits, gen_tensor *targets, gen_reduction r) { return class_loss(logits, targets, r, true); }
+gen_tensor *gen_cross_entropy(gen_tensor *logits, gen_tensor *targets, gen_reduction r) {
+  return class_loss(logits, targets, r, true);
+}
 gen_tensor *gen_nll_loss(gen_tensor *logp, gen_tensor *targets, gen_reduction r) { return class_loss(logp, targets, r, false); }

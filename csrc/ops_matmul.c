@@ -83,11 +83,11 @@ static void gemm_block(const gemm_batch *j, int64_t i, int64_t r0, int64_t r1, i
   y += (size_t)(j->lb.trans == CblasNoTrans ? c0 : c0 * j->lb.ld) * j->es; /* columns of B */
   int rows = (int)(r1 - r0), cols = (int)(c1 - c0), k = (int)j->k;
   if (j->dt == GEN_FLOAT32)
-    cblas_sgemm(CblasRowMajor, j->la.trans, j->lb.trans, rows, cols, k, 1.0f, (float *)x, (int)j->la.ld, (float *)y, (int)j->lb.ld,
-                onto ? 1.0f : 0.0f, (float *)z, (int)j->m);
+    cblas_sgemm(CblasRowMajor, j->la.trans, j->lb.trans, rows, cols, k, 1.0f, (float *)x, (int)j->la.ld, (float *)y,
+                (int)j->lb.ld, onto ? 1.0f : 0.0f, (float *)z, (int)j->m);
   else
-    cblas_dgemm(CblasRowMajor, j->la.trans, j->lb.trans, rows, cols, k, 1.0, (double *)x, (int)j->la.ld, (double *)y, (int)j->lb.ld,
-                onto ? 1.0 : 0.0, (double *)z, (int)j->m);
+    cblas_dgemm(CblasRowMajor, j->la.trans, j->lb.trans, rows, cols, k, 1.0, (double *)x, (int)j->la.ld, (double *)y,
+                (int)j->lb.ld, onto ? 1.0 : 0.0, (double *)z, (int)j->m);
 }
 static void gemm_one(const gemm_batch *j, int64_t i, bool onto) { gemm_block(j, i, 0, j->n, 0, j->m, onto); }
 
@@ -110,8 +110,10 @@ static bool gemm_split(const gemm_batch *j, bool onto) {
   for (int part = 0; part < t; part++) {
     int64_t lo = part * step, hi = lo + step < side ? lo + step : side;
     if (lo >= hi) continue;
-    if (by_rows) gemm_block(j, 0, lo, hi, 0, j->m, onto);
-    else gemm_block(j, 0, 0, j->n, lo, hi, onto);
+    if (by_rows)
+      gemm_block(j, 0, lo, hi, 0, j->m, onto);
+    else
+      gemm_block(j, 0, 0, j->n, lo, hi, onto);
   }
   return true;
 }
@@ -121,17 +123,16 @@ static gen_tensor *matmul_bias(gen_tensor *a, gen_tensor *b, const gen_tensor *b
   char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
   int da = a->ndim, db = b->ndim;
   if (a->shape[da - 1] != b->shape[db - 2])
-    return gen_fail("shapes %s and %s do not align (%lld ~= %lld)",
-                    gen_shape_str(sa, sizeof sa, da, a->shape), gen_shape_str(sb, sizeof sb, db, b->shape),
-                    (long long)a->shape[da - 1], (long long)b->shape[db - 2]);
+    return gen_fail("shapes %s and %s do not align (%lld ~= %lld)", gen_shape_str(sa, sizeof sa, da, a->shape),
+                    gen_shape_str(sb, sizeof sb, db, b->shape), (long long)a->shape[da - 1], (long long)b->shape[db - 2]);
   if (a->dtype != b->dtype || !gen_dtype_is_float(a->dtype))
-    return gen_fail("needs two float32 or two float64 tensors, got %s and %s",
-                    gen_dtype_name(a->dtype), gen_dtype_name(b->dtype));
+    return gen_fail("needs two float32 or two float64 tensors, got %s and %s", gen_dtype_name(a->dtype),
+                    gen_dtype_name(b->dtype));
   int64_t bshape[GEN_MAX_DIMS];
   int nb = gen_broadcast_shapes(da - 2, a->shape, db - 2, b->shape, bshape);
   if (nb < 0) {
-    return gen_fail("batch dimensions of %s and %s do not broadcast",
-                    gen_shape_str(sa, sizeof sa, da, a->shape), gen_shape_str(sb, sizeof sb, db, b->shape));
+    return gen_fail("batch dimensions of %s and %s do not broadcast", gen_shape_str(sa, sizeof sa, da, a->shape),
+                    gen_shape_str(sb, sizeof sb, db, b->shape));
   }
   int64_t n = a->shape[da - 2], k = a->shape[da - 1], m = b->shape[db - 1];
   int64_t oshape[GEN_MAX_DIMS];
@@ -208,6 +209,10 @@ static int result_shape(const gen_tensor *a, const gen_tensor *b, const gen_tens
   return nd;
 }
 
+typedef struct {
+  int batch_dims; /* of the result */
+} matmul_attrs;
+
 static int matmul_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *a = gen_node_saved(node, 0), *b = a ? gen_node_saved(node, 1) : NULL;
   if (!b) return -1;
@@ -217,7 +222,7 @@ static int matmul_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) 
   if (!a2 || !b2) goto done;
   /* g has the squeezed shape; restore [..., n, m]. */
   int64_t gshape[GEN_MAX_DIMS];
-  int nb = (int)node->ints[0];
+  int nb = GEN_NODE_ATTRS(node, matmul_attrs)->batch_dims;
   for (int d = 0; d < nb; d++) gshape[d] = g->shape[d];
   gshape[nb] = a2->shape[a2->ndim - 2];
   gshape[nb + 1] = b2->shape[b2->ndim - 1];
@@ -251,11 +256,9 @@ done:
 }
 
 gen_tensor *gen_matmul(gen_tensor *a, gen_tensor *b) {
-  if (a->ndim == 0 || b->ndim == 0)
-    return gen_fail("needs tensors with at least 1 dimension, got %d and %d", a->ndim, b->ndim);
+  if (a->ndim == 0 || b->ndim == 0) return gen_fail("needs tensors with at least 1 dimension, got %d and %d", a->ndim, b->ndim);
   if (a->ndim == 1 && b->ndim == 1 && a->shape[0] != b->shape[0])
-    return gen_fail("vectors of sizes %lld and %lld do not align", (long long)a->shape[0],
-                    (long long)b->shape[0]);
+    return gen_fail("vectors of sizes %lld and %lld do not align", (long long)a->shape[0], (long long)b->shape[0]);
   gen_tensor *a2 = as_matrix(a, true), *b2 = a2 ? as_matrix(b, false) : NULL;
   gen_tensor *full = b2 ? gen_matmul_raw(a2, b2) : NULL;
   gen_release(a2);
@@ -266,10 +269,9 @@ gen_tensor *gen_matmul(gen_tensor *a, gen_tensor *b) {
       char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
       const char *why = gen_last_error();
       if (strstr(why, "align"))
-        return gen_fail("shapes %s and %s do not align (%lld ~= %lld)",
-                        gen_shape_str(sa, sizeof sa, a->ndim, a->shape),
-                        gen_shape_str(sb, sizeof sb, b->ndim, b->shape),
-                        (long long)a->shape[a->ndim - 1], (long long)b->shape[b->ndim == 1 ? 0 : b->ndim - 2]);
+        return gen_fail("shapes %s and %s do not align (%lld ~= %lld)", gen_shape_str(sa, sizeof sa, a->ndim, a->shape),
+                        gen_shape_str(sb, sizeof sb, b->ndim, b->shape), (long long)a->shape[a->ndim - 1],
+                        (long long)b->shape[b->ndim == 1 ? 0 : b->ndim - 2]);
     }
     return NULL;
   }
@@ -281,14 +283,10 @@ gen_tensor *gen_matmul(gen_tensor *a, gen_tensor *b) {
     gen_release(full);
     if (!out) return NULL;
   }
-  if (!gen_needs_grad(2, (gen_tensor *[]){a, b})) return out;
-  gen_node *n = gen_node_new(GEN_OP_MATMUL, matmul_backward, 2, (gen_tensor *[]){a, b});
-  if (!n || gen_node_save(n, a) < 0 || gen_node_save(n, b) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = nd - (a->ndim >= 2) - (b->ndim >= 2); /* batch dims */
-  gen_attach(out, n);
-  return out;
+  matmul_attrs at = {nd - (a->ndim >= 2) - (b->ndim >= 2)};
+  return gen_record(out, &(gen_record_args){.op = GEN_OP_MATMUL,
+                                            .backward = matmul_backward,
+                                            .inputs = GEN_TENSORS(a, b),
+                                            .saved = GEN_TENSORS(a, b),
+                                            .attrs = GEN_ATTRS(&at)});
 }

@@ -35,8 +35,10 @@ static inline double rd(const gen_tensor *t, int64_t i) {
   return t->dtype == GEN_FLOAT32 ? ((const float *)gen_data_ptr(t))[i] : ((const double *)gen_data_ptr(t))[i];
 }
 static inline void wr(gen_tensor *t, int64_t i, double v) {
-  if (t->dtype == GEN_FLOAT32) ((float *)gen_data_ptr(t))[i] = (float)v;
-  else ((double *)gen_data_ptr(t))[i] = v;
+  if (t->dtype == GEN_FLOAT32)
+    ((float *)gen_data_ptr(t))[i] = (float)v;
+  else
+    ((double *)gen_data_ptr(t))[i] = v;
 }
 
 /* Row sums over s of one (n, c) row: sum a, sum a*b (b may be NULL), shift subtracted from a. */
@@ -93,6 +95,7 @@ static gen_tensor *doubles(int64_t n, bool zeroed) {
   int64_t shape[1] = {n > 0 ? n : 1};
   return zeroed ? gen_zeros(GEN_FLOAT64, 1, shape) : gen_empty(GEN_FLOAT64, 1, shape);
 }
+
 static double *dptr(gen_tensor *t) { return (double *)gen_data_ptr(t); }
 
 /* Batch norm of a {N, C} input (S = 1, BatchNorm1d) walks columns instead of one-element rows:
@@ -100,45 +103,62 @@ static double *dptr(gen_tensor *t) { return (double *)gen_data_ptr(t); }
 #define COL_BLOCK 256
 static bool by_columns(const norm_layout *l) { return l->groups == 0 && l->s == 1; }
 
-/* s1[c] = sum over n of (x - shift[c]) and s2[c] of its square; with dy given, s1 = sum of dy
- * and s2 = sum of dy (x - shift) instead */
-static void column_sums(const gen_tensor *x, const gen_tensor *dy, int64_t n, int64_t c, const double *shift, double *s1, double *s2) {
-  int64_t blocks = (c + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for if (n * c > GEN_PARALLEL_GRAIN)
-  for (int64_t bi = 0; bi < blocks; bi++) {
-    int64_t c0 = bi * COL_BLOCK, c1 = c0 + COL_BLOCK < c ? c0 + COL_BLOCK : c;
-    for (int64_t k = c0; k < c1; k++) s1[k] = s2[k] = 0;
-    for (int64_t i = 0; i < n; i++) {
-      if (x->dtype == GEN_FLOAT32) {
-        const float *px = (const float *)gen_data_ptr(x) + i * c, *pg = dy ? (const float *)gen_data_ptr(dy) + i * c : NULL;
-        for (int64_t k = c0; k < c1; k++) {
-          double d = (double)px[k] - shift[k], g = pg ? (double)pg[k] : d;
-          s1[k] += g;
-          s2[k] += d * g;
-        }
-      } else {
-        for (int64_t k = c0; k < c1; k++) {
-          double d = rd(x, i * c + k) - shift[k], g = dy ? rd(dy, i * c + k) : d;
-          s1[k] += g;
-          s2[k] += d * g;
-        }
+/* Channels [bi COL_BLOCK, (bi + 1) COL_BLOCK) of column_sums, rows added in order. */
+static void column_sums_block(const gen_tensor *x, const gen_tensor *dy, int64_t n, int64_t c, const double *shift, double *s1,
+                              double *s2, int64_t bi) {
+  int64_t c0 = bi * COL_BLOCK, c1 = c0 + COL_BLOCK < c ? c0 + COL_BLOCK : c;
+  for (int64_t k = c0; k < c1; k++) s1[k] = s2[k] = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (x->dtype == GEN_FLOAT32) {
+      const float *px = (const float *)gen_data_ptr(x) + i * c, *pg = dy ? (const float *)gen_data_ptr(dy) + i * c : NULL;
+      for (int64_t k = c0; k < c1; k++) {
+        double d = (double)px[k] - shift[k], g = pg ? (double)pg[k] : d;
+        s1[k] += g;
+        s2[k] += d * g;
+      }
+    } else {
+      for (int64_t k = c0; k < c1; k++) {
+        double d = rd(x, i * c + k) - shift[k], g = dy ? rd(dy, i * c + k) : d;
+        s1[k] += g;
+        s2[k] += d * g;
       }
     }
+  }
+}
+
+/* s1[c] = sum over n of (x - shift[c]) and s2[c] of its square; with dy given, s1 = sum of dy
+ * and s2 = sum of dy (x - shift) instead */
+static void column_sums(const gen_tensor *x, const gen_tensor *dy, int64_t n, int64_t c, const double *shift, double *s1,
+                        double *s2) {
+  int64_t blocks = (c + COL_BLOCK - 1) / COL_BLOCK;
+  if (n * c > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t bi = 0; bi < blocks; bi++) column_sums_block(x, dy, n, c, shift, s1, s2, bi);
+  } else {
+    for (int64_t bi = 0; bi < blocks; bi++) column_sums_block(x, dy, n, c, shift, s1, s2, bi);
+  }
+}
+
+/* Row i of column_affine. */
+static void column_affine_row(gen_tensor *out, const gen_tensor *u, const gen_tensor *v, int64_t c, const double *p,
+                              const double *q, const double *r, int64_t i) {
+  if (out->dtype == GEN_FLOAT32) {
+    float *o = (float *)gen_data_ptr(out) + i * c;
+    const float *pu = (const float *)gen_data_ptr(u) + i * c, *pv = v ? (const float *)gen_data_ptr(v) + i * c : NULL;
+    for (int64_t k = 0; k < c; k++) o[k] = (float)(p[k] * pu[k] + (pv ? q[k] * pv[k] : 0) + r[k]);
+  } else {
+    for (int64_t k = 0; k < c; k++) wr(out, i * c + k, p[k] * rd(u, i * c + k) + (v ? q[k] * rd(v, i * c + k) : 0) + r[k]);
   }
 }
 
 /* out[n][c] = p[c] u[n][c] + q[c] v[n][c] + r[c] (v may be NULL) */
 static void column_affine(gen_tensor *out, const gen_tensor *u, const gen_tensor *v, int64_t n, int64_t c, const double *p,
                           const double *q, const double *r) {
-#pragma omp parallel for if (n * c > GEN_PARALLEL_GRAIN)
-  for (int64_t i = 0; i < n; i++) {
-    if (out->dtype == GEN_FLOAT32) {
-      float *o = (float *)gen_data_ptr(out) + i * c;
-      const float *pu = (const float *)gen_data_ptr(u) + i * c, *pv = v ? (const float *)gen_data_ptr(v) + i * c : NULL;
-      for (int64_t k = 0; k < c; k++) o[k] = (float)(p[k] * pu[k] + (pv ? q[k] * pv[k] : 0) + r[k]);
-    } else {
-      for (int64_t k = 0; k < c; k++) wr(out, i * c + k, p[k] * rd(u, i * c + k) + (v ? q[k] * rd(v, i * c + k) : 0) + r[k]);
-    }
+  if (n * c > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) column_affine_row(out, u, v, c, p, q, r, i);
+  } else {
+    for (int64_t i = 0; i < n; i++) column_affine_row(out, u, v, c, p, q, r, i);
   }
 }
 
@@ -165,9 +185,14 @@ static int set_stats(const norm_layout *l, const gen_tensor *x, double *mean, do
     memcpy(mean, r1, sizeof(double) * (size_t)sets);
     memcpy(rstd, r2, sizeof(double) * (size_t)sets);
   } else {
-#pragma omp parallel for if (rows * l->s > GEN_PARALLEL_GRAIN)
-    for (int64_t row = 0; row < rows; row++)
-      row_sums(x, NULL, row * l->s, l->s, shift[set_of(l, row / l->c, row % l->c)], &r1[row], &r2[row]);
+    if (rows * l->s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t row = 0; row < rows; row++)
+        row_sums(x, NULL, row * l->s, l->s, shift[set_of(l, row / l->c, row % l->c)], &r1[row], &r2[row]);
+    } else {
+      for (int64_t row = 0; row < rows; row++)
+        row_sums(x, NULL, row * l->s, l->s, shift[set_of(l, row / l->c, row % l->c)], &r1[row], &r2[row]);
+    }
     for (int64_t k = 0; k < sets; k++) mean[k] = rstd[k] = 0;
     for (int64_t row = 0; row < rows; row++) {
       int64_t k = set_of(l, row / l->c, row % l->c);
@@ -186,6 +211,14 @@ static int set_stats(const norm_layout *l, const gen_tensor *x, double *mean, do
   gen_release(t2);
   gen_release(ts);
   return 0;
+}
+
+/* (n, c) row row of norm_forward. */
+static void norm_forward_row(gen_tensor *y, const gen_tensor *x, const gen_tensor *w, const gen_tensor *b, const norm_layout *l,
+                             const double *mean, const double *rstd, int64_t row) {
+  int64_t c = row % l->c, k = set_of(l, row / l->c, c);
+  double a = rstd[k] * (w ? rd(w, c) : 1), shift = (b ? rd(b, c) : 0) - mean[k] * a;
+  row_affine(y, x, NULL, row * l->s, l->s, a, 0, shift);
 }
 
 /* y = (x - mean) rstd w + b, per (n, c) row: one multiply-add per element */
@@ -208,24 +241,54 @@ static int norm_forward(const norm_layout *l, const gen_tensor *x, gen_tensor *y
     gen_release(tb);
     return 0;
   }
-#pragma omp parallel for if (rows * l->s > GEN_PARALLEL_GRAIN)
-  for (int64_t row = 0; row < rows; row++) {
-    int64_t c = row % l->c, k = set_of(l, row / l->c, c);
-    double a = rstd[k] * (w ? rd(w, c) : 1), shift = (b ? rd(b, c) : 0) - mean[k] * a;
-    row_affine(y, x, NULL, row * l->s, l->s, a, 0, shift);
+  if (rows * l->s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t row = 0; row < rows; row++) norm_forward_row(y, x, w, b, l, mean, rstd, row);
+  } else {
+    for (int64_t row = 0; row < rows; row++) norm_forward_row(y, x, w, b, l, mean, rstd, row);
   }
   return 0;
 }
 
-/* saved: x, stats {2, sets} float64 (mean; rstd), w (optional);
- * ints[0..3] = layout n, c, s, groups; ints[4] = eval-mode batch norm; ints[5] = has w */
+/* dx of (n, c) row row in norm_backward. */
+static void norm_dx_row(gen_tensor *dx, const gen_tensor *dy, const gen_tensor *x, const gen_tensor *w, const norm_layout *l,
+                        const double *mean, const double *rstd, const double *sa, const double *sb, int64_t per, bool fixed,
+                        int64_t row) {
+  int64_t c = row % l->c, k = set_of(l, row / l->c, c);
+  double r = rstd[k], wc = w ? rd(w, c) : 1;
+  if (fixed) {
+    row_affine(dx, dy, NULL, row * l->s, l->s, r * wc, 0, 0);
+  } else { /* dx = r (dy w - a - xhat bb), xhat = (x - mean) r */
+    double a = sa[k] / (double)per, bb = sb[k] / (double)per;
+    row_affine(dx, dy, x, row * l->s, l->s, r * wc, -r * r * bb, -r * a + r * r * bb * mean[k]);
+  }
+}
+
+/* pb[row] = sum dy and pw[row] = sum dy xhat over (n, c) row row, in norm_backward. */
+static void norm_param_sums_row(double *pb, double *pw, const gen_tensor *dy, const gen_tensor *x, const norm_layout *l,
+                                const double *mean, const double *rstd, int64_t row) {
+  int64_t k = set_of(l, row / l->c, row % l->c);
+  double s_dy, s_dyx; /* sum dy, sum dy (x - mean) */
+  row_sums(dy, x, row * l->s, l->s, 0, &s_dy, &s_dyx);
+  pb[row] = s_dy;
+  pw[row] = rstd[k] * (s_dyx - mean[k] * s_dy);
+}
+
+typedef struct {
+  norm_layout layout;
+  bool fixed; /* eval-mode batch norm: the statistics are constants */
+  bool has_w;
+} norm_attrs;
+
+/* saved: x, stats {2, sets} float64 (mean; rstd), w (optional) */
 static int norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  const norm_attrs *at = GEN_NODE_ATTRS(node, norm_attrs);
   gen_tensor *x = gen_node_saved(node, 0), *stats = x ? gen_node_saved(node, 1) : NULL;
   if (!stats) return -1;
-  gen_tensor *w = node->ints[5] ? gen_node_saved(node, 2) : NULL;
-  if (node->ints[5] && !w) return -1;
-  norm_layout l = {node->ints[0], node->ints[1], node->ints[2], node->ints[3]};
-  bool fixed = node->ints[4];
+  gen_tensor *w = at->has_w ? gen_node_saved(node, 2) : NULL;
+  if (at->has_w && !w) return -1;
+  norm_layout l = at->layout;
+  bool fixed = at->fixed;
   const double *mean = (const double *)gen_data_ptr(stats), *rstd = mean + stats->shape[1];
   gen_tensor *dy = gen_contiguous_raw(g);
   if (!dy) return -1;
@@ -245,13 +308,11 @@ static int norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
     column_sums(x, dy, l.n, l.c, mean, pb, pw); /* pw = sum dy (x - mean) for now */
     for (int64_t c = 0; c < l.c; c++) pw[c] *= rstd[c];
   } else {
-#pragma omp parallel for if (rows * l.s > GEN_PARALLEL_GRAIN)
-    for (int64_t row = 0; row < rows; row++) {
-      int64_t k = set_of(&l, row / l.c, row % l.c);
-      double s_dy, s_dyx; /* sum dy, sum dy (x - mean) */
-      row_sums(dy, x, row * l.s, l.s, 0, &s_dy, &s_dyx);
-      pb[row] = s_dy;
-      pw[row] = rstd[k] * (s_dyx - mean[k] * s_dy);
+    if (rows * l.s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t row = 0; row < rows; row++) norm_param_sums_row(pb, pw, dy, x, &l, mean, rstd, row);
+    } else {
+      for (int64_t row = 0; row < rows; row++) norm_param_sums_row(pb, pw, dy, x, &l, mean, rstd, row);
     }
   }
   if (gen_edge_live(&node->edges[0])) {
@@ -272,16 +333,11 @@ static int norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
       }
       column_affine(dx, dy, fixed ? NULL : x, l.n, l.c, p, q, r0);
     } else {
-#pragma omp parallel for if (rows * l.s > GEN_PARALLEL_GRAIN)
-      for (int64_t row = 0; row < rows; row++) {
-        int64_t c = row % l.c, k = set_of(&l, row / l.c, c);
-        double r = rstd[k], wc = w ? rd(w, c) : 1;
-        if (fixed) {
-          row_affine(dx, dy, NULL, row * l.s, l.s, r * wc, 0, 0);
-        } else { /* dx = r (dy w - a - xhat bb), xhat = (x - mean) r */
-          double a = sa[k] / (double)per, bb = sb[k] / (double)per;
-          row_affine(dx, dy, x, row * l.s, l.s, r * wc, -r * r * bb, -r * a + r * r * bb * mean[k]);
-        }
+      if (rows * l.s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+        for (int64_t row = 0; row < rows; row++) norm_dx_row(dx, dy, x, w, &l, mean, rstd, sa, sb, per, fixed, row);
+      } else {
+        for (int64_t row = 0; row < rows; row++) norm_dx_row(dx, dy, x, w, &l, mean, rstd, sa, sb, per, fixed, row);
       }
     }
   }
@@ -320,11 +376,21 @@ static int check_affine(const gen_tensor *t, int64_t count, gen_dtype dt, const 
   return 0;
 }
 
-/* fixed: use the given statistics (batch norm in eval mode); otherwise compute them, and copy the
- * means and biased variances out when mean_out / var_out are given (the running-stat update). */
-static gen_tensor *normalize(gen_op op, gen_tensor *x, const norm_layout *l, gen_tensor *w, gen_tensor *b, double eps,
-                             bool fixed, const double *given_mean, const double *given_rstd, double *mean_out,
-                             double *var_out) {
+/* How normalize() runs: which op, the layout, and where its statistics come from or go. */
+typedef struct {
+  gen_op op;
+  norm_layout layout;
+  double eps;
+  /* fixed: normalize with given_mean and given_rstd (batch norm in eval mode); otherwise compute
+   * the statistics, and copy the means and biased variances out to mean_out / var_out when they
+   * are not NULL (the running-stat update). */
+  bool fixed;
+  const double *given_mean, *given_rstd;
+  double *mean_out, *var_out;
+} norm_args;
+
+static gen_tensor *normalize(gen_tensor *x, gen_tensor *w, gen_tensor *b, const norm_args *a) {
+  const norm_layout *l = &a->layout;
   int64_t sets = set_count(l);
   gen_tensor *cx = gen_contiguous_raw(x);
   gen_tensor *stats = cx ? gen_empty(GEN_FLOAT64, 2, (int64_t[2]){2, sets}) : NULL;
@@ -335,36 +401,23 @@ static gen_tensor *normalize(gen_op op, gen_tensor *x, const norm_layout *l, gen
     return NULL;
   }
   double *mean = (double *)gen_data_ptr(stats), *rstd = mean + sets;
-  if (fixed) {
-    memcpy(mean, given_mean, sizeof(double) * (size_t)sets);
-    memcpy(rstd, given_rstd, sizeof(double) * (size_t)sets);
+  if (a->fixed) {
+    memcpy(mean, a->given_mean, sizeof(double) * (size_t)sets);
+    memcpy(rstd, a->given_rstd, sizeof(double) * (size_t)sets);
   }
-  if (!fixed && set_stats(l, cx, mean, rstd, var_out, eps) < 0) {
+  if ((!a->fixed && set_stats(l, cx, mean, rstd, a->var_out, a->eps) < 0) || norm_forward(l, cx, y, w, b, mean, rstd) < 0) {
     gen_release(cx);
     gen_release(stats);
     gen_release(y);
     return NULL;
   }
-  if (norm_forward(l, cx, y, w, b, mean, rstd) < 0) {
-    gen_release(cx);
-    gen_release(stats);
-    gen_release(y);
-    return NULL;
-  }
-  if (mean_out) memcpy(mean_out, mean, sizeof(double) * (size_t)sets);
-  gen_tensor *inputs[3] = {x, w, b};
-  if (gen_needs_grad(3, inputs)) {
-    gen_node *n = gen_node_new(op, norm_backward, 3, inputs);
-    if (!n || gen_node_save(n, cx) < 0 || gen_node_save(n, stats) < 0 || (w && gen_node_save(n, w) < 0)) {
-      gen_node_release(n);
-      gen_release(y);
-      y = NULL;
-    } else {
-      int64_t attrs[7] = {l->n, l->c, l->s, l->groups, fixed, w != NULL, b != NULL};
-      memcpy(n->ints, attrs, sizeof attrs);
-      gen_attach(y, n);
-    }
-  }
+  if (a->mean_out) memcpy(a->mean_out, mean, sizeof(double) * (size_t)sets);
+  norm_attrs at = {*l, a->fixed, w != NULL};
+  y = gen_record(y, &(gen_record_args){.op = a->op,
+                                       .backward = norm_backward,
+                                       .inputs = GEN_TENSORS(x, w, b),
+                                       .saved = GEN_TENSORS(cx, stats, w),
+                                       .attrs = GEN_ATTRS(&at)});
   gen_release(cx);
   gen_release(stats);
   return y;
@@ -385,7 +438,7 @@ gen_tensor *gen_group_norm(gen_tensor *x, int64_t groups, gen_tensor *w, gen_ten
     return gen_fail("%lld groups do not divide %lld channels", (long long)groups, (long long)x->shape[1]);
   if (check_affine(w, x->shape[1], x->dtype, "weight") < 0 || check_affine(b, x->shape[1], x->dtype, "bias") < 0) return NULL;
   norm_layout l = {x->shape[0], x->shape[1], gen_numel_of(x->ndim - 2, x->shape + 2), groups};
-  return normalize(GEN_OP_GROUP_NORM, x, &l, w, b, eps, false, NULL, NULL, NULL, NULL);
+  return normalize(x, w, b, &(norm_args){.op = GEN_OP_GROUP_NORM, .layout = l, .eps = eps});
 }
 
 /* ---------------------------------------------------------------- layer norm
@@ -458,51 +511,69 @@ static void ln_row_backward(gen_tensor *dx, const gen_tensor *dy, const gen_tens
   }
 }
 
-/* saved: x (contiguous), stats {2, M} float64 (mean; rstd), w (optional);
- * ints[0] = M, ints[1] = D, ints[2] = has w */
+/* Columns [blk LN_COLS, (blk + 1) LN_COLS) of dw and db (either may be NULL), rows added in order. */
+static void ln_param_grad_block(gen_tensor *dw, gen_tensor *db, const gen_tensor *x, const gen_tensor *dy, const double *mean,
+                                const double *rstd, int64_t rows, int64_t dsize, int64_t blk) {
+  int64_t d0 = blk * LN_COLS, nd = dsize - d0 < LN_COLS ? dsize - d0 : LN_COLS;
+  double aw[LN_COLS] = {0}, ab[LN_COLS] = {0};
+  for (int64_t row = 0; row < rows; row++) {
+    int64_t base = row * dsize + d0;
+    double m = mean[row], r = rstd[row];
+    if (x->dtype == GEN_FLOAT32) {
+      const float *px = (const float *)gen_data_ptr(x) + base, *pg = (const float *)gen_data_ptr(dy) + base;
+      for (int64_t d = 0; d < nd; d++) {
+        aw[d] += (double)pg[d] * (((double)px[d] - m) * r);
+        ab[d] += pg[d];
+      }
+    } else {
+      for (int64_t d = 0; d < nd; d++) {
+        aw[d] += rd(dy, base + d) * (rd(x, base + d) - m) * r;
+        ab[d] += rd(dy, base + d);
+      }
+    }
+  }
+  for (int64_t d = 0; d < nd; d++) {
+    if (dw) wr(dw, d0 + d, aw[d]);
+    if (db) wr(db, d0 + d, ab[d]);
+  }
+}
+
+typedef struct {
+  int64_t rows, dsize; /* M, D */
+  bool has_w;
+} layer_norm_attrs;
+
+/* saved: x (contiguous), stats {2, M} float64 (mean; rstd), w (optional) */
 static int layer_norm_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  const layer_norm_attrs *at = GEN_NODE_ATTRS(node, layer_norm_attrs);
   gen_tensor *x = gen_node_saved(node, 0), *stats = x ? gen_node_saved(node, 1) : NULL;
-  gen_tensor *w = stats && node->ints[2] ? gen_node_saved(node, 2) : NULL;
-  if (!stats || (node->ints[2] && !w)) return -1;
-  int64_t rows = node->ints[0], dsize = node->ints[1];
+  gen_tensor *w = stats && at->has_w ? gen_node_saved(node, 2) : NULL;
+  if (!stats || (at->has_w && !w)) return -1;
+  int64_t rows = at->rows, dsize = at->dsize;
   const double *mean = (const double *)gen_data_ptr(stats), *rstd = mean + rows;
   gen_tensor *dy = gen_contiguous_raw(g);
   if (!dy) return -1;
   gen_tensor *dx = NULL, *dw = NULL, *db = NULL;
   if (gen_edge_live(&node->edges[0])) {
     if (!(dx = gen_empty(x->dtype, x->ndim, x->shape))) goto fail;
-#pragma omp parallel for if (rows * dsize > GEN_PARALLEL_GRAIN)
-    for (int64_t row = 0; row < rows; row++) ln_row_backward(dx, dy, x, w, row, dsize, mean[row], rstd[row]);
+    if (rows * dsize > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t row = 0; row < rows; row++) ln_row_backward(dx, dy, x, w, row, dsize, mean[row], rstd[row]);
+    } else {
+      for (int64_t row = 0; row < rows; row++) ln_row_backward(dx, dy, x, w, row, dsize, mean[row], rstd[row]);
+    }
   }
-  bool want_w = node->n_inputs > 1 && gen_edge_live(&node->edges[1]), want_b = node->n_inputs > 2 && gen_edge_live(&node->edges[2]);
+  bool want_w = node->n_inputs > 1 && gen_edge_live(&node->edges[1]),
+       want_b = node->n_inputs > 2 && gen_edge_live(&node->edges[2]);
   if (want_w && !(dw = gen_empty(node->edges[1].dtype, node->edges[1].ndim, node->edges[1].shape))) goto fail;
   if (want_b && !(db = gen_empty(node->edges[2].dtype, node->edges[2].ndim, node->edges[2].shape))) goto fail;
   if (dw || db) {
     int64_t blocks = (dsize + LN_COLS - 1) / LN_COLS;
-#pragma omp parallel for if (rows * dsize > GEN_PARALLEL_GRAIN)
-    for (int64_t blk = 0; blk < blocks; blk++) {
-      int64_t d0 = blk * LN_COLS, nd = dsize - d0 < LN_COLS ? dsize - d0 : LN_COLS;
-      double aw[LN_COLS] = {0}, ab[LN_COLS] = {0};
-      for (int64_t row = 0; row < rows; row++) {
-        int64_t base = row * dsize + d0;
-        double m = mean[row], r = rstd[row];
-        if (x->dtype == GEN_FLOAT32) {
-          const float *px = (const float *)gen_data_ptr(x) + base, *pg = (const float *)gen_data_ptr(dy) + base;
-          for (int64_t d = 0; d < nd; d++) {
-            aw[d] += (double)pg[d] * (((double)px[d] - m) * r);
-            ab[d] += pg[d];
-          }
-        } else {
-          for (int64_t d = 0; d < nd; d++) {
-            aw[d] += rd(dy, base + d) * (rd(x, base + d) - m) * r;
-            ab[d] += rd(dy, base + d);
-          }
-        }
-      }
-      for (int64_t d = 0; d < nd; d++) {
-        if (dw) wr(dw, d0 + d, aw[d]);
-        if (db) wr(db, d0 + d, ab[d]);
-      }
+    if (rows * dsize > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t blk = 0; blk < blocks; blk++) ln_param_grad_block(dw, db, x, dy, mean, rstd, rows, dsize, blk);
+    } else {
+      for (int64_t blk = 0; blk < blocks; blk++) ln_param_grad_block(dw, db, x, dy, mean, rstd, rows, dsize, blk);
     }
   }
   gen_release(dy);
@@ -533,33 +604,32 @@ gen_tensor *gen_layer_norm(gen_tensor *x, int nd, const int64_t *shape, gen_tens
   gen_tensor *y = stats ? gen_empty(x->dtype, x->ndim, x->shape) : NULL;
   if (y) {
     double *mean = (double *)gen_data_ptr(stats), *rstd = mean + rows;
-#pragma omp parallel for if (rows * dsize > GEN_PARALLEL_GRAIN)
-    for (int64_t row = 0; row < rows; row++) {
-      ln_row_stats(cx, row, dsize, eps, &mean[row], &rstd[row]);
-      ln_row_forward(y, cx, w, b, row, dsize, mean[row], rstd[row]);
-    }
-    gen_tensor *inputs[3] = {x, w, b};
-    if (gen_needs_grad(3, inputs)) {
-      gen_node *n = gen_node_new(GEN_OP_LAYER_NORM, layer_norm_backward, 3, inputs);
-      if (!n || gen_node_save(n, cx) < 0 || gen_node_save(n, stats) < 0 || (w && gen_node_save(n, w) < 0)) {
-        gen_node_release(n);
-        gen_release(y);
-        y = NULL;
-      } else {
-        n->ints[0] = rows;
-        n->ints[1] = dsize;
-        n->ints[2] = w != NULL;
-        gen_attach(y, n);
+    if (rows * dsize > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t row = 0; row < rows; row++) {
+        ln_row_stats(cx, row, dsize, eps, &mean[row], &rstd[row]);
+        ln_row_forward(y, cx, w, b, row, dsize, mean[row], rstd[row]);
+      }
+    } else {
+      for (int64_t row = 0; row < rows; row++) {
+        ln_row_stats(cx, row, dsize, eps, &mean[row], &rstd[row]);
+        ln_row_forward(y, cx, w, b, row, dsize, mean[row], rstd[row]);
       }
     }
+    layer_norm_attrs at = {rows, dsize, w != NULL};
+    y = gen_record(y, &(gen_record_args){.op = GEN_OP_LAYER_NORM,
+                                         .backward = layer_norm_backward,
+                                         .inputs = GEN_TENSORS(x, w, b),
+                                         .saved = GEN_TENSORS(cx, stats, w),
+                                         .attrs = GEN_ATTRS(&at)});
   }
   gen_release(cx);
   gen_release(stats);
   return y;
 }
 
-gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *running_var, gen_tensor *w,
-                           gen_tensor *b, bool training, double momentum, double eps) {
+gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *running_var, gen_tensor *w, gen_tensor *b,
+                           bool training, double momentum, double eps) {
   if (check_input(x) < 0) return NULL;
   int64_t c = x->shape[1];
   if (check_affine(w, c, x->dtype, "weight") < 0 || check_affine(b, c, x->dtype, "bias") < 0 ||
@@ -584,7 +654,15 @@ gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *
       mean[k] = rd(running_mean, k);
       rstd[k] = 1 / sqrt(rd(running_var, k) + eps);
     }
-  y = normalize(GEN_OP_BATCH_NORM, x, &l, w, b, eps, !training, mean, rstd, training ? mean : NULL, training ? var : NULL);
+  y = normalize(x, w, b,
+                &(norm_args){.op = GEN_OP_BATCH_NORM,
+                             .layout = l,
+                             .eps = eps,
+                             .fixed = !training,
+                             .given_mean = mean,
+                             .given_rstd = rstd,
+                             .mean_out = training ? mean : NULL,
+                             .var_out = training ? var : NULL});
   if (y && training && running_mean) {
     for (int64_t k = 0; k < c; k++) {
       wr(running_mean, k, (1 - momentum) * rd(running_mean, k) + momentum * mean[k]);
@@ -614,8 +692,12 @@ static int dropout_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
     if (out->dtype == GEN_FLOAT32) {
       const float *pg = (const float *)gen_data_ptr(cg), *pm = (const float *)gen_data_ptr(mask);
       float *po = (float *)gen_data_ptr(out);
-#pragma omp parallel for if (k > GEN_PARALLEL_GRAIN)
-      for (int64_t i = 0; i < k; i++) po[i] = pg[i] * pm[i];
+      if (k > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+        for (int64_t i = 0; i < k; i++) po[i] = pg[i] * pm[i];
+      } else {
+        for (int64_t i = 0; i < k; i++) po[i] = pg[i] * pm[i];
+      }
     } else {
       for (int64_t i = 0; i < k; i++) wr(out, i, rd(cg, i) * rd(mask, i));
     }
@@ -638,10 +720,17 @@ gen_tensor *gen_dropout(gen_tensor *x, double p, bool training, gen_generator *g
     if (out->dtype == GEN_FLOAT32) {
       float *pm = (float *)gen_data_ptr(mask), *po = (float *)gen_data_ptr(out), fs = (float)scale;
       const float *px = (const float *)gen_data_ptr(cx);
-#pragma omp parallel for if (k > GEN_PARALLEL_GRAIN)
-      for (int64_t i = 0; i < k; i++) {
-        pm[i] *= fs;
-        po[i] = px[i] * pm[i];
+      if (k > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+        for (int64_t i = 0; i < k; i++) {
+          pm[i] *= fs;
+          po[i] = px[i] * pm[i];
+        }
+      } else {
+        for (int64_t i = 0; i < k; i++) {
+          pm[i] *= fs;
+          po[i] = px[i] * pm[i];
+        }
       }
     } else {
       for (int64_t i = 0; i < k; i++) {
@@ -650,16 +739,9 @@ gen_tensor *gen_dropout(gen_tensor *x, double p, bool training, gen_generator *g
         wr(out, i, rd(cx, i) * m);
       }
     }
-    if (gen_needs_grad(1, &x)) {
-      gen_node *n = gen_node_new(GEN_OP_DROPOUT, dropout_backward, 1, &x);
-      if (!n || gen_node_save(n, mask) < 0) {
-        gen_node_release(n);
-        gen_release(out);
-        out = NULL;
-      } else {
-        gen_attach(out, n);
-      }
-    }
+    out = gen_record(
+        out, &(gen_record_args){
+                 .op = GEN_OP_DROPOUT, .backward = dropout_backward, .inputs = GEN_TENSORS(x), .saved = GEN_TENSORS(mask)});
   }
   gen_release(mask);
   gen_release(cx);

@@ -6,8 +6,8 @@
 
 /* x {N, C, ...}; training: batch statistics, and running_mean/var (if given) updated in place
  * with momentum (unbiased variance, as PyTorch); eval: the running statistics. */
-gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *running_var, gen_tensor *w,
-                           gen_tensor *b, bool training, double momentum, double eps);
+gen_tensor *gen_batch_norm(gen_tensor *x, gen_tensor *running_mean, gen_tensor *running_var, gen_tensor *w, gen_tensor *b,
+                           bool training, double momentum, double eps);
 /* x {N, C, ...}, groups dividing C; w, b {C} */
 gen_tensor *gen_group_norm(gen_tensor *x, int64_t groups, gen_tensor *w, gen_tensor *b, double eps);
 /* normalizes over the last nd dims (which must equal shape); w, b of that shape */

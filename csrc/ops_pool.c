@@ -23,15 +23,19 @@
 
 static inline double ld(const void *p, int64_t i, bool f32) { return f32 ? ((const float *)p)[i] : ((const double *)p)[i]; }
 static inline void st(void *p, int64_t i, double v, bool f32) {
-  if (f32) ((float *)p)[i] = (float)v;
-  else ((double *)p)[i] = v;
+  if (f32)
+    ((float *)p)[i] = (float)v;
+  else
+    ((double *)p)[i] = v;
 }
 static inline void add(void *p, int64_t i, double v, bool f32) {
-  if (f32) ((float *)p)[i] += (float)v;
-  else ((double *)p)[i] += v;
+  if (f32)
+    ((float *)p)[i] += (float)v;
+  else
+    ((double *)p)[i] += v;
 }
 
-typedef enum { MAP_MAX, MAP_AVG, MAP_TABLE, MAP_BILINEAR } map_kind;
+typedef enum { MAP_MAX, MAP_AVG, MAP_TABLE, MAP_BILINEAR, MAP_COUNT } map_kind;
 
 /* Everything a map needs; lives in node->extra (tables included) until backward. */
 typedef struct {
@@ -40,9 +44,9 @@ typedef struct {
   int64_t planes, h, w, ho, wo;
   int64_t kh, kw, sh, sw, ph, pw; /* pooling */
   bool include_pad;
-  double value;                   /* MAP_TABLE: the value of index -1 */
-  int64_t *sy, *sx;               /* MAP_TABLE: {ho}, {wo}; MAP_BILINEAR: {2*ho}, {2*wo} (lo, hi) */
-  double *ly, *lx;                /* MAP_BILINEAR: weight of the hi source, {ho}, {wo} */
+  double value;     /* MAP_TABLE: the value of index -1 */
+  int64_t *sy, *sx; /* MAP_TABLE: {ho}, {wo}; MAP_BILINEAR: {2*ho}, {2*wo} (lo, hi) */
+  double *ly, *lx;  /* MAP_BILINEAR: weight of the hi source, {ho}, {wo} */
 } pixel_map;
 
 static void map_free(void *p) {
@@ -55,43 +59,51 @@ static void map_free(void *p) {
   free(m);
 }
 
-#define PAR_PLANES(m) if ((m)->planes > 1 && (m)->planes * (m)->ho * (m)->wo > GEN_PARALLEL_GRAIN / 4)
+/* One plane (n, c) of a map's forward or backward: src is its input (x, or dout in backward),
+ * dst its output (zeroed first in backward); argmax is written by max pooling's forward and read by
+ * its backward. */
+typedef void (*plane_fn)(const pixel_map *m, const void *src, void *dst, int64_t *argmax, bool f32, int64_t p);
+
+/* Every plane, in parallel when there are several and enough pixels. */
+static void run_planes(const pixel_map *m, plane_fn fn, const void *src, void *dst, int64_t *argmax, bool f32) {
+  if (m->planes > 1 && m->planes * m->ho * m->wo > GEN_PARALLEL_GRAIN / 4) {
+#pragma omp parallel for
+    for (int64_t p = 0; p < m->planes; p++) fn(m, src, dst, argmax, f32, p);
+  } else {
+    for (int64_t p = 0; p < m->planes; p++) fn(m, src, dst, argmax, f32, p);
+  }
+}
 
 /* ---------------------------------------------------------------- max pooling */
 
 /* out[p, y, x] = max of the window, argmax the flat in-plane index of the first maximum (or of the
  * first NaN, which wins like in PyTorch) */
-static void max_forward(const pixel_map *m, const void *in, void *out, int64_t *argmax, bool f32) {
-#pragma omp parallel for PAR_PLANES(m)
-  for (int64_t p = 0; p < m->planes; p++) {
-    int64_t base = p * m->h * m->w;
-    for (int64_t y = 0; y < m->ho; y++) {
-      int64_t y0 = y * m->sh - m->ph, ya = y0 < 0 ? 0 : y0, yb = y0 + m->kh < m->h ? y0 + m->kh : m->h;
-      for (int64_t x = 0; x < m->wo; x++) {
-        int64_t x0 = x * m->sw - m->pw, xa = x0 < 0 ? 0 : x0, xb = x0 + m->kw < m->w ? x0 + m->kw : m->w;
-        int64_t at = ya * m->w + xa;
-        double best = ld(in, base + at, f32);
-        for (int64_t yy = ya; yy < yb && best == best; yy++)
-          for (int64_t xx = xa; xx < xb; xx++) {
-            double v = ld(in, base + yy * m->w + xx, f32);
-            if (v > best || v != v) {
-              best = v;
-              at = yy * m->w + xx;
-              if (v != v) break;
-            }
+static void max_forward_plane(const pixel_map *m, const void *in, void *out, int64_t *argmax, bool f32, int64_t p) {
+  int64_t base = p * m->h * m->w;
+  for (int64_t y = 0; y < m->ho; y++) {
+    int64_t y0 = y * m->sh - m->ph, ya = y0 < 0 ? 0 : y0, yb = y0 + m->kh < m->h ? y0 + m->kh : m->h;
+    for (int64_t x = 0; x < m->wo; x++) {
+      int64_t x0 = x * m->sw - m->pw, xa = x0 < 0 ? 0 : x0, xb = x0 + m->kw < m->w ? x0 + m->kw : m->w;
+      int64_t at = ya * m->w + xa;
+      double best = ld(in, base + at, f32);
+      for (int64_t yy = ya; yy < yb && best == best; yy++)
+        for (int64_t xx = xa; xx < xb; xx++) {
+          double v = ld(in, base + yy * m->w + xx, f32);
+          if (v > best || v != v) {
+            best = v;
+            at = yy * m->w + xx;
+            if (v != v) break;
           }
-        int64_t o = (p * m->ho + y) * m->wo + x;
-        argmax[o] = at;
-        st(out, o, best, f32);
-      }
+        }
+      int64_t o = (p * m->ho + y) * m->wo + x;
+      argmax[o] = at;
+      st(out, o, best, f32);
     }
   }
 }
 
-static void max_backward(const pixel_map *m, const void *g, void *dx, const int64_t *argmax, bool f32) {
-#pragma omp parallel for PAR_PLANES(m)
-  for (int64_t p = 0; p < m->planes; p++)
-    for (int64_t o = p * m->ho * m->wo; o < (p + 1) * m->ho * m->wo; o++) add(dx, p * m->h * m->w + argmax[o], ld(g, o, f32), f32);
+static void max_backward_plane(const pixel_map *m, const void *g, void *dx, int64_t *argmax, bool f32, int64_t p) {
+  for (int64_t o = p * m->ho * m->wo; o < (p + 1) * m->ho * m->wo; o++) add(dx, p * m->h * m->w + argmax[o], ld(g, o, f32), f32);
 }
 
 /* ---------------------------------------------------------------- average pooling */
@@ -105,117 +117,105 @@ static double avg_window(const pixel_map *m, int64_t y, int64_t x, int64_t *ya, 
   return (double)(m->include_pad ? (y1 - y0) * (x1 - x0) : (*yb - *ya) * (*xb - *xa));
 }
 
-static void avg_forward(const pixel_map *m, const void *in, void *out, bool f32) {
-#pragma omp parallel for PAR_PLANES(m)
-  for (int64_t p = 0; p < m->planes; p++)
-    for (int64_t y = 0; y < m->ho; y++)
-      for (int64_t x = 0; x < m->wo; x++) {
-        int64_t ya, yb, xa, xb;
-        double div = avg_window(m, y, x, &ya, &yb, &xa, &xb), s = 0;
-        for (int64_t yy = ya; yy < yb; yy++)
-          for (int64_t xx = xa; xx < xb; xx++) s += ld(in, (p * m->h + yy) * m->w + xx, f32);
-        st(out, (p * m->ho + y) * m->wo + x, s / div, f32);
-      }
+static void avg_forward_plane(const pixel_map *m, const void *in, void *out, int64_t *argmax, bool f32, int64_t p) {
+  for (int64_t y = 0; y < m->ho; y++)
+    for (int64_t x = 0; x < m->wo; x++) {
+      int64_t ya, yb, xa, xb;
+      double div = avg_window(m, y, x, &ya, &yb, &xa, &xb), s = 0;
+      for (int64_t yy = ya; yy < yb; yy++)
+        for (int64_t xx = xa; xx < xb; xx++) s += ld(in, (p * m->h + yy) * m->w + xx, f32);
+      st(out, (p * m->ho + y) * m->wo + x, s / div, f32);
+    }
 }
 
-static void avg_backward(const pixel_map *m, const void *g, void *dx, bool f32) {
-#pragma omp parallel for PAR_PLANES(m)
-  for (int64_t p = 0; p < m->planes; p++)
-    for (int64_t y = 0; y < m->ho; y++)
-      for (int64_t x = 0; x < m->wo; x++) {
-        int64_t ya, yb, xa, xb;
-        double v = ld(g, (p * m->ho + y) * m->wo + x, f32) / avg_window(m, y, x, &ya, &yb, &xa, &xb);
-        for (int64_t yy = ya; yy < yb; yy++)
-          for (int64_t xx = xa; xx < xb; xx++) add(dx, (p * m->h + yy) * m->w + xx, v, f32);
-      }
+static void avg_backward_plane(const pixel_map *m, const void *g, void *dx, int64_t *argmax, bool f32, int64_t p) {
+  for (int64_t y = 0; y < m->ho; y++)
+    for (int64_t x = 0; x < m->wo; x++) {
+      int64_t ya, yb, xa, xb;
+      double v = ld(g, (p * m->ho + y) * m->wo + x, f32) / avg_window(m, y, x, &ya, &yb, &xa, &xb);
+      for (int64_t yy = ya; yy < yb; yy++)
+        for (int64_t xx = xa; xx < xb; xx++) add(dx, (p * m->h + yy) * m->w + xx, v, f32);
+    }
 }
 
 /* ---------------------------------------------------------------- index tables: nearest, pad */
 
-static void table_forward(const pixel_map *m, const void *in, void *out, bool f32) {
-#pragma omp parallel for PAR_PLANES(m)
-  for (int64_t p = 0; p < m->planes; p++)
-    for (int64_t y = 0; y < m->ho; y++) {
-      int64_t sy = m->sy[y], o = (p * m->ho + y) * m->wo;
-      if (f32) {
-        float *dst = (float *)out + o, fill = (float)m->value;
-        if (sy < 0) {
-          for (int64_t x = 0; x < m->wo; x++) dst[x] = fill;
-        } else {
-          const float *src = (const float *)in + (p * m->h + sy) * m->w;
-          for (int64_t x = 0; x < m->wo; x++) dst[x] = m->sx[x] < 0 ? fill : src[m->sx[x]];
-        }
+static void table_forward_plane(const pixel_map *m, const void *in, void *out, int64_t *argmax, bool f32, int64_t p) {
+  for (int64_t y = 0; y < m->ho; y++) {
+    int64_t sy = m->sy[y], o = (p * m->ho + y) * m->wo;
+    if (f32) {
+      float *dst = (float *)out + o, fill = (float)m->value;
+      if (sy < 0) {
+        for (int64_t x = 0; x < m->wo; x++) dst[x] = fill;
       } else {
-        double *dst = (double *)out + o;
-        const double *src = (const double *)in + (p * m->h + (sy < 0 ? 0 : sy)) * m->w;
-        for (int64_t x = 0; x < m->wo; x++) dst[x] = sy < 0 || m->sx[x] < 0 ? m->value : src[m->sx[x]];
+        const float *src = (const float *)in + (p * m->h + sy) * m->w;
+        for (int64_t x = 0; x < m->wo; x++) dst[x] = m->sx[x] < 0 ? fill : src[m->sx[x]];
       }
+    } else {
+      double *dst = (double *)out + o;
+      const double *src = (const double *)in + (p * m->h + (sy < 0 ? 0 : sy)) * m->w;
+      for (int64_t x = 0; x < m->wo; x++) dst[x] = sy < 0 || m->sx[x] < 0 ? m->value : src[m->sx[x]];
     }
+  }
 }
 
-static void table_backward(const pixel_map *m, const void *g, void *dx, bool f32) {
-#pragma omp parallel for PAR_PLANES(m)
-  for (int64_t p = 0; p < m->planes; p++)
-    for (int64_t y = 0; y < m->ho; y++) {
-      if (m->sy[y] < 0) continue;
-      int64_t row = (p * m->h + m->sy[y]) * m->w, o = (p * m->ho + y) * m->wo;
-      if (f32)
-        for (int64_t x = 0; x < m->wo; x++) {
-          if (m->sx[x] >= 0) ((float *)dx)[row + m->sx[x]] += ((const float *)g)[o + x];
-        }
-      else
-        for (int64_t x = 0; x < m->wo; x++)
-          if (m->sx[x] >= 0) ((double *)dx)[row + m->sx[x]] += ((const double *)g)[o + x];
-    }
+static void table_backward_plane(const pixel_map *m, const void *g, void *dx, int64_t *argmax, bool f32, int64_t p) {
+  for (int64_t y = 0; y < m->ho; y++) {
+    if (m->sy[y] < 0) continue;
+    int64_t row = (p * m->h + m->sy[y]) * m->w, o = (p * m->ho + y) * m->wo;
+    if (f32)
+      for (int64_t x = 0; x < m->wo; x++) {
+        if (m->sx[x] >= 0) ((float *)dx)[row + m->sx[x]] += ((const float *)g)[o + x];
+      }
+    else
+      for (int64_t x = 0; x < m->wo; x++)
+        if (m->sx[x] >= 0) ((double *)dx)[row + m->sx[x]] += ((const double *)g)[o + x];
+  }
 }
 
 /* ---------------------------------------------------------------- bilinear */
 
-static void bilinear_forward(const pixel_map *m, const void *in, void *out, bool f32) {
-#pragma omp parallel for PAR_PLANES(m)
-  for (int64_t p = 0; p < m->planes; p++)
-    for (int64_t y = 0; y < m->ho; y++) {
-      int64_t r0 = (p * m->h + m->sy[2 * y]) * m->w, r1 = (p * m->h + m->sy[2 * y + 1]) * m->w;
-      double ly = m->ly[y];
-      for (int64_t x = 0; x < m->wo; x++) {
-        int64_t c0 = m->sx[2 * x], c1 = m->sx[2 * x + 1];
-        double lx = m->lx[x];
-        double top = (1 - lx) * ld(in, r0 + c0, f32) + lx * ld(in, r0 + c1, f32);
-        double bot = (1 - lx) * ld(in, r1 + c0, f32) + lx * ld(in, r1 + c1, f32);
-        st(out, (p * m->ho + y) * m->wo + x, (1 - ly) * top + ly * bot, f32);
-      }
+static void bilinear_forward_plane(const pixel_map *m, const void *in, void *out, int64_t *argmax, bool f32, int64_t p) {
+  for (int64_t y = 0; y < m->ho; y++) {
+    int64_t r0 = (p * m->h + m->sy[2 * y]) * m->w, r1 = (p * m->h + m->sy[2 * y + 1]) * m->w;
+    double ly = m->ly[y];
+    for (int64_t x = 0; x < m->wo; x++) {
+      int64_t c0 = m->sx[2 * x], c1 = m->sx[2 * x + 1];
+      double lx = m->lx[x];
+      double top = (1 - lx) * ld(in, r0 + c0, f32) + lx * ld(in, r0 + c1, f32);
+      double bot = (1 - lx) * ld(in, r1 + c0, f32) + lx * ld(in, r1 + c1, f32);
+      st(out, (p * m->ho + y) * m->wo + x, (1 - ly) * top + ly * bot, f32);
     }
+  }
 }
 
-static void bilinear_backward(const pixel_map *m, const void *g, void *dx, bool f32) {
-#pragma omp parallel for PAR_PLANES(m)
-  for (int64_t p = 0; p < m->planes; p++)
-    for (int64_t y = 0; y < m->ho; y++) {
-      int64_t r0 = (p * m->h + m->sy[2 * y]) * m->w, r1 = (p * m->h + m->sy[2 * y + 1]) * m->w;
-      double ly = m->ly[y];
-      for (int64_t x = 0; x < m->wo; x++) {
-        int64_t c0 = m->sx[2 * x], c1 = m->sx[2 * x + 1];
-        double lx = m->lx[x], v = ld(g, (p * m->ho + y) * m->wo + x, f32);
-        add(dx, r0 + c0, (1 - ly) * (1 - lx) * v, f32);
-        add(dx, r0 + c1, (1 - ly) * lx * v, f32);
-        add(dx, r1 + c0, ly * (1 - lx) * v, f32);
-        add(dx, r1 + c1, ly * lx * v, f32);
-      }
+static void bilinear_backward_plane(const pixel_map *m, const void *g, void *dx, int64_t *argmax, bool f32, int64_t p) {
+  for (int64_t y = 0; y < m->ho; y++) {
+    int64_t r0 = (p * m->h + m->sy[2 * y]) * m->w, r1 = (p * m->h + m->sy[2 * y + 1]) * m->w;
+    double ly = m->ly[y];
+    for (int64_t x = 0; x < m->wo; x++) {
+      int64_t c0 = m->sx[2 * x], c1 = m->sx[2 * x + 1];
+      double lx = m->lx[x], v = ld(g, (p * m->ho + y) * m->wo + x, f32);
+      add(dx, r0 + c0, (1 - ly) * (1 - lx) * v, f32);
+      add(dx, r0 + c1, (1 - ly) * lx * v, f32);
+      add(dx, r1 + c0, ly * (1 - lx) * v, f32);
+      add(dx, r1 + c1, ly * lx * v, f32);
     }
+  }
 }
 
 /* ---------------------------------------------------------------- the op around a map */
+
+static const plane_fn forward_planes[] = {max_forward_plane, avg_forward_plane, table_forward_plane, bilinear_forward_plane};
+static const plane_fn backward_planes[] = {max_backward_plane, avg_backward_plane, table_backward_plane, bilinear_backward_plane};
+_Static_assert(GEN_COUNT_OF(forward_planes) == MAP_COUNT, "every map kind needs a forward");
+_Static_assert(GEN_COUNT_OF(backward_planes) == MAP_COUNT, "every map kind needs a backward");
 
 static void map_forward(const pixel_map *m, const gen_tensor *in, gen_tensor *out, int64_t *argmax) {
   const void *src = gen_data_ptr(in);
   void *dst = gen_data_ptr(out);
   bool f32 = in->dtype == GEN_FLOAT32;
-  switch (m->kind) {
-  case MAP_MAX: max_forward(m, src, dst, argmax, f32); break;
-  case MAP_AVG: avg_forward(m, src, dst, f32); break;
-  case MAP_TABLE: table_forward(m, src, dst, f32); break;
-  case MAP_BILINEAR: bilinear_forward(m, src, dst, f32); break;
-  }
+  run_planes(m, forward_planes[m->kind], src, dst, argmax, f32);
 }
 
 /* saved: argmax (max pooling only); the map in node->extra */
@@ -228,12 +228,7 @@ static int map_node_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
     const void *gp = gen_data_ptr(cg);
     void *dp = gen_data_ptr(dx);
     bool f32 = g->dtype == GEN_FLOAT32;
-    switch (m->kind) {
-    case MAP_MAX: max_backward(m, gp, dp, (const int64_t *)gen_data_ptr(argmax), f32); break;
-    case MAP_AVG: avg_backward(m, gp, dp, f32); break;
-    case MAP_TABLE: table_backward(m, gp, dp, f32); break;
-    case MAP_BILINEAR: bilinear_backward(m, gp, dp, f32); break;
-    }
+    run_planes(m, backward_planes[m->kind], gp, dp, argmax ? (int64_t *)gen_data_ptr(argmax) : NULL, f32);
   }
   gen_release(cg);
   grad_in[0] = dx;
@@ -260,21 +255,12 @@ static gen_tensor *apply_map(gen_tensor *x, pixel_map *m) {
   }
   map_forward(m, cx, out, argmax ? (int64_t *)gen_data_ptr(argmax) : NULL);
   gen_release(cx);
-  gen_node *n = NULL;
-  if (gen_needs_grad(1, &x)) {
-    n = gen_node_new(m->op, map_node_backward, 1, &x);
-    if (!n || (argmax && gen_node_save(n, argmax) < 0)) {
-      gen_node_release(n);
-      gen_release(out);
-      out = NULL;
-    } else {
-      n->extra = m;
-      n->free_extra = map_free;
-      m = NULL;
-      gen_attach(out, n);
-    }
-  }
-  map_free(m);
+  out = gen_record(out, &(gen_record_args){.op = m->op,
+                                           .backward = map_node_backward,
+                                           .inputs = GEN_TENSORS(x),
+                                           .saved = GEN_TENSORS(argmax),
+                                           .extra = m,
+                                           .free_extra = map_free});
   gen_release(argmax);
   return out;
 }
@@ -293,13 +279,15 @@ static int check_4d(const gen_tensor *x) {
   return gen_fail_int("input must be {N, C, H, W}, got %s", gen_shape_str(s, sizeof s, x->ndim, x->shape));
 }
 
-static gen_tensor *pool(map_kind kind, gen_tensor *x, const int64_t k[2], const int64_t stride[2], const int64_t pad[2], bool inc) {
+static gen_tensor *pool(map_kind kind, gen_tensor *x, const int64_t k[2], const int64_t stride[2], const int64_t pad[2],
+                        bool inc) {
   if (check_4d(x) < 0) return NULL;
   for (int i = 0; i < 2; i++) {
     if (k[i] < 1 || stride[i] < 1 || pad[i] < 0)
       return gen_fail("kernel %lld, stride %lld and padding %lld must be positive (padding >= 0)", (long long)k[i],
                       (long long)stride[i], (long long)pad[i]);
-    if (pad[i] * 2 > k[i]) return gen_fail("padding %lld must be at most half the kernel size %lld", (long long)pad[i], (long long)k[i]);
+    if (pad[i] * 2 > k[i])
+      return gen_fail("padding %lld must be at most half the kernel size %lld", (long long)pad[i], (long long)k[i]);
   }
   int64_t h = x->shape[2], w = x->shape[3];
   if (h + 2 * pad[0] < k[0] || w + 2 * pad[1] < k[1])
@@ -317,7 +305,8 @@ gen_tensor *gen_max_pool2d(gen_tensor *x, const int64_t k[2], const int64_t stri
   return pool(MAP_MAX, x, k, stride, pad, false);
 }
 
-gen_tensor *gen_avg_pool2d(gen_tensor *x, const int64_t k[2], const int64_t stride[2], const int64_t pad[2], bool count_include_pad) {
+gen_tensor *gen_avg_pool2d(gen_tensor *x, const int64_t k[2], const int64_t stride[2], const int64_t pad[2],
+                           bool count_include_pad) {
   return pool(MAP_AVG, x, k, stride, pad, count_include_pad);
 }
 
@@ -350,7 +339,8 @@ static void bilinear_table(int64_t *t, double *l, int64_t in, int64_t out, doubl
 gen_tensor *gen_upsample(gen_tensor *x, int64_t out_h, int64_t out_w, double scale_h, double scale_w, bool bilinear) {
   if (check_4d(x) < 0) return NULL;
   if (out_h < 1 || out_w < 1) return gen_fail("output size %lldx%lld must be positive", (long long)out_h, (long long)out_w);
-  if (x->shape[2] < 1 || x->shape[3] < 1) return gen_fail("cannot upsample an empty %lldx%lld image", (long long)x->shape[2], (long long)x->shape[3]);
+  if (x->shape[2] < 1 || x->shape[3] < 1)
+    return gen_fail("cannot upsample an empty %lldx%lld image", (long long)x->shape[2], (long long)x->shape[3]);
   pixel_map *m = new_map(bilinear ? MAP_BILINEAR : MAP_TABLE, bilinear ? GEN_OP_UPSAMPLE_BILINEAR : GEN_OP_UPSAMPLE_NEAREST);
   if (!m) return NULL;
   m->planes = x->shape[0] * x->shape[1], m->h = x->shape[2], m->w = x->shape[3], m->ho = out_h, m->wo = out_w;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "autograd.h"
-#include "kernels/elementwise.h"
+#include "ops_arith.h"
 
 static void split_dims(const gen_tensor *a, int dim, int64_t *outer, int64_t *n, int64_t *inner) {
   *outer = gen_numel_of(dim, a->shape);
@@ -32,10 +32,25 @@ static void reduced_shape(const gen_tensor *a, int dim, bool keepdim, int *ndim,
   }
   int k = 0;
   for (int d = 0; d < a->ndim; d++) {
-    if (d != dim) shape[k++] = a->shape[d];
-    else if (keepdim) shape[k++] = 1;
+    if (d != dim)
+      shape[k++] = a->shape[d];
+    else if (keepdim)
+      shape[k++] = 1;
   }
   *ndim = k;
+}
+
+/* Block b of sum_all_contiguous. */
+static void sum_block(double *partials, const char *p, int64_t n, int64_t block, gen_dtype dt, int64_t b) {
+  int64_t lo = b * block, hi = lo + block < n ? lo + block : n;
+  double s = 0;
+  if (dt == GEN_FLOAT32) {
+    const float *f = (const float *)p;
+    for (int64_t i = lo; i < hi; i++) s += f[i];
+  } else {
+    for (int64_t i = lo; i < hi; i++) s += gen_read_f64(p + (size_t)i * gen_dtype_size(dt), dt);
+  }
+  partials[b] = s;
 }
 
 /* Blocked sum of a contiguous buffer: fixed 4096-element blocks, partials added in order. */
@@ -48,17 +63,11 @@ static double sum_all_contiguous(const gen_tensor *c) {
   if (!partials) return 0.0 / 0.0;
   const char *p = gen_data_ptr(c);
   gen_dtype dt = c->dtype;
-#pragma omp parallel for if (n > GEN_PARALLEL_GRAIN)
-  for (int64_t b = 0; b < nblocks; b++) {
-    int64_t lo = b * block, hi = lo + block < n ? lo + block : n;
-    double s = 0;
-    if (dt == GEN_FLOAT32) {
-      const float *f = (const float *)p;
-      for (int64_t i = lo; i < hi; i++) s += f[i];
-    } else {
-      for (int64_t i = lo; i < hi; i++) s += gen_read_f64(p + (size_t)i * gen_dtype_size(dt), dt);
-    }
-    partials[b] = s;
+  if (n > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t b = 0; b < nblocks; b++) sum_block(partials, p, n, block, dt, b);
+  } else {
+    for (int64_t b = 0; b < nblocks; b++) sum_block(partials, p, n, block, dt, b);
   }
   double total = 0;
   for (int64_t b = 0; b < nblocks; b++) total += partials[b];
@@ -67,6 +76,35 @@ static double sum_all_contiguous(const gen_tensor *c) {
 }
 
 #define SUM_COLS 256
+
+/* Outer index i of gen_sum_dim_raw: each column summed down its n values in order. */
+static void sum_strided_row(char *o, const char *p, int64_t n, int64_t inner, size_t es, size_t oes, bool f32, gen_dtype dt,
+                            gen_dtype odt, int64_t i) {
+  for (int64_t k = 0; k < inner; k++) {
+    double s = 0;
+    int64_t base = i * n * inner + k;
+    if (f32) {
+      const float *f = (const float *)p + base;
+      for (int64_t j = 0; j < n; j++) s += f[j * inner];
+    } else {
+      for (int64_t j = 0; j < n; j++) s += gen_read_f64(p + (size_t)(base + j * inner) * es, dt);
+    }
+    gen_write_f64(o + (size_t)(i * inner + k) * oes, odt, s);
+  }
+}
+
+/* Task t = (i, block of SUM_COLS columns) of gen_sum_dim_raw, float32. */
+static void sum_column_block(char *o, const char *p, int64_t n, int64_t inner, int64_t blocks, size_t oes, gen_dtype odt,
+                             int64_t t) {
+  int64_t i = t / blocks, k0 = t % blocks * SUM_COLS, len = inner - k0 < SUM_COLS ? inner - k0 : SUM_COLS;
+  double acc[SUM_COLS] = {0};
+  for (int64_t j = 0; j < n; j++) {
+    const float *row = (const float *)p + (i * n + j) * inner + k0;
+    for (int64_t k = 0; k < len; k++) acc[k] += row[k];
+  }
+  for (int64_t k = 0; k < len; k++) gen_write_f64(o + (size_t)(i * inner + k0 + k) * oes, odt, acc[k]);
+}
+
 gen_tensor *gen_sum_dim_raw(gen_tensor *a, int dim, bool keepdim) {
   int ndim;
   int64_t shape[GEN_MAX_DIMS];
@@ -93,30 +131,18 @@ gen_tensor *gen_sum_dim_raw(gen_tensor *a, int dim, bool keepdim) {
        * still adding its n values in order, walked row by row (contiguous, vectorized) instead of
        * one strided column at a time. */
       int64_t blocks = (inner + SUM_COLS - 1) / SUM_COLS;
-#pragma omp parallel for if (outer * n * inner > GEN_PARALLEL_GRAIN)
-      for (int64_t t = 0; t < outer * blocks; t++) {
-        int64_t i = t / blocks, k0 = t % blocks * SUM_COLS, len = inner - k0 < SUM_COLS ? inner - k0 : SUM_COLS;
-        double acc[SUM_COLS] = {0};
-        for (int64_t j = 0; j < n; j++) {
-          const float *row = (const float *)p + (i * n + j) * inner + k0;
-          for (int64_t k = 0; k < len; k++) acc[k] += row[k];
-        }
-        for (int64_t k = 0; k < len; k++) gen_write_f64(o + (size_t)(i * inner + k0 + k) * oes, odt, acc[k]);
+      if (outer * n * inner > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+        for (int64_t t = 0; t < outer * blocks; t++) sum_column_block(o, p, n, inner, blocks, oes, odt, t);
+      } else {
+        for (int64_t t = 0; t < outer * blocks; t++) sum_column_block(o, p, n, inner, blocks, oes, odt, t);
       }
     } else {
-#pragma omp parallel for if (outer * n * inner > GEN_PARALLEL_GRAIN)
-      for (int64_t i = 0; i < outer; i++) {
-        for (int64_t k = 0; k < inner; k++) {
-          double s = 0;
-          int64_t base = i * n * inner + k;
-          if (f32) {
-            const float *f = (const float *)p + base;
-            for (int64_t j = 0; j < n; j++) s += f[j * inner];
-          } else {
-            for (int64_t j = 0; j < n; j++) s += gen_read_f64(p + (size_t)(base + j * inner) * es, c->dtype);
-          }
-          gen_write_f64(o + (size_t)(i * inner + k) * oes, odt, s);
-        }
+      if (outer * n * inner > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+        for (int64_t i = 0; i < outer; i++) sum_strided_row(o, p, n, inner, es, oes, f32, c->dtype, odt, i);
+      } else {
+        for (int64_t i = 0; i < outer; i++) sum_strided_row(o, p, n, inner, es, oes, f32, c->dtype, odt, i);
       }
     }
   }
@@ -173,12 +199,20 @@ gen_tensor *gen_sum_to_shape(gen_tensor *g, int ndim, const int64_t *shape) {
   return cur;
 }
 
-/* attrs: ints[0] = dim, ints[1] = keepdim, reals[0] = scale (1 for sum, 1/n for mean) */
+/* The attributes of every reduction's node. */
+typedef struct {
+  int dim; /* or GEN_DIM_ALL */
+  bool keepdim;
+  double scale;       /* sum: 1, mean: 1/n */
+  int64_t correction; /* var, std */
+} reduce_attrs;
+
 static int sum_mean_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
-  gen_tensor *full = gen_unreduce_raw(g, (int)n->ints[0], n->ints[1], n->edges[0].ndim, n->edges[0].shape);
+  const reduce_attrs *ra = GEN_NODE_ATTRS(n, reduce_attrs);
+  gen_tensor *full = gen_unreduce_raw(g, ra->dim, ra->keepdim, n->edges[0].ndim, n->edges[0].shape);
   if (!full) return -1;
-  if (n->reals[0] != 1.0) {
-    gen_tensor *scaled = gen_scale_raw(full, n->reals[0]);
+  if (ra->scale != 1.0) {
+    gen_tensor *scaled = gen_scale_raw(full, ra->scale);
     gen_release(full);
     full = scaled;
   }
@@ -198,17 +232,9 @@ static gen_tensor *sum_or_mean(gen_op op, gen_tensor *a, int dim, bool keepdim) 
     gen_release(out);
     if (!(out = m)) return NULL;
   }
-  if (!gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(op, sum_mean_backward, 1, &a);
-  if (!n) {
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = dim;
-  n->ints[1] = keepdim;
-  n->reals[0] = scale;
-  gen_attach(out, n);
-  return out;
+  reduce_attrs ra = {dim, keepdim, scale, 0};
+  return gen_record(
+      out, &(gen_record_args){.op = op, .backward = sum_mean_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&ra)});
 }
 
 gen_tensor *gen_sum(gen_tensor *a, int dim, bool keepdim) { return sum_or_mean(GEN_OP_SUM, a, dim, keepdim); }
@@ -242,8 +268,10 @@ static inline double at(const gen_tensor *c, int64_t i) {
 }
 static inline void put(gen_tensor *t, int64_t i, double v) {
   char *p = gen_data_ptr(t);
-  if (t->dtype == GEN_FLOAT32) ((float *)p)[i] = (float)v;
-  else gen_write_f64(p + (size_t)i * gen_dtype_size(t->dtype), t->dtype, v);
+  if (t->dtype == GEN_FLOAT32)
+    ((float *)p)[i] = (float)v;
+  else
+    gen_write_f64(p + (size_t)i * gen_dtype_size(t->dtype), t->dtype, v);
 }
 static inline int64_t row_base(const rows *r, int64_t row) { return (row / r->inner) * r->n * r->inner + row % r->inner; }
 
@@ -296,8 +324,7 @@ static int reduce_rows(gen_tensor *a, int dim, bool keepdim, row_kind kind, int6
   int ndim;
   int64_t shape[GEN_MAX_DIMS];
   reduced_shape(a, dim, keepdim, &ndim, shape);
-  if (gen_numel(a) == 0 || (dim != GEN_DIM_ALL && a->shape[dim] == 0))
-    return gen_fail_int("cannot reduce an empty dimension");
+  if (gen_numel(a) == 0 || (dim != GEN_DIM_ALL && a->shape[dim] == 0)) return gen_fail_int("cannot reduce an empty dimension");
   rows r;
   if (rows_of(a, dim, &r) < 0) return -1;
   gen_dtype odt = gen_dtype_is_float(a->dtype) || kind == ROW_MAX || kind == ROW_MIN ? a->dtype : GEN_FLOAT32;
@@ -312,39 +339,41 @@ static int reduce_rows(gen_tensor *a, int dim, bool keepdim, row_kind kind, int6
   }
   int64_t nrows = r.outer * r.inner;
   int64_t *ip = ix ? (int64_t *)gen_data_ptr(ix) : NULL;
-#pragma omp parallel for if (nrows * r.n > GEN_PARALLEL_GRAIN)
-  for (int64_t row = 0; row < nrows; row++) {
-    int64_t pos = 0;
-    put(*out, row, reduce_row(&r, row, kind, correction, &pos));
-    if (ip) ip[row] = pos + 1; /* over all elements, the row is the flat tensor */
+  if (nrows * r.n > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t row = 0; row < nrows; row++) {
+      int64_t pos = 0;
+      put(*out, row, reduce_row(&r, row, kind, correction, &pos));
+      if (ip) ip[row] = pos + 1; /* over all elements, the row is the flat tensor */
+    }
+  } else {
+    for (int64_t row = 0; row < nrows; row++) {
+      int64_t pos = 0;
+      put(*out, row, reduce_row(&r, row, kind, correction, &pos));
+      if (ip) ip[row] = pos + 1; /* over all elements, the row is the flat tensor */
+    }
   }
   gen_release(r.c);
   if (idx) *idx = ix;
   return 0;
 }
 
+/* Records a reduction of a along dim; saves save1 and save2 (either may be NULL, or out). */
 static gen_tensor *record_reduce(gen_tensor *out, gen_tensor *a, gen_op op, gen_backward_fn bw, int dim, bool keepdim,
-                                 gen_tensor *save1, gen_tensor *save2, double real) {
-  if (!out || !gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(op, bw, 1, &a);
-  if (!n || (save1 && gen_node_save(n, save1) < 0) || (save2 && gen_node_save(n, save2) < 0)) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = dim;
-  n->ints[1] = keepdim;
-  n->reals[0] = real;
-  gen_attach(out, n);
-  return out;
+                                 gen_tensor *save1, gen_tensor *save2, int64_t correction) {
+  reduce_attrs ra = {dim, keepdim, 1.0, correction};
+  return gen_record(
+      out, &(gen_record_args){
+               .op = op, .backward = bw, .inputs = GEN_TENSORS(a), .saved = GEN_TENSORS(save1, save2), .attrs = GEN_ATTRS(&ra)});
 }
 
 /* var: d/dx = 2 (x - mean) / (n - correction); std additionally / (2 std). saved: x, [std out] */
 static int var_std_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0);
   if (!x) return -1;
-  int dim = (int)n->ints[0];
-  bool keepdim = n->ints[1];
+  const reduce_attrs *ra = GEN_NODE_ATTRS(n, reduce_attrs);
+  int dim = ra->dim;
+  bool keepdim = ra->keepdim;
   gen_tensor *gg = g;
   gen_retain(gg);
   if (n->op == GEN_OP_STD) { /* g / (2 std) */
@@ -361,7 +390,7 @@ static int var_std_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *dev = m ? gen_binary_raw(GEN_BIN_SUB, x, m) : NULL;
   gen_tensor *full = dev ? gen_unreduce_raw(gg, dim, keepdim, x->ndim, x->shape) : NULL;
   gen_tensor *prod = full ? gen_binary_raw(GEN_BIN_MUL, dev, full) : NULL;
-  grad_in[0] = prod ? gen_scale_raw(prod, 2.0 / (double)(count - (int64_t)n->reals[0])) : NULL;
+  grad_in[0] = prod ? gen_scale_raw(prod, 2.0 / (double)(count - ra->correction)) : NULL;
   gen_release(gg);
   gen_release(mean);
   gen_release(m);
@@ -375,7 +404,7 @@ gen_tensor *gen_var(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
   if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
   gen_tensor *out = NULL;
   if (reduce_rows(a, dim, keepdim, ROW_VAR, correction, &out, NULL) < 0) return NULL;
-  return record_reduce(out, a, GEN_OP_VAR, var_std_backward, dim, keepdim, a, NULL, (double)correction);
+  return record_reduce(out, a, GEN_OP_VAR, var_std_backward, dim, keepdim, a, NULL, correction);
 }
 
 gen_tensor *gen_std(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
@@ -384,11 +413,7 @@ gen_tensor *gen_std(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
   if (reduce_rows(a, dim, keepdim, ROW_VAR, correction, &v, NULL) < 0) return NULL;
   int64_t k = gen_numel(v);
   for (int64_t i = 0; i < k; i++) put(v, i, sqrt(at(v, i)));
-  if (!gen_needs_grad(1, &a)) return v;
-  gen_tensor *alias = gen_as_strided(v, v->ndim, v->shape, v->stride, v->offset); /* no cycle */
-  gen_tensor *out = record_reduce(v, a, GEN_OP_STD, var_std_backward, dim, keepdim, a, alias, (double)correction);
-  gen_release(alias);
-  return out;
+  return record_reduce(v, a, GEN_OP_STD, var_std_backward, dim, keepdim, a, v, correction);
 }
 
 /* max/min: the gradient goes to the chosen position. saved: positions (1-based, reduced shape) */
@@ -396,7 +421,7 @@ static int extreme_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *pos = gen_node_saved(n, 0);
   if (!pos) return -1;
   const gen_edge *e = &n->edges[0];
-  int dim = (int)n->ints[0];
+  int dim = GEN_NODE_ATTRS(n, reduce_attrs)->dim;
   gen_tensor *acc = gen_zeros(g->dtype, e->ndim, e->shape);
   gen_tensor *cg = acc ? gen_contiguous_raw(g) : NULL;
   if (!cg) {
@@ -425,13 +450,19 @@ static gen_tensor *extreme(gen_tensor *a, int dim, bool keepdim, gen_tensor **in
   gen_tensor *out = NULL, *pos = NULL;
   if (reduce_rows(a, dim, keepdim, kind, 0, &out, &pos) < 0) return NULL;
   out = record_reduce(out, a, kind == ROW_MAX ? GEN_OP_MAX : GEN_OP_MIN, extreme_backward, dim, keepdim, pos, NULL, 0);
-  if (out && indices) *indices = pos;
-  else gen_release(pos);
+  if (out && indices)
+    *indices = pos;
+  else
+    gen_release(pos);
   return out;
 }
 
-gen_tensor *gen_max(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices) { return extreme(a, dim, keepdim, indices, ROW_MAX); }
-gen_tensor *gen_min(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices) { return extreme(a, dim, keepdim, indices, ROW_MIN); }
+gen_tensor *gen_max(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices) {
+  return extreme(a, dim, keepdim, indices, ROW_MAX);
+}
+gen_tensor *gen_min(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices) {
+  return extreme(a, dim, keepdim, indices, ROW_MIN);
+}
 
 static gen_tensor *arg_extreme(gen_tensor *a, int dim, bool keepdim, row_kind kind) {
   gen_tensor *out = NULL, *pos = NULL;
@@ -446,8 +477,9 @@ gen_tensor *gen_argmin(gen_tensor *a, int dim, bool keepdim) { return arg_extrem
 static int logsumexp_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0), *y = x ? gen_node_saved(n, 1) : NULL;
   if (!y) return -1;
-  int dim = (int)n->ints[0];
-  bool keepdim = n->ints[1];
+  const reduce_attrs *ra = GEN_NODE_ATTRS(n, reduce_attrs);
+  int dim = ra->dim;
+  bool keepdim = ra->keepdim;
   gen_tensor *yf = gen_unreduce_raw(y, dim, keepdim, x->ndim, x->shape);
   gen_tensor *gf = yf ? gen_unreduce_raw(g, dim, keepdim, x->ndim, x->shape) : NULL;
   gen_tensor *d = gf ? gen_binary_raw(GEN_BIN_SUB, x, yf) : NULL;
@@ -465,11 +497,7 @@ gen_tensor *gen_logsumexp(gen_tensor *a, int dim, bool keepdim) {
   if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
   gen_tensor *out = NULL;
   if (reduce_rows(a, dim, keepdim, ROW_LOGSUMEXP, 0, &out, NULL) < 0) return NULL;
-  if (!gen_needs_grad(1, &a)) return out;
-  gen_tensor *alias = gen_as_strided(out, out->ndim, out->shape, out->stride, out->offset);
-  gen_tensor *r = record_reduce(out, a, GEN_OP_LOGSUMEXP, logsumexp_backward, dim, keepdim, a, alias, 0);
-  gen_release(alias);
-  return r;
+  return record_reduce(out, a, GEN_OP_LOGSUMEXP, logsumexp_backward, dim, keepdim, a, out, 0);
 }
 
 /* ---------------------------------------------------------------- softmax, log_softmax
@@ -506,26 +534,33 @@ static void softmax_row(const rows *r, gen_tensor *out, int64_t row, bool log_sp
   }
 }
 
+/* Row row of softmax_backward. */
+static void softmax_backward_row(gen_tensor *out, const rows *r, const gen_tensor *cy, bool log_space, int64_t row) {
+  int64_t b = row_base(r, row), s = r->inner;
+  double dot = 0;
+  for (int64_t k = 0; k < r->n; k++) dot += at(r->c, b + k * s) * (log_space ? 1 : at(cy, b + k * s));
+  for (int64_t k = 0; k < r->n; k++) {
+    double gy = at(r->c, b + k * s), yy = at(cy, b + k * s);
+    put(out, b + k * s, log_space ? gy - exp(yy) * dot : yy * (gy - dot));
+  }
+}
+
 /* softmax: dx = y (g - sum(g y)); log_softmax: dx = g - exp(y) sum(g). saved: y alias */
 static int softmax_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *y = gen_node_saved(n, 0);
   if (!y) return -1;
   rows r;
-  if (rows_of(g, (int)n->ints[0], &r) < 0) return -1;
+  if (rows_of(g, GEN_NODE_ATTRS(n, reduce_attrs)->dim, &r) < 0) return -1;
   gen_tensor *cy = gen_contiguous_raw(y);
   gen_tensor *out = cy ? gen_empty(g->dtype, g->ndim, g->shape) : NULL;
   if (out) {
     bool log_space = n->op == GEN_OP_LOG_SOFTMAX;
     int64_t nrows = r.outer * r.inner;
-#pragma omp parallel for if (nrows * r.n > GEN_PARALLEL_GRAIN)
-    for (int64_t row = 0; row < nrows; row++) {
-      int64_t b = row_base(&r, row), s = r.inner;
-      double dot = 0;
-      for (int64_t k = 0; k < r.n; k++) dot += at(r.c, b + k * s) * (log_space ? 1 : at(cy, b + k * s));
-      for (int64_t k = 0; k < r.n; k++) {
-        double gy = at(r.c, b + k * s), yy = at(cy, b + k * s);
-        put(out, b + k * s, log_space ? gy - exp(yy) * dot : yy * (gy - dot));
-      }
+    if (nrows * r.n > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t row = 0; row < nrows; row++) softmax_backward_row(out, &r, cy, log_space, row);
+    } else {
+      for (int64_t row = 0; row < nrows; row++) softmax_backward_row(out, &r, cy, log_space, row);
     }
   }
   gen_release(cy);
@@ -549,16 +584,7 @@ static gen_tensor *softmax_impl(gen_tensor *a, int dim, bool log_space) {
     }
   }
   gen_release(r.c);
-  if (!out || !gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(log_space ? GEN_OP_LOG_SOFTMAX : GEN_OP_SOFTMAX, softmax_backward, 1, &a);
-  if (!n || gen_node_save_output(n, out) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = dim;
-  gen_attach(out, n);
-  return out;
+  return record_reduce(out, a, log_space ? GEN_OP_LOG_SOFTMAX : GEN_OP_SOFTMAX, softmax_backward, dim, false, out, NULL, 0);
 }
 
 gen_tensor *gen_softmax(gen_tensor *a, int dim) { return softmax_impl(a, dim, false); }

@@ -10,19 +10,12 @@
 #include <string.h>
 
 #include "autograd.h"
-#include "kernels/elementwise.h"
+#include "ops_arith.h"
 #include "ops_reduce.h"
 
-/* Records a single-input node with no saved tensors. */
+/* Records a single-input node with no saved tensors and no attributes. */
 static gen_tensor *record1(gen_tensor *out, gen_tensor *a, gen_op op, gen_backward_fn bw) {
-  if (!out || !gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(op, bw, 1, &a);
-  if (!n) {
-    gen_release(out);
-    return NULL;
-  }
-  gen_attach(out, n);
-  return out;
+  return gen_record(out, &(gen_record_args){.op = op, .backward = bw, .inputs = GEN_TENSORS(a)});
 }
 
 static int copy_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
@@ -71,8 +64,10 @@ int gen_infer_shape(int64_t numel, int ndim, int64_t *shape) {
   int infer = -1;
   int64_t known = 1;
   for (int d = 0; d < ndim; d++) {
-    if (shape[d] == -1) infer = d;
-    else known *= shape[d];
+    if (shape[d] == -1)
+      infer = d;
+    else
+      known *= shape[d];
   }
   if (infer >= 0) {
     if (known == 0 || numel % known != 0) goto mismatch;
@@ -83,8 +78,8 @@ int gen_infer_shape(int64_t numel, int ndim, int64_t *shape) {
   return 0;
 mismatch:;
   char s[GEN_SHAPE_STR_MAX];
-  return gen_fail_int("shape %s is invalid for a tensor of %lld elements",
-                      gen_shape_str(s, sizeof s, ndim, shape), (long long)numel);
+  return gen_fail_int("shape %s is invalid for a tensor of %lld elements", gen_shape_str(s, sizeof s, ndim, shape),
+                      (long long)numel);
 }
 
 /* Strides for viewing a's elements with a new shape without copying, if possible (PyTorch's rule:
@@ -148,10 +143,15 @@ static gen_tensor *view_impl(gen_tensor *a, int ndim, const int64_t *shape_in, b
 gen_tensor *gen_view(gen_tensor *a, int ndim, const int64_t *shape) { return view_impl(a, ndim, shape, false); }
 gen_tensor *gen_reshape(gen_tensor *a, int ndim, const int64_t *shape) { return view_impl(a, ndim, shape, true); }
 
-/* ---- permute ---- (ints[0..ndim) = dims) */
+/* ---- permute ---- */
+typedef struct {
+  int dims[GEN_MAX_DIMS]; /* result dim d is input dim dims[d] */
+} permute_attrs;
+
 static int permute_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  const permute_attrs *at = GEN_NODE_ATTRS(n, permute_attrs);
   int inv[GEN_MAX_DIMS];
-  for (int d = 0; d < g->ndim; d++) inv[n->ints[d]] = d;
+  for (int d = 0; d < g->ndim; d++) inv[at->dims[d]] = d;
   grad_in[0] = gen_permute(g, inv);
   return grad_in[0] ? 0 : -1;
 }
@@ -167,31 +167,32 @@ gen_tensor *gen_permute(gen_tensor *a, const int *dims) {
     stride[d] = a->stride[dims[d]];
   }
   gen_tensor *out = gen_as_strided(a, a->ndim, shape, stride, a->offset);
-  if (!out || !gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(GEN_OP_PERMUTE, permute_backward, 1, &a);
-  if (!n) {
-    gen_release(out);
-    return NULL;
-  }
-  for (int d = 0; d < a->ndim; d++) n->ints[d] = dims[d];
-  gen_attach(out, n);
-  return out;
+  permute_attrs at = {{0}};
+  memcpy(at.dims, dims, sizeof(int) * (size_t)a->ndim);
+  return gen_record(
+      out,
+      &(gen_record_args){.op = GEN_OP_PERMUTE, .backward = permute_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&at)});
 }
 
-/* ---- narrow and select: backward writes g into a zero tensor of the input's shape ----
- * ints[0] = dim, ints[1] = start, ints[2] = length (select: -1, the dim is removed) */
+/* ---- narrow and select: backward writes g into a zero tensor of the input's shape ---- */
+typedef struct {
+  int dim;
+  int64_t start, length; /* select: length -1, the dim is removed */
+} slice_attrs;
+
 static int slice_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  const slice_attrs *at = GEN_NODE_ATTRS(n, slice_attrs);
   gen_tensor *z = gen_zeros(g->dtype, n->edges[0].ndim, n->edges[0].shape);
   if (!z) return -1;
-  int dim = (int)n->ints[0];
+  int dim = at->dim;
   int64_t shape[GEN_MAX_DIMS], stride[GEN_MAX_DIMS];
   int nd = 0;
   for (int d = 0; d < z->ndim; d++) {
-    if (d == dim && n->ints[2] < 0) continue; /* select: the dim is gone from g */
-    shape[nd] = d == dim ? n->ints[2] : z->shape[d];
+    if (d == dim && at->length < 0) continue; /* select: the dim is gone from g */
+    shape[nd] = d == dim ? at->length : z->shape[d];
     stride[nd++] = z->stride[d];
   }
-  gen_tensor *slot = gen_as_strided(z, nd, shape, stride, z->offset + n->ints[1] * z->stride[dim]);
+  gen_tensor *slot = gen_as_strided(z, nd, shape, stride, z->offset + at->start * z->stride[dim]);
   int rc = slot ? gen_copy_raw(slot, g) : -1;
   gen_release(slot);
   if (rc < 0) {
@@ -203,23 +204,15 @@ static int slice_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
 }
 
 static gen_tensor *slice_record(gen_tensor *out, gen_tensor *a, gen_op op, int dim, int64_t start, int64_t length) {
-  if (!out || !gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(op, slice_backward, 1, &a);
-  if (!n) {
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = dim;
-  n->ints[1] = start;
-  n->ints[2] = length;
-  gen_attach(out, n);
-  return out;
+  slice_attrs at = {dim, start, length};
+  return gen_record(out,
+                    &(gen_record_args){.op = op, .backward = slice_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_narrow(gen_tensor *a, int dim, int64_t start, int64_t length) {
   if (start < 0 || length < 0 || start + length > a->shape[dim])
-    return gen_fail("start %lld and length %lld do not fit dimension %d of size %lld", (long long)start + 1,
-                    (long long)length, dim + 1, (long long)a->shape[dim]);
+    return gen_fail("start %lld and length %lld do not fit dimension %d of size %lld", (long long)start + 1, (long long)length,
+                    dim + 1, (long long)a->shape[dim]);
   int64_t shape[GEN_MAX_DIMS];
   memcpy(shape, a->shape, sizeof shape);
   shape[dim] = length;
@@ -263,9 +256,13 @@ gen_tensor *gen_expand(gen_tensor *a, int ndim, const int64_t *shape_in) {
   return record1(out, a, GEN_OP_EXPAND, expand_backward);
 }
 
-/* ---- cat ---- ints[0] = dim; the node's inputs are the pieces, in order */
+/* ---- cat ---- the node's inputs are the pieces, in order */
+typedef struct {
+  int dim;
+} cat_attrs;
+
 static int cat_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
-  int dim = (int)n->ints[0];
+  int dim = GEN_NODE_ATTRS(n, cat_attrs)->dim;
   int64_t start = 0;
   for (int i = 0; i < n->n_inputs; i++) {
     int64_t len = n->edges[i].shape[dim];
@@ -305,15 +302,9 @@ static gen_tensor *cat_small(int n, gen_tensor *const *ts, int dim) {
     }
     start += ts[i]->shape[dim];
   }
-  if (!gen_needs_grad(n, ts)) return out;
-  gen_node *node = gen_node_new(GEN_OP_CAT, cat_backward, n, ts);
-  if (!node) {
-    gen_release(out);
-    return NULL;
-  }
-  node->ints[0] = dim;
-  gen_attach(out, node);
-  return out;
+  cat_attrs at = {dim};
+  return gen_record(out,
+                    &(gen_record_args){.op = GEN_OP_CAT, .backward = cat_backward, .inputs = {n, ts}, .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_cat(int n, gen_tensor *const *ts, int dim) {

@@ -17,13 +17,14 @@
 #include "iter.h"
 #include "ops_reduce.h"
 
-static const gen_op unary_op_ids[GEN_UN_COUNT] = {
-    GEN_OP_EXP,  GEN_OP_LOG,   GEN_OP_SQRT,  GEN_OP_RSQRT,      GEN_OP_ABS,  GEN_OP_TANH,
-    GEN_OP_SIGMOID, GEN_OP_SIN, GEN_OP_COS,  GEN_OP_CLAMP,      GEN_OP_RELU, GEN_OP_LEAKY_RELU,
-    GEN_OP_SILU, GEN_OP_GELU,  GEN_OP_GELU,  GEN_OP_SOFTPLUS,   GEN_OP_ELU};
+/* The autograd op of each unary op (gelu's tanh approximation records as gelu). */
+static const gen_op unary_op_ids[] = {GEN_OP_EXP,     GEN_OP_LOG,  GEN_OP_SQRT, GEN_OP_RSQRT,    GEN_OP_ABS,  GEN_OP_TANH,
+                                      GEN_OP_SIGMOID, GEN_OP_SIN,  GEN_OP_COS,  GEN_OP_CLAMP,    GEN_OP_RELU, GEN_OP_LEAKY_RELU,
+                                      GEN_OP_SILU,    GEN_OP_GELU, GEN_OP_GELU, GEN_OP_SOFTPLUS, GEN_OP_ELU};
+_Static_assert(GEN_COUNT_OF(unary_op_ids) == GEN_UN_COUNT, "every unary op needs its autograd op");
 
-#define SQRT_HALF 0.70710678118654752440
-#define INV_SQRT_2PI 0.39894228040143267794
+#define SQRT_HALF      0.70710678118654752440
+#define INV_SQRT_2PI   0.39894228040143267794
 #define SQRT_2_OVER_PI 0.79788456080286535588
 
 static inline double value(gen_unop op, double x, double p1, double p2) {
@@ -142,13 +143,14 @@ static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double
     const float *x = (const float *)gen_data_ptr(a);
     float *y = (float *)gen_data_ptr(out);
     if (op == GEN_UN_SILU)
-      gen_silu_f32(x, y, gen_numel(out));
+      gen_silu_f32(y, x, gen_numel(out));
     else
-      gen_sigmoid_f32(x, y, gen_numel(out));
+      gen_sigmoid_f32(y, x, gen_numel(out));
     gen_bump_version(out);
     return;
   }
-  unary_job j = {.op = op, .p1 = p1, .p2 = p2, .po = gen_data_ptr(out), .pa = gen_data_ptr(a), .dto = out->dtype, .dta = a->dtype};
+  unary_job j = {
+      .op = op, .p1 = p1, .p2 = p2, .po = gen_data_ptr(out), .pa = gen_data_ptr(a), .dto = out->dtype, .dta = a->dtype};
   const int64_t *strides[2] = {out->stride, a->stride};
   gen_iter_init(&j.it, out->ndim, out->shape, 2, strides);
   if (j.it.rows * j.it.inner > GEN_PARALLEL_GRAIN / 4) {
@@ -160,38 +162,50 @@ static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double
   gen_bump_version(out);
 }
 
-/* saved[0] = x, saved[1] = y; reals[0..1] = p1, p2; ints[0] = unop */
+typedef struct {
+  gen_unop op;
+  double p1, p2; /* the op's parameters (leaky_relu's slope, clamp's bounds ...) */
+} unary_attrs;
+
+/* saved[0] = x, saved[1] = y */
 static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *x = gen_node_saved(n, 0), *y = x ? gen_node_saved(n, 1) : NULL;
   if (!y) return -1;
   gen_tensor *cx = gen_contiguous_raw(x), *cy = cx ? gen_contiguous_raw(y) : NULL, *cg = cy ? gen_contiguous_raw(g) : NULL;
   gen_tensor *out = cg ? gen_empty(g->dtype, g->ndim, g->shape) : NULL;
   if (out) {
-    gen_unop op = (gen_unop)n->ints[0];
-    double p1 = n->reals[0], p2 = n->reals[1];
+    const unary_attrs *at = GEN_NODE_ATTRS(n, unary_attrs);
+    gen_unop op = at->op;
+    double p1 = at->p1, p2 = at->p2;
     int64_t count = gen_numel(out);
     if (out->dtype == GEN_FLOAT32 && cx->dtype == GEN_FLOAT32) {
       float *o = (float *)gen_data_ptr(out);
-      const float *xs = (const float *)gen_data_ptr(cx), *ys = (const float *)gen_data_ptr(cy), *gs = (const float *)gen_data_ptr(cg);
+      const float *xs = (const float *)gen_data_ptr(cx), *ys = (const float *)gen_data_ptr(cy),
+                  *gs = (const float *)gen_data_ptr(cg);
       if (op == GEN_UN_RELU || op == GEN_UN_LEAKY_RELU) {
         float slope = op == GEN_UN_RELU ? 0.0f : (float)p1;
         for (int64_t i = 0; i < count; i++) o[i] = xs[i] > 0 ? gs[i] : gs[i] * slope;
       } else if (op == GEN_UN_TANH) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (1 - ys[i] * ys[i]);
       } else if (op == GEN_UN_SILU) {
-        gen_silu_backward_f32(xs, gs, o, count);
+        gen_silu_backward_f32(o, xs, gs, count);
       } else if (op == GEN_UN_SIGMOID) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * ys[i] * (1 - ys[i]);
       } else {
-#pragma omp parallel for if (count > GEN_PARALLEL_GRAIN / 4)
-        for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+        if (count > GEN_PARALLEL_GRAIN / 4) {
+#pragma omp parallel for
+          for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+        } else {
+          for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (float)derivative(op, xs[i], ys[i], p1, p2);
+        }
       }
     } else {
       for (int64_t i = 0; i < count; i++) {
         double xv = gen_read_f64(gen_data_ptr(cx) + (size_t)i * gen_dtype_size(cx->dtype), cx->dtype);
         double yv = gen_read_f64(gen_data_ptr(cy) + (size_t)i * gen_dtype_size(cy->dtype), cy->dtype);
         double gv = gen_read_f64(gen_data_ptr(cg) + (size_t)i * gen_dtype_size(cg->dtype), cg->dtype);
-        gen_write_f64(gen_data_ptr(out) + (size_t)i * gen_dtype_size(out->dtype), out->dtype, gv * derivative(op, xv, yv, p1, p2));
+        gen_write_f64(gen_data_ptr(out) + (size_t)i * gen_dtype_size(out->dtype), out->dtype,
+                      gv * derivative(op, xv, yv, p1, p2));
       }
     }
   }
@@ -207,18 +221,12 @@ gen_tensor *gen_unary(gen_unop op, gen_tensor *a, double p1, double p2) {
   gen_tensor *out = gen_empty(dt, a->ndim, a->shape);
   if (!out) return NULL;
   unary_into(op, out, a, p1, p2);
-  if (!gen_needs_grad(1, &a)) return out;
-  gen_node *n = gen_node_new(unary_op_ids[op], unary_backward, 1, &a);
-  if (!n || gen_node_save(n, a) < 0 || gen_node_save_output(n, out) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  n->ints[0] = op;
-  n->reals[0] = p1;
-  n->reals[1] = p2;
-  gen_attach(out, n);
-  return out;
+  unary_attrs at = {op, p1, p2};
+  return gen_record(out, &(gen_record_args){.op = unary_op_ids[op],
+                                            .backward = unary_backward,
+                                            .inputs = GEN_TENSORS(a),
+                                            .saved = GEN_TENSORS(a, out),
+                                            .attrs = GEN_ATTRS(&at)});
 }
 
 int gen_unary_(gen_unop op, gen_tensor *a, double p1, double p2) {
@@ -265,8 +273,13 @@ static gen_tensor *where_raw(gen_tensor *mask, gen_tensor *a, gen_tensor *b) {
   gen_broadcast_strides(mask, nd2, shape2, sm);
   gen_broadcast_strides(a, nd2, shape2, sa);
   gen_broadcast_strides(b, nd2, shape2, sb);
-  where_job j = {.po = gen_data_ptr(out), .pm = gen_data_ptr(mask), .pa = gen_data_ptr(a), .pb = gen_data_ptr(b),
-                 .dt = out->dtype, .dta = a->dtype, .dtb = b->dtype};
+  where_job j = {.po = gen_data_ptr(out),
+                 .pm = gen_data_ptr(mask),
+                 .pa = gen_data_ptr(a),
+                 .pb = gen_data_ptr(b),
+                 .dt = out->dtype,
+                 .dta = a->dtype,
+                 .dtb = b->dtype};
   const int64_t *strides[4] = {out->stride, sm, sa, sb};
   gen_iter_init(&j.it, nd2, shape2, 4, strides);
   if (j.it.rows * j.it.inner > GEN_PARALLEL_GRAIN) {
@@ -299,15 +312,8 @@ static int where_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
 }
 
 static gen_tensor *record_where(gen_tensor *out, gen_op op, int n_in, gen_tensor **inputs, gen_tensor *mask) {
-  if (!out || !gen_needs_grad(n_in, inputs)) return out;
-  gen_node *n = gen_node_new(op, where_backward, n_in, inputs);
-  if (!n || gen_node_save(n, mask) < 0) {
-    gen_node_release(n);
-    gen_release(out);
-    return NULL;
-  }
-  gen_attach(out, n);
-  return out;
+  return gen_record(
+      out, &(gen_record_args){.op = op, .backward = where_backward, .inputs = {n_in, inputs}, .saved = GEN_TENSORS(mask)});
 }
 
 gen_tensor *gen_where(gen_tensor *mask, gen_tensor *a, gen_tensor *b) {

@@ -5,9 +5,24 @@
 #include "gen.h"
 
 typedef enum {
-  GEN_UN_EXP, GEN_UN_LOG, GEN_UN_SQRT, GEN_UN_RSQRT, GEN_UN_ABS, GEN_UN_TANH, GEN_UN_SIGMOID,
-  GEN_UN_SIN, GEN_UN_COS, GEN_UN_CLAMP, GEN_UN_RELU, GEN_UN_LEAKY_RELU, GEN_UN_SILU, GEN_UN_GELU,
-  GEN_UN_GELU_TANH, GEN_UN_SOFTPLUS, GEN_UN_ELU, GEN_UN_COUNT
+  GEN_UN_EXP,
+  GEN_UN_LOG,
+  GEN_UN_SQRT,
+  GEN_UN_RSQRT,
+  GEN_UN_ABS,
+  GEN_UN_TANH,
+  GEN_UN_SIGMOID,
+  GEN_UN_SIN,
+  GEN_UN_COS,
+  GEN_UN_CLAMP,
+  GEN_UN_RELU,
+  GEN_UN_LEAKY_RELU,
+  GEN_UN_SILU,
+  GEN_UN_GELU,
+  GEN_UN_GELU_TANH,
+  GEN_UN_SOFTPLUS,
+  GEN_UN_ELU,
+  GEN_UN_COUNT
 } gen_unop;
 
 /* p1, p2: clamp (lo, hi; NaN = unbounded), leaky_relu (slope), softplus (beta, threshold), elu (alpha) */

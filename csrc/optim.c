@@ -15,16 +15,17 @@
 #define OPTIM_GRAIN 16384
 
 int gen_optim_check(gen_tensor *p, gen_tensor *const *others, int n) {
-  if (!gen_dtype_is_float(p->dtype)) return gen_fail_int("parameter must be float32 or float64, got %s", gen_dtype_name(p->dtype));
+  if (!gen_dtype_is_float(p->dtype))
+    return gen_fail_int("parameter must be float32 or float64, got %s", gen_dtype_name(p->dtype));
   if (!gen_is_contiguous(p)) return gen_fail_int("parameter must be contiguous");
   for (int i = 0; i < n; i++) {
     gen_tensor *t = others[i];
     if (!t) continue;
     if (t->dtype != p->dtype || !gen_same_shape(t, p) || !gen_is_contiguous(t)) {
       char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
-      return gen_fail_int("state tensor %d (%s %s) does not match the parameter (%s %s) or is not contiguous",
-                          i + 1, gen_dtype_name(t->dtype), gen_shape_str(a, sizeof a, t->ndim, t->shape),
-                          gen_dtype_name(p->dtype), gen_shape_str(b, sizeof b, p->ndim, p->shape));
+      return gen_fail_int("state tensor %d (%s %s) does not match the parameter (%s %s) or is not contiguous", i + 1,
+                          gen_dtype_name(t->dtype), gen_shape_str(a, sizeof a, t->ndim, t->shape), gen_dtype_name(p->dtype),
+                          gen_shape_str(b, sizeof b, p->ndim, p->shape));
     }
   }
   return 0;
@@ -32,6 +33,15 @@ int gen_optim_check(gen_tensor *p, gen_tensor *const *others, int n) {
 
 #define F32(t) ((float *)gen_data_ptr(t))
 #define F64(t) ((double *)gen_data_ptr(t))
+
+/* One float32 element of Adam: g + wd p into the moments, then the (shrunk) parameter update. */
+static inline void adam_f32(float *p, float *m, float *v, float g, float b1, float b2, float eps, float ss, float isb, float wd,
+                            float sh) {
+  float grad = g + wd * *p;
+  *m = b1 * *m + (1 - b1) * grad;
+  *v = b2 * *v + (1 - b2) * grad * grad;
+  *p = *p * sh - ss * *m / (sqrtf(*v) * isb + eps);
+}
 
 int gen_adam_step(gen_tensor *p, gen_tensor *g, gen_tensor *m, gen_tensor *v, const gen_adam_config *c) {
   if (gen_optim_check(p, (gen_tensor *[]){g, m, v}, 3) < 0) return -1;
@@ -43,12 +53,11 @@ int gen_adam_step(gen_tensor *p, gen_tensor *g, gen_tensor *m, gen_tensor *v, co
     float *pp = F32(p), *gg = F32(g), *mm = F32(m), *vv = F32(v);
     float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps, ss = (float)step_size;
     float isb = (float)inv_sqrt_bc2, wd = (float)l2, sh = (float)shrink;
-#pragma omp parallel for if (n > OPTIM_GRAIN)
-    for (int64_t i = 0; i < n; i++) {
-      float grad = gg[i] + wd * pp[i];
-      mm[i] = b1 * mm[i] + (1 - b1) * grad;
-      vv[i] = b2 * vv[i] + (1 - b2) * grad * grad;
-      pp[i] = pp[i] * sh - ss * mm[i] / (sqrtf(vv[i]) * isb + eps);
+    if (n > OPTIM_GRAIN) {
+#pragma omp parallel for
+      for (int64_t i = 0; i < n; i++) adam_f32(&pp[i], &mm[i], &vv[i], gg[i], b1, b2, eps, ss, isb, wd, sh);
+    } else {
+      for (int64_t i = 0; i < n; i++) adam_f32(&pp[i], &mm[i], &vv[i], gg[i], b1, b2, eps, ss, isb, wd, sh);
     }
   } else {
     double *pp = F64(p), *gg = F64(g), *mm = F64(m), *vv = F64(v);
@@ -119,8 +128,12 @@ int gen_ema_update(gen_tensor *ema, gen_tensor *p, double decay) {
   int64_t n = gen_numel(p);
   if (p->dtype == GEN_FLOAT32) {
     float *e = F32(ema), *x = F32(p), d = (float)decay;
-#pragma omp parallel for if (n > OPTIM_GRAIN)
-    for (int64_t i = 0; i < n; i++) e[i] = d * e[i] + (1 - d) * x[i];
+    if (n > OPTIM_GRAIN) {
+#pragma omp parallel for
+      for (int64_t i = 0; i < n; i++) e[i] = d * e[i] + (1 - d) * x[i];
+    } else {
+      for (int64_t i = 0; i < n; i++) e[i] = d * e[i] + (1 - d) * x[i];
+    }
   } else {
     double *e = F64(ema), *x = F64(p);
     for (int64_t i = 0; i < n; i++) e[i] = decay * e[i] + (1 - decay) * x[i];

@@ -6,8 +6,8 @@
 
 typedef struct {
   double lr, beta1, beta2, eps, weight_decay;
-  int64_t step;    /* 1-based step count, for bias correction */
-  bool decoupled;  /* AdamW: weight decay applied to the parameter, not the gradient */
+  int64_t step;   /* 1-based step count, for bias correction */
+  bool decoupled; /* AdamW: weight decay applied to the parameter, not the gradient */
 } gen_adam_config;
 
 typedef struct {

@@ -2,7 +2,8 @@
  * random.c — Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
  *
  * A counter-based generator: block i of a stream is a pure function of (seed, i), so a fill of n
- * numbers reserves ceil(n/4) blocks and any thread can compute any element. The result never
+ * numbers reserves ceil(n/2) blocks (two 53-bit uniforms each, a Box-Muller pair) and any thread
+ * can compute any element. The result never
  * depends on the thread count, and a generator's whole state is two integers (seed, offset).
  */
 #include <math.h>
@@ -76,6 +77,28 @@ static double draw(fill_kind kind, uint64_t seed, uint64_t first, int64_t i, dou
   }
 }
 
+/* Everything a row of fill() needs: where the elements are, and which numbers they draw. */
+typedef struct {
+  const gen_iter *it;
+  char *base;
+  size_t es;
+  gen_dtype dt;
+  int64_t s0; /* the inner stride */
+  fill_kind kind;
+  uint64_t seed, first;
+  double a, b;
+} fill_job;
+
+/* Row r of the iteration: element r * inner + j draws from its own counter, whatever the thread. */
+static void fill_row(const fill_job *j, int64_t r) {
+  int64_t off[1];
+  gen_iter_row(j->it, r, off);
+  for (int64_t e = 0; e < j->it->inner; e++) {
+    double v = draw(j->kind, j->seed, j->first, r * j->it->inner + e, j->a, j->b);
+    gen_write_f64(j->base + (size_t)(off[0] + e * j->s0) * j->es, j->dt, v);
+  }
+}
+
 static int fill(gen_tensor *t, gen_generator *g, fill_kind kind, double a, double b) {
   int64_t n = gen_numel(t);
   uint64_t first = gen_generator_reserve(g, (uint64_t)(n + 1) / 2);
@@ -86,25 +109,20 @@ static int fill(gen_tensor *t, gen_generator *g, fill_kind kind, double a, doubl
   char *base = gen_data_ptr(t);
   size_t es = gen_dtype_size(t->dtype);
   int64_t s0 = gen_iter_inner_stride(&it, 0);
-#pragma omp parallel for if (n > GEN_PARALLEL_GRAIN / 8)
-  for (int64_t r = 0; r < it.rows; r++) {
-    int64_t off[1];
-    gen_iter_row(&it, r, off);
-    for (int64_t j = 0; j < it.inner; j++) {
-      double v = draw(kind, seed, first, r * it.inner + j, a, b);
-      gen_write_f64(base + (size_t)(off[0] + j * s0) * es, t->dtype, v);
-    }
+  fill_job j = {
+      .it = &it, .base = base, .es = es, .dt = t->dtype, .s0 = s0, .kind = kind, .seed = seed, .first = first, .a = a, .b = b};
+  if (n > GEN_PARALLEL_GRAIN / 8) {
+#pragma omp parallel for
+    for (int64_t r = 0; r < it.rows; r++) fill_row(&j, r);
+  } else {
+    for (int64_t r = 0; r < it.rows; r++) fill_row(&j, r);
   }
   gen_bump_version(t);
   return 0;
 }
 
-int gen_fill_uniform(gen_tensor *t, gen_generator *g, double lo, double hi) {
-  return fill(t, g, FILL_UNIFORM, lo, hi);
-}
-int gen_fill_normal(gen_tensor *t, gen_generator *g, double mean, double std) {
-  return fill(t, g, FILL_NORMAL, mean, std);
-}
+int gen_fill_uniform(gen_tensor *t, gen_generator *g, double lo, double hi) { return fill(t, g, FILL_UNIFORM, lo, hi); }
+int gen_fill_normal(gen_tensor *t, gen_generator *g, double mean, double std) { return fill(t, g, FILL_NORMAL, mean, std); }
 int gen_fill_randint(gen_tensor *t, gen_generator *g, int64_t lo, int64_t hi) {
   if (hi < lo) return gen_fail_int("empty range [%lld, %lld]", (long long)lo, (long long)hi);
   return fill(t, g, FILL_RANDINT, (double)lo, (double)hi);

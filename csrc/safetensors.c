@@ -16,6 +16,7 @@ static const struct {
   const char *name;
   gen_dtype dtype;
 } st_dtypes[] = {{"F32", GEN_FLOAT32}, {"F64", GEN_FLOAT64}, {"I64", GEN_INT64}, {"U8", GEN_UINT8}};
+_Static_assert(GEN_COUNT_OF(st_dtypes) == GEN_DTYPE_COUNT, "every dtype needs a safetensors name");
 
 static const char *st_name_of(gen_dtype dt) {
   for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
@@ -72,23 +73,43 @@ static char *parse_string(json *j) {
       if (j->s >= j->end) break;
       char e = *j->s++;
       switch (e) {
-      case '"': case '\\': case '/': buf[0] = e; break;
+      case '"':
+      case '\\':
+      case '/': buf[0] = e; break;
       case 'n': buf[0] = '\n'; break;
       case 't': buf[0] = '\t'; break;
       case 'r': buf[0] = '\r'; break;
       case 'b': buf[0] = '\b'; break;
       case 'f': buf[0] = '\f'; break;
       case 'u': {
-        if (j->end - j->s < 4) { j->err = "bad \\u escape"; break; }
+        if (j->end - j->s < 4) {
+          j->err = "bad \\u escape";
+          break;
+        }
         unsigned v = 0;
         for (int k = 0; k < 4; k++) {
           char h = *j->s++;
-          v = v * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 99);
-          if (v > 0xFFFF) { j->err = "bad \\u escape"; break; }
+          v = v * 16 + (unsigned)(h >= '0' && h <= '9'   ? h - '0'
+                                  : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                  : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                                         : 99);
+          if (v > 0xFFFF) {
+            j->err = "bad \\u escape";
+            break;
+          }
         }
-        if (v < 0x80) buf[0] = (char)v;
-        else if (v < 0x800) { buf[0] = (char)(0xC0 | (v >> 6)); buf[1] = (char)(0x80 | (v & 0x3F)); n = 2; }
-        else { buf[0] = (char)(0xE0 | (v >> 12)); buf[1] = (char)(0x80 | ((v >> 6) & 0x3F)); buf[2] = (char)(0x80 | (v & 0x3F)); n = 3; }
+        if (v < 0x80)
+          buf[0] = (char)v;
+        else if (v < 0x800) {
+          buf[0] = (char)(0xC0 | (v >> 6));
+          buf[1] = (char)(0x80 | (v & 0x3F));
+          n = 2;
+        } else {
+          buf[0] = (char)(0xE0 | (v >> 12));
+          buf[1] = (char)(0x80 | ((v >> 6) & 0x3F));
+          buf[2] = (char)(0x80 | (v & 0x3F));
+          n = 3;
+        }
         break;
       }
       default: j->err = "bad escape in a JSON string";
@@ -98,7 +119,10 @@ static char *parse_string(json *j) {
     if (len + n + 1 > cap) {
       cap *= 2;
       char *grown = realloc(out, cap);
-      if (!grown) { j->err = "out of memory"; break; }
+      if (!grown) {
+        j->err = "out of memory";
+        break;
+      }
       out = grown;
     }
     memcpy(out + len, buf, n);
@@ -121,7 +145,10 @@ static bool parse_uint(json *j, uint64_t *v) {
   }
   uint64_t x = 0;
   while (j->s < j->end && *j->s >= '0' && *j->s <= '9') {
-    if (x > (UINT64_MAX - 9) / 10) { j->err = "integer too large"; return false; }
+    if (x > (UINT64_MAX - 9) / 10) {
+      j->err = "integer too large";
+      return false;
+    }
     x = x * 10 + (uint64_t)(*j->s++ - '0');
   }
   *v = x;
@@ -132,11 +159,20 @@ static bool parse_uint(json *j, uint64_t *v) {
 static int parse_uint_array(json *j, uint64_t *vals, int max) {
   if (!expect(j, '[')) return -1;
   int n = 0;
-  if (peek(j, ']')) { j->s++; return 0; }
+  if (peek(j, ']')) {
+    j->s++;
+    return 0;
+  }
   for (;;) {
-    if (n == max) { j->err = "too many entries in an array"; return -1; }
+    if (n == max) {
+      j->err = "too many entries in an array";
+      return -1;
+    }
     if (!parse_uint(j, &vals[n++])) return -1;
-    if (peek(j, ',')) { j->s++; continue; }
+    if (peek(j, ',')) {
+      j->s++;
+      continue;
+    }
     if (!expect(j, ']')) return -1;
     return n;
   }
@@ -163,10 +199,16 @@ static bool parse_entry(json *j, st_entry *e) {
   if (!expect(j, '{')) return false;
   while (!j->err) {
     char *key = parse_string(j);
-    if (!key || !expect(j, ':')) { free(key); return false; }
+    if (!key || !expect(j, ':')) {
+      free(key);
+      return false;
+    }
     if (strcmp(key, "dtype") == 0) {
       char *dt = parse_string(j);
-      if (!dt) { free(key); return false; }
+      if (!dt) {
+        free(key);
+        return false;
+      }
       int found = -1;
       for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
         if (strcmp(dt, st_dtypes[i].name) == 0) found = (int)st_dtypes[i].dtype;
@@ -199,7 +241,10 @@ static bool parse_entry(json *j, st_entry *e) {
     }
     free(key);
     if (j->err) return false;
-    if (peek(j, ',')) { j->s++; continue; }
+    if (peek(j, ',')) {
+      j->s++;
+      continue;
+    }
     if (!expect(j, '}')) return false;
     break;
   }
@@ -209,21 +254,36 @@ static bool parse_entry(json *j, st_entry *e) {
 
 static bool parse_metadata(json *j, gen_st_contents *out) {
   if (!expect(j, '{')) return false;
-  if (peek(j, '}')) { j->s++; return true; }
+  if (peek(j, '}')) {
+    j->s++;
+    return true;
+  }
   while (!j->err) {
     char *k = parse_string(j);
     if (k && expect(j, ':') && !peek(j, '"')) j->err = "metadata values must be strings";
     char *v = k && !j->err ? parse_string(j) : NULL;
-    if (!v) { free(k); if (!j->err) j->err = "metadata values must be strings"; return false; }
+    if (!v) {
+      free(k);
+      if (!j->err) j->err = "metadata values must be strings";
+      return false;
+    }
     char **nk = realloc(out->meta_keys, sizeof(char *) * (size_t)(out->meta_count + 1));
     if (nk) out->meta_keys = nk;
     char **nv = nk ? realloc(out->meta_values, sizeof(char *) * (size_t)(out->meta_count + 1)) : NULL;
     if (nv) out->meta_values = nv;
-    if (!nk || !nv) { free(k); free(v); j->err = "out of memory"; return false; }
+    if (!nk || !nv) {
+      free(k);
+      free(v);
+      j->err = "out of memory";
+      return false;
+    }
     out->meta_keys[out->meta_count] = k;
     out->meta_values[out->meta_count] = v;
     out->meta_count++;
-    if (peek(j, ',')) { j->s++; continue; }
+    if (peek(j, ',')) {
+      j->s++;
+      continue;
+    }
     return expect(j, '}');
   }
   return false;
@@ -254,9 +314,15 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
   int n_entries = 0, cap_entries = 0;
   struct stat st;
   unsigned char lenbuf[8];
-  if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) { fail_file(path, "not a regular file"); goto done; }
+  if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+    fail_file(path, "not a regular file");
+    goto done;
+  }
   uint64_t file_size = (uint64_t)st.st_size;
-  if (fread(lenbuf, 1, 8, f) != 8) { fail_file(path, "truncated: no header length"); goto done; }
+  if (fread(lenbuf, 1, 8, f) != 8) {
+    fail_file(path, "truncated: no header length");
+    goto done;
+  }
   uint64_t hlen = 0;
   for (int i = 7; i >= 0; i--) hlen = hlen << 8 | lenbuf[i];
   if (hlen > MAX_HEADER_BYTES || hlen > file_size - 8) {
@@ -265,8 +331,14 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
     goto done;
   }
   header = malloc(hlen + 1);
-  if (!header) { fail_file(path, "out of memory"); goto done; }
-  if (fread(header, 1, hlen, f) != hlen) { fail_file(path, "truncated header"); goto done; }
+  if (!header) {
+    fail_file(path, "out of memory");
+    goto done;
+  }
+  if (fread(header, 1, hlen, f) != hlen) {
+    fail_file(path, "truncated header");
+    goto done;
+  }
   header[hlen] = 0;
   uint64_t data_size = file_size - 8 - hlen;
   json j = {header, header + hlen, NULL};
@@ -274,7 +346,10 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
   if (!peek(&j, '}')) {
     for (;;) {
       char *name = parse_string(&j);
-      if (!name || !expect(&j, ':')) { free(name); goto bad_json; }
+      if (!name || !expect(&j, ':')) {
+        free(name);
+        goto bad_json;
+      }
       if (strcmp(name, "__metadata__") == 0) {
         free(name);
         if (!parse_metadata(&j, out)) goto bad_json;
@@ -282,7 +357,11 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
         if (n_entries == cap_entries) {
           cap_entries = cap_entries ? cap_entries * 2 : 16;
           st_entry *grown = realloc(entries, sizeof *entries * (size_t)cap_entries);
-          if (!grown) { free(name); fail_file(path, "out of memory"); goto done; }
+          if (!grown) {
+            free(name);
+            fail_file(path, "out of memory");
+            goto done;
+          }
           entries = grown;
         }
         st_entry *e = &entries[n_entries];
@@ -291,7 +370,10 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
         n_entries++;
         if (!parse_entry(&j, e)) goto bad_json;
       }
-      if (peek(&j, ',')) { j.s++; continue; }
+      if (peek(&j, ',')) {
+        j.s++;
+        continue;
+      }
       if (!expect(&j, '}')) goto bad_json;
       break;
     }
@@ -299,15 +381,24 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
     j.s++;
   }
   skip_ws(&j);
-  if (j.s != j.end) { j.err = "trailing bytes after the JSON header"; goto bad_json; }
+  if (j.s != j.end) {
+    j.err = "trailing bytes after the JSON header";
+    goto bad_json;
+  }
   /* Validate every entry before allocating any tensor. */
   for (int i = 0; i < n_entries; i++) {
     st_entry *e = &entries[i];
     for (int k = 0; k < i; k++)
-      if (strcmp(entries[k].name, e->name) == 0) { gen_fail_int("%s: duplicate tensor name '%s'", path, e->name); goto done; }
+      if (strcmp(entries[k].name, e->name) == 0) {
+        gen_fail_int("%s: duplicate tensor name '%s'", path, e->name);
+        goto done;
+      }
     uint64_t bytes = gen_dtype_size(e->dtype);
     for (int d = 0; d < e->ndim; d++) {
-      if (e->shape[d] && bytes > (UINT64_MAX >> 1) / (uint64_t)e->shape[d]) { gen_fail_int("%s: tensor '%s' is too large", path, e->name); goto done; }
+      if (e->shape[d] && bytes > (UINT64_MAX >> 1) / (uint64_t)e->shape[d]) {
+        gen_fail_int("%s: tensor '%s' is too large", path, e->name);
+        goto done;
+      }
       bytes *= (uint64_t)e->shape[d];
     }
     if (e->end < e->begin || e->end - e->begin != bytes) {
@@ -324,7 +415,10 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
     }
   }
   st_entry *sorted = malloc(sizeof *sorted * (size_t)(n_entries ? n_entries : 1));
-  if (!sorted) { fail_file(path, "out of memory"); goto done; }
+  if (!sorted) {
+    fail_file(path, "out of memory");
+    goto done;
+  }
   if (n_entries) memcpy(sorted, entries, sizeof *sorted * (size_t)n_entries);
   qsort(sorted, (size_t)n_entries, sizeof *sorted, entry_cmp);
   for (int i = 1; i < n_entries; i++)
@@ -336,7 +430,10 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
   free(sorted);
   out->names = calloc((size_t)(n_entries ? n_entries : 1), sizeof(char *));
   out->tensors = calloc((size_t)(n_entries ? n_entries : 1), sizeof(gen_tensor *));
-  if (!out->names || !out->tensors) { fail_file(path, "out of memory"); goto done; }
+  if (!out->names || !out->tensors) {
+    fail_file(path, "out of memory");
+    goto done;
+  }
   for (int i = 0; i < n_entries; i++) {
     st_entry *e = &entries[i];
     gen_tensor *t = gen_empty(e->dtype, e->ndim, e->shape);
@@ -384,7 +481,10 @@ static void put(sbuf *b, const char *s, size_t n) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + n + 1) cap *= 2;
     char *g = realloc(b->s, cap);
-    if (!g) { b->oom = true; return; }
+    if (!g) {
+      b->oom = true;
+      return;
+    }
     b->s = g;
     b->cap = cap;
   }
@@ -399,16 +499,21 @@ static void put_json_string(sbuf *b, const char *s) {
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
     char esc[8];
-    if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; put(b, esc, 2); }
-    else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); put(b, esc, 6); }
-    else put(b, (const char *)&c, 1);
+    if (c == '"' || c == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)c;
+      put(b, esc, 2);
+    } else if (c < 0x20) {
+      snprintf(esc, sizeof esc, "\\u%04x", c);
+      put(b, esc, 6);
+    } else
+      put(b, (const char *)&c, 1);
   }
   put(b, "\"", 1);
 }
 
-int gen_safetensors_save(const char *path, int count, const char *const *names, gen_tensor *const *tensors,
-                         int meta_count, const char *const *meta_keys, const char *const *meta_values,
-                         bool atomic) {
+int gen_safetensors_save(const char *path, int count, const char *const *names, gen_tensor *const *tensors, int meta_count,
+                         const char *const *meta_keys, const char *const *meta_values, bool atomic) {
   sbuf h = {0};
   char num[64];
   uint64_t offset = 0;
@@ -442,20 +547,31 @@ int gen_safetensors_save(const char *path, int count, const char *const *names, 
   }
   puts_(&h, "}");
   while (!h.oom && h.len % 8) puts_(&h, " "); /* the data section starts 8-byte aligned */
-  if (h.oom) { free(h.s); return gen_fail_int("out of memory writing %s", path); }
+  if (h.oom) {
+    free(h.s);
+    return gen_fail_int("out of memory writing %s", path);
+  }
 
   char tmp[4096];
-  if (atomic) snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-  else snprintf(tmp, sizeof tmp, "%s", path);
+  if (atomic)
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+  else
+    snprintf(tmp, sizeof tmp, "%s", path);
   FILE *f = fopen(tmp, "wb");
-  if (!f) { free(h.s); return gen_fail_int("%s: cannot open for writing (%s)", tmp, strerror(errno)); }
+  if (!f) {
+    free(h.s);
+    return gen_fail_int("%s: cannot open for writing (%s)", tmp, strerror(errno));
+  }
   unsigned char lenbuf[8];
   for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
   bool ok = fwrite(lenbuf, 1, 8, f) == 8 && fwrite(h.s, 1, h.len, f) == h.len;
   free(h.s);
   for (int i = 0; ok && i < count; i++) {
     gen_tensor *c = gen_contiguous_raw(tensors[i]);
-    if (!c) { ok = false; break; }
+    if (!c) {
+      ok = false;
+      break;
+    }
     size_t bytes = (size_t)gen_numel(c) * gen_dtype_size(c->dtype);
     ok = fwrite(gen_data_ptr(c), 1, bytes, f) == bytes;
     gen_release(c);

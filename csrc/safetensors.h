@@ -29,8 +29,7 @@ void gen_st_free(gen_st_contents *c);
 /* Writes tensors (any strides; written contiguous) and metadata. atomic: write a temporary file in
  * the same directory, fsync it, rename it over path, fsync the directory, so a crash leaves either
  * the old file or the new one. */
-int gen_safetensors_save(const char *path, int count, const char *const *names, gen_tensor *const *tensors,
-                         int meta_count, const char *const *meta_keys, const char *const *meta_values,
-                         bool atomic);
+int gen_safetensors_save(const char *path, int count, const char *const *names, gen_tensor *const *tensors, int meta_count,
+                         const char *const *meta_keys, const char *const *meta_values, bool atomic);
 
 #endif

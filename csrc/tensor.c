@@ -16,8 +16,10 @@
 
 /* ---- dtypes ---- */
 
-static const size_t dtype_sizes[GEN_DTYPE_COUNT] = {4, 8, 8, 1};
-static const char *const dtype_names[GEN_DTYPE_COUNT] = {"float32", "float64", "int64", "uint8"};
+static const size_t dtype_sizes[] = {4, 8, 8, 1};
+static const char *const dtype_names[] = {"float32", "float64", "int64", "uint8"};
+_Static_assert(GEN_COUNT_OF(dtype_sizes) == GEN_DTYPE_COUNT, "every dtype needs a size");
+_Static_assert(GEN_COUNT_OF(dtype_names) == GEN_DTYPE_COUNT, "every dtype needs a name");
 
 size_t gen_dtype_size(gen_dtype dt) { return dtype_sizes[dt]; }
 const char *gen_dtype_name(gen_dtype dt) { return dt < GEN_DTYPE_COUNT ? dtype_names[dt] : "?"; }
@@ -27,9 +29,8 @@ int gen_dtype_from_name(const char *name) {
   static const struct {
     const char *alias;
     gen_dtype dt;
-  } aliases[] = {{"float32", GEN_FLOAT32}, {"float", GEN_FLOAT32}, {"float64", GEN_FLOAT64},
-                 {"double", GEN_FLOAT64},  {"int64", GEN_INT64},   {"long", GEN_INT64},
-                 {"uint8", GEN_UINT8},     {"byte", GEN_UINT8}};
+  } aliases[] = {{"float32", GEN_FLOAT32}, {"float", GEN_FLOAT32}, {"float64", GEN_FLOAT64}, {"double", GEN_FLOAT64},
+                 {"int64", GEN_INT64},     {"long", GEN_INT64},    {"uint8", GEN_UINT8},     {"byte", GEN_UINT8}};
   for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
     if (strcmp(name, aliases[i].alias) == 0) return (int)aliases[i].dt;
   return -1;
@@ -37,7 +38,8 @@ int gen_dtype_from_name(const char *name) {
 
 /* float64 > float32 > int64 > uint8, as PyTorch promotes. */
 gen_dtype gen_promote(gen_dtype a, gen_dtype b) {
-  static const int rank[GEN_DTYPE_COUNT] = {2, 3, 1, 0};
+  static const int rank[] = {2, 3, 1, 0};
+  _Static_assert(GEN_COUNT_OF(rank) == GEN_DTYPE_COUNT, "every dtype needs a promotion rank");
   return rank[a] >= rank[b] ? a : b;
 }
 
@@ -75,8 +77,7 @@ void gen_write_f64(void *p, gen_dtype dt, double v) {
 static _Atomic int64_t live_bytes, peak_bytes, total_allocs, pressure_bytes;
 
 gen_memory_stats gen_memory(void) {
-  return (gen_memory_stats){atomic_load(&live_bytes), atomic_load(&peak_bytes),
-                            atomic_load(&total_allocs)};
+  return (gen_memory_stats){atomic_load(&live_bytes), atomic_load(&peak_bytes), atomic_load(&total_allocs)};
 }
 void gen_memory_reset_peak(void) { atomic_store(&peak_bytes, atomic_load(&live_bytes)); }
 int64_t gen_memory_take_pressure(void) { return atomic_exchange(&pressure_bytes, 0); }
@@ -86,8 +87,7 @@ static void count_alloc(int64_t n) {
   atomic_fetch_add(&total_allocs, 1);
   atomic_fetch_add(&pressure_bytes, n);
   int64_t peak = atomic_load(&peak_bytes);
-  while (now > peak && !atomic_compare_exchange_weak(&peak_bytes, &peak, now)) {
-  }
+  while (now > peak && !atomic_compare_exchange_weak(&peak_bytes, &peak, now)) {}
 }
 
 /* ---- storage ---- */
@@ -96,8 +96,7 @@ static void count_alloc(int64_t n) {
 #define GEN_MAX_BYTES ((size_t)1 << 40)
 
 gen_storage *gen_storage_new(size_t nbytes) {
-  if (nbytes > GEN_MAX_BYTES)
-    return gen_fail("cannot allocate %zu bytes (more than the 1 TiB limit)", nbytes);
+  if (nbytes > GEN_MAX_BYTES) return gen_fail("cannot allocate %zu bytes (more than the 1 TiB limit)", nbytes);
   size_t header_cap;
   gen_storage *s = gen_alloc_block(sizeof *s, &header_cap);
   if (!s) return gen_fail("out of memory");
@@ -166,8 +165,7 @@ static gen_tensor *header_new(gen_dtype dt, int ndim, const int64_t *shape) {
 }
 
 gen_tensor *gen_empty(gen_dtype dt, int ndim, const int64_t *shape) {
-  if (ndim < 0 || ndim > GEN_MAX_DIMS)
-    return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
+  if (ndim < 0 || ndim > GEN_MAX_DIMS) return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
   size_t elem = gen_dtype_size(dt), n = 1;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0) return gen_fail("negative size %lld in dimension %d", (long long)shape[d], d + 1);
@@ -223,10 +221,8 @@ void gen_release(gen_tensor *t) {
   gen_free_block(t, gen_block_capacity(sizeof *t));
 }
 
-gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
-                           int64_t offset) {
-  if (ndim < 0 || ndim > GEN_MAX_DIMS)
-    return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
+gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride, int64_t offset) {
+  if (ndim < 0 || ndim > GEN_MAX_DIMS) return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
   gen_tensor *t = header_new(base->dtype, ndim, shape);
   if (!t) return NULL;
   if (ndim > 0) memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
@@ -243,9 +239,8 @@ int gen_broadcast_shapes(int na, const int64_t *a, int nb, const int64_t *b, int
     int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
     if (da != db && da != 1 && db != 1) {
       char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
-      return gen_fail_int("shapes %s and %s do not broadcast (dimension %d: %lld vs %lld)",
-                          gen_shape_str(sa, sizeof sa, na, a), gen_shape_str(sb, sizeof sb, nb, b),
-                          i + 1, (long long)da, (long long)db);
+      return gen_fail_int("shapes %s and %s do not broadcast (dimension %d: %lld vs %lld)", gen_shape_str(sa, sizeof sa, na, a),
+                          gen_shape_str(sb, sizeof sb, nb, b), i + 1, (long long)da, (long long)db);
     }
     out[i] = da == 1 ? db : da;
   }
@@ -257,9 +252,12 @@ int gen_broadcast_strides(const gen_tensor *t, int ndim, const int64_t *shape, i
   bool ok = lead >= 0;
   for (int d = 0; ok && d < ndim; d++) {
     int64_t have = d < lead ? 1 : t->shape[d - lead];
-    if (d < lead || (have == 1 && shape[d] != 1)) stride[d] = 0;
-    else if (have == shape[d]) stride[d] = t->stride[d - lead];
-    else ok = false;
+    if (d < lead || (have == 1 && shape[d] != 1))
+      stride[d] = 0;
+    else if (have == shape[d])
+      stride[d] = t->stride[d - lead];
+    else
+      ok = false;
   }
   if (ok) return 0;
   char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
@@ -295,12 +293,10 @@ static void copy_row(const copy_job *j, int64_t r) {
     else
       for (int64_t k = 0; k < n; k++) o[k * d0] = i[k * s0];
   } else if (j->dd == j->sd) {
-    for (int64_t k = 0; k < n; k++)
-      memcpy(j->dp + (size_t)(off[0] + k * d0) * des, j->sp + (size_t)(off[1] + k * s0) * ses, des);
+    for (int64_t k = 0; k < n; k++) memcpy(j->dp + (size_t)(off[0] + k * d0) * des, j->sp + (size_t)(off[1] + k * s0) * ses, des);
   } else {
     for (int64_t k = 0; k < n; k++)
-      gen_write_f64(j->dp + (size_t)(off[0] + k * d0) * des, j->dd,
-                    gen_read_f64(j->sp + (size_t)(off[1] + k * s0) * ses, j->sd));
+      gen_write_f64(j->dp + (size_t)(off[0] + k * d0) * des, j->dd, gen_read_f64(j->sp + (size_t)(off[1] + k * s0) * ses, j->sd));
   }
 }
 
@@ -348,8 +344,7 @@ double gen_get_flat(const gen_tensor *t, int64_t index) {
     off += (index % t->shape[d]) * t->stride[d];
     index /= t->shape[d];
   }
-  return gen_read_f64((const char *)t->storage->data + (size_t)off * gen_dtype_size(t->dtype),
-                      t->dtype);
+  return gen_read_f64((const char *)t->storage->data + (size_t)off * gen_dtype_size(t->dtype), t->dtype);
 }
 
 gen_tensor *gen_reshape_raw(gen_tensor *t, int ndim, const int64_t *shape) {

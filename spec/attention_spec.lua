@@ -4,24 +4,10 @@
 -- bad arguments.
 local gen = require "gen"
 local gradcheck = require("gen.testing").gradcheck
+local fixtures = require "support.fixtures"
 local cases = require "fixtures.norm_attention"
 local sdpa = gen.scaled_dot_product_attention
-
-local function tensor(t, dtype) return gen.tensor(t.data, dtype):view(t.shape) end
-
--- the fixtures' upstream gradient, rebuilt from the flat index (see make_norm_fixtures.py)
-local function upstream(out)
-  local v = {}
-  for i = 0, out:numel() - 1 do v[i + 1] = ((i * 37) % 17 - 8) / 8 end
-  return gen.tensor(v, out.dtype):view(out.shape)
-end
-
--- largest difference, each element relative to its reference's magnitude (at least 1)
-local function rel_err(got, want)
-  if not gen.is_tensor(want) then want = tensor(want, "float64") end
-  assert.same(want.shape, got.shape)
-  return ((got:double() - want:double()):abs() / want:double():abs():clamp(1, math.huge)):max():item()
-end
+local tensor = fixtures.tensor
 
 local function check_case(name, c, dtype, tol)
   local ins = {}
@@ -38,13 +24,11 @@ local function check_case(name, c, dtype, tol)
   end
   local out = sdpa(ins[1], ins[2], ins[3], opts)
   assert.are.equal(dtype, out.dtype)
-  local e = rel_err(out, c.out)
-  assert.is_true(e < tol, string.format("%s %s: output differs by %.3g", name, dtype, e))
-  out:backward(upstream(out))
+  fixtures.assert_close(out, c.out, tol, name .. " " .. dtype .. ": output")
+  out:backward(fixtures.upstream(out))
   for i = 1, 3 do
     assert.truthy(ins[i].grad, name .. ": no gradient for input " .. i)
-    e = rel_err(ins[i].grad, c.grads[i])
-    assert.is_true(e < tol, string.format("%s %s: gradient of input %d differs by %.3g", name, dtype, i, e))
+    fixtures.assert_close(ins[i].grad, c.grads[i], tol, string.format("%s %s: gradient of input %d", name, dtype, i))
   end
 end
 
@@ -66,10 +50,7 @@ local function explicit(q, k, v, opts)
 end
 
 describe("attention matches PyTorch", function()
-  local names = {}
-  for name in pairs(cases) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(fixtures.names(cases)) do
     it(name .. " (float64 and float32)", function()
       check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
       check_case(name, cases[name], "float32", 1e-4)
@@ -90,10 +71,7 @@ describe("attention matches PyTorch", function()
         return o, q.grad, k.grad, v.grad
       end
       local a, b = { run(sdpa) }, { run(explicit) }
-      for i = 1, 4 do
-        local e = rel_err(a[i], b[i])
-        assert.is_true(e < 1e-4, string.format("result %d differs by %.3g", i, e))
-      end
+      for i = 1, 4 do fixtures.assert_close(a[i], b[i], 1e-4, "result " .. i) end
     end
   end)
 end)

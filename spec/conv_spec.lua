@@ -2,24 +2,11 @@
 -- float64 and float32, gradient checks, the fast paths against the general one, bad arguments.
 local gen = require "gen"
 local gradcheck = require("gen.testing").gradcheck
-local cases = require "fixtures.conv_layers"
-
-local function tensor(t, dtype) return gen.tensor(t.data, dtype):view(t.shape) end
-
--- the fixtures' upstream gradient, rebuilt from the flat index (see make_conv_fixtures.py)
-local function upstream(out)
-  local n = out:numel()
-  local v = {}
-  for i = 0, n - 1 do v[i + 1] = ((i * 37) % 17 - 8) / 8 end
-  return gen.tensor(v, out.dtype):view(out.shape)
-end
-
+local fixtures = require "support.fixtures"
+local layer_cases = require "fixtures.conv_layers"
+local tensor = fixtures.tensor
 -- largest difference relative to the reference's largest magnitude (at least 1)
-local function rel_err(got, want)
-  local w = tensor(want, "float64")
-  assert.same(want.shape, got.shape)
-  return (got:double() - w):abs():max():item() / math.max(1, w:abs():max():item())
-end
+local scaled = { measure = "scaled" }
 
 local function call(c, ins)
   local opts = c.opts
@@ -32,24 +19,19 @@ local function check_case(name, c, dtype, tol)
   -- a call with no bias passes nil through ins[3]
   local out = call(c, ins)
   assert.are.equal(dtype, out.dtype)
-  local e = rel_err(out, c.out)
-  assert.is_true(e < tol, string.format("%s %s: output differs by %.3g", name, dtype, e))
-  out:backward(upstream(out))
+  fixtures.assert_close(out, c.out, tol, name .. " " .. dtype .. ": output", scaled)
+  out:backward(fixtures.upstream(out))
   for i, g in ipairs(c.grads) do
     assert.truthy(ins[i].grad, name .. ": no gradient for input " .. i)
-    e = rel_err(ins[i].grad, g)
-    assert.is_true(e < tol, string.format("%s %s: gradient of input %d differs by %.3g", name, dtype, i, e))
+    fixtures.assert_close(ins[i].grad, g, tol, string.format("%s %s: gradient of input %d", name, dtype, i), scaled)
   end
 end
 
 describe("linear and convolutions match PyTorch", function()
-  local names = {}
-  for name in pairs(cases) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(fixtures.names(layer_cases)) do
     it(name .. " (float64 and float32)", function()
-      check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
-      check_case(name, cases[name], "float32", 1e-4)
+      check_case(name, layer_cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
+      check_case(name, layer_cases[name], "float32", 1e-4)
     end)
   end
 end)

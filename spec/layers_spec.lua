@@ -2,6 +2,7 @@
 -- input/weight gradients; then gradient checks and bad arguments for each op.
 local gen = require "gen"
 local gradcheck = gen.testing.gradcheck
+local fixtures = require "support.fixtures"
 local fx = gen.load("spec/fixtures/layers.safetensors")
 
 local function get(case, field) return fx[case .. "/" .. field] end
@@ -49,11 +50,8 @@ local calls = {
   attn_mask = function(q, k, v, m) return gen.scaled_dot_product_attention(q, k, v, { mask = m }) end,
 }
 
-local function max_rel_err(a, b)
-  local d = (a - b):abs():max():item()
-  local scale = math.max(1, b:abs():max():item())
-  return d / scale
-end
+-- largest difference relative to the reference's largest magnitude (at least 1)
+local function check(got, want, tol, label) fixtures.assert_close(got, want, tol, label, { measure = "scaled" }) end
 
 describe("layer ops match PyTorch", function()
   for name, call in pairs(calls) do
@@ -68,13 +66,13 @@ describe("layer ops match PyTorch", function()
       end
       local out = call(table.unpack(ins))
       assert.same(get(name, "out").shape, out.shape)
-      assert.is_true(max_rel_err(out, get(name, "out")) < 1e-9, name .. " output differs")
+      check(out, get(name, "out"), 1e-9, name .. ": output")
       out:backward(get(name, "gout"))
       for k, t in ipairs(ins) do
         local want = get(name, "grad" .. (k - 1))
         if want then
           assert.truthy(t.grad, name .. ": no gradient for input " .. k)
-          assert.is_true(max_rel_err(t.grad, want) < 1e-9, name .. ": gradient of input " .. k .. " differs")
+          check(t.grad, want, 1e-9, name .. ": gradient of input " .. k)
         end
       end
     end)
@@ -84,18 +82,18 @@ describe("layer ops match PyTorch", function()
     local rm, rv = get("bn_train", "running_mean_before"):clone(), get("bn_train", "running_var_before"):clone()
     local x, w, b = get("bn_train", "in0"), get("bn_train", "in1"), get("bn_train", "in2")
     local out = gen.batch_norm(x, rm, rv, w, b, { training = true, momentum = 0.1 })
-    assert.is_true(max_rel_err(out, get("bn_train", "out")) < 1e-9)
-    assert.is_true(max_rel_err(rm, get("bn_train", "running_mean_after")) < 1e-12)
-    assert.is_true(max_rel_err(rv, get("bn_train", "running_var_after")) < 1e-12)
+    check(out, get("bn_train", "out"), 1e-9, "bn_train: output")
+    check(rm, get("bn_train", "running_mean_after"), 1e-12, "bn_train: running_mean")
+    check(rv, get("bn_train", "running_var_after"), 1e-12, "bn_train: running_var")
   end)
 
   it("agrees in float32 within float precision", function()
     local x, w, b = get("conv2d_s2p1", "in0"):float(), get("conv2d_s2p1", "in1"):float(), get("conv2d_s2p1", "in2"):float()
     local out = gen.conv2d(x, w, b, { stride = 2, padding = 1 })
-    assert.is_true(max_rel_err(out:double(), get("conv2d_s2p1", "out")) < 1e-5)
+    check(out:double(), get("conv2d_s2p1", "out"), 1e-5, "conv2d_s2p1 float32: output")
     local q, k, v = get("attn_causal", "in0"):float(), get("attn_causal", "in1"):float(), get("attn_causal", "in2"):float()
     local a = gen.scaled_dot_product_attention(q, k, v, { causal = true })
-    assert.is_true(max_rel_err(a:double(), get("attn_causal", "out")) < 1e-5)
+    check(a:double(), get("attn_causal", "out"), 1e-5, "attn_causal float32: output")
   end)
 end)
 

@@ -3,24 +3,9 @@
 -- arguments.
 local gen = require "gen"
 local gradcheck = require("gen.testing").gradcheck
+local fixtures = require "support.fixtures"
 local cases = require "fixtures.norm_losses"
-
-local function tensor(t, dtype) return gen.tensor(t.data, dtype):view(t.shape) end
-
--- the fixtures' upstream gradient, rebuilt from the flat index (see make_norm_fixtures.py)
-local function upstream(out)
-  if out:dim() == 0 then return gen.ones_like(out) end
-  local v = {}
-  for i = 0, out:numel() - 1 do v[i + 1] = ((i * 37) % 17 - 8) / 8 end
-  return gen.tensor(v, out.dtype):view(out.shape)
-end
-
--- largest difference, each element relative to its reference's magnitude (at least 1)
-local function rel_err(got, want)
-  local w = tensor(want, "float64")
-  assert.same(want.shape, got.shape)
-  return ((got:double() - w):abs() / w:abs():clamp(1, math.huge)):max():item()
-end
+local tensor = fixtures.tensor
 
 local class_losses = { cross_entropy = true, nll_loss = true }
 
@@ -32,23 +17,18 @@ local function check_case(name, c, dtype, tol)
   end
   local out = gen[c.op](ins[1], ins[2], { reduction = c.args })
   assert.are.equal(dtype, out.dtype)
-  local e = rel_err(out, c.out)
-  assert.is_true(e < tol, string.format("%s %s: output differs by %.3g", name, dtype, e))
-  out:backward(upstream(out))
+  fixtures.assert_close(out, c.out, tol, name .. " " .. dtype .. ": output")
+  out:backward(fixtures.upstream(out))
   for i, g in ipairs(c.grads) do
     if g then
       assert.truthy(ins[i].grad, name .. ": no gradient for input " .. i)
-      e = rel_err(ins[i].grad, g)
-      assert.is_true(e < tol, string.format("%s %s: gradient of input %d differs by %.3g", name, dtype, i, e))
+      fixtures.assert_close(ins[i].grad, g, tol, string.format("%s %s: gradient of input %d", name, dtype, i))
     end
   end
 end
 
 describe("losses match PyTorch", function()
-  local names = {}
-  for name in pairs(cases) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(fixtures.names(cases)) do
     it(name .. " (float64 and float32)", function()
       check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
       check_case(name, cases[name], "float32", 1e-4)

@@ -3,23 +3,9 @@
 -- bad arguments.
 local gen = require "gen"
 local gradcheck = require("gen.testing").gradcheck
+local fixtures = require "support.fixtures"
 local cases = require "fixtures.norm_layers"
-
-local function tensor(t, dtype) return gen.tensor(t.data, dtype):view(t.shape) end
-
--- the fixtures' upstream gradient, rebuilt from the flat index (see make_norm_fixtures.py)
-local function upstream(out)
-  local v = {}
-  for i = 0, out:numel() - 1 do v[i + 1] = ((i * 37) % 17 - 8) / 8 end
-  return gen.tensor(v, out.dtype):view(out.shape)
-end
-
--- largest difference, each element relative to its reference's magnitude (at least 1)
-local function rel_err(got, want)
-  local w = tensor(want, "float64")
-  assert.same(want.shape, got.shape)
-  return ((got:double() - w):abs() / w:abs():clamp(1, math.huge)):max():item()
-end
+local tensor = fixtures.tensor
 
 local function run_case(c, dtype)
   local a = c.args
@@ -42,25 +28,20 @@ end
 local function check_case(name, c, dtype, tol)
   local out, ins, stats = run_case(c, dtype)
   assert.are.equal(dtype, out.dtype)
-  local e = rel_err(out, c.out)
-  assert.is_true(e < tol, string.format("%s %s: output differs by %.3g", name, dtype, e))
+  fixtures.assert_close(out, c.out, tol, name .. " " .. dtype .. ": output")
   if stats[1] then
-    assert.is_true(rel_err(stats[1], c.rm_after) < tol, name .. ": running_mean differs")
-    assert.is_true(rel_err(stats[2], c.rv_after) < tol, name .. ": running_var differs")
+    fixtures.assert_close(stats[1], c.rm_after, tol, name .. ": running_mean")
+    fixtures.assert_close(stats[2], c.rv_after, tol, name .. ": running_var")
   end
-  out:backward(upstream(out))
+  out:backward(fixtures.upstream(out))
   for i, g in ipairs(c.grads) do
     assert.truthy(ins[i].grad, name .. ": no gradient for input " .. i)
-    e = rel_err(ins[i].grad, g)
-    assert.is_true(e < tol, string.format("%s %s: gradient of input %d differs by %.3g", name, dtype, i, e))
+    fixtures.assert_close(ins[i].grad, g, tol, string.format("%s %s: gradient of input %d", name, dtype, i))
   end
 end
 
 describe("normalization matches PyTorch", function()
-  local names = {}
-  for name in pairs(cases) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(fixtures.names(cases)) do
     it(name .. " (float64 and float32)", function()
       check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
       check_case(name, cases[name], "float32", 1e-4)

@@ -1,6 +1,7 @@
 -- Optimizers against PyTorch trajectories, clipping, schedules, EMA, state round trips.
 local gen = require "gen"
 local ref = require "fixtures.optim_ref"
+local fixtures = require "support.fixtures"
 
 local p0 = { 0.5, -1.0, 2.0, 0.0, -0.25 }
 local function grad(t)
@@ -23,8 +24,7 @@ describe("optimizers", function()
       for t = 0, 5 do
         p.grad = grad(t)
         opt:step()
-        local got = p:totable()
-        for i = 1, 5 do assert.near(case.trajectory[t + 1][i], got[i], 1e-10) end
+        fixtures.assert_close(p, case.trajectory[t + 1], 1e-10, name .. " after step " .. t + 1, { measure = "abs", inclusive = true })
       end
     end)
   end

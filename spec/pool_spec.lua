@@ -2,22 +2,11 @@
 -- in float64 and float32, gradient checks, bad arguments.
 local gen = require "gen"
 local gradcheck = require("gen.testing").gradcheck
+local fixtures = require "support.fixtures"
 local cases = require "fixtures.conv_pool"
-
-local function tensor(t, dtype) return gen.tensor(t.data, dtype):view(t.shape) end
-
--- the fixtures' upstream gradient, rebuilt from the flat index (see make_conv_fixtures.py)
-local function upstream(out)
-  local v = {}
-  for i = 0, out:numel() - 1 do v[i + 1] = ((i * 37) % 17 - 8) / 8 end
-  return gen.tensor(v, out.dtype):view(out.shape)
-end
-
-local function rel_err(got, want)
-  local w = tensor(want, "float64")
-  assert.same(want.shape, got.shape)
-  return (got:double() - w):abs():max():item() / math.max(1, w:abs():max():item())
-end
+local tensor = fixtures.tensor
+-- largest difference relative to the reference's largest magnitude (at least 1)
+local scaled = { measure = "scaled" }
 
 -- upsample's fixture opts are its options table; the others' are the argument list after x
 local function call(c, x)
@@ -29,18 +18,13 @@ local function check_case(name, c, dtype, tol)
   local x = tensor(c.inputs[1], dtype):requires_grad_()
   local out = call(c, x)
   assert.are.equal(dtype, out.dtype)
-  local e = rel_err(out, c.out)
-  assert.is_true(e < tol, string.format("%s %s: output differs by %.3g", name, dtype, e))
-  out:backward(upstream(out))
-  e = rel_err(x.grad, c.grads[1])
-  assert.is_true(e < tol, string.format("%s %s: input gradient differs by %.3g", name, dtype, e))
+  fixtures.assert_close(out, c.out, tol, name .. " " .. dtype .. ": output", scaled)
+  out:backward(fixtures.upstream(out))
+  fixtures.assert_close(x.grad, c.grads[1], tol, name .. " " .. dtype .. ": input gradient", scaled)
 end
 
 describe("pooling, upsampling and padding match PyTorch", function()
-  local names = {}
-  for name in pairs(cases) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(fixtures.names(cases)) do
     it(name .. " (float64 and float32)", function()
       check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
       check_case(name, cases[name], "float32", 1e-5)

@@ -1,12 +1,11 @@
 -- Elementwise math, activations, where and masked_fill: values against PyTorch, gradients, errors.
 local gen = require "gen"
 local ref = require "fixtures.unary_ref"
+local fixtures = require "support.fixtures"
 local gradcheck = gen.testing.gradcheck
 
-local function close(expected, t, tol)
-  local got = t:totable()
-  for i, v in ipairs(expected) do assert.near(v, got[i], tol * math.max(1, math.abs(v))) end
-end
+-- each element within tol of its expected value, relative to that value's magnitude (at least 1)
+local function close(expected, t, tol) fixtures.assert_close(t, expected, tol, "values", { inclusive = true }) end
 
 describe("unary math", function()
   it("computes elementary functions", function()

@@ -21,12 +21,11 @@
 
 #include "../gen.h"
 
-#define GEN_TENSOR_MT "gen.Tensor"
+#define GEN_TENSOR_MT    "gen.Tensor"
 #define GEN_GENERATOR_MT "gen.Generator"
 
 /* Raises "fname: message" (formatted before raising, nothing left to free). */
-int bind_error(lua_State *L, const char *fname, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4), noreturn));
+int bind_error(lua_State *L, const char *fname, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
 /* Raises "fname: " + gen_last_error(). */
 int bind_core_error(lua_State *L, const char *fname) __attribute__((noreturn));
 
@@ -63,20 +62,27 @@ lua_Integer bind_opt_int_field(lua_State *L, int idx, const char *field, lua_Int
 lua_Number bind_opt_num_field(lua_State *L, int idx, const char *field, lua_Number dflt, const char *fname);
 int bind_opt_bool_field(lua_State *L, int idx, const char *field, int dflt, const char *fname);
 /* A pair of ints from a field that may be a number or a {a, b} table (kernel size, stride ...). */
-void bind_opt_pair_field(lua_State *L, int idx, const char *field, lua_Integer dflt, int64_t out[2],
-                         const char *fname);
+void bind_opt_pair_field(lua_State *L, int idx, const char *field, lua_Integer dflt, int64_t out[2], const char *fname);
 /* The generator passed as {generator = g} in the options table at idx (or the default). */
 gen_generator *bind_generator_opt(lua_State *L, int idx, const char *fname);
 
-/* Each op family registers its functions into the table on top of the stack. Methods and gen.*
- * functions are the same C functions; lua/gen/init.lua decides which names become methods. */
+/* Each op family registers its functions into the table on top of the stack: bind_X.c binds
+ * ops_X.c (bind_tensor, bind_io, bind_file, bind_optim, bind_signal bind the non-op areas).
+ * Methods and gen.* functions are the same C functions; lua/gen/init.lua decides which names
+ * become methods. */
 void bind_register_tensor(lua_State *L);
-void bind_register_math(lua_State *L);
+void bind_register_arith(lua_State *L);
+void bind_register_reduce(lua_State *L);
+void bind_register_matmul(lua_State *L);
 void bind_register_unary(lua_State *L);
 void bind_register_shape(lua_State *L);
 void bind_register_index(lua_State *L);
-void bind_register_nn(lua_State *L);
+void bind_register_linear(lua_State *L);
+void bind_register_conv(lua_State *L);
+void bind_register_pool(lua_State *L);
 void bind_register_norm(lua_State *L);
+void bind_register_loss(lua_State *L);
+void bind_register_attention(lua_State *L);
 void bind_register_io(lua_State *L);
 void bind_register_optim(lua_State *L);
 void bind_register_file(lua_State *L);

@@ -43,8 +43,7 @@ static int l_embedding(lua_State *L) {
   return bind_result(L, *slot, fname);
 }
 
-static const luaL_Reg functions[] = {{"index_select", l_index_select}, {"gather", l_gather},
-                                     {"scatter_add", l_scatter_add},   {"scatter_add_", l_scatter_add_},
-                                     {"embedding", l_embedding},       {NULL, NULL}};
+static const luaL_Reg functions[] = {{"index_select", l_index_select}, {"gather", l_gather},       {"scatter_add", l_scatter_add},
+                                     {"scatter_add_", l_scatter_add_}, {"embedding", l_embedding}, {NULL, NULL}};
 
 void bind_register_index(lua_State *L) { luaL_setfuncs(L, functions, 0); }

@@ -86,8 +86,7 @@ static int l_batch_images(lua_State *L) {
   if (lua_istable(L, 3)) {
     if (lua_getfield(L, 3, "flip") != LUA_TNIL) flip = bind_tensor(L, -1, fname);
     lua_pop(L, 1);
-    if (flip && (flip->ndim != 1 || flip->shape[0] != b))
-      bind_error(L, fname, "flip mask must have %lld elements", (long long)b);
+    if (flip && (flip->ndim != 1 || flip->shape[0] != b)) bind_error(L, fname, "flip mask must have %lld elements", (long long)b);
     pad = bind_opt_int_field(L, 3, "pad", 0, fname);
     if (lua_getfield(L, 3, "range") == LUA_TTABLE) {
       lua_rawgeti(L, -1, 1);
@@ -130,8 +129,12 @@ static int l_to_uint8(lua_State *L) {
 
 static const luaL_Reg io_functions[] = {{"batch_images", l_batch_images}, {"to_uint8", l_to_uint8}, {NULL, NULL}};
 
-static const luaL_Reg functions[] = {{"idx_read", l_idx_read}, {"idx_write", l_idx_write}, {"png_read", l_png_read},
-                                     {"png_write", l_png_write}, {"from_bytes", l_from_bytes}, {"to_bytes", l_to_bytes},
+static const luaL_Reg functions[] = {{"idx_read", l_idx_read},
+                                     {"idx_write", l_idx_write},
+                                     {"png_read", l_png_read},
+                                     {"png_write", l_png_write},
+                                     {"from_bytes", l_from_bytes},
+                                     {"to_bytes", l_to_bytes},
                                      {NULL, NULL}};
 
 /* The IO entry points are core-only names (lua/gen/init.lua lists them); the batch kernel sits in

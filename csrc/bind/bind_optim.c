@@ -69,8 +69,8 @@ static int l_sum_squares(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg functions[] = {{"adam_step_", l_adam_step}, {"sgd_step_", l_sgd_step},
+static const luaL_Reg functions[] = {{"adam_step_", l_adam_step},       {"sgd_step_", l_sgd_step},
                                      {"rmsprop_step_", l_rmsprop_step}, {"ema_update_", l_ema_update},
-                                     {"sum_squares", l_sum_squares}, {NULL, NULL}};
+                                     {"sum_squares", l_sum_squares},    {NULL, NULL}};
 
 void bind_register_optim(lua_State *L) { luaL_setfuncs(L, functions, 0); }

@@ -25,8 +25,10 @@ static int l_permute(lua_State *L) {
   int n = lua_type(L, 2) == LUA_TTABLE ? (int)luaL_len(L, 2) : lua_gettop(L) - 1;
   if (n != a->ndim) bind_error(L, fname, "got %d dims for a %d-d tensor", n, a->ndim);
   for (int i = 0; i < n; i++) {
-    if (lua_type(L, 2) == LUA_TTABLE) lua_geti(L, 2, i + 1);
-    else lua_pushvalue(L, i + 2);
+    if (lua_type(L, 2) == LUA_TTABLE)
+      lua_geti(L, 2, i + 1);
+    else
+      lua_pushvalue(L, i + 2);
     dims[i] = bind_dim(L, lua_gettop(L), a->ndim, fname);
     lua_pop(L, 1);
   }
@@ -127,9 +129,15 @@ static int l_cat(lua_State *L) {
   return bind_result(L, *slot, fname);
 }
 
-static const luaL_Reg functions[] = {{"view", l_view},       {"reshape", l_reshape}, {"permute", l_permute},
-                                     {"transpose", l_transpose}, {"t", l_t},          {"narrow", l_narrow},
-                                     {"select", l_select},   {"expand", l_expand},   {"cat", l_cat},
+static const luaL_Reg functions[] = {{"view", l_view},
+                                     {"reshape", l_reshape},
+                                     {"permute", l_permute},
+                                     {"transpose", l_transpose},
+                                     {"t", l_t},
+                                     {"narrow", l_narrow},
+                                     {"select", l_select},
+                                     {"expand", l_expand},
+                                     {"cat", l_cat},
                                      {NULL, NULL}};
 
 void bind_register_shape(lua_State *L) { luaL_setfuncs(L, functions, 0); }

@@ -76,9 +76,9 @@ static int tensor_newindex(lua_State *L) {
     gen_tensor *g = bind_opt_tensor(L, 3, "gen.Tensor.grad");
     if (g && (!gen_same_shape(g, t) || g->dtype != t->dtype)) {
       char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
-      bind_error(L, "gen.Tensor.grad", "assigned gradient %s %s does not match the tensor's %s %s",
-                 gen_dtype_name(g->dtype), gen_shape_str(a, sizeof a, g->ndim, g->shape),
-                 gen_dtype_name(t->dtype), gen_shape_str(b, sizeof b, t->ndim, t->shape));
+      bind_error(L, "gen.Tensor.grad", "assigned gradient %s %s does not match the tensor's %s %s", gen_dtype_name(g->dtype),
+                 gen_shape_str(a, sizeof a, g->ndim, g->shape), gen_dtype_name(t->dtype),
+                 gen_shape_str(b, sizeof b, t->ndim, t->shape));
     }
     if (g) gen_retain(g);
     gen_release(t->grad);
@@ -93,8 +93,7 @@ static int tensor_newindex(lua_State *L) {
     lua_call(L, 2, 0);
     return 0;
   }
-  return bind_error(L, fname, "cannot set field '%s' (tensors have no user fields)",
-                    k ? k : luaL_typename(L, 2));
+  return bind_error(L, fname, "cannot set field '%s' (tensors have no user fields)", k ? k : luaL_typename(L, 2));
 }
 
 static int tensor_len(lua_State *L) {
@@ -117,9 +116,10 @@ static creation_args parse_creation(lua_State *L, int idx, const char *fname) {
   creation_args c = {0};
   c.dtype = GEN_FLOAT32;
   int top = lua_gettop(L), last = top;
-  while (last >= idx && (lua_type(L, last) == LUA_TSTRING || lua_isnil(L, last) ||
-                         (lua_type(L, last) == LUA_TTABLE && last > idx))) {
-    if (lua_type(L, last) == LUA_TSTRING) c.dtype = bind_dtype(L, last, GEN_FLOAT32, fname);
+  while (last >= idx &&
+         (lua_type(L, last) == LUA_TSTRING || lua_isnil(L, last) || (lua_type(L, last) == LUA_TTABLE && last > idx))) {
+    if (lua_type(L, last) == LUA_TSTRING)
+      c.dtype = bind_dtype(L, last, GEN_FLOAT32, fname);
     else if (lua_type(L, last) == LUA_TTABLE) {
       c.opts = last;
       lua_getfield(L, last, "dtype");
@@ -171,8 +171,7 @@ static int l_ones(lua_State *L) {
 static int l_full(lua_State *L) {
   const char *fname = "gen.full";
   luaL_argexpected(L, lua_type(L, 1) == LUA_TTABLE, 1, "shape table");
-  if (lua_type(L, 2) != LUA_TNUMBER)
-    bind_error(L, fname, "argument 2: expected a number, got %s", luaL_typename(L, 2));
+  if (lua_type(L, 2) != LUA_TNUMBER) bind_error(L, fname, "argument 2: expected a number, got %s", luaL_typename(L, 2));
   int64_t shape[GEN_MAX_DIMS];
   int nd = bind_shape(L, 1, shape, fname);
   gen_dtype dt = bind_dtype(L, 3, GEN_FLOAT32, fname);
@@ -190,8 +189,10 @@ static int make_random(lua_State *L, rand_kind kind, const char *fname) {
   gen_tensor **slot = bind_slot(L);
   *slot = gen_empty(c.dtype, c.ndim, c.shape);
   if (*slot) {
-    if (kind == RAND_UNIFORM) gen_fill_uniform(*slot, g, 0, 1);
-    else gen_fill_normal(*slot, g, 0, 1);
+    if (kind == RAND_UNIFORM)
+      gen_fill_uniform(*slot, g, 0, 1);
+    else
+      gen_fill_normal(*slot, g, 0, 1);
   }
   return bind_result(L, *slot, fname);
 }
@@ -317,8 +318,8 @@ static int nested_shape(lua_State *L, int idx, int64_t *shape, const char *fname
 }
 
 /* Fills depth-first, checking each sub-table's length against the shape (ragged tables fail). */
-static void nested_fill(lua_State *L, int idx, int depth, int nd, const int64_t *shape, char **out,
-                        gen_dtype dt, char *path, size_t pathlen, const char *fname) {
+static void nested_fill(lua_State *L, int idx, int depth, int nd, const int64_t *shape, char **out, gen_dtype dt, char *path,
+                        size_t pathlen, const char *fname) {
   int64_t n = shape[depth];
   for (int64_t i = 1; i <= n; i++) {
     lua_geti(L, idx, i);
@@ -327,19 +328,21 @@ static void nested_fill(lua_State *L, int idx, int depth, int nd, const int64_t 
     if (plen > 255) plen = 255;
     if (depth + 1 < nd) {
       if (lua_type(L, top) != LUA_TTABLE)
-        bind_error(L, fname, "element %s is a %s where a table of length %lld was expected", path,
-                   luaL_typename(L, top), (long long)shape[depth + 1]);
+        bind_error(L, fname, "element %s is a %s where a table of length %lld was expected", path, luaL_typename(L, top),
+                   (long long)shape[depth + 1]);
       if ((int64_t)luaL_len(L, top) != shape[depth + 1])
-        bind_error(L, fname, "ragged nested table: %s has length %lld, expected %lld", path,
-                   (long long)luaL_len(L, top), (long long)shape[depth + 1]);
+        bind_error(L, fname, "ragged nested table: %s has length %lld, expected %lld", path, (long long)luaL_len(L, top),
+                   (long long)shape[depth + 1]);
       nested_fill(L, top, depth + 1, nd, shape, out, dt, path, plen, fname);
     } else {
       int ty = lua_type(L, top);
       if (ty == LUA_TBOOLEAN) {
         gen_write_f64(*out, dt, lua_toboolean(L, top));
       } else if (ty == LUA_TNUMBER) {
-        if (dt == GEN_INT64 && lua_isinteger(L, top)) *(int64_t *)*out = lua_tointeger(L, top);
-        else gen_write_f64(*out, dt, lua_tonumber(L, top));
+        if (dt == GEN_INT64 && lua_isinteger(L, top))
+          *(int64_t *)*out = lua_tointeger(L, top);
+        else
+          gen_write_f64(*out, dt, lua_tonumber(L, top));
       } else {
         bind_error(L, fname, "element %s is a %s, expected a number", path, luaL_typename(L, top));
       }
@@ -411,7 +414,8 @@ static int l_get_rng_state(lua_State *L) {
 
 static int l_set_rng_state(lua_State *L) {
   const char *fname = "gen.set_rng_state";
-  if (lua_type(L, 1) != LUA_TTABLE) bind_error(L, fname, "expected a state table from gen.get_rng_state, got %s", luaL_typename(L, 1));
+  if (lua_type(L, 1) != LUA_TTABLE)
+    bind_error(L, fname, "expected a state table from gen.get_rng_state, got %s", luaL_typename(L, 1));
   gen_generator *g = opt_generator(L, 2);
   lua_geti(L, 1, 1);
   lua_geti(L, 1, 2);
@@ -435,9 +439,12 @@ static int fill_inplace(lua_State *L, int kind, const char *fname) {
   int opts = kind == 2 ? 3 : 4;
   gen_generator *g = lua_istable(L, opts) ? bind_generator_opt(L, opts, fname) : gen_default_generator();
   int rc;
-  if (kind == 0) rc = gen_fill_uniform(t, g, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1));
-  else if (kind == 1) rc = gen_fill_normal(t, g, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1));
-  else rc = gen_fill_bernoulli(t, g, luaL_optnumber(L, 2, 0.5));
+  if (kind == 0)
+    rc = gen_fill_uniform(t, g, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1));
+  else if (kind == 1)
+    rc = gen_fill_normal(t, g, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1));
+  else
+    rc = gen_fill_bernoulli(t, g, luaL_optnumber(L, 2, 0.5));
   if (rc < 0) bind_core_error(L, fname);
   lua_settop(L, 1);
   return 1;
@@ -512,9 +519,12 @@ static int l_storage_offset(lua_State *L) {
 }
 
 static void push_element(lua_State *L, const gen_tensor *t, const char *p) {
-  if (t->dtype == GEN_INT64) lua_pushinteger(L, *(const int64_t *)p);
-  else if (t->dtype == GEN_UINT8) lua_pushinteger(L, *(const uint8_t *)p);
-  else lua_pushnumber(L, gen_read_f64(p, t->dtype));
+  if (t->dtype == GEN_INT64)
+    lua_pushinteger(L, *(const int64_t *)p);
+  else if (t->dtype == GEN_UINT8)
+    lua_pushinteger(L, *(const uint8_t *)p);
+  else
+    lua_pushnumber(L, gen_read_f64(p, t->dtype));
 }
 
 static int l_item(lua_State *L) {
@@ -533,8 +543,10 @@ static void totable_rec(lua_State *L, const gen_tensor *t, int d, int64_t off) {
   lua_createtable(L, (int)t->shape[d], 0);
   for (int64_t i = 0; i < t->shape[d]; i++) {
     int64_t o = off + i * t->stride[d];
-    if (d + 1 == t->ndim) push_element(L, t, (const char *)t->storage->data + (size_t)o * es);
-    else totable_rec(L, t, d + 1, o);
+    if (d + 1 == t->ndim)
+      push_element(L, t, (const char *)t->storage->data + (size_t)o * es);
+    else
+      totable_rec(L, t, d + 1, o);
     lua_rawseti(L, -2, i + 1);
   }
 }
@@ -560,8 +572,10 @@ static int l_values(lua_State *L) {
   lua_createtable(L, (int)count, 0);
   for (lua_Integer i = 0; i < count; i++) {
     double v = gen_get_flat(t, first - 1 + i);
-    if (gen_dtype_is_float(t->dtype)) lua_pushnumber(L, v);
-    else lua_pushinteger(L, (lua_Integer)v);
+    if (gen_dtype_is_float(t->dtype))
+      lua_pushnumber(L, v);
+    else
+      lua_pushinteger(L, (lua_Integer)v);
     lua_rawseti(L, -2, i + 1);
   }
   return 1;
@@ -574,8 +588,10 @@ static int l_at(lua_State *L) {
   int64_t n = gen_numel(t);
   if (i < 1 || i > n) bind_error(L, "gen.at", "flat index %lld out of range 1..%lld", (long long)i, (long long)n);
   double v = gen_get_flat(t, i - 1);
-  if (gen_dtype_is_float(t->dtype)) lua_pushnumber(L, v);
-  else lua_pushinteger(L, (lua_Integer)v);
+  if (gen_dtype_is_float(t->dtype))
+    lua_pushnumber(L, v);
+  else
+    lua_pushinteger(L, (lua_Integer)v);
   return 1;
 }
 
@@ -648,8 +664,7 @@ static int l_requires_grad_(lua_State *L) {
   const char *fname = "gen.requires_grad_";
   gen_tensor *t = bind_tensor(L, 1, fname);
   int on = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
-  if (t->grad_fn && !on)
-    bind_error(L, fname, "cannot turn off requires_grad on the result of an op; use detach()");
+  if (t->grad_fn && !on) bind_error(L, fname, "cannot turn off requires_grad on the result of an op; use detach()");
   if (on && !gen_dtype_is_float(t->dtype))
     bind_error(L, fname, "only float tensors can require grad, this one is %s", gen_dtype_name(t->dtype));
   if (!t->grad_fn) t->requires_grad = on;
@@ -740,24 +755,55 @@ static int l_is_tensor(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg functions[] = {
-    {"empty", l_empty}, {"zeros", l_zeros}, {"ones", l_ones}, {"full", l_full},
-    {"rand", l_rand}, {"randn", l_randn}, {"randint", l_randint}, {"randperm", l_randperm},
-    {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye}, {"tensor", l_tensor},
-    {"manual_seed", l_manual_seed}, {"Generator", l_generator_new},
-    {"get_rng_state", l_get_rng_state}, {"set_rng_state", l_set_rng_state},
-    {"uniform_", l_uniform_}, {"normal_", l_normal_}, {"bernoulli_", l_bernoulli_},
-    {"fill_", l_fill_}, {"zero_", l_zero_},
-    {"size", l_size}, {"stride", l_stride}, {"dim", l_dim}, {"numel", l_numel},
-    {"is_contiguous", l_is_contiguous}, {"storage_offset", l_storage_offset},
-    {"item", l_item}, {"totable", l_totable}, {"values", l_values}, {"at", l_at}, {"set_at", l_set_at},
-    {"type", l_type}, {"clone", l_clone}, {"contiguous", l_contiguous}, {"copy_", l_copy_},
-    {"requires_grad_", l_requires_grad_}, {"detach", l_detach}, {"backward", l_backward},
-    {"set_grad_enabled", l_set_grad_enabled}, {"is_grad_enabled", l_is_grad_enabled},
-    {"backward_counts", l_backward_counts}, {"count_backward", l_count_backward},
-    {"memory", l_memory}, {"set_num_threads", l_set_num_threads},
-    {"get_num_threads", l_get_num_threads}, {"time", l_time}, {"is_tensor", l_is_tensor},
-    {NULL, NULL}};
+static const luaL_Reg functions[] = {{"empty", l_empty},
+                                     {"zeros", l_zeros},
+                                     {"ones", l_ones},
+                                     {"full", l_full},
+                                     {"rand", l_rand},
+                                     {"randn", l_randn},
+                                     {"randint", l_randint},
+                                     {"randperm", l_randperm},
+                                     {"arange", l_arange},
+                                     {"linspace", l_linspace},
+                                     {"eye", l_eye},
+                                     {"tensor", l_tensor},
+                                     {"manual_seed", l_manual_seed},
+                                     {"Generator", l_generator_new},
+                                     {"get_rng_state", l_get_rng_state},
+                                     {"set_rng_state", l_set_rng_state},
+                                     {"uniform_", l_uniform_},
+                                     {"normal_", l_normal_},
+                                     {"bernoulli_", l_bernoulli_},
+                                     {"fill_", l_fill_},
+                                     {"zero_", l_zero_},
+                                     {"size", l_size},
+                                     {"stride", l_stride},
+                                     {"dim", l_dim},
+                                     {"numel", l_numel},
+                                     {"is_contiguous", l_is_contiguous},
+                                     {"storage_offset", l_storage_offset},
+                                     {"item", l_item},
+                                     {"totable", l_totable},
+                                     {"values", l_values},
+                                     {"at", l_at},
+                                     {"set_at", l_set_at},
+                                     {"type", l_type},
+                                     {"clone", l_clone},
+                                     {"contiguous", l_contiguous},
+                                     {"copy_", l_copy_},
+                                     {"requires_grad_", l_requires_grad_},
+                                     {"detach", l_detach},
+                                     {"backward", l_backward},
+                                     {"set_grad_enabled", l_set_grad_enabled},
+                                     {"is_grad_enabled", l_is_grad_enabled},
+                                     {"backward_counts", l_backward_counts},
+                                     {"count_backward", l_count_backward},
+                                     {"memory", l_memory},
+                                     {"set_num_threads", l_set_num_threads},
+                                     {"get_num_threads", l_get_num_threads},
+                                     {"time", l_time},
+                                     {"is_tensor", l_is_tensor},
+                                     {NULL, NULL}};
 
 void bind_register_tensor(lua_State *L) {
   int module = lua_gettop(L);

@@ -26,8 +26,8 @@ static double opt_number(lua_State *L, int idx, double dflt, const char *fname, 
   return lua_tonumber(L, idx);
 }
 
-#define PLAIN(name, OP)                                                                            \
-  static int l_##name(lua_State *L) { return unary(L, OP, 0, 0, "gen." #name); }                   \
+#define PLAIN(name, OP)                                                                                                          \
+  static int l_##name(lua_State *L) { return unary(L, OP, 0, 0, "gen." #name); }                                                 \
   static int l_##name##_(lua_State *L) { return unary_(L, OP, 0, 0, "gen." #name "_"); }
 PLAIN(exp, GEN_UN_EXP)
 PLAIN(log, GEN_UN_LOG)
@@ -71,8 +71,10 @@ static int l_gelu(lua_State *L) {
   if (lua_istable(L, 2)) {
     lua_getfield(L, 2, "approximate");
     const char *s = lua_tostring(L, -1);
-    if (s && strcmp(s, "tanh") == 0) op = GEN_UN_GELU_TANH;
-    else if (s && strcmp(s, "none") != 0) bind_error(L, fname, "approximate must be \"none\" or \"tanh\", got '%s'", s);
+    if (s && strcmp(s, "tanh") == 0)
+      op = GEN_UN_GELU_TANH;
+    else if (s && strcmp(s, "none") != 0)
+      bind_error(L, fname, "approximate must be \"none\" or \"tanh\", got '%s'", s);
     lua_pop(L, 1);
   }
   lua_settop(L, 1);
@@ -118,13 +120,37 @@ static int masked_fill_impl(lua_State *L, bool inplace, const char *fname) {
 static int l_masked_fill(lua_State *L) { return masked_fill_impl(L, false, "gen.masked_fill"); }
 static int l_masked_fill_(lua_State *L) { return masked_fill_impl(L, true, "gen.masked_fill_"); }
 
-static const luaL_Reg functions[] = {
-    {"exp", l_exp}, {"log", l_log}, {"sqrt", l_sqrt}, {"rsqrt", l_rsqrt}, {"abs", l_abs}, {"tanh", l_tanh},
-    {"sigmoid", l_sigmoid}, {"sin", l_sin}, {"cos", l_cos}, {"relu", l_relu}, {"silu", l_silu},
-    {"exp_", l_exp_}, {"log_", l_log_}, {"sqrt_", l_sqrt_}, {"rsqrt_", l_rsqrt_}, {"abs_", l_abs_},
-    {"tanh_", l_tanh_}, {"sigmoid_", l_sigmoid_}, {"sin_", l_sin_}, {"cos_", l_cos_}, {"relu_", l_relu_},
-    {"silu_", l_silu_}, {"clamp", l_clamp}, {"clamp_", l_clamp_}, {"leaky_relu", l_leaky_relu},
-    {"gelu", l_gelu}, {"softplus", l_softplus}, {"elu", l_elu}, {"where", l_where},
-    {"masked_fill", l_masked_fill}, {"masked_fill_", l_masked_fill_}, {NULL, NULL}};
+static const luaL_Reg functions[] = {{"exp", l_exp},
+                                     {"log", l_log},
+                                     {"sqrt", l_sqrt},
+                                     {"rsqrt", l_rsqrt},
+                                     {"abs", l_abs},
+                                     {"tanh", l_tanh},
+                                     {"sigmoid", l_sigmoid},
+                                     {"sin", l_sin},
+                                     {"cos", l_cos},
+                                     {"relu", l_relu},
+                                     {"silu", l_silu},
+                                     {"exp_", l_exp_},
+                                     {"log_", l_log_},
+                                     {"sqrt_", l_sqrt_},
+                                     {"rsqrt_", l_rsqrt_},
+                                     {"abs_", l_abs_},
+                                     {"tanh_", l_tanh_},
+                                     {"sigmoid_", l_sigmoid_},
+                                     {"sin_", l_sin_},
+                                     {"cos_", l_cos_},
+                                     {"relu_", l_relu_},
+                                     {"silu_", l_silu_},
+                                     {"clamp", l_clamp},
+                                     {"clamp_", l_clamp_},
+                                     {"leaky_relu", l_leaky_relu},
+                                     {"gelu", l_gelu},
+                                     {"softplus", l_softplus},
+                                     {"elu", l_elu},
+                                     {"where", l_where},
+                                     {"masked_fill", l_masked_fill},
+                                     {"masked_fill_", l_masked_fill_},
+                                     {NULL, NULL}};
 
 void bind_register_unary(lua_State *L) { luaL_setfuncs(L, functions, 0); }

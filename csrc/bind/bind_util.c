@@ -17,8 +17,7 @@ int bind_error(lua_State *L, const char *fname, const char *fmt, ...) {
   lua_pushfstring(L, "%s: %s", fname, msg);
   lua_concat(L, 2);
   lua_error(L);
-  for (;;) {
-  }
+  for (;;) {}
 }
 
 int bind_core_error(lua_State *L, const char *fname) { bind_error(L, fname, "%s", gen_last_error()); }
@@ -30,8 +29,7 @@ gen_tensor *bind_totensor(lua_State *L, int idx) {
 
 gen_tensor *bind_tensor(lua_State *L, int idx, const char *fname) {
   gen_tensor *t = bind_totensor(L, idx);
-  if (!t)
-    bind_error(L, fname, "argument %d: expected a tensor, got %s", idx, luaL_typename(L, idx));
+  if (!t) bind_error(L, fname, "argument %d: expected a tensor, got %s", idx, luaL_typename(L, idx));
   return t;
 }
 
@@ -43,8 +41,7 @@ gen_tensor *bind_operand(lua_State *L, int idx, const gen_tensor *like, const ch
   gen_tensor *t = bind_totensor(L, idx);
   if (t) return t;
   if (lua_type(L, idx) != LUA_TNUMBER)
-    bind_error(L, fname, "argument %d: expected a tensor or a number, got %s", idx,
-               luaL_typename(L, idx));
+    bind_error(L, fname, "argument %d: expected a tensor or a number, got %s", idx, luaL_typename(L, idx));
   gen_dtype dt = GEN_FLOAT32;
   if (like && (gen_dtype_is_float(like->dtype) || lua_isinteger(L, idx))) dt = like->dtype;
   gen_tensor **slot = bind_slot(L);
@@ -97,8 +94,7 @@ int bind_result(lua_State *L, gen_tensor *t, const char *fname) {
 int bind_dim_value(lua_State *L, lua_Integer d, int ndim, const char *fname) {
   int n = ndim > 0 ? ndim : 1;
   if (d == 0 || d > n || d < -n)
-    bind_error(L, fname, "dimension %lld out of range for a %d-d tensor (1..%d, or -%d..-1)",
-               (long long)d, ndim, n, n);
+    bind_error(L, fname, "dimension %lld out of range for a %d-d tensor (1..%d, or -%d..-1)", (long long)d, ndim, n, n);
   return (int)(d > 0 ? d - 1 : n + d);
 }
 
@@ -111,8 +107,7 @@ int bind_dim(lua_State *L, int idx, int ndim, const char *fname) {
 
 int64_t bind_index(lua_State *L, lua_Integer i, int64_t n, const char *fname) {
   if (i == 0 || i > n || i < -n)
-    bind_error(L, fname, "index %lld out of range for a dimension of size %lld", (long long)i,
-               (long long)n);
+    bind_error(L, fname, "index %lld out of range for a dimension of size %lld", (long long)i, (long long)n);
   return i > 0 ? i - 1 : n + i;
 }
 
@@ -126,8 +121,7 @@ static int64_t shape_entry(lua_State *L, int idx, int pos, bool allow_infer, con
                lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : luaL_typename(L, idx));
   }
   lua_Integer v = lua_tointeger(L, idx);
-  if (v < 0 && !(allow_infer && v == -1))
-    bind_error(L, fname, "size %d is negative (%lld)", pos, (long long)v);
+  if (v < 0 && !(allow_infer && v == -1)) bind_error(L, fname, "size %d is negative (%lld)", pos, (long long)v);
   return (int64_t)v;
 }
 
@@ -155,20 +149,14 @@ static int shape_impl(lua_State *L, int idx, int64_t *shape, bool allow_infer, c
   return n;
 }
 
-int bind_shape(lua_State *L, int idx, int64_t *shape, const char *fname) {
-  return shape_impl(L, idx, shape, false, fname);
-}
-int bind_shape_infer(lua_State *L, int idx, int64_t *shape, const char *fname) {
-  return shape_impl(L, idx, shape, true, fname);
-}
+int bind_shape(lua_State *L, int idx, int64_t *shape, const char *fname) { return shape_impl(L, idx, shape, false, fname); }
+int bind_shape_infer(lua_State *L, int idx, int64_t *shape, const char *fname) { return shape_impl(L, idx, shape, true, fname); }
 
 gen_dtype bind_dtype(lua_State *L, int idx, gen_dtype dflt, const char *fname) {
   if (lua_isnoneornil(L, idx)) return dflt;
   const char *name = lua_tostring(L, idx);
   int dt = name ? gen_dtype_from_name(name) : -1;
-  if (dt < 0)
-    bind_error(L, fname, "unknown dtype '%s' (float32, float64, int64 or uint8)",
-               name ? name : luaL_typename(L, idx));
+  if (dt < 0) bind_error(L, fname, "unknown dtype '%s' (float32, float64, int64 or uint8)", name ? name : luaL_typename(L, idx));
   return (gen_dtype)dt;
 }
 
@@ -187,8 +175,7 @@ lua_Integer bind_opt_int_field(lua_State *L, int idx, const char *field, lua_Int
   int has = push_field(L, idx, field);
   if (has < 0) bind_error(L, fname, "options must be a table, got %s", luaL_typename(L, idx));
   if (!has) return dflt;
-  if (!lua_isinteger(L, -1))
-    bind_error(L, fname, "option '%s' must be an integer, got %s", field, luaL_typename(L, -1));
+  if (!lua_isinteger(L, -1)) bind_error(L, fname, "option '%s' must be an integer, got %s", field, luaL_typename(L, -1));
   lua_Integer v = lua_tointeger(L, -1);
   lua_pop(L, 1);
   return v;
@@ -198,8 +185,7 @@ lua_Number bind_opt_num_field(lua_State *L, int idx, const char *field, lua_Numb
   int has = push_field(L, idx, field);
   if (has < 0) bind_error(L, fname, "options must be a table, got %s", luaL_typename(L, idx));
   if (!has) return dflt;
-  if (lua_type(L, -1) != LUA_TNUMBER)
-    bind_error(L, fname, "option '%s' must be a number, got %s", field, luaL_typename(L, -1));
+  if (lua_type(L, -1) != LUA_TNUMBER) bind_error(L, fname, "option '%s' must be a number, got %s", field, luaL_typename(L, -1));
   lua_Number v = lua_tonumber(L, -1);
   lua_pop(L, 1);
   return v;
@@ -209,15 +195,13 @@ int bind_opt_bool_field(lua_State *L, int idx, const char *field, int dflt, cons
   int has = push_field(L, idx, field);
   if (has < 0) bind_error(L, fname, "options must be a table, got %s", luaL_typename(L, idx));
   if (!has) return dflt;
-  if (!lua_isboolean(L, -1))
-    bind_error(L, fname, "option '%s' must be a boolean, got %s", field, luaL_typename(L, -1));
+  if (!lua_isboolean(L, -1)) bind_error(L, fname, "option '%s' must be a boolean, got %s", field, luaL_typename(L, -1));
   int v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
 }
 
-void bind_opt_pair_field(lua_State *L, int idx, const char *field, lua_Integer dflt, int64_t out[2],
-                         const char *fname) {
+void bind_opt_pair_field(lua_State *L, int idx, const char *field, lua_Integer dflt, int64_t out[2], const char *fname) {
   out[0] = out[1] = dflt;
   int has = push_field(L, idx, field);
   if (has < 0) bind_error(L, fname, "options must be a table, got %s", luaL_typename(L, idx));
@@ -227,14 +211,12 @@ void bind_opt_pair_field(lua_State *L, int idx, const char *field, lua_Integer d
   } else if (lua_type(L, -1) == LUA_TTABLE && luaL_len(L, -1) == 2) {
     for (int i = 0; i < 2; i++) {
       lua_geti(L, -1, i + 1);
-      if (!lua_isinteger(L, -1))
-        bind_error(L, fname, "option '%s' must hold integers, got %s", field, luaL_typename(L, -1));
+      if (!lua_isinteger(L, -1)) bind_error(L, fname, "option '%s' must hold integers, got %s", field, luaL_typename(L, -1));
       out[i] = lua_tointeger(L, -1);
       lua_pop(L, 1);
     }
   } else {
-    bind_error(L, fname, "option '%s' must be an integer or a pair {a, b}, got %s", field,
-               luaL_typename(L, -1));
+    bind_error(L, fname, "option '%s' must be an integer or a pair {a, b}, got %s", field, luaL_typename(L, -1));
   }
   lua_pop(L, 1);
 }
@@ -252,13 +234,19 @@ gen_generator *bind_generator_opt(lua_State *L, int idx, const char *fname) {
 int luaopen_gen_core(lua_State *L);
 int luaopen_gen_core(lua_State *L) {
   lua_newtable(L);
-  bind_register_tensor(L);
-  bind_register_math(L);
+  bind_register_tensor(L); /* first: it makes the tensor metatable the others extend */
+  bind_register_arith(L);
+  bind_register_reduce(L);
+  bind_register_matmul(L);
   bind_register_unary(L);
   bind_register_shape(L);
   bind_register_index(L);
-  bind_register_nn(L);
+  bind_register_linear(L);
+  bind_register_conv(L);
+  bind_register_pool(L);
   bind_register_norm(L);
+  bind_register_loss(L);
+  bind_register_attention(L);
   bind_register_io(L);
   bind_register_optim(L);
   bind_register_file(L);

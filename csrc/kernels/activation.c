@@ -16,40 +16,40 @@
 
 #define BLOCK 4096
 
-GEN_SIMD_CLONES static void silu_range(const float *x, float *y, int64_t lo, int64_t hi) {
+GEN_SIMD_CLONES static void silu_range(float *y, const float *x, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) y[i] = x[i] * gen_sigmoid_approx(x[i]);
 }
 
-GEN_SIMD_CLONES static void silu_backward_range(const float *x, const float *dy, float *dx, int64_t lo, int64_t hi) {
+GEN_SIMD_CLONES static void silu_backward_range(float *dx, const float *x, const float *dy, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) {
     float s = gen_sigmoid_approx(x[i]);
     dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
   }
 }
 
-GEN_SIMD_CLONES static void sigmoid_range(const float *x, float *y, int64_t lo, int64_t hi) {
+GEN_SIMD_CLONES static void sigmoid_range(float *y, const float *x, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) y[i] = gen_sigmoid_approx(x[i]);
 }
 
 /* Runs BODY(lo, hi) over [0, n) in blocks, in parallel when n is large. */
-#define FOR_BLOCKS(n, BODY)                                                                                                \
-  do {                                                                                                                     \
-    int64_t blocks_ = ((n) + BLOCK - 1) / BLOCK;                                                                           \
-    if ((n) > GEN_PARALLEL_GRAIN) {                                                                                        \
-      _Pragma("omp parallel for") for (int64_t b_ = 0; b_ < blocks_; b_++) {                                               \
-        int64_t lo = b_ * BLOCK, hi = lo + BLOCK < (n) ? lo + BLOCK : (n);                                                 \
-        BODY;                                                                                                              \
-      }                                                                                                                    \
-    } else {                                                                                                               \
-      int64_t lo = 0, hi = (n);                                                                                            \
-      BODY;                                                                                                                \
-    }                                                                                                                      \
+#define FOR_BLOCKS(n, BODY)                                                                                                      \
+  do {                                                                                                                           \
+    int64_t blocks_ = ((n) + BLOCK - 1) / BLOCK;                                                                                 \
+    if ((n) > GEN_PARALLEL_GRAIN) {                                                                                              \
+      _Pragma("omp parallel for") for (int64_t b_ = 0; b_ < blocks_; b_++) {                                                     \
+        int64_t lo = b_ * BLOCK, hi = lo + BLOCK < (n) ? lo + BLOCK : (n);                                                       \
+        BODY;                                                                                                                    \
+      }                                                                                                                          \
+    } else {                                                                                                                     \
+      int64_t lo = 0, hi = (n);                                                                                                  \
+      BODY;                                                                                                                      \
+    }                                                                                                                            \
   } while (0)
 
-void gen_silu_f32(const float *x, float *y, int64_t n) { FOR_BLOCKS(n, silu_range(x, y, lo, hi)); }
+void gen_silu_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, silu_range(y, x, lo, hi)); }
 
-void gen_silu_backward_f32(const float *x, const float *dy, float *dx, int64_t n) {
-  FOR_BLOCKS(n, silu_backward_range(x, dy, dx, lo, hi));
+void gen_silu_backward_f32(float *dx, const float *x, const float *dy, int64_t n) {
+  FOR_BLOCKS(n, silu_backward_range(dx, x, dy, lo, hi));
 }
 
-void gen_sigmoid_f32(const float *x, float *y, int64_t n) { FOR_BLOCKS(n, sigmoid_range(x, y, lo, hi)); }
+void gen_sigmoid_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, sigmoid_range(y, x, lo, hi)); }

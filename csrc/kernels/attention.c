@@ -23,11 +23,11 @@
 #include "attention.h"
 
 #include <math.h>
-#include <stdlib.h>
+#include <omp.h>
 #include <string.h>
 
 #include "fastmath.h"
-#include "im2col.h"
+#include "gemm.h"
 
 #define BQ GEN_ATTN_BQ
 #define BK GEN_ATTN_BK
@@ -35,17 +35,16 @@
 /* Masks a score tile s [nq, nk] at query i0, key j0 of slice (bi, hi): -inf where causality or a
  * uint8 mask hides a key, plus a float mask's value. */
 static void mask_tile(const gen_attn_shape *a, float *s, int64_t bi, int64_t hi, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
-  const gen_tensor *m = a->mask;
   for (int64_t i = 0; i < nq; i++) {
     float *row = s + i * nk;
-    if (m) {
+    if (a->mask) {
       int64_t base = bi * a->mstride[0] + hi * a->mstride[1] + (i0 + i) * a->mstride[2] + j0 * a->mstride[3], js = a->mstride[3];
-      if (m->dtype == GEN_UINT8) {
-        const uint8_t *mp = (const uint8_t *)gen_data_ptr(m) + base;
+      if (a->mask_dtype == GEN_UINT8) {
+        const uint8_t *mp = (const uint8_t *)a->mask + base;
         for (int64_t j = 0; j < nk; j++)
           if (!mp[j * js]) row[j] = -INFINITY;
       } else {
-        const float *mp = (const float *)gen_data_ptr(m) + base;
+        const float *mp = (const float *)a->mask + base;
         for (int64_t j = 0; j < nk; j++) row[j] += mp[j * js];
       }
     }
@@ -108,26 +107,31 @@ static void forward_tile(const gen_attn_shape *a, const float *q, const float *k
   }
 }
 
-int gen_attention_forward_f32(const gen_attn_shape *a, const float *q, const float *k, const float *v, float *o, double *lse) {
+/* Task t: query tile t % qtiles of slice t / qtiles. */
+static void forward_task(const gen_attn_shape *a, const float *q, const float *k, const float *v, float *o, double *lse,
+                         int64_t qtiles, int64_t t, float *s, float *acc) {
+  int64_t sl = t / qtiles, i0 = (t % qtiles) * BQ;
+  forward_tile(a, q + sl * a->tq * a->d, k + sl * a->tk * a->d, v + sl * a->tk * a->dv, o + sl * a->tq * a->dv, lse + sl * a->tq,
+               sl / a->h, sl % a->h, i0, s, acc);
+}
+
+int64_t gen_attention_forward_scratch_floats(const gen_attn_shape *a) { return BQ * BK + BQ * (a->dv ? a->dv : 1); }
+
+void gen_attention_forward_f32(float *o, double *lse, const float *q, const float *k, const float *v, const gen_attn_shape *a,
+                               float *scratch, int threads) {
   int64_t slices = a->b * a->h, qtiles = (a->tq + BQ - 1) / BQ, tasks = slices * qtiles;
-  int failed = 0;
-  int64_t work = tasks * BQ * a->tk * (a->d + a->dv);
-#pragma omp parallel if (tasks > 1 && work > GEN_PARALLEL_GRAIN) reduction(| : failed)
-  {
-    float *s = malloc(sizeof(float) * BQ * BK), *acc = malloc(sizeof(float) * (size_t)(BQ * (a->dv ? a->dv : 1)));
-    if (!s || !acc) failed = 1;
-    /* dynamic: causal tiles near the end of a slice have more keys; per-task results are the same */
+  int64_t work = tasks * BQ * a->tk * (a->d + a->dv), per_thread = gen_attention_forward_scratch_floats(a);
+  if (tasks > 1 && work > GEN_PARALLEL_GRAIN && threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      float *s = scratch + omp_get_thread_num() * per_thread, *acc = s + BQ * BK;
+      /* dynamic: causal tiles near the end of a slice have more keys; per-task results are the same */
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; t++) {
-      if (!s || !acc) continue;
-      int64_t sl = t / qtiles, i0 = (t % qtiles) * BQ;
-      forward_tile(a, q + sl * a->tq * a->d, k + sl * a->tk * a->d, v + sl * a->tk * a->dv, o + sl * a->tq * a->dv,
-                   lse + sl * a->tq, sl / a->h, sl % a->h, i0, s, acc);
+      for (int64_t t = 0; t < tasks; t++) forward_task(a, q, k, v, o, lse, qtiles, t, s, acc);
     }
-    free(s);
-    free(acc);
+  } else {
+    for (int64_t t = 0; t < tasks; t++) forward_task(a, q, k, v, o, lse, qtiles, t, scratch, scratch + BQ * BK);
   }
-  return failed ? gen_fail_int("out of memory in attention") : 0;
 }
 
 /* One slice: key tiles outer (dK_j, dV_j stay hot), query tiles inner; dQ accumulates across key
@@ -180,25 +184,28 @@ static void backward_slice(const gen_attn_shape *a, const float *q, const float 
   }
 }
 
-int gen_attention_backward_f32(const gen_attn_shape *a, const float *q, const float *k, const float *v, const float *o,
-                               const float *dout, const double *lse, float *dq, float *dk, float *dv) {
-  int64_t slices = a->b * a->h;
-  int failed = 0;
-#pragma omp parallel if (slices > 1) reduction(| : failed)
-  {
-    float *p = malloc(sizeof(float) * BQ * BK), *dp = malloc(sizeof(float) * BQ * BK);
-    float *dsum = malloc(sizeof(float) * (size_t)(a->tq ? a->tq : 1));
-    if (!p || !dp || !dsum) failed = 1;
+int64_t gen_attention_backward_scratch_floats(const gen_attn_shape *a) { return 2 * BQ * BK + (a->tq ? a->tq : 1); }
+
+/* Slice sl, with scratch p, dp (BQ x BK each), dsum (Tq) at s. */
+static void backward_task(const gen_attn_shape *a, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                          const float *k, const float *v, const float *o, const double *lse, int64_t sl, float *s) {
+  backward_slice(a, q + sl * a->tq * a->d, k + sl * a->tk * a->d, v + sl * a->tk * a->dv, o + sl * a->tq * a->dv,
+                 dout + sl * a->tq * a->dv, lse + sl * a->tq, dq + sl * a->tq * a->d, dk + sl * a->tk * a->d,
+                 dv + sl * a->tk * a->dv, sl / a->h, sl % a->h, s, s + BQ * BK, s + 2 * BQ * BK);
+}
+
+void gen_attention_backward_f32(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                const float *v, const float *o, const double *lse, const gen_attn_shape *a, float *scratch,
+                                int threads) {
+  int64_t slices = a->b * a->h, per_thread = gen_attention_backward_scratch_floats(a);
+  if (slices > 1 && threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      float *s = scratch + omp_get_thread_num() * per_thread;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t sl = 0; sl < slices; sl++) {
-      if (!p || !dp || !dsum) continue;
-      backward_slice(a, q + sl * a->tq * a->d, k + sl * a->tk * a->d, v + sl * a->tk * a->dv, o + sl * a->tq * a->dv,
-                     dout + sl * a->tq * a->dv, lse + sl * a->tq, dq + sl * a->tq * a->d, dk + sl * a->tk * a->d,
-                     dv + sl * a->tk * a->dv, sl / a->h, sl % a->h, p, dp, dsum);
+      for (int64_t sl = 0; sl < slices; sl++) backward_task(a, dq, dk, dv, dout, q, k, v, o, lse, sl, s);
     }
-    free(p);
-    free(dp);
-    free(dsum);
+  } else {
+    for (int64_t sl = 0; sl < slices; sl++) backward_task(a, dq, dk, dv, dout, q, k, v, o, lse, sl, scratch);
   }
-  return failed ? gen_fail_int("out of memory in attention backward") : 0;
 }

@@ -1,14 +1,14 @@
 /*
- * elementwise.h — broadcasting binary kernels (arithmetic and comparisons) with dtype promotion.
+ * elementwise.h — the raw loops of the broadcasting binary ops (arithmetic and comparisons).
  *
- * These are the raw kernels: no autograd. ops_arith.c builds the differentiable ops on them.
- * float32 runs in float32 (vectorized rows); every other dtype computes through double, which is
- * exact for float64, uint8, and int64 values up to 2^53.
+ * Pointers and element strides only; ops_arith.c walks tensors with them (gen_binary_raw and
+ * friends), and builds the differentiable ops on top.
  */
 #ifndef GEN_KERNELS_ELEMENTWISE_H
 #define GEN_KERNELS_ELEMENTWISE_H
 
-#include "../gen.h"
+#include <math.h>
+#include <stdint.h>
 
 typedef enum {
   GEN_BIN_ADD,
@@ -27,17 +27,30 @@ typedef enum {
   GEN_BIN_COUNT
 } gen_binop;
 
-/* dtype of a op b: comparisons give uint8; division of integers gives float32. */
-gen_dtype gen_binop_result_dtype(gen_binop op, gen_dtype a, gen_dtype b);
-/* New tensor of the broadcast shape. */
-gen_tensor *gen_binary_raw(gen_binop op, gen_tensor *a, gen_tensor *b);
-/* out = a op b where out already has the broadcast shape (out may be a itself: in place). */
-int gen_binary_into(gen_binop op, gen_tensor *out, gen_tensor *a, gen_tensor *b);
-/* dst += src (src broadcast to dst's shape); used by gradient accumulation. */
-int gen_add_into(gen_tensor *dst, gen_tensor *src);
-/* out = a * alpha + b * beta for same-shape tensors, a common backward building block. */
-gen_tensor *gen_axpby_raw(gen_tensor *a, double alpha, gen_tensor *b, double beta);
-/* New tensor a * s (s a number), any dtype. */
-gen_tensor *gen_scale_raw(gen_tensor *a, double s);
+/* x op y in double: every dtype but float32 computes through it (exact for float64, uint8, and
+ * int64 values up to 2^53); comparisons give 0 or 1. */
+static inline double gen_binop_f64(gen_binop op, double x, double y) {
+  switch (op) {
+  case GEN_BIN_ADD: return x + y;
+  case GEN_BIN_SUB: return x - y;
+  case GEN_BIN_MUL: return x * y;
+  case GEN_BIN_DIV: return x / y;
+  case GEN_BIN_POW: return pow(x, y);
+  case GEN_BIN_MAXIMUM: return (x > y || x != x) ? x : y;
+  case GEN_BIN_MINIMUM: return (x < y || x != x) ? x : y;
+  case GEN_BIN_EQ: return x == y;
+  case GEN_BIN_NE: return x != y;
+  case GEN_BIN_LT: return x < y;
+  case GEN_BIN_LE: return x <= y;
+  case GEN_BIN_GT: return x > y;
+  case GEN_BIN_GE: return x >= y;
+  default: return 0;
+  }
+}
+
+/* o[i*so] = a[i*sa] op b[i*sb] for i < n, in float32 (strides of 1 or 0 get vectorized loops) */
+void gen_binary_row_f32(float *o, const float *a, const float *b, gen_binop op, int64_t n, int64_t so, int64_t sa, int64_t sb);
+/* o = x * alpha + y * beta over n contiguous floats */
+void gen_axpby_f32(float *o, const float *x, const float *y, float alpha, float beta, int64_t n);
 
 #endif

@@ -25,7 +25,7 @@
  * the exponent bits reach 0 (so -inf gives 0; NaN stays NaN). Cephes' expf: x = n ln2 + r with
  * |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n through the exponent bits. */
 static inline float gen_exp_approx(float x) {
-  float xc = x < -88.0f ? -88.0f : x; /* n = -127: scale 0 */
+  float xc = x < -88.0f ? -88.0f : x;                                /* n = -127: scale 0 */
   float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
   float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;

@@ -44,7 +44,7 @@ AVX2 static void block_6x16(int64_t k, const float *a, const float *b, float *c,
 
 /* Column panels outside, row panels inside: one B panel (K x 16) stays in L1 while every A panel
  * passes over it. */
-void gen_gemm_packed(int64_t mp, int64_t nq, int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate) {
+void gen_gemm_packed(float *c, const float *a, const float *b, int64_t mp, int64_t nq, int64_t k, int64_t ldc, bool accumulate) {
   for (int64_t q = 0; q < nq; q++)
     for (int64_t p = 0; p < mp; p++)
       block_6x16(k, a + p * k * GEN_MR, b + q * k * GEN_NR, c + p * GEN_MR * ldc + q * GEN_NR, ldc, accumulate);
@@ -52,7 +52,7 @@ void gen_gemm_packed(int64_t mp, int64_t nq, int64_t k, const float *a, const fl
 
 #else
 bool gen_gemm_packed_available(void) { return false; }
-void gen_gemm_packed(int64_t mp, int64_t nq, int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate) {
+void gen_gemm_packed(float *c, const float *a, const float *b, int64_t mp, int64_t nq, int64_t k, int64_t ldc, bool accumulate) {
   (void)mp, (void)nq, (void)k, (void)a, (void)b, (void)c, (void)ldc, (void)accumulate;
 }
 #endif

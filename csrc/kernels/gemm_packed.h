@@ -23,6 +23,6 @@
 bool gen_gemm_packed_available(void);
 
 /* C = A B, or C += A B when accumulate. Single-threaded: callers parallelize over their own work. */
-void gen_gemm_packed(int64_t mp, int64_t nq, int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate);
+void gen_gemm_packed(float *c, const float *a, const float *b, int64_t mp, int64_t nq, int64_t k, int64_t ldc, bool accumulate);
 
 #endif

@@ -36,7 +36,7 @@
 #include "../gen.h"
 #include "gemm_packed.h"
 
-#define LANES 8
+#define LANES           8
 #define MAX_CHUNK_TILES 512
 /* The planes of an operand are written together; one cache line between them keeps them off
  * the same L1 sets (plane sizes are often multiples of 4 KB, which made every store a conflict). */
@@ -51,8 +51,18 @@ static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 bool gen_wino_available(void) { return gen_gemm_packed_available(); }
 
 gen_wino_geom gen_wino_geometry(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t k, int64_t ph, int64_t pw) {
-  gen_wino_geom g = {.n = n, .c = c, .h = h, .w = w, .o = o, .k = k, .alpha = k + 3, .planes = (k + 3) * (k + 3), .ph = ph, .pw = pw,
-                     .ho = h + 2 * ph - k + 1, .wo = w + 2 * pw - k + 1};
+  gen_wino_geom g = {.n = n,
+                     .c = c,
+                     .h = h,
+                     .w = w,
+                     .o = o,
+                     .k = k,
+                     .alpha = k + 3,
+                     .planes = (k + 3) * (k + 3),
+                     .ph = ph,
+                     .pw = pw,
+                     .ho = h + 2 * ph - k + 1,
+                     .wo = w + 2 * pw - k + 1};
   g.th = (g.ho + 3) / 4, g.tw = (g.wo + 3) / 4;
   g.opad = round_up(o, GEN_MR), g.cpad = round_up(c, GEN_NR);
   /* a tile's 8-wide row read at 4 tx stays inside, and so do whole vectors of input columns */
@@ -187,22 +197,29 @@ AVX2 static inline void a5(const __m256 g[4], __m256 r[5]) {
   r[0] = g[0];
   r[1] = _mm256_add_ps(even, odd);
   r[2] = _mm256_sub_ps(even, odd);
-  r[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(4), g[2], g[0]), _mm256_fmadd_ps(_mm256_set1_ps(8), g[3], _mm256_add_ps(g[1], g[1])));
+  r[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(4), g[2], g[0]),
+                       _mm256_fmadd_ps(_mm256_set1_ps(8), g[3], _mm256_add_ps(g[1], g[1])));
   r[4] = g[3];
 }
 
 /* the transforms of a geometry's alpha (the branch is the same on every call of a pass) */
 AVX2 static inline void bt(int alpha, const __m256 *d, __m256 *r) {
-  if (alpha == 6) bt6(d, r);
-  else bt5(d, r);
+  if (alpha == 6)
+    bt6(d, r);
+  else
+    bt5(d, r);
 }
 AVX2 static inline void at(int alpha, const __m256 *m, __m256 *y) {
-  if (alpha == 6) at6(m, y);
-  else at5(m, y);
+  if (alpha == 6)
+    at6(m, y);
+  else
+    at5(m, y);
 }
 AVX2 static inline void a_adj(int alpha, const __m256 *g, __m256 *r) {
-  if (alpha == 6) a6(g, r);
-  else a5(g, r);
+  if (alpha == 6)
+    a6(g, r);
+  else
+    a5(g, r);
 }
 
 /* ---------------------------------------------------------------- transposes */
@@ -234,80 +251,100 @@ AVX2 static inline void transpose4x8(__m256 v[4]) {
 
 /* ---------------------------------------------------------------- weights */
 
-/* U = G w G^T, eight input channels at a time (lanes = c): the kernels come in by gathers, the
- * transforms are vector FMAs, and each plane's six-channel rows are written lane by lane. */
-AVX2 void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u) {
+/* Row panel p (GEN_MR output channels) of gen_wino_transform_weight. */
+AVX2 static void transform_weight_panel(float *u, const float *w, const gen_wino_geom *g, bool adjoint, int64_t p) {
   const float(*G)[3] = g->k == 3 ? G3 : G2;
   int k = (int)g->k, a = (int)g->alpha;
-  int64_t plane = g->opad * g->c, kk = k * k, panels = g->opad / GEN_MR;
-#pragma omp parallel for if (panels * g->c * a * a > GEN_PARALLEL_GRAIN)
-  for (int64_t p = 0; p < panels; p++)
-    for (int64_t c0 = 0; c0 < g->c; c0 += LANES) {
-      int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
-      /* lane l reads channel c0 + l, or repeats channel c0 past the end of C (results unused) */
-      __m256i step = _mm256_set1_epi32((int)(adjoint ? g->o * kk : kk));
-      __m256i idx = _mm256_mullo_epi32(_mm256_min_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(lanes - 1)), step);
-      for (int lane = 0; lane < GEN_MR; lane++) {
-        int64_t o = p * GEN_MR + lane;
-        __m256 kern[3][3], t[6][3];
-        for (int r = 0; r < k; r++)
-          for (int s = 0; s < k; s++) {
-            if (o >= g->o) {
-              kern[r][s] = _mm256_setzero_ps();
-              continue;
-            }
-            const float *base = adjoint ? w + ((c0 * g->o + o) * k + k - 1 - r) * k + k - 1 - s : w + ((o * g->c + c0) * k + r) * k + s;
-            kern[r][s] = _mm256_i32gather_ps(base, idx, 4);
+  int64_t plane = g->opad * g->c, kk = k * k;
+  for (int64_t c0 = 0; c0 < g->c; c0 += LANES) {
+    int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
+    /* lane l reads channel c0 + l, or repeats channel c0 past the end of C (results unused) */
+    __m256i step = _mm256_set1_epi32((int)(adjoint ? g->o * kk : kk));
+    __m256i idx =
+        _mm256_mullo_epi32(_mm256_min_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(lanes - 1)), step);
+    for (int lane = 0; lane < GEN_MR; lane++) {
+      int64_t o = p * GEN_MR + lane;
+      __m256 kern[3][3], t[6][3];
+      for (int r = 0; r < k; r++)
+        for (int s = 0; s < k; s++) {
+          if (o >= g->o) {
+            kern[r][s] = _mm256_setzero_ps();
+            continue;
           }
-        for (int i = 0; i < a; i++)
-          for (int s = 0; s < k; s++) {
-            __m256 acc = _mm256_mul_ps(_mm256_set1_ps(G[i][0]), kern[0][s]);
-            for (int r = 1; r < k; r++) acc = _mm256_fmadd_ps(_mm256_set1_ps(G[i][r]), kern[r][s], acc);
-            t[i][s] = acc;
-          }
-        float *dst = u + (p * g->c + c0) * GEN_MR + lane;
-        for (int i = 0; i < a; i++)
-          for (int j = 0; j < a; j++) {
-            __m256 acc = _mm256_mul_ps(t[i][0], _mm256_set1_ps(G[j][0]));
-            for (int s = 1; s < k; s++) acc = _mm256_fmadd_ps(t[i][s], _mm256_set1_ps(G[j][s]), acc);
-            float vals[LANES];
-            _mm256_storeu_ps(vals, acc);
-            float *row = dst + (i * a + j) * plane;
-            for (int l = 0; l < lanes; l++) row[l * GEN_MR] = vals[l];
-          }
-      }
+          const float *base =
+              adjoint ? w + ((c0 * g->o + o) * k + k - 1 - r) * k + k - 1 - s : w + ((o * g->c + c0) * k + r) * k + s;
+          kern[r][s] = _mm256_i32gather_ps(base, idx, 4);
+        }
+      for (int i = 0; i < a; i++)
+        for (int s = 0; s < k; s++) {
+          __m256 acc = _mm256_mul_ps(_mm256_set1_ps(G[i][0]), kern[0][s]);
+          for (int r = 1; r < k; r++) acc = _mm256_fmadd_ps(_mm256_set1_ps(G[i][r]), kern[r][s], acc);
+          t[i][s] = acc;
+        }
+      float *dst = u + (p * g->c + c0) * GEN_MR + lane;
+      for (int i = 0; i < a; i++)
+        for (int j = 0; j < a; j++) {
+          __m256 acc = _mm256_mul_ps(t[i][0], _mm256_set1_ps(G[j][0]));
+          for (int s = 1; s < k; s++) acc = _mm256_fmadd_ps(t[i][s], _mm256_set1_ps(G[j][s]), acc);
+          float vals[LANES];
+          _mm256_storeu_ps(vals, acc);
+          float *row = dst + (i * a + j) * plane;
+          for (int l = 0; l < lanes; l++) row[l * GEN_MR] = vals[l];
+        }
     }
+  }
 }
 
-/* dw {O, C, k, k} = G^T dU G, eight channels at a time along the rows of dU */
-AVX2 void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, float *dw) {
+/* U = G w G^T, eight input channels at a time (lanes = c): the kernels come in by gathers, the
+ * transforms are vector FMAs, and each plane's six-channel rows are written lane by lane. */
+AVX2 void gen_wino_transform_weight(float *u, const float *w, const gen_wino_geom *g, bool adjoint) {
+  int64_t panels = g->opad / GEN_MR, a = g->alpha;
+  if (panels * g->c * a * a > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t p = 0; p < panels; p++) transform_weight_panel(u, w, g, adjoint, p);
+  } else {
+    for (int64_t p = 0; p < panels; p++) transform_weight_panel(u, w, g, adjoint, p);
+  }
+}
+
+/* Output channel o of gen_wino_weight_grad_finish. */
+AVX2 static void weight_grad_finish_row(float *dw, const float *du, const gen_wino_geom *g, int64_t o) {
   const float(*G)[3] = g->k == 3 ? G3 : G2;
   int k = (int)g->k, a = (int)g->alpha;
   int64_t plane = g->opad * g->cpad, kk = k * k;
-#pragma omp parallel for if (g->o * g->c * a * a > GEN_PARALLEL_GRAIN)
-  for (int64_t o = 0; o < g->o; o++)
-    for (int64_t c0 = 0; c0 < g->c; c0 += LANES) { /* cpad is a multiple of 16: the loads stay inside */
-      int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
-      __m256 t[3][6];
-      for (int j = 0; j < a; j++) {
-        __m256 col[6];
-        for (int i = 0; i < a; i++) col[i] = _mm256_loadu_ps(du + (i * a + j) * plane + o * g->cpad + c0);
-        for (int r = 0; r < k; r++) {
-          __m256 acc = _mm256_mul_ps(_mm256_set1_ps(G[0][r]), col[0]);
-          for (int i = 1; i < a; i++) acc = _mm256_fmadd_ps(_mm256_set1_ps(G[i][r]), col[i], acc);
-          t[r][j] = acc;
-        }
+  for (int64_t c0 = 0; c0 < g->c; c0 += LANES) { /* cpad is a multiple of 16: the loads stay inside */
+    int lanes = g->c - c0 < LANES ? (int)(g->c - c0) : LANES;
+    __m256 t[3][6];
+    for (int j = 0; j < a; j++) {
+      __m256 col[6];
+      for (int i = 0; i < a; i++) col[i] = _mm256_loadu_ps(du + (i * a + j) * plane + o * g->cpad + c0);
+      for (int r = 0; r < k; r++) {
+        __m256 acc = _mm256_mul_ps(_mm256_set1_ps(G[0][r]), col[0]);
+        for (int i = 1; i < a; i++) acc = _mm256_fmadd_ps(_mm256_set1_ps(G[i][r]), col[i], acc);
+        t[r][j] = acc;
       }
-      float *dst = dw + (o * g->c + c0) * kk;
-      for (int r = 0; r < k; r++)
-        for (int s = 0; s < k; s++) {
-          __m256 acc = _mm256_mul_ps(t[r][0], _mm256_set1_ps(G[0][s]));
-          for (int j = 1; j < a; j++) acc = _mm256_fmadd_ps(t[r][j], _mm256_set1_ps(G[j][s]), acc);
-          float vals[LANES];
-          _mm256_storeu_ps(vals, acc);
-          for (int l = 0; l < lanes; l++) dst[l * kk + r * k + s] = vals[l];
-        }
     }
+    float *dst = dw + (o * g->c + c0) * kk;
+    for (int r = 0; r < k; r++)
+      for (int s = 0; s < k; s++) {
+        __m256 acc = _mm256_mul_ps(t[r][0], _mm256_set1_ps(G[0][s]));
+        for (int j = 1; j < a; j++) acc = _mm256_fmadd_ps(t[r][j], _mm256_set1_ps(G[j][s]), acc);
+        float vals[LANES];
+        _mm256_storeu_ps(vals, acc);
+        for (int l = 0; l < lanes; l++) dst[l * kk + r * k + s] = vals[l];
+      }
+  }
+}
+
+/* dw {O, C, k, k} = G^T dU G, eight channels at a time along the rows of dU */
+AVX2 void gen_wino_weight_grad_finish(float *dw, const float *du, const gen_wino_geom *g) {
+  int64_t a = g->alpha;
+  if (g->o * g->c * a * a > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t o = 0; o < g->o; o++) weight_grad_finish_row(dw, du, g, o);
+  } else {
+    for (int64_t o = 0; o < g->o; o++) weight_grad_finish_row(dw, du, g, o);
+  }
 }
 
 /* ---------------------------------------------------------------- input patches -> V */
@@ -326,9 +363,10 @@ AVX2 static void band_transform(const gen_wino_geom *g, const float *plane, int6
   }
   z += g->pw;
   for (int64_t x = 0; x < w; x += LANES) {
-    __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(w - x < LANES ? w - x : LANES)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    __m256 d[6] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()},
+    __m256i lanes =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(w - x < LANES ? w - x : LANES)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 d[6] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()},
            t[6];
     for (int r = 0; r < a; r++)
       if (rows[r]) d[r] = x + LANES <= w ? _mm256_loadu_ps(rows[r] + x) : _mm256_maskload_ps(rows[r] + x, lanes);
@@ -349,8 +387,8 @@ AVX2 static void prefetch_band(const gen_wino_geom *g, const float *plane, int64
 
 /* V panels of one chunk: for each channel, the Z bands of the chunk's tile rows, then per group
  * of eight tiles the horizontal pass through a transpose. */
-AVX2 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, int64_t nt, int64_t ntp, float *v, int64_t xi_stride,
-                            float *bands) {
+AVX2 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, int64_t nt, int64_t ntp, float *v,
+                            int64_t xi_stride, float *bands) {
   int64_t zw = g->zw, hw = g->h * g->w, band0 = t0 / g->tw, band_floats = g->alpha * zw;
   int64_t nbands = (t0 + nt - 1) / g->tw - band0 + 1;
   int a = (int)g->alpha;
@@ -384,8 +422,8 @@ AVX2 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, 
 
 /* ---------------------------------------------------------------- M -> output tiles */
 
-AVX2 static void unpack_output(const gen_wino_geom *g, const float *m, int64_t xi_stride, const tile_pos *pos, int64_t nt, int64_t ldm,
-                               const float *bias, float *out) {
+AVX2 static void unpack_output(const gen_wino_geom *g, const float *m, int64_t xi_stride, const tile_pos *pos, int64_t nt,
+                               int64_t ldm, const float *bias, float *out) {
   int64_t plane = g->ho * g->wo;
   int a = (int)g->alpha;
   for (int64_t o = 0; o < g->o; o++) {
@@ -393,8 +431,8 @@ AVX2 static void unpack_output(const gen_wino_geom *g, const float *m, int64_t x
     for (int64_t q = 0; q * LANES < nt; q++) {
       __m256 cols[4][6]; /* A^T applied down each of the alpha columns */
       for (int s = 0; s < a; s++) {
-        __m256 col[6] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                         _mm256_setzero_ps()},
+        __m256 col[6] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                         _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()},
                y[4];
         for (int r = 0; r < a; r++) col[r] = _mm256_loadu_ps(m + (r * a + s) * xi_stride + o * ldm + q * LANES);
         at(a, col, y);
@@ -425,8 +463,8 @@ AVX2 static void unpack_output(const gen_wino_geom *g, const float *m, int64_t x
 
 /* ---------------------------------------------------------------- output gradient -> dM */
 
-AVX2 static void pack_output_grad(const gen_wino_geom *g, const float *dout, const tile_pos *pos, int64_t nt, int64_t ntp, float *dm,
-                                  int64_t xi_stride) {
+AVX2 static void pack_output_grad(const gen_wino_geom *g, const float *dout, const tile_pos *pos, int64_t nt, int64_t ntp,
+                                  float *dm, int64_t xi_stride) {
   int64_t plane = g->ho * g->wo;
   int a = (int)g->alpha;
   for (int64_t o = 0; o < g->o; o++)
@@ -474,9 +512,11 @@ AVX2 static void repack_b(const float *v, int64_t c, int64_t cpad, int64_t ntp, 
     for (int64_t c0 = 0; c0 < cpad; c0 += LANES)
       for (int th = 0; th < GEN_NR; th += LANES) {
         __m256 r[8];
-        for (int i = 0; i < LANES; i++) r[i] = c0 + i < c ? _mm256_loadu_ps(v + (tp * c + c0 + i) * GEN_NR + th) : _mm256_setzero_ps();
+        for (int i = 0; i < LANES; i++)
+          r[i] = c0 + i < c ? _mm256_loadu_ps(v + (tp * c + c0 + i) * GEN_NR + th) : _mm256_setzero_ps();
         transpose8(r);
-        for (int s = 0; s < LANES; s++) _mm256_storeu_ps(b + (c0 / GEN_NR * k + tp * GEN_NR + th + s) * GEN_NR + c0 % GEN_NR, r[s]);
+        for (int s = 0; s < LANES; s++)
+          _mm256_storeu_ps(b + (c0 / GEN_NR * k + tp * GEN_NR + th + s) * GEN_NR + c0 % GEN_NR, r[s]);
       }
 }
 
@@ -497,8 +537,8 @@ AVX2 static void repack_a(const float *dm, int64_t o, int64_t opad, int64_t ntp,
 }
 
 #else
-void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u) {}
-void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, float *dw) {}
+void gen_wino_transform_weight(float *u, const float *w, const gen_wino_geom *g, bool adjoint) {}
+void gen_wino_weight_grad_finish(float *dw, const float *du, const gen_wino_geom *g) {}
 static void repack_b(const float *v, int64_t c, int64_t cpad, int64_t ntp, float *b) {}
 static void repack_a(const float *dm, int64_t o, int64_t opad, int64_t ntp, float *a) {}
 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, int64_t nt, int64_t ntp, float *v, int64_t xi_stride,
@@ -511,7 +551,7 @@ static void pack_output_grad(const gen_wino_geom *g, const float *dout, const ti
 
 /* ---------------------------------------------------------------- the chunk drivers */
 
-void gen_wino_forward(const gen_wino_geom *g, const float *x, const float *u, const float *bias, float *out, int64_t t0,
+void gen_wino_forward(float *out, const float *x, const float *u, const float *bias, const gen_wino_geom *g, int64_t t0,
                       int64_t nt, float *scratch) {
   tile_pos pos[MAX_CHUNK_TILES];
   int64_t ntp = (nt + GEN_NR - 1) / GEN_NR, ldm = ntp * GEN_NR, vs = ldm * g->c + PLANE_PAD, ms = g->opad * ldm + PLANE_PAD;
@@ -519,15 +559,16 @@ void gen_wino_forward(const gen_wino_geom *g, const float *x, const float *u, co
   locate(g, t0, nt, pos);
   pack_input(g, x, t0, nt, ntp, v, vs, bands);
   for (int xi = 0; xi < g->planes; xi++)
-    gen_gemm_packed(g->opad / GEN_MR, ntp, g->c, u + xi * g->opad * g->c, v + xi * vs, m + xi * ms, ldm, false);
+    gen_gemm_packed(m + xi * ms, u + xi * g->opad * g->c, v + xi * vs, g->opad / GEN_MR, ntp, g->c, ldm, false);
   unpack_output(g, m, ms, pos, nt, ldm, bias, out);
 }
 
-void gen_wino_weight_grad(const gen_wino_geom *g, const float *x, const float *dout, int64_t t0, int64_t nt, float *du,
+void gen_wino_weight_grad(float *du, const float *x, const float *dout, const gen_wino_geom *g, int64_t t0, int64_t nt,
                           bool accumulate, float *scratch) {
   tile_pos pos[MAX_CHUNK_TILES];
   int64_t ntp = (nt + GEN_NR - 1) / GEN_NR, ldm = ntp * GEN_NR, vs = ldm * g->c + PLANE_PAD, dms = ldm * g->o + PLANE_PAD;
-  float *v = scratch, *dm = v + g->planes * vs, *a = dm + g->planes * dms, *b = a + g->opad * ldm + LANES, *bands = b + g->cpad * ldm;
+  float *v = scratch, *dm = v + g->planes * vs, *a = dm + g->planes * dms, *b = a + g->opad * ldm + LANES,
+        *bands = b + g->cpad * ldm;
   locate(g, t0, nt, pos);
   pack_input(g, x, t0, nt, ntp, v, vs, bands);
   pack_output_grad(g, dout, pos, nt, ntp, dm, dms);
@@ -535,6 +576,6 @@ void gen_wino_weight_grad(const gen_wino_geom *g, const float *x, const float *d
   for (int xi = 0; xi < g->planes; xi++) {
     repack_a(dm + xi * dms, g->o, g->opad, ntp, a);
     repack_b(v + xi * vs, g->c, g->cpad, ntp, b);
-    gen_gemm_packed(g->opad / GEN_MR, g->cpad / GEN_NR, ldm, a, b, du + xi * g->opad * g->cpad, g->cpad, accumulate);
+    gen_gemm_packed(du + xi * g->opad * g->cpad, a, b, g->opad / GEN_MR, g->cpad / GEN_NR, ldm, g->cpad, accumulate);
   }
 }

@@ -14,6 +14,8 @@
  * Backward: the input gradient is the forward convolution of dout with the flipped, transposed
  * weight and padding k - 1 - p (adjoint = true below); the weight gradient is, per position xi,
  *   dU_xi {O, C} = sum over tiles (A dout_tile A^T)_xi (B^T patch B)_xi,   dw = G^T dU G.
+ *
+ * Arguments, as in every kernel: outputs first, then inputs, then the geometry and sizes, scratch last.
  */
 #ifndef GEN_KERNELS_WINOGRAD_H
 #define GEN_KERNELS_WINOGRAD_H
@@ -44,13 +46,13 @@ static inline int64_t gen_wino_tiles(const gen_wino_geom *g) { return g->n * g->
  * w is {O, C, k, k}; with adjoint it is {C, O, k, k} and the convolution uses its flipped
  * transpose (the input gradient of a conv2d whose weight w maps O channels to C). */
 int64_t gen_wino_weight_floats(const gen_wino_geom *g);
-void gen_wino_transform_weight(const gen_wino_geom *g, const float *w, bool adjoint, float *u);
+void gen_wino_transform_weight(float *u, const float *w, const gen_wino_geom *g, bool adjoint);
 
 /* Forward: tiles per chunk (balanced over `threads`), scratch floats for a chunk of nt tiles, and
  * one chunk [t0, t0 + nt) of out (out = conv(x) + bias; bias {O} or NULL). */
 int64_t gen_wino_forward_chunk_tiles(const gen_wino_geom *g, int threads);
 int64_t gen_wino_forward_scratch_floats(const gen_wino_geom *g, int64_t nt);
-void gen_wino_forward(const gen_wino_geom *g, const float *x, const float *u, const float *bias, float *out, int64_t t0,
+void gen_wino_forward(float *out, const float *x, const float *u, const float *bias, const gen_wino_geom *g, int64_t t0,
                       int64_t nt, float *scratch);
 
 /* Weight gradient: dU of tiles [t0, t0 + nt) written to (or, with accumulate, added to) du
@@ -58,8 +60,8 @@ void gen_wino_forward(const gen_wino_geom *g, const float *x, const float *u, co
 int64_t gen_wino_weight_grad_chunk_tiles(const gen_wino_geom *g);
 int64_t gen_wino_weight_grad_scratch_floats(const gen_wino_geom *g);
 int64_t gen_wino_du_floats(const gen_wino_geom *g);
-void gen_wino_weight_grad(const gen_wino_geom *g, const float *x, const float *dout, int64_t t0, int64_t nt, float *du,
+void gen_wino_weight_grad(float *du, const float *x, const float *dout, const gen_wino_geom *g, int64_t t0, int64_t nt,
                           bool accumulate, float *scratch);
-void gen_wino_weight_grad_finish(const gen_wino_geom *g, const float *du, float *dw);
+void gen_wino_weight_grad_finish(float *dw, const float *du, const gen_wino_geom *g);
 
 #endif

@@ -1,40 +1,9 @@
-/* bind_nn.c — Lua binding of linear, convolutions, pooling, upsampling and padding. */
+/* bind_pool.c — Lua binding of ops_pool.c: max_pool2d, avg_pool2d, upsample and pad. */
 #include <math.h>
 #include <string.h>
 
-#include "../ops_conv.h"
-#include "../ops_linear.h"
 #include "../ops_pool.h"
 #include "bind.h"
-
-static int l_linear(lua_State *L) {
-  const char *fname = "gen.linear";
-  gen_tensor *x = bind_tensor(L, 1, fname), *w = bind_tensor(L, 2, fname), *b = bind_opt_tensor(L, 3, fname);
-  gen_tensor **slot = bind_slot(L);
-  *slot = gen_linear(x, w, b);
-  return bind_result(L, *slot, fname);
-}
-
-static gen_conv_opts conv_opts(lua_State *L, int idx, const char *fname) {
-  gen_conv_opts o;
-  bind_opt_pair_field(L, idx, "stride", 1, o.stride, fname);
-  bind_opt_pair_field(L, idx, "padding", 0, o.padding, fname);
-  bind_opt_pair_field(L, idx, "dilation", 1, o.dilation, fname);
-  bind_opt_pair_field(L, idx, "output_padding", 0, o.output_padding, fname);
-  o.groups = bind_opt_int_field(L, idx, "groups", 1, fname);
-  return o;
-}
-
-/* conv2d(x, w [, b [, opts]]) */
-static int conv(lua_State *L, bool transposed, const char *fname) {
-  gen_tensor *x = bind_tensor(L, 1, fname), *w = bind_tensor(L, 2, fname), *b = bind_opt_tensor(L, 3, fname);
-  gen_conv_opts o = conv_opts(L, 4, fname);
-  gen_tensor **slot = bind_slot(L);
-  *slot = transposed ? gen_conv_transpose2d(x, w, b, &o) : gen_conv2d(x, w, b, &o);
-  return bind_result(L, *slot, fname);
-}
-static int l_conv2d(lua_State *L) { return conv(L, false, "gen.conv2d"); }
-static int l_conv_transpose2d(lua_State *L) { return conv(L, true, "gen.conv_transpose2d"); }
 
 /* max_pool2d(x, k [, {stride = k, padding = 0}]) */
 static int pool(lua_State *L, bool max, const char *fname) {
@@ -118,8 +87,10 @@ static int l_pad(lua_State *L) {
   }
   const char *mode = luaL_optstring(L, 3, "constant");
   gen_pad_mode m = GEN_PAD_CONSTANT;
-  if (strcmp(mode, "reflect") == 0) m = GEN_PAD_REFLECT;
-  else if (strcmp(mode, "replicate") == 0) m = GEN_PAD_REPLICATE;
+  if (strcmp(mode, "reflect") == 0)
+    m = GEN_PAD_REFLECT;
+  else if (strcmp(mode, "replicate") == 0)
+    m = GEN_PAD_REPLICATE;
   else if (strcmp(mode, "constant") != 0 && strcmp(mode, "zeros") != 0)
     bind_error(L, fname, "mode must be \"constant\", \"reflect\" or \"replicate\", got '%s'", mode);
   double value = luaL_optnumber(L, 4, 0);
@@ -128,17 +99,7 @@ static int l_pad(lua_State *L) {
   return bind_result(L, *slot, fname);
 }
 
-/* set_winograd(enabled) -> previous setting */
-static int l_set_winograd(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TBOOLEAN);
-  lua_pushboolean(L, gen_conv_set_winograd(lua_toboolean(L, 1)));
-  return 1;
-}
+static const luaL_Reg functions[] = {
+    {"max_pool2d", l_max_pool2d}, {"avg_pool2d", l_avg_pool2d}, {"upsample", l_upsample}, {"pad", l_pad}, {NULL, NULL}};
 
-static const luaL_Reg functions[] = {{"linear", l_linear},         {"conv2d", l_conv2d},
-                                     {"conv_transpose2d", l_conv_transpose2d},
-                                     {"max_pool2d", l_max_pool2d}, {"avg_pool2d", l_avg_pool2d},
-                                     {"upsample", l_upsample},     {"pad", l_pad},
-                                     {"set_winograd", l_set_winograd}, {NULL, NULL}};
-
-void bind_register_nn(lua_State *L) { luaL_setfuncs(L, functions, 0); }
+void bind_register_pool(lua_State *L) { luaL_setfuncs(L, functions, 0); }
