@@ -139,11 +139,13 @@ static void unary_row(const unary_job *j, int64_t r) {
 
 static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double p1, double p2) {
   bool dense_f32 = out->dtype == GEN_FLOAT32 && a->dtype == GEN_FLOAT32 && gen_is_contiguous(out) && gen_is_contiguous(a);
-  if (dense_f32 && (op == GEN_UN_SILU || op == GEN_UN_SIGMOID)) { /* the vectorized kernels */
+  if (dense_f32 && (op == GEN_UN_SILU || op == GEN_UN_SIGMOID || op == GEN_UN_GELU)) { /* the vectorized kernels */
     const float *x = (const float *)gen_data_ptr(a);
     float *y = (float *)gen_data_ptr(out);
     if (op == GEN_UN_SILU)
       gen_silu_f32(y, x, gen_numel(out));
+    else if (op == GEN_UN_GELU)
+      gen_gelu_f32(y, x, gen_numel(out));
     else
       gen_sigmoid_f32(y, x, gen_numel(out));
     gen_bump_version(out);
@@ -189,6 +191,8 @@ static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (1 - ys[i] * ys[i]);
       } else if (op == GEN_UN_SILU) {
         gen_silu_backward_f32(o, xs, gs, count);
+      } else if (op == GEN_UN_GELU) {
+        gen_gelu_backward_f32(o, xs, gs, count);
       } else if (op == GEN_UN_SIGMOID) {
         for (int64_t i = 0; i < count; i++) o[i] = gs[i] * ys[i] * (1 - ys[i]);
       } else {

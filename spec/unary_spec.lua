@@ -39,6 +39,27 @@ describe("unary math", function()
     close(ref.silu, gen.silu(x:float()), 1e-6)
   end)
 
+  it("keeps float32 gelu (vectorized kernel, erf by Abramowitz & Stegun 7.1.26) within 3e-7 of float64", function()
+    -- error relative to the value's magnitude, at least 1 (the left tail is tiny and keeps its own
+    -- accuracy: 1 + erf(x) is computed as erfc(|x|) there, with no cancellation)
+    for _, range in ipairs { { -100, 100 }, { -6, 6 }, { -1e-3, 1e-3 } } do
+      local x32 = gen.linspace(range[1], range[2], 100001):float()
+      local want, got = gen.gelu(x32:double()), gen.gelu(x32):double()
+      local err = ((got - want):abs() / want:abs():clamp(1, math.huge)):max():item()
+      assert.is_true(err < 3e-7, "error " .. err)
+      local a = x32:clone():requires_grad_()
+      gen.gelu(a):sum():backward()
+      local b = x32:double():requires_grad_()
+      gen.gelu(b):sum():backward()
+      local gerr = (a.grad:double() - b.grad):abs():max():item()
+      assert.is_true(gerr < 5e-7, "gradient error " .. gerr)
+    end
+    local s = gen.gelu(gen.tensor { math.huge, 0 / 0, 0 }):totable()
+    assert.equal(math.huge, s[1])
+    assert.is_true(s[2] ~= s[2])
+    assert.equal(0, s[3])
+  end)
+
   it("keeps float32 silu and sigmoid (vectorized kernels) within float rounding of float64", function()
     -- 100001 points in [-100, 100]: past the parallel threshold, through both exponent extremes
     local x64 = gen.linspace(-100, 100, 100001):double()

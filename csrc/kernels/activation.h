@@ -1,6 +1,6 @@
-/* activation.h — vectorized float32 SiLU and sigmoid over contiguous arrays (activation.c), the
+/* activation.h — vectorized float32 SiLU, sigmoid and GELU over contiguous arrays (activation.c), the
  * activations of every diffusion UNet and VAE; ops_unary.c keeps the generic strided/any-dtype
- * path these must agree with (to float32 rounding: they use gen_exp_approx). Arguments, as in every
+ * path these must agree with (to float32 rounding: they use gen_exp_approx; GELU to about 1e-7 absolute in erf). Arguments, as in every
  * kernel: outputs first, then inputs, then sizes. */
 #ifndef GEN_KERNELS_ACTIVATION_H
 #define GEN_KERNELS_ACTIVATION_H
@@ -13,5 +13,9 @@ void gen_silu_f32(float *y, const float *x, int64_t n);
 void gen_silu_backward_f32(float *dx, const float *x, const float *dy, int64_t n);
 /* y = sigmoid(x) */
 void gen_sigmoid_f32(float *y, const float *x, int64_t n);
+/* y = x / 2 (1 + erf(x / sqrt 2)), PyTorch's exact GELU */
+void gen_gelu_f32(float *y, const float *x, int64_t n);
+/* dx = dy * ((1 + erf(x / sqrt 2)) / 2 + x e^(-x^2 / 2) / sqrt(2 pi)) */
+void gen_gelu_backward_f32(float *dx, const float *x, const float *dy, int64_t n);
 
 #endif

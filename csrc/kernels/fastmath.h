@@ -81,4 +81,18 @@ static inline float gen_sigmoid_approx(float x) {
   return x >= 0 ? s : e * s;
 }
 
+/* For GELU: the pair (1 + erf(x / sqrt 2), e^(-x^2 / 2)), branch-free. Abramowitz & Stegun 7.1.26:
+ * erfc(z) = t (a1 + t (a2 + ... + t a5)) e^(-z^2), t = 1 / (1 + p z), z = |x| / sqrt 2 >= 0, within
+ * 1.5e-7 absolute. 1 + erf(x) is erfc(|z|) for x < 0 (no cancellation: GELU's left tail keeps its
+ * relative accuracy) and 2 - erfc(z) for x >= 0. NaN stays NaN. */
+static inline float gen_one_plus_erf_approx(float x, float *gauss) {
+  float z = fabsf(x) * 0.70710678118654752f;
+  float e = gen_exp_approx(-z * z); /* e^(-x^2 / 2) */
+  float t = 1.0f / (1.0f + 0.3275911f * z);
+  float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  float erfc = poly * e;
+  *gauss = e;
+  return x >= 0 ? 2.0f - erfc : erfc;
+}
+
 #endif
