@@ -1,7 +1,8 @@
-/* activation.h — vectorized float32 SiLU, sigmoid and GELU over contiguous arrays (activation.c), the
- * activations of every diffusion UNet and VAE; ops_unary.c keeps the generic strided/any-dtype
- * path these must agree with (to float32 rounding: they use gen_exp_approx; GELU to about 1e-7 absolute in erf). Arguments, as in every
- * kernel: outputs first, then inputs, then sizes. */
+/* activation.h — vectorized float32 SiLU, sigmoid and GELU over contiguous arrays (activation.c),
+ * the activations of every diffusion UNet, VAE and transformer; ops_unary.c keeps the generic
+ * strided/any-dtype path these must agree with (to float32 rounding: they use gen_exp_approx;
+ * GELU's erf to about 1.5e-7 absolute). Arguments, as in every kernel: outputs first, then
+ * inputs, then sizes. */
 #ifndef GEN_KERNELS_ACTIVATION_H
 #define GEN_KERNELS_ACTIVATION_H
 
