@@ -32,6 +32,8 @@
   /* indexing (ops_index.c) */                                                                    \
   X(INDEX_SELECT, "index_select") X(GATHER, "gather") X(SCATTER_ADD, "scatter_add")                \
   X(EMBEDDING, "embedding")                                                                        \
+  /* sorting (ops_sort.c) */                                                                       \
+  X(SORT, "sort")                                                                                  \
   /* convolution, pooling, resampling (ops_conv.c, ops_pool.c) */                                 \
   X(CONV2D, "conv2d") X(CONV_TRANSPOSE2D, "conv_transpose2d") X(MAX_POOL2D, "max_pool2d")          \
   X(AVG_POOL2D, "avg_pool2d") X(UPSAMPLE_NEAREST, "upsample_nearest")                              \

@@ -50,7 +50,7 @@ describe("random_masking", function()
   end)
 
   it("breaks ties by position, so equal noise keeps the order", function()
-    assert.same({ { 2, 1, 3, 4 }, { 1, 2, 3, 4 } }, autoencoder.mae.argsort_rows { { 0.5, 0.1, 0.5, 0.5 }, { 0, 0, 0, 0 } })
+    assert.same({ { 2, 1, 3, 4 }, { 1, 2, 3, 4 } }, gen.argsort(gen.tensor { { 0.5, 0.1, 0.5, 0.5 }, { 0, 0, 0, 0 } }, 2):totable())
   end)
 
   it("rejects ratios that leave nothing visible", function()

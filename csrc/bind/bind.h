@@ -73,6 +73,7 @@ gen_generator *bind_generator_opt(lua_State *L, int idx, const char *fname);
 void bind_register_tensor(lua_State *L);
 void bind_register_arith(lua_State *L);
 void bind_register_reduce(lua_State *L);
+void bind_register_sort(lua_State *L);
 void bind_register_matmul(lua_State *L);
 void bind_register_unary(lua_State *L);
 void bind_register_shape(lua_State *L);

@@ -237,6 +237,7 @@ int luaopen_gen_core(lua_State *L) {
   bind_register_tensor(L); /* first: it makes the tensor metatable the others extend */
   bind_register_arith(L);
   bind_register_reduce(L);
+  bind_register_sort(L);
   bind_register_matmul(L);
   bind_register_unary(L);
   bind_register_shape(L);
