@@ -106,12 +106,9 @@ function M.knn(train_f, train_y, test_f, test_y, opts)
     for i = 1, te:size(1), bs do
       local q = te:narrow(1, i, math.min(bs, te:size(1) - i + 1))
       local sims = gen.matmul(q, tr:t()) -- {b, Ntrain}
+      local v, idx = sims:topk(k, 2) -- {b, k}: the k most similar, ties to the earlier training point
       local votes = gen.zeros(q:size(1), classes)
-      for _ = 1, k do -- the k largest, one at a time: gen has no top-k op yet
-        local v, idx = sims:max(2) -- {b}
-        votes:scatter_add_(2, train_y:index_select(1, idx):view(-1, 1), v:view(-1, 1))
-        sims:scatter_add_(2, idx:view(-1, 1), gen.full({ q:size(1), 1 }, -math.huge))
-      end
+      votes:scatter_add_(2, train_y:index_select(1, idx:view(-1)):view(q:size(1), k), v)
       local _, pred = votes:max(2)
       correct = correct + pred:view(-1):eq(test_y:narrow(1, i, q:size(1))):sum():item()
     end
