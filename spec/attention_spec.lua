@@ -3,6 +3,7 @@
 -- masks, cross-attention, dv ~= d), fully masked rows, O(T d) memory, thread-count independence and
 -- bad arguments.
 local gen = require "gen"
+local threads = require "support.threads"
 local gradcheck = require("gen.testing").gradcheck
 local fixtures = require "support.fixtures"
 local cases = require "fixtures.norm_attention"
@@ -143,13 +144,7 @@ describe("attention kernel", function()
       o:backward(g)
       return o, q.grad, k.grad, v.grad
     end
-    local before = gen.get_num_threads()
-    gen.set_num_threads(1)
-    local a = { run() }
-    gen.set_num_threads(2)
-    local b = { run() }
-    gen.set_num_threads(before)
-    for i = 1, 4 do assert.are.equal(0, (a[i] - b[i]):abs():max():item(), "result " .. i .. " differs") end
+    threads.assert_same(run)
   end)
 end)
 
