@@ -51,12 +51,7 @@ local function explicit(q, k, v, opts)
 end
 
 describe("attention matches PyTorch", function()
-  for _, name in ipairs(fixtures.names(cases)) do
-    it(name .. " (float64 and float32)", function()
-      check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
-      check_case(name, cases[name], "float32", 1e-4)
-    end)
-  end
+  fixtures.each_case(it, cases, check_case)
 
   it("agrees with the explicit softmax(QK^T)V over many tiles, forward and backward", function()
     gen.manual_seed(21)

@@ -29,12 +29,7 @@ local function check_case(name, c, dtype, tol)
 end
 
 describe("linear and convolutions match PyTorch", function()
-  for _, name in ipairs(fixtures.names(layer_cases)) do
-    it(name .. " (float64 and float32)", function()
-      check_case(name, layer_cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
-      check_case(name, layer_cases[name], "float32", 1e-4)
-    end)
-  end
+  fixtures.each_case(it, layer_cases, check_case)
 end)
 
 describe("linear and convolution gradients", function()
