@@ -173,6 +173,13 @@ typedef struct {
 
 typedef void (*chunk_fn)(const conv_job *j, int64_t chunk_index, char *slot);
 
+/* The part of an im2col job every direction shares: the geometry and the chunking of the batch. */
+static conv_job im2col_job(const gen_conv_geom *g, gen_dtype dt, int64_t groups, int64_t o, int64_t k) {
+  size_t es = gen_dtype_size(dt);
+  return (conv_job){
+      .g = g, .dt = dt, .es = es, .groups = groups, .o = o, .k = k, .nb = chunk_images(g, es), .hwo = g->ho * g->wo};
+}
+
 /* With several threads and at least as many chunks, the chunks run on separate threads, each with
  * its own scratch slot and single-threaded GEMMs (OpenBLAS runs serially inside a parallel
  * region): one fork/join per convolution instead of one per GEMM, and a thread slowed by another
@@ -411,20 +418,11 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
                gen_data_ptr(out) + (size_t)(i * o * hw) * es, hw, dt);
     return out;
   }
-  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, nchunks = (g->n + nb - 1) / nb;
+  conv_job j = im2col_job(g, dt, groups, o, k);
+  int64_t nchunks = (g->n + j.nb - 1) / j.nb;
   int threads = chunk_threads(nchunks);
-  conv_job j = {.g = g,
-                .dt = dt,
-                .es = es,
-                .groups = groups,
-                .o = o,
-                .k = k,
-                .nb = nb,
-                .hwo = hwo,
-                .x = gen_data_ptr(x),
-                .w = gen_data_ptr(w),
-                .b = b ? gen_data_ptr(b) : NULL,
-                .slot_bytes = (g->c * g->kh * g->kw + o) * nb * hwo * (int64_t)es};
+  j.x = gen_data_ptr(x), j.w = gen_data_ptr(w), j.b = b ? gen_data_ptr(b) : NULL;
+  j.slot_bytes = (g->c * g->kh * g->kw + o) * j.nb * j.hwo * (int64_t)es;
   gen_tensor *scratch = new_scratch(threads, j.slot_bytes);
   gen_tensor *out = scratch ? gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo}) : NULL;
   if (out) {
@@ -468,19 +466,11 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
     return dx;
   }
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
-  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, nchunks = (g->n + nb - 1) / nb;
+  conv_job j = im2col_job(g, dt, groups, o, k);
+  int64_t nchunks = (g->n + j.nb - 1) / j.nb;
   int threads = chunk_threads(nchunks);
-  conv_job j = {.g = g,
-                .dt = dt,
-                .es = es,
-                .groups = groups,
-                .o = o,
-                .k = k,
-                .nb = nb,
-                .hwo = hwo,
-                .p = p,
-                .w = gen_data_ptr(w),
-                .slot_bytes = g->c * g->kh * g->kw * nb * hwo * (int64_t)es};
+  j.p = p, j.w = gen_data_ptr(w);
+  j.slot_bytes = g->c * g->kh * g->kw * j.nb * j.hwo * (int64_t)es;
   gen_tensor *scratch = dm ? new_scratch(threads, j.slot_bytes) : NULL;
   gen_tensor *dx = scratch ? gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
   if (dx) {
@@ -513,19 +503,11 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
     return dw;
   }
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
-  int64_t nb = chunk_images(g, es), hwo = g->ho * g->wo, nchunks = p > 0 ? (g->n + nb - 1) / nb : 0;
+  conv_job j = im2col_job(g, dt, groups, o, k);
+  int64_t nchunks = p > 0 ? (g->n + j.nb - 1) / j.nb : 0;
   int threads = chunk_threads(nchunks);
-  conv_job j = {.g = g,
-                .dt = dt,
-                .es = es,
-                .groups = groups,
-                .o = o,
-                .k = k,
-                .nb = nb,
-                .hwo = hwo,
-                .p = p,
-                .x = gen_data_ptr(x),
-                .slot_bytes = g->c * g->kh * g->kw * nb * hwo * (int64_t)es};
+  j.p = p, j.x = gen_data_ptr(x);
+  j.slot_bytes = g->c * g->kh * g->kw * j.nb * j.hwo * (int64_t)es;
   gen_tensor *scratch = dm ? new_scratch(threads, j.slot_bytes) : NULL;
   /* one partial dW per chunk, summed in chunk order: the same result for any thread count */
   gen_tensor *parts = scratch && nchunks > 1 ? new_buffer(dt, nchunks, o * k) : NULL;

@@ -3,6 +3,7 @@
 -- masks, cross-attention, dv ~= d), fully masked rows, O(T d) memory, thread-count independence and
 -- bad arguments.
 local gen = require "gen"
+local threads = require "support.threads"
 local gradcheck = require("gen.testing").gradcheck
 local fixtures = require "support.fixtures"
 local cases = require "fixtures.norm_attention"
@@ -50,12 +51,7 @@ local function explicit(q, k, v, opts)
 end
 
 describe("attention matches PyTorch", function()
-  for _, name in ipairs(fixtures.names(cases)) do
-    it(name .. " (float64 and float32)", function()
-      check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
-      check_case(name, cases[name], "float32", 1e-4)
-    end)
-  end
+  fixtures.each_case(it, cases, check_case)
 
   it("agrees with the explicit softmax(QK^T)V over many tiles, forward and backward", function()
     gen.manual_seed(21)
@@ -143,13 +139,7 @@ describe("attention kernel", function()
       o:backward(g)
       return o, q.grad, k.grad, v.grad
     end
-    local before = gen.get_num_threads()
-    gen.set_num_threads(1)
-    local a = { run() }
-    gen.set_num_threads(2)
-    local b = { run() }
-    gen.set_num_threads(before)
-    for i = 1, 4 do assert.are.equal(0, (a[i] - b[i]):abs():max():item(), "result " .. i .. " differs") end
+    threads.assert_same(run)
   end)
 end)
 

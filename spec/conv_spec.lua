@@ -1,6 +1,7 @@
 -- linear, conv2d and conv_transpose2d: PyTorch fixtures (spec/fixtures/make_conv_fixtures.py) in
 -- float64 and float32, gradient checks, the fast paths against the general one, bad arguments.
 local gen = require "gen"
+local threads = require "support.threads"
 local gradcheck = require("gen.testing").gradcheck
 local fixtures = require "support.fixtures"
 local layer_cases = require "fixtures.conv_layers"
@@ -28,12 +29,7 @@ local function check_case(name, c, dtype, tol)
 end
 
 describe("linear and convolutions match PyTorch", function()
-  for _, name in ipairs(fixtures.names(layer_cases)) do
-    it(name .. " (float64 and float32)", function()
-      check_case(name, layer_cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
-      check_case(name, layer_cases[name], "float32", 1e-4)
-    end)
-  end
+  fixtures.each_case(it, layer_cases, check_case)
 end)
 
 describe("linear and convolution gradients", function()
@@ -162,7 +158,6 @@ describe("convolution fast paths", function()
   end)
 
   it("gives the same result at 1 and 2 threads", function()
-    local saved = gen.get_num_threads()
     local x, w, b = gen.randn(4, 8, 12, 12), gen.randn(8, 8, 3, 3), gen.randn(8)
     local function run()
       local xx, ww, bb = x:clone():requires_grad_(), w:clone():requires_grad_(), b:clone():requires_grad_()
@@ -170,11 +165,7 @@ describe("convolution fast paths", function()
       y:backward(gen.ones_like(y))
       return y, xx.grad, ww.grad, bb.grad
     end
-    gen.set_num_threads(1)
-    local a = { run() }
-    gen.set_num_threads(2)
-    local c = { run() }
-    gen.set_num_threads(saved)
+    local a, c = threads.at_1_and_2(run)
     for i = 1, 4 do assert.is_true((a[i] - c[i]):abs():max():item() < 1e-4) end
   end)
 end)
@@ -247,18 +238,12 @@ describe("Winograd convolutions (float32): F(4x4, 3x3), F(4x4, 2x2) and 4x4 stri
   end)
 
   it("give bitwise the same results at 1 and 2 threads", function()
-    local saved = gen.get_num_threads()
     for _, cs in ipairs { { 8, 32, 32, 3, 1, 1 }, { 64, 64, 14, 4, 2, 1 } } do
       local n, c, h, k, stride, padding = table.unpack(cs)
       local x, w, b = gen.randn(n, c, h, h), gen.randn(c, c, k, k) * 0.1, gen.randn(c)
       local opts = { padding = padding, stride = stride }
       local g = gen.randn(gen.conv2d(x, w, b, opts).shape)
-      gen.set_num_threads(1)
-      local one = conv_all(x, w, b, g, opts, "float32")
-      gen.set_num_threads(2)
-      local two = conv_all(x, w, b, g, opts, "float32")
-      gen.set_num_threads(saved)
-      for i = 1, 4 do assert.are.equal(0, (one[i] - two[i]):abs():max():item()) end
+      threads.assert_same(function() return conv_all(x, w, b, g, opts, "float32") end)
     end
   end)
 

@@ -2,6 +2,7 @@
 -- in float64 and float32, running-statistic updates, gradient checks, thread-count independence and
 -- bad arguments.
 local gen = require "gen"
+local threads = require "support.threads"
 local gradcheck = require("gen.testing").gradcheck
 local fixtures = require "support.fixtures"
 local cases = require "fixtures.norm_layers"
@@ -41,12 +42,7 @@ local function check_case(name, c, dtype, tol)
 end
 
 describe("normalization matches PyTorch", function()
-  for _, name in ipairs(fixtures.names(cases)) do
-    it(name .. " (float64 and float32)", function()
-      check_case(name, cases[name], "float64", 1e-7) -- the fixtures keep 9 digits
-      check_case(name, cases[name], "float32", 1e-4)
-    end)
-  end
+  fixtures.each_case(it, cases, check_case)
 
   it("leaves the running statistics alone in evaluation mode", function()
     local rm, rv = gen.tensor { 0.5, -1 }, gen.tensor { 2, 0.25 }
@@ -145,13 +141,7 @@ describe("normalization gradients", function()
       y:backward(gen.ones_like(y))
       return y, xi.grad, wi.grad, bi.grad
     end
-    local before = gen.get_num_threads()
-    gen.set_num_threads(1)
-    local a = { run() }
-    gen.set_num_threads(2)
-    local c = { run() }
-    gen.set_num_threads(before)
-    for i = 1, 4 do assert.are.equal(0, (a[i] - c[i]):abs():max():item(), "result " .. i .. " differs") end
+    threads.assert_same(run)
   end)
 end)
 

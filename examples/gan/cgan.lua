@@ -21,16 +21,7 @@ local opt_g = gen.optim.Adam(G, { lr = run.lr, betas = { 0.5, 0.999 } })
 local opt_d = gen.optim.Adam(D, { lr = run.lr, betas = { 0.5, 0.999 } })
 
 local function step(x, y)
-  local generated = G(gen.randn(x:size(1), G.z_dim), y)
-  opt_d:zero_grad()
-  local loss_d = gan.discriminator_loss(D(x, y), D(generated:detach(), y))
-  loss_d:backward()
-  opt_d:step()
-  opt_g:zero_grad()
-  local loss_g = gan.generator_loss(D(generated, y), run.loss)
-  loss_g:backward()
-  opt_g:step()
-  return { loss_d = loss_d:item(), loss_g = loss_g:item() }
+  return gan.step(G, D, opt_g, opt_d, x, gen.randn(x:size(1), G.z_dim), { labels = y, loss = run.loss })
 end
 
 -- --class K draws class K; otherwise classes cycle 1..10 (rows of the sample grid).

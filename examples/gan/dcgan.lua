@@ -17,17 +17,7 @@ local opt_d = gen.optim.Adam(D, { lr = run.lr, betas = { 0.5, 0.999 } })
 -- One discriminator update on real and generated images, then one generator update. The
 -- generator loss is the non-saturating -log D(G(z)) (or the original minimax log(1 - D(G(z)))).
 local function step(x)
-  local z = gen.randn(x:size(1), run.z_dim)
-  local generated = G(z)
-  opt_d:zero_grad()
-  local loss_d = gan.discriminator_loss(D(x), D(generated:detach()))
-  loss_d:backward()
-  opt_d:step()
-  opt_g:zero_grad()
-  local loss_g = gan.generator_loss(D(generated), run.loss)
-  loss_g:backward()
-  opt_g:step()
-  return { loss_d = loss_d:item(), loss_g = loss_g:item() }
+  return gan.step(G, D, opt_g, opt_d, x, gen.randn(x:size(1), run.z_dim), { loss = run.loss })
 end
 
 -- Samples with batch statistics (train-mode batch norm), as the DCGAN paper's generator runs;

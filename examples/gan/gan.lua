@@ -13,16 +13,7 @@ local opt_g = gen.optim.Adam(G, { lr = run.lr, betas = { 0.5, 0.999 } })
 local opt_d = gen.optim.Adam(D, { lr = run.lr, betas = { 0.5, 0.999 } })
 
 local function step(x)
-  local generated = G(gen.randn(x:size(1), run.z_dim))
-  opt_d:zero_grad()
-  local loss_d = gan.discriminator_loss(D(x), D(generated:detach()))
-  loss_d:backward()
-  opt_d:step()
-  opt_g:zero_grad()
-  local loss_g = gan.generator_loss(D(generated), run.loss)
-  loss_g:backward()
-  opt_g:step()
-  return { loss_d = loss_d:item(), loss_g = loss_g:item() }
+  return gan.step(G, D, opt_g, opt_d, x, gen.randn(x:size(1), run.z_dim), { loss = run.loss })
 end
 
 experiment.train(run, {

@@ -82,4 +82,16 @@ function M.names(cases)
   return names
 end
 
+--- One test per fixture case, in name order (it: busted's `it`, which lives in the spec file's
+-- environment): check(name, case, dtype, tolerance) in float64 to 1e-7 (the fixtures keep 9
+-- digits) and in float32 to float32_tolerance (1e-4 unless given).
+function M.each_case(it, cases, check, float32_tolerance)
+  for _, name in ipairs(M.names(cases)) do
+    it(name .. " (float64 and float32)", function()
+      check(name, cases[name], "float64", 1e-7)
+      check(name, cases[name], "float32", float32_tolerance or 1e-4)
+    end)
+  end
+end
+
 return M

@@ -28,4 +28,22 @@ function M.generator_loss(fake_logits, kind)
   error("gen.gan.generator_loss: kind must be \"nonsaturating\" or \"minimax\", got " .. tostring(kind), 2)
 end
 
+--- One round of the alternating game: a discriminator update on real images x and on G(z)
+-- (detached), then a generator update through D. opts.labels (or nil) condition both networks;
+-- opts.loss picks the generator loss. Returns {loss_d = number, loss_g = number}.
+function M.step(G, D, opt_g, opt_d, x, z, opts)
+  opts = opts or {}
+  local labels = opts.labels
+  local generated = G(z, labels)
+  opt_d:zero_grad()
+  local loss_d = M.discriminator_loss(D(x, labels), D(generated:detach(), labels))
+  loss_d:backward()
+  opt_d:step()
+  opt_g:zero_grad()
+  local loss_g = M.generator_loss(D(generated, labels), opts.loss)
+  loss_g:backward()
+  opt_g:step()
+  return { loss_d = loss_d:item(), loss_g = loss_g:item() }
+end
+
 return M
