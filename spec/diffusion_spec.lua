@@ -297,7 +297,7 @@ describe("samplers on a Gaussian mixture with its exact denoiser", function()
     local d = diffusion.denoiser(oracle_network(p, "edm", exact), p, "edm")
     for _, name in ipairs(samplers.sampler_names) do
       local calls
-      local opts = with(quiet, { sampler = name, steps = 6, schedule = "karras", churn = 10, callback = function(i, x, den, sigma)
+      local opts = with(quiet, { sampler = name, steps = 6, schedule = "karras", churn = 10, callback = function(i, _, den, sigma)
         calls = calls + 1
         assert.equal(i, calls)
         assert.same({ 30, 2, 1, 1 }, den.shape)
@@ -320,7 +320,8 @@ describe("samplers on a Gaussian mixture with its exact denoiser", function()
     local p = diffusion.process("edm")
     local d = diffusion.denoiser(exact, p, "x0")
     local s = diffusion.sample
-    assert.truthy(err_of(s, d, { 2, 2, 1, 1 }, { sampler = "plms" }):find("gen.diffusion.sample: unknown sampler plms (expected ddpm, ddim, euler, heun, euler_ancestral, dpmpp_2m)", 1, true))
+    assert.truthy(err_of(s, d, { 2, 2, 1, 1 }, { sampler = "plms" })
+      :find("gen.diffusion.sample: unknown sampler plms (expected ddpm, ddim, euler, heun, euler_ancestral, dpmpp_2m)", 1, true))
     assert.truthy(err_of(s, d, { 2, 2, 1, 1 }, { steps = 0 }):find("steps must be a positive integer, got 0", 1, true))
     assert.truthy(err_of(s, exact, { 2, 2, 1, 1 }):find("expected a denoiser", 1, true))
     assert.truthy(err_of(s, d, { 2, 2, 1, 1 }, with(quiet, { mask = gen.ones(2, 2, 3, 1), known = gen.zeros(2, 2, 1, 1) }))
@@ -357,5 +358,36 @@ describe("editing", function()
     local weak, strong = edit(0.1), edit(1)
     assert.is_true(weak < 0.2, weak)
     assert.is_true(strong > 3 * weak, strong .. " vs " .. weak)
+  end)
+end)
+
+describe("UNet with adaptive group normalization", function()
+  it("is off by default (keys and shapes unchanged) and, on, takes scale and shift from the embedding", function()
+    local o = { widths = { 8, 16 }, time_dim = 16, heads = 2, groups = 4, classes = 2 }
+    gen.manual_seed(1)
+    local plain = gen.models.unet.UNet(o)
+    gen.manual_seed(1)
+    local ada = gen.models.unet.UNet(with(o, { adaptive_norm = true }))
+    local a, b = plain:state_dict(), ada:state_dict()
+    for k, v in pairs(a) do
+      assert.truthy(b[k], k)
+      if k:match("%.time%.weight$") then
+        assert.same({ 2 * v:size(1), v:size(2) }, b[k].shape)
+      elseif k:match("%.time%.bias$") then
+        assert.same({ 2 * v:size(1) }, b[k].shape)
+      else
+        assert.same(v.shape, b[k].shape, k)
+      end
+    end
+    for k in pairs(b) do assert.truthy(a[k], k) end
+    assert.same({ 8, 16 }, plain.down_blocks:get(1).time.weight.shape)
+    local x, t, y = gen.randn(2, 1, 8, 8), gen.tensor { 10, 500 }, gen.tensor({ 1, 3 }, "int64")
+    local out = ada(x, t, y)
+    assert.same({ 2, 1, 8, 8 }, out.shape)
+    out:sum():backward()
+    assert.truthy(ada.mid.time.weight.grad)
+    -- the embedding scales the normalized features: a different time changes the output
+    local other = gen.no_grad(ada, x, gen.tensor { 900, 20 }, y)
+    assert.is_true(max_diff(out:detach(), other) > 1e-4)
   end)
 end)

@@ -173,7 +173,7 @@ function M.denoiser(model, process, kind, opts)
 end
 
 function Denoiser:__call(x, sigma, cond)
-  if type(sigma) ~= "number" or not (sigma > 0) then
+  if type(sigma) ~= "number" or sigma ~= sigma or sigma <= 0 then
     error("gen.diffusion.denoiser: sigma must be a positive number, got " .. tostring(sigma), 2)
   end
   cond = cond or {}

@@ -136,7 +136,7 @@ local function run(fn, step, denoise, x, sigmas, opts)
   if not gen.is_tensor(x) then fail(fn, "expected a tensor x, got %s", type(x)) end
   if type(sigmas) ~= "table" or #sigmas < 2 then fail(fn, "expected a list of at least 2 sigmas, got %s", tostring(sigmas)) end
   for i = 2, #sigmas do
-    if not (sigmas[i] < sigmas[i - 1]) or sigmas[i] < 0 then
+    if sigmas[i] ~= sigmas[i] or sigmas[i] >= sigmas[i - 1] or sigmas[i] < 0 then
       fail(fn, "sigmas must decrease to 0, got %s then %s at %d", tostring(sigmas[i - 1]), tostring(sigmas[i]), i)
     end
   end

@@ -95,7 +95,7 @@ end
 function M.step_sigmas(process, name, n, opts)
   if type(name) == "table" then
     for i = 2, #name do
-      if not (name[i] < name[i - 1]) then fail("step_sigmas", "sigmas must decrease, got %g then %g at %d", name[i - 1], name[i], i) end
+      if name[i] ~= name[i] or name[i] >= name[i - 1] then fail("step_sigmas", "sigmas must decrease, got %g then %g at %d", name[i - 1], name[i], i) end
     end
     if name[#name] ~= 0 then fail("step_sigmas", "sigmas must end with 0, got %s", tostring(name[#name])) end
     return name
