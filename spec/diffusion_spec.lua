@@ -321,7 +321,7 @@ describe("samplers on a Gaussian mixture with its exact denoiser", function()
     local d = diffusion.denoiser(exact, p, "x0")
     local s = diffusion.sample
     assert.truthy(err_of(s, d, { 2, 2, 1, 1 }, { sampler = "plms" })
-      :find("gen.diffusion.sample: unknown sampler plms (expected ddpm, ddim, euler, heun, euler_ancestral, dpmpp_2m)", 1, true))
+      :find("gen.diffusion.sample: unknown sampler plms (expected ddpm, ddim, euler, heun, euler_ancestral, dpmpp_2m, euler_maruyama, pc)", 1, true))
     assert.truthy(err_of(s, d, { 2, 2, 1, 1 }, { steps = 0 }):find("steps must be a positive integer, got 0", 1, true))
     assert.truthy(err_of(s, exact, { 2, 2, 1, 1 }):find("expected a denoiser", 1, true))
     assert.truthy(err_of(s, d, { 2, 2, 1, 1 }, with(quiet, { mask = gen.ones(2, 2, 3, 1), known = gen.zeros(2, 2, 1, 1) }))

@@ -10,7 +10,7 @@
 --                                      read as --betas, its meaning before the step schedules came)
 --   --parameterization eps|x0|v|score|velocity|edm   what the network predicts
 --   --weighting simple|snr|min_snr|edm  the loss weighting (gen.diffusion.losses)
---   --sampler ddpm|ddim|euler|heun|euler_ancestral|dpmpp_2m, --schedule uniform|karras|logsnr,
+--   --sampler ddpm|ddim|euler|heun|euler_ancestral|dpmpp_2m|euler_maruyama|pc, --schedule uniform|karras|logsnr,
 --   --sample-steps N (0: 50, or all T steps for ddpm on vp), --eta E (ddim, euler_ancestral),
 --   --churn S (heun), --clip C (clamp the denoised image to [-C, C]; 0: off), --raw-weights (sample
 --   with the trained weights instead of the EMA)

@@ -7,7 +7,8 @@
 --   gen.diffusion.parameterization  what the network predicts (eps, x0, v, score, velocity, edm),
 --                                   conversions, the denoiser D(x, sigma, cond)
 --   gen.diffusion.losses            training objectives with weightings (simple, SNR, min-SNR, EDM)
---   gen.diffusion.samplers          DDPM, DDIM, Euler, Heun, Euler ancestral, DPM-Solver++(2M), and
+--   gen.diffusion.samplers          DDPM, DDIM, Euler, Heun, Euler ancestral, DPM-Solver++(2M), the
+--                                   reverse SDE (Euler-Maruyama, predictor-corrector), and
 --                                   sample(denoiser, shape, opts); inpainting and img2img
 --   gen.diffusion.guidance          classifier-free guidance and label dropout
 -- Every function of the pieces is also here, gen.diffusion.NAME.

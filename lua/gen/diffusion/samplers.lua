@@ -292,18 +292,64 @@ function M.sample_dpmpp_2m(denoise, x, sigmas, opts)
   end, denoise, x, sigmas, opts)
 end
 
-M.sampler_names = { "ddpm", "ddim", "euler", "heun", "euler_ancestral", "dpmpp_2m" }
-M.by_name = { ddpm = M.sample_ddpm, ddim = M.sample_ddim, euler = M.sample_euler, heun = M.sample_heun,
-  euler_ancestral = M.sample_euler_ancestral, dpmpp_2m = M.sample_dpmpp_2m }
+---------------------------------------------------------------- the reverse SDE
 
---- Network evaluations of a sampler over n steps (Heun: 2n - 1; the others n).
+-- One Euler-Maruyama step of the reverse-time SDE dx = -d[sigma^2] grad log p(x; sigma) +
+-- sqrt(d[sigma^2]) dw (Song et al., 2021, eq. 6 for VE; VP's x^ = x / s obeys the same) from sigma
+-- down to sigma_next: with dv = sigma^2 - sigma_next^2 and the score (D - x) / sigma^2,
+--   x_next = x + dv score + sqrt(dv) z,
+-- and on the last step (sigma_next = 0) the denoised D itself ("noise removal").
+local function reverse_sde_step(ctx, x, s, s_next)
+  local d = ctx.denoise(x, s)
+  if s_next == 0 then return d, d end
+  local dv = s * s - s_next * s_next
+  return x + (d - x) * (dv / (s * s)) + ctx.noise() * math.sqrt(dv), d
+end
+
+--- Euler-Maruyama on the reverse-time SDE (Song et al.'s "reverse diffusion" predictor); one
+-- network evaluation per step.
+function M.sample_euler_maruyama(denoise, x, sigmas, opts)
+  return run("sample_euler_maruyama", reverse_sde_step, denoise, x, sigmas, opts)
+end
+
+--- Predictor-corrector (Song et al., 2021, Algorithm 2): the reverse-SDE step above, then
+-- opts.corrector_steps (1) steps of Langevin dynamics at the new level,
+--   x = x + e g + sqrt(2 e) z,  g = (D(x, sigma) - x) / sigma^2,  e = 2 (r |z| / |g|)^2
+-- with the signal-to-noise ratio r = opts.snr (0.16; norms per sample, averaged over the batch).
+-- 2n - 1 network evaluations for n steps with one corrector step (none after the last).
+function M.sample_pc(denoise, x, sigmas, opts)
+  local r, m = opts and opts.snr or 0.16, opts and opts.corrector_steps or 1
+  return run("sample_pc", function(ctx, xi, s, s_next)
+    local y, d = reverse_sde_step(ctx, xi, s, s_next)
+    if s_next == 0 then return y, d end
+    local b = y:size(1)
+    for _ = 1, m do
+      local g = (denoise(y, s_next) - y) / (s_next * s_next)
+      local z = ctx.noise()
+      local zn = (z ^ 2):view(b, -1):sum(2):sqrt():mean():item()
+      local gn = (g ^ 2):view(b, -1):sum(2):sqrt():mean():item()
+      local e = 2 * (r * zn / gn) ^ 2
+      y = y + g * e + z * math.sqrt(2 * e)
+    end
+    return y, d
+  end, denoise, x, sigmas, opts)
+end
+
+M.sampler_names = { "ddpm", "ddim", "euler", "heun", "euler_ancestral", "dpmpp_2m", "euler_maruyama", "pc" }
+M.by_name = { ddpm = M.sample_ddpm, ddim = M.sample_ddim, euler = M.sample_euler, heun = M.sample_heun,
+  euler_ancestral = M.sample_euler_ancestral, dpmpp_2m = M.sample_dpmpp_2m, euler_maruyama = M.sample_euler_maruyama,
+  pc = M.sample_pc }
+
+--- Network evaluations of a sampler over n steps (Heun and pc with one corrector step: 2n - 1;
+-- the others n).
 function M.nfe(name, n)
   if not M.by_name[name] then fail("nfe", "unknown sampler %s", tostring(name)) end
-  return name == "heun" and 2 * n - 1 or n
+  return (name == "heun" or name == "pc") and 2 * n - 1 or n
 end
 
 --- sample(denoiser, shape, opts): samples of a denoiser (gen.diffusion.denoiser) in data space.
---   sampler    "ddpm" | "ddim" | "euler" | "heun" | "euler_ancestral" | "dpmpp_2m" ("euler")
+--   sampler    "ddpm" | "ddim" | "euler" | "heun" | "euler_ancestral" | "dpmpp_2m" |
+--              "euler_maruyama" | "pc" ("euler")
 --   steps      number of steps (50)
 --   schedule   "uniform" (in the process's time) | "karras" | "logsnr", or a list of sigmas ending
 --              in 0 ("uniform"); rho for karras (7)
