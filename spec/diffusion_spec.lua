@@ -391,3 +391,39 @@ describe("UNet with adaptive group normalization", function()
     assert.is_true(max_diff(out:detach(), other) > 1e-4)
   end)
 end)
+
+describe("likelihood by the probability-flow ODE", function()
+  it("recovers the mixture's exact log-density, exactly traced or by Hutchinson's estimator", function()
+    -- the exact denoiser written with autograd ops, so the trace of its Jacobian can be taken
+    local function net_exact(xhat, sigma)
+      local b = xhat:size(1)
+      local logits, shrink, hp = {}, {}, {}
+      for j = 1, mix.k do
+        local v = mix.stds[j] ^ 2 + sigma * sigma
+        logits[j], shrink[j], hp[j] = math.log(mix.weights[j]) - math.log(v), mix.stds[j] ^ 2 / v, 1 / (2 * v)
+      end
+      local mu = mix.means:float():view(1, mix.k, 2)
+      local diff = xhat:view(b, 1, 2) - mu
+      local w = gen.softmax(gen.tensor(logits):view(1, mix.k) - (diff * diff):sum(3) * gen.tensor(hp):view(1, mix.k), 2)
+      return (w:view(b, mix.k, 1) * (mu + diff * gen.tensor(shrink):view(1, mix.k, 1))):sum(2):view(b, 2, 1, 1)
+    end
+    local n, smin = 200, 0.01
+    local x = mixture.sample(mix, n, gen.Generator(3))
+    local up = {}
+    local k = diffusion.karras_sigmas(100, smin, 20)
+    for i = 100, 1, -1 do up[#up + 1] = k[i] end
+    local parts = {}
+    for j = 1, mix.k do
+      local v = mix.stds[j] ^ 2 + smin ^ 2
+      parts[j] = (((x:double():view(n, 2) - mix.means[j]:view(1, 2)) ^ 2):sum(2) * (-0.5 / v) - math.log(2 * math.pi * v)
+        + math.log(mix.weights[j])):view(n, 1)
+    end
+    local truth = gen.logsumexp(gen.cat(parts, 2), 2):view(n)
+    local exact_ll = diffusion.log_likelihood(net_exact, x, up, { exact = true })
+    assert.is_true((exact_ll - truth):abs():mean():item() < 0.02)
+    local hutchinson = diffusion.log_likelihood(net_exact, x, up, { generator = gen.Generator(1) })
+    assert.is_true(math.abs((hutchinson - truth):mean():item()) < 0.08) -- unbiased: the mean error is small
+    assert.near(-truth:mean():item() / (2 * math.log(2)), diffusion.bits_per_dim(truth, 2):mean():item(), 1e-12)
+    assert.truthy(err_of(diffusion.log_likelihood, net_exact, x, { 1, 0.5 }):find("sigmas must increase, got 1 then 0.5 at 2", 1, true))
+  end)
+end)

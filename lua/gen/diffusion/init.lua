@@ -11,9 +11,10 @@
 --                                   reverse SDE (Euler-Maruyama, predictor-corrector), and
 --                                   sample(denoiser, shape, opts); inpainting and img2img
 --   gen.diffusion.guidance          classifier-free guidance and label dropout
+--   gen.diffusion.likelihood        log-likelihood by the probability-flow ODE (Hutchinson traces)
 -- Every function of the pieces is also here, gen.diffusion.NAME.
 local M = {}
-for _, piece in ipairs { "schedules", "processes", "parameterization", "losses", "samplers", "guidance" } do
+for _, piece in ipairs { "schedules", "processes", "parameterization", "losses", "samplers", "guidance", "likelihood" } do
   local mod = require("gen.diffusion." .. piece)
   M[piece] = mod
   for name, v in pairs(mod) do
