@@ -67,6 +67,8 @@ describe("every example", function()
     { "gan/gan", "--loss minimax" }, { "gan/cgan", "" }, { "gan/cgan", "--model dcgan", "cdcgan" },
     { "autoencoder/vae", "--model conv" }, { "diffusion/ddpm", "--sample-steps 2" },
     { "diffusion/rectified_flow", "--sample-steps 2" },
+    { "diffusion/ddpm", "--process edm --parameterization edm --sampler heun --schedule karras --sample-steps 2 --adaptive-norm", "edm" },
+    { "diffusion/rectified_flow", "--process vp --parameterization v --weighting min_snr --sampler dpmpp_2m --schedule logsnr --sample-steps 2", "vflow" },
   }
   for _, c in ipairs(cases) do
     local name, extra = c[1], c[2]
@@ -96,6 +98,45 @@ describe("every example", function()
       assert.same({ 5, 28, 28 }, s.shape)
     end)
   end
+end)
+
+describe("the diffusion command line", function()
+  it("samples one model with several samplers, edits an image and inpaints it, and names bad choices", function()
+    local gen = require "gen"
+    local out = base .. "/ddpm" -- trained by the runs above
+    for _, sampler in ipairs { "ddpm", "heun", "dpmpp_2m" } do
+      local ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --sampler %s --sample-steps 2 --out %s", sampler, out))
+      assert.is_true(ok, log)
+    end
+    local img = gen.rand(1, 28, 28)
+    gen.image.save(base .. "/init.png", img)
+    gen.image.save(base .. "/mask.png", gen.cat({ gen.ones(1, 28, 14), gen.zeros(1, 28, 14) }, 3)) -- keep the left half
+    local ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 3 --sample-steps 4 --init-image %s/init.png --mask %s/mask.png"
+      .. " --resample 2 --out %s", base, base, out))
+    assert.is_true(ok, log)
+    local s = gen.data.idx.read(out .. "/samples.idx")
+    local want = gen.image.load(base .. "/init.png", { uint8 = true })
+    assert.same(want:narrow(3, 1, 14):expand(3, 28, 14):totable(), s:narrow(3, 1, 14):totable())
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --sample-steps 4 --init-image %s/init.png --strength 0.3 --out %s", base, out))
+    assert.is_true(ok, log)
+    -- bad choices, named (checked in-process: the same parse and build the scripts run)
+    local experiment, dcli = require "gen.experiment", require "gen.diffusion.cli"
+    for _, c in ipairs {
+      { { "--sampler", "plms" }, "--sampler must be one of ddpm, ddim, euler, heun, euler_ancestral, dpmpp_2m, euler_maruyama, pc, got 'plms'" },
+      { { "--process", "vpsde" }, "--process must be one of vp, ve, edm, rectified, got 'vpsde'" },
+      { { "--schedule", "exponential" }, "--schedule must be one of uniform, karras, logsnr, got 'exponential'" },
+      { { "--parameterization", "noise" }, "--parameterization must be one of eps, x0, v, score, velocity, edm, got 'noise'" },
+      { { "--strength", "0" }, "--strength must be in (0, 1], got 0" },
+      { { "--mask", "m.png" }, "--mask needs --init-image" },
+    } do
+      local ok2, err = pcall(function() dcli.build(experiment.parse("ddpm", c[1], dcli.defaults())) end)
+      assert.is_false(ok2)
+      assert.truthy(tostring(err):find(c[2], 1, true), err)
+    end
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --init-image %s/nothing.png --out %s", base, out))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("--init-image: cannot read", 1, true), log)
+  end)
 end)
 
 describe("--eval", function()
@@ -190,7 +231,7 @@ describe("bad command-line input", function()
   it("lists the choices in the usage text", function()
     local ok, log = sh("bin/gen examples/diffusion/ddpm.lua --help")
     assert.is_true(ok, log)
-    assert.truthy(log:find("--sampler          ddim|ddpm (default ddim)", 1, true), log)
+    assert.truthy(log:find("--sampler          ddpm|ddim|euler|heun|euler_ancestral|dpmpp_2m|euler_maruyama|pc (default ddim)", 1, true), log)
   end)
 end)
 

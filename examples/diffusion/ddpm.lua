@@ -1,35 +1,38 @@
--- Denoising diffusion (Ho et al., 2020) on Fashion-MNIST padded to 32x32, with a small UNet.
+-- Denoising diffusion (Ho et al., 2020) on Fashion-MNIST padded to 32x32, with a small UNet; by
+-- default the VP process with eps-prediction, sampled by DDIM in 50 steps. Any process,
+-- parameterization and sampler of gen.diffusion (see gen.diffusion.cli for every option):
 --   bin/gen examples/diffusion/ddpm.lua --epochs 10
 --   bin/gen examples/diffusion/ddpm.lua --sample 64 [--sampler ddim --sample-steps 50 --eta 0 | --sampler ddpm]
+--   bin/gen examples/diffusion/ddpm.lua --process edm --parameterization edm --out runs/edm --steps 4000
+--   bin/gen examples/diffusion/ddpm.lua --out runs/edm --sample 64 --sampler heun --schedule karras --sample-steps 18
+--   bin/gen examples/diffusion/ddpm.lua --sample 8 --init-image shirt.png --strength 0.5 [--mask keep.png]
 local gen = require "gen"
-local diffusion = require "gen.diffusion"
 local unet = require "gen.models.unet"
 local experiment = require "gen.experiment"
+local dcli = require "gen.diffusion.cli"
 
-local run = experiment.parse("ddpm", arg, { epochs = 10, batch = 32, lr = 2e-4, timesteps = 1000,
-  schedule = experiment.choice("linear", { "linear", "cosine" }), sampler = experiment.choice("ddim", { "ddim", "ddpm" }), sample_steps = 50, eta = 0.0, ema = 0.999 })
+local run = experiment.parse("ddpm", arg, dcli.defaults { epochs = 10, batch = 32, lr = 2e-4, ema = 0.999,
+  process = "vp", parameterization = "eps", sampler = "ddim", clip = 1.0 })
+local d = dcli.build(run)
 gen.manual_seed(run.seed)
-local model = unet.UNet { widths = { 32, 64, 64 } }
+local model = unet.UNet { widths = { 32, 64, 64 }, adaptive_norm = run.adaptive_norm }
 local opt = gen.optim.AdamW(model, { lr = run.lr })
 local ema = gen.optim.EMA(model, run.ema)
-local schedule = run.schedule == "cosine" and diffusion.cosine_schedule(run.timesteps) or diffusion.linear_schedule(run.timesteps)
 
 local function step(x)
   opt:zero_grad()
-  local loss = diffusion.ddpm_loss(model, schedule, x)
+  local loss = d.loss(model, x)
   loss:backward()
   opt:step()
   ema:update()
   return { loss = loss:item() }
 end
 
--- Samples with the EMA weights; 32x32 images cropped back to 28x28.
+-- Samples with the EMA weights (unless --raw-weights); 32x32 images cropped back to 28x28.
 local function sample(n)
-  ema:swap()
-  local shape = { n, 1, 32, 32 }
-  local x = run.sampler == "ddim" and diffusion.ddim_sample(model, schedule, shape, { steps = run.sample_steps, eta = run.eta })
-    or diffusion.ddpm_sample(model, schedule, shape)
-  ema:swap()
+  if not run.raw_weights then ema:swap() end
+  local x = d.sample(model, n)
+  if not run.raw_weights then ema:swap() end
   return x:narrow(3, 3, 28):narrow(4, 3, 28)
 end
 

@@ -13,7 +13,11 @@ M.timestep_embedding, M.ResBlock, M.AttnBlock = blocks.timestep_embedding, block
 
 local UNet = nn.Module:extend("UNet")
 M.UNet = UNet
---- UNet{channels = 1, widths = {32, 64, 64}, time_dim = 128, heads = 4, groups = 8, classes = 0}
+--- UNet{channels = 1, widths = {32, 64, 64}, time_dim = 128, heads = 4, groups = 8, classes = 0,
+--   adaptive_norm = false}
+-- adaptive_norm = true: every ResBlock takes a scale and a shift of its second GroupNorm from the
+-- time/class embedding (adaptive group normalization; off by default, so the state-dict keys and
+-- shapes of existing checkpoints do not change).
 -- forward(x {B, C, H, W}, t {B} (float times), labels {B} (1..classes + 1) or nil) -> {B, C, H, W}.
 -- H and W must be divisible by 2^(#widths - 1); attention runs at the lowest level.
 function UNet:init(opts)
@@ -21,6 +25,7 @@ function UNet:init(opts)
   local c, widths = opts.channels or 1, opts.widths or { 32, 64, 64 }
   local tdim, groups, heads = opts.time_dim or 128, opts.groups or 8, opts.heads or 4
   self.widths, self.time_dim, self.classes = widths, tdim, opts.classes or 0
+  local block_opts = { adaptive = opts.adaptive_norm or false }
   self.time_mlp = nn.Sequential(nn.Linear(widths[1], tdim), nn.SiLU(), nn.Linear(tdim, tdim))
   if self.classes > 0 then
     self.class_embed = blocks.ClassEmbedding(self.classes, tdim, { null = true })
@@ -30,16 +35,16 @@ function UNet:init(opts)
   self.down_blocks, self.downsample = nn.ModuleList(), nn.ModuleList()
   local prev = widths[1]
   for i, w in ipairs(widths) do
-    self.down_blocks:append(blocks.ResBlock(prev, w, tdim, groups))
+    self.down_blocks:append(blocks.ResBlock(prev, w, tdim, groups, block_opts))
     if i < #widths then self.downsample:append(nn.Conv2d(w, w, 3, { stride = 2, padding = 1 })) end
     prev = w
   end
   self.down_attn = blocks.AttnBlock(prev, heads, groups)
-  self.mid = blocks.ResBlock(prev, prev, tdim, groups)
+  self.mid = blocks.ResBlock(prev, prev, tdim, groups, block_opts)
   self.up_blocks, self.upsample = nn.ModuleList(), nn.ModuleList()
   for i = #widths, 1, -1 do
     local w = widths[i]
-    self.up_blocks:append(blocks.ResBlock(prev + w, w, tdim, groups))
+    self.up_blocks:append(blocks.ResBlock(prev + w, w, tdim, groups, block_opts))
     if i > 1 then self.upsample:append(nn.Conv2d(w, w, 3, { padding = 1 })) end
     prev = w
   end

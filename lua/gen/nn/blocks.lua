@@ -108,24 +108,33 @@ function M.FourierEmbedding:extra_repr() return string.format("%d, scale=%g", se
 ---------------------------------------------------------------- convolutional blocks
 
 M.ResBlock = Module:extend("ResBlock")
---- ResBlock(cin, cout, emb_dim, groups): forward(x {B, cin, H, W}, emb {B, emb_dim}) ->
--- {B, cout, H, W}. emb carries the time (and class) embedding; each block projects it to a
--- per-channel shift after its first convolution. emb_dim = 0 builds a block without it.
-function M.ResBlock:init(cin, cout, emb_dim, groups)
+--- ResBlock(cin, cout, emb_dim, groups [, {adaptive = false}]): forward(x {B, cin, H, W},
+-- emb {B, emb_dim}) -> {B, cout, H, W}. emb carries the time (and class) embedding; each block
+-- projects it to a per-channel shift after its first convolution, or with adaptive = true to a
+-- scale and a shift of its second GroupNorm, norm(h) (1 + scale) + shift (adaptive group
+-- normalization, Dhariwal & Nichol, 2021; `time` is then a Linear to 2 cout). emb_dim = 0 builds a
+-- block without it.
+function M.ResBlock:init(cin, cout, emb_dim, groups, opts)
   self.norm1 = nn.GroupNorm(groups, cin)
   self.conv1 = nn.Conv2d(cin, cout, 3, { padding = 1 })
-  if (emb_dim or 0) > 0 then self.time = nn.Linear(emb_dim, cout) end
+  self.adaptive = opts and opts.adaptive or false
+  if (emb_dim or 0) > 0 then self.time = nn.Linear(emb_dim, self.adaptive and 2 * cout or cout) end
   self.norm2 = nn.GroupNorm(groups, cout)
   self.conv2 = nn.Conv2d(cout, cout, 3, { padding = 1 })
   if cin ~= cout then self.skip = nn.Conv2d(cin, cout, 1) end
 end
 function M.ResBlock:forward(x, emb)
   local h = self.conv1(gen.silu(self.norm1(x)))
-  if self.time then
-    if not emb then error("ResBlock: this block takes an embedding {B, " .. self.time.in_features .. "}", 2) end
-    h = h + self.time(gen.silu(emb)):view(h:size(1), h:size(2), 1, 1)
+  if self.time and not emb then error("ResBlock: this block takes an embedding {B, " .. self.time.in_features .. "}", 2) end
+  if self.time and self.adaptive then
+    local b, c = h:size(1), h:size(2)
+    local e = self.time(gen.silu(emb))
+    local scale, shift = e:narrow(2, 1, c):reshape(b, c, 1, 1), e:narrow(2, c + 1, c):reshape(b, c, 1, 1)
+    h = self.conv2(gen.silu(self.norm2(h) * (scale + 1) + shift))
+  else
+    if self.time then h = h + self.time(gen.silu(emb)):view(h:size(1), h:size(2), 1, 1) end
+    h = self.conv2(gen.silu(self.norm2(h)))
   end
-  h = self.conv2(gen.silu(self.norm2(h)))
   return h + (self.skip and self.skip(x) or x)
 end
 

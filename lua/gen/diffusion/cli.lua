@@ -1,0 +1,94 @@
+--- gen.diffusion.cli: the command line the diffusion examples share, on top of gen.experiment.
+--
+--   local dcli = require "gen.diffusion.cli"
+--   local run = experiment.parse("ddpm", arg, dcli.defaults { process = "vp", parameterization = "eps", ... })
+--   local d = dcli.build(run)        -- d.process, d.kind, d.loss(model, x, labels), d.sample(model, n, labels)
+--
+-- Options (each example picks its defaults; any trained model samples with any sampler):
+--   --process vp|ve|edm|rectified      the noise process (gen.diffusion.processes); --betas linear|cosine
+--                                      and --timesteps T for vp (--schedule linear|cosine is still
+--                                      read as --betas, its meaning before the step schedules came)
+--   --parameterization eps|x0|v|score|velocity|edm   what the network predicts
+--   --weighting simple|snr|min_snr|edm  the loss weighting (gen.diffusion.losses)
+--   --sampler ddpm|ddim|euler|heun|euler_ancestral|dpmpp_2m|euler_maruyama|pc, --schedule uniform|karras|logsnr,
+--   --sample-steps N (0: 50, or all T steps for ddpm on vp), --eta E (ddim, euler_ancestral),
+--   --churn S (heun), --clip C (clamp the denoised image to [-C, C]; 0: off), --raw-weights (sample
+--   with the trained weights instead of the EMA)
+--   --init-image FILE --strength S     img2img (SDEdit): a 28x28 PNG noised to strength S in (0, 1]
+--   --mask FILE [--resample R]         inpainting: white pixels of the mask PNG are kept from
+--                                      --init-image, the rest generated (RePaint with R > 1)
+local gen = require "gen"
+local diffusion = require "gen.diffusion"
+local experiment = require "gen.experiment"
+
+local M = {}
+
+-- the options with a fixed set of values (declared once: parse rejects others, --help lists them);
+-- --schedule also takes linear|cosine, its meaning (the betas) before the step schedules came
+local choices = {
+  process = { "vp", "ve", "edm", "rectified" },
+  parameterization = diffusion.parameterization.kinds,
+  weighting = diffusion.losses.weightings,
+  betas = { "linear", "cosine" },
+  sampler = diffusion.samplers.sampler_names,
+  schedule = { "uniform", "karras", "logsnr", "linear", "cosine" },
+}
+
+local base = { process = "vp", parameterization = "eps", weighting = "simple", betas = "linear", timesteps = 1000,
+  sampler = "euler", schedule = "uniform", sample_steps = 0, eta = -1.0, churn = 0.0, clip = 0.0, raw_weights = false,
+  init_image = "", strength = 1.0, mask = "", resample = 1, adaptive_norm = false }
+
+--- The options above with the example's own defaults over them, for gen.experiment.parse.
+function M.defaults(own)
+  local d = {}
+  for k, v in pairs(base) do d[k] = v end
+  for k, v in pairs(own or {}) do d[k] = v end
+  for k, values in pairs(choices) do d[k] = experiment.choice(d[k], values) end
+  return d
+end
+
+-- A 28x28 gray PNG as {1, 1, 32, 32} in [lo, hi], padded with `pad_value` like the training data.
+local function load_image(run, path, option, lo, hi, pad_value)
+  local ok, img = pcall(gen.image.load, path, { channels = 1 })
+  if not ok then experiment.fail(run.script, string.format("--%s: cannot read '%s': %s", option, path, tostring(img))) end
+  if img:size(2) ~= 28 or img:size(3) ~= 28 then
+    experiment.fail(run.script, string.format("--%s: expected a 28x28 image, got %dx%d in '%s'", option, img:size(2), img:size(3), path))
+  end
+  local x = img:view(1, 1, 28, 28) * (hi - lo) + lo
+  return gen.pad(x, { 2, 2, 2, 2 }, "constant", pad_value)
+end
+
+--- The process, the parameterization, a loss and a sampling function from the parsed options.
+function M.build(run)
+  if run.schedule == "linear" or run.schedule == "cosine" then run.betas, run.schedule = run.schedule, "uniform" end
+  local function fail(msg) experiment.fail(run.script, msg) end
+  if run.strength <= 0 or run.strength > 1 then fail("option --strength must be in (0, 1], got " .. run.strength) end
+  if run.mask ~= "" and run.init_image == "" then fail("option --mask needs --init-image (the image whose white-masked pixels are kept)") end
+  local process = diffusion.process(run.process, run.process == "vp" and { betas = run.betas, T = run.timesteps } or nil)
+  local d = { process = process, kind = run.parameterization }
+
+  function d.loss(model, x, labels, opts)
+    local o = { parameterization = d.kind, weighting = run.weighting }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return diffusion.denoising_loss(model, process, x, labels, o)
+  end
+
+  --- n images {n, 1, 32, 32} from model (EMA weights swapped in by the caller), labels optional.
+  function d.sample(model, n, labels)
+    local steps = run.sample_steps
+    if steps == 0 then steps = (run.sampler == "ddpm" and process.T) or 50 end
+    local opts = { sampler = run.sampler, steps = steps, schedule = run.schedule, labels = labels,
+      guidance = labels and run.guidance or nil, churn = run.churn, resample = run.resample }
+    if run.eta >= 0 then opts.eta = run.eta end
+    if run.init_image ~= "" then
+      opts.init = load_image(run, run.init_image, "init-image", -1, 1, -1):expand(n, 1, 32, 32)
+      opts.strength = run.strength
+      if run.mask ~= "" then opts.mask = load_image(run, run.mask, "mask", 0, 1, 1):ge(0.5) end
+    end
+    local denoiser = diffusion.denoiser(model, process, d.kind, { clip = run.clip > 0 and run.clip or nil })
+    return diffusion.sample(denoiser, { n, 1, 32, 32 }, opts)
+  end
+  return d
+end
+
+return M
