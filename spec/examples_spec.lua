@@ -122,10 +122,10 @@ describe("the diffusion command line", function()
     -- bad choices, named (checked in-process: the same parse and build the scripts run)
     local experiment, dcli = require "gen.experiment", require "gen.diffusion.cli"
     for _, c in ipairs {
-      { { "--sampler", "plms" }, "--sampler must be one of ddpm, ddim, euler, heun, euler_ancestral, dpmpp_2m, euler_maruyama, pc, got 'plms'" },
-      { { "--process", "vpsde" }, "--process must be one of vp, ve, edm, rectified, got 'vpsde'" },
-      { { "--schedule", "exponential" }, "--schedule must be one of uniform, karras, logsnr, got 'exponential'" },
-      { { "--parameterization", "noise" }, "--parameterization must be one of eps, x0, v, score, velocity, edm, got 'noise'" },
+      { { "--sampler", "plms" }, "--sampler must be one of ddpm|ddim|euler|heun|euler_ancestral|dpmpp_2m|euler_maruyama|pc, got 'plms'" },
+      { { "--process", "vpsde" }, "--process must be one of vp|ve|edm|rectified, got 'vpsde'" },
+      { { "--schedule", "exponential" }, "--schedule must be one of uniform|karras|logsnr|linear|cosine, got 'exponential'" },
+      { { "--parameterization", "noise" }, "--parameterization must be one of eps|x0|v|score|velocity|edm, got 'noise'" },
       { { "--strength", "0" }, "--strength must be in (0, 1], got 0" },
       { { "--mask", "m.png" }, "--mask needs --init-image" },
     } do

@@ -16,8 +16,9 @@
 -- sets sample_steps); an option with a fixed set of values is declared once with
 -- experiment.choice(default, {values...}), and the usage text lists the values.
 -- Bad command-line input (an unknown flag, a bad number, a value outside its choices, --sample
--- without a checkpoint, --resume from another model's checkpoint, an unwritable --out) ends the
--- script with a one-line message and exit status 2, never a traceback.
+-- without a checkpoint, --resume from another model's checkpoint, an unwritable --out) raises a
+-- usage error: run by bin/gen, the script ends with a one-line message and exit status 2, never a
+-- traceback.
 local gen = require "gen"
 
 local M = {}
@@ -37,12 +38,17 @@ function M.choice(default, values)
   return setmetatable({ default = default, values = values, allowed = allowed }, Choice)
 end
 
---- Ends the script with a one-line message on stderr and exit status 2 (bad command-line input).
+-- Bad command-line input is raised as a UsageError: bin/gen prints its one line and exits with
+-- status 2 (see gen.app.run), and code that calls parse or train in-process can catch it.
+local UsageError = { __tostring = function(e) return e.message end }
+
+--- Raises a bad-command-line error, "SCRIPT: MSG".
 function M.fail(script, msg)
-  io.stderr:write(script, ": ", msg, "\n")
-  io.stderr:flush()
-  os.exit(2)
+  error(setmetatable({ message = script .. ": " .. msg }, UsageError), 0)
 end
+
+--- True for an error raised by fail.
+function M.is_usage_error(e) return getmetatable(e) == UsageError end
 
 local function usage(script, opts, choices)
   local keys = {}

@@ -1,0 +1,23 @@
+--- bin/gen FILE.lua ARGS...: runs FILE as `lua5.4 FILE ARGS...` would (global `gen` loaded, `arg`
+-- set), except for how it ends on an error: a bad command line (an error raised through
+-- gen.experiment.fail) prints its one-line message and exits with status 2; any other error
+-- prints its message and traceback and exits with status 1.
+local experiment = require "gen.experiment"
+
+local script = arg[1]
+local args = { [0] = script, table.unpack(arg, 2) }
+_G.arg = args
+local chunk, load_error = loadfile(script)
+if not chunk then
+  io.stderr:write("gen: ", load_error, "\n")
+  os.exit(1, true)
+end
+local ok, err = xpcall(chunk, function(e)
+  if experiment.is_usage_error(e) then return e end
+  return debug.traceback(tostring(e), 2)
+end, table.unpack(args))
+if not ok then
+  io.stderr:write(experiment.is_usage_error(err) and "" or "lua5.4: ", tostring(err), "\n")
+  io.stderr:flush()
+  os.exit(experiment.is_usage_error(err) and 2 or 1, true)
+end
