@@ -191,6 +191,10 @@ static int entry_cmp(const void *a, const void *b) {
   return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
+static int entry_name_cmp(const void *a, const void *b) {
+  return strcmp((*(const st_entry *const *)a)->name, (*(const st_entry *const *)b)->name);
+}
+
 static int fail_file(const char *path, const char *msg) { return gen_fail_int("%s: %s", path, msg); }
 
 /* Parses one tensor description object. */
@@ -385,21 +389,33 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
     j.err = "trailing bytes after the JSON header";
     goto bad_json;
   }
-  /* Validate every entry before allocating any tensor. */
+  /* Validate every entry before allocating any tensor. Duplicate names: sorted by name, in
+   * O(n log n) (a pairwise check took 14 s on 100,000 tensors). */
+  {
+    st_entry **by_name = malloc(sizeof *by_name * (size_t)(n_entries ? n_entries : 1));
+    if (!by_name) {
+      fail_file(path, "out of memory");
+      goto done;
+    }
+    for (int i = 0; i < n_entries; i++) by_name[i] = &entries[i];
+    qsort(by_name, (size_t)n_entries, sizeof *by_name, entry_name_cmp);
+    for (int i = 1; i < n_entries; i++)
+      if (strcmp(by_name[i - 1]->name, by_name[i]->name) == 0) {
+        gen_fail_int("%s: duplicate tensor name '%s'", path, by_name[i]->name);
+        free(by_name);
+        goto done;
+      }
+    free(by_name);
+  }
   for (int i = 0; i < n_entries; i++) {
     st_entry *e = &entries[i];
-    for (int k = 0; k < i; k++)
-      if (strcmp(entries[k].name, e->name) == 0) {
-        gen_fail_int("%s: duplicate tensor name '%s'", path, e->name);
-        goto done;
-      }
-    uint64_t bytes = gen_dtype_size(e->dtype);
-    for (int d = 0; d < e->ndim; d++) {
-      if (e->shape[d] && bytes > (UINT64_MAX >> 1) / (uint64_t)e->shape[d]) {
-        gen_fail_int("%s: tensor '%s' is too large", path, e->name);
-        goto done;
-      }
-      bytes *= (uint64_t)e->shape[d];
+    int64_t numel = gen_numel_checked(e->ndim, e->shape);
+    bool ovf = numel < 0;
+    uint64_t bytes = (uint64_t)gen_size_mul(numel, (int64_t)gen_dtype_size(e->dtype), &ovf);
+    if (ovf) {
+      char s[GEN_SHAPE_STR_MAX];
+      gen_fail_int("%s: tensor '%s' of shape %s is too large", path, e->name, gen_shape_str(s, sizeof s, e->ndim, e->shape));
+      goto done;
     }
     if (e->end < e->begin || e->end - e->begin != bytes) {
       char s[GEN_SHAPE_STR_MAX];
@@ -442,8 +458,8 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
     e->name = NULL;
     out->tensors[i] = t;
     out->count = i + 1;
-    if (fseeko(f, (off_t)(8 + hlen + e->begin), SEEK_SET) != 0 ||
-        fread(t->storage->data, 1, e->end - e->begin, f) != e->end - e->begin) {
+    if (e->end > e->begin && (fseeko(f, (off_t)(8 + hlen + e->begin), SEEK_SET) != 0 ||
+                              fread(t->storage->data, 1, e->end - e->begin, f) != e->end - e->begin)) {
       gen_fail_int("%s: cannot read tensor '%s'", path, out->names[i]);
       goto done;
     }

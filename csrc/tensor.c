@@ -164,17 +164,31 @@ static gen_tensor *header_new(gen_dtype dt, int ndim, const int64_t *shape) {
   return t;
 }
 
+int64_t gen_numel_checked(int ndim, const int64_t *shape) {
+  bool ovf = false;
+  int64_t n = 1, strides = 1; /* strides: the product of the nonzero sizes (contiguous strides use it) */
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] < 0) return gen_fail_int("negative size %lld in dimension %d", (long long)shape[d], d + 1);
+    n = gen_size_mul(n, shape[d], &ovf);
+    strides = gen_size_mul(strides, shape[d] > 1 ? shape[d] : 1, &ovf);
+  }
+  if (!ovf) return n;
+  char buf[GEN_SHAPE_STR_MAX];
+  return gen_fail_int("shape %s has more elements than fit in 64 bits", gen_shape_str(buf, sizeof buf, ndim, shape));
+}
+
 gen_tensor *gen_empty(gen_dtype dt, int ndim, const int64_t *shape) {
   if (ndim < 0 || ndim > GEN_MAX_DIMS) return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
-  size_t elem = gen_dtype_size(dt), n = 1;
-  for (int d = 0; d < ndim; d++) {
-    if (shape[d] < 0) return gen_fail("negative size %lld in dimension %d", (long long)shape[d], d + 1);
-    if (shape[d] > 0 && n > GEN_MAX_BYTES / elem / (size_t)shape[d]) {
-      char buf[GEN_SHAPE_STR_MAX];
-      return gen_fail("shape %s is too large", gen_shape_str(buf, sizeof buf, ndim, shape));
-    }
-    n *= (size_t)shape[d];
+  int64_t numel = gen_numel_checked(ndim, shape);
+  if (numel < 0) return NULL;
+  bool ovf = false;
+  int64_t bytes = gen_size_mul(numel, (int64_t)gen_dtype_size(dt), &ovf);
+  if (ovf || (size_t)bytes > GEN_MAX_BYTES) {
+    char buf[GEN_SHAPE_STR_MAX];
+    return gen_fail("shape %s is too large (%lld elements of %zu bytes; at most %zu bytes per tensor)",
+                    gen_shape_str(buf, sizeof buf, ndim, shape), (long long)numel, gen_dtype_size(dt), (size_t)GEN_MAX_BYTES);
   }
+  size_t n = (size_t)numel, elem = gen_dtype_size(dt);
   gen_tensor *t = header_new(dt, ndim, shape);
   if (!t) return NULL;
   t->storage = gen_storage_new(n * elem);
@@ -223,6 +237,27 @@ void gen_release(gen_tensor *t) {
 
 gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride, int64_t offset) {
   if (ndim < 0 || ndim > GEN_MAX_DIMS) return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
+  /* A view must stay inside its storage: the lowest and highest elements it can reach are checked
+   * (with checked arithmetic), so no later loop can read or write outside the buffer. */
+  int64_t numel = gen_numel_checked(ndim, shape);
+  if (numel < 0) return NULL;
+  if (numel > 0) {
+    bool ovf = false;
+    int64_t lo = offset, hi = offset;
+    for (int d = 0; d < ndim; d++) {
+      int64_t span = gen_size_mul(shape[d] - 1, stride[d], &ovf);
+      if (span < 0)
+        lo = gen_size_add(lo, span, &ovf);
+      else
+        hi = gen_size_add(hi, span, &ovf);
+    }
+    int64_t capacity = (int64_t)(base->storage->nbytes / gen_dtype_size(base->dtype));
+    if (ovf || lo < 0 || hi >= capacity) {
+      char buf[GEN_SHAPE_STR_MAX];
+      return gen_fail("view %s at offset %lld reaches outside its storage of %lld elements",
+                      gen_shape_str(buf, sizeof buf, ndim, shape), (long long)offset, (long long)capacity);
+    }
+  }
   gen_tensor *t = header_new(base->dtype, ndim, shape);
   if (!t) return NULL;
   if (ndim > 0) memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
