@@ -1,12 +1,14 @@
 /* safetensors.c — see safetensors.h. */
 #include "safetensors.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -485,6 +487,35 @@ done:
 
 /* ---------------------------------------------------------------- writing */
 
+/* An atomic save writes PATH.tmp-PID and renames it over PATH. A save killed before the rename
+ * leaves its temporary behind; the next save of PATH removes every PATH.tmp-PID whose process no
+ * longer exists (kill(pid, 0) fails with ESRCH). A live process's file is left alone: it may be
+ * another process saving the same path right now. */
+static void remove_stale_temporaries(const char *path) {
+  char dir[4096], base[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  snprintf(base, sizeof base, "%s", path);
+  const char *d = dirname(dir), *b = basename(base);
+  size_t blen = strlen(b);
+  DIR *dp = opendir(d);
+  if (!dp) return;
+  struct dirent *e;
+  while ((e = readdir(dp)) != NULL) {
+    const char *name = e->d_name;
+    if (strncmp(name, b, blen) != 0 || strncmp(name + blen, ".tmp-", 5) != 0) continue;
+    const char *digits = name + blen + 5;
+    char *end;
+    errno = 0;
+    long pid = strtol(digits, &end, 10);
+    if (end == digits || *end != 0 || errno || pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    char stale[8192];
+    snprintf(stale, sizeof stale, "%s/%s", d, name);
+    unlink(stale);
+  }
+  closedir(dp);
+}
+
 typedef struct {
   char *s;
   size_t len, cap;
@@ -569,6 +600,7 @@ int gen_safetensors_save(const char *path, int count, const char *const *names, 
   }
 
   char tmp[4096];
+  if (atomic) remove_stale_temporaries(path);
   if (atomic)
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
   else
@@ -596,7 +628,10 @@ int gen_safetensors_save(const char *path, int count, const char *const *names, 
   int saved_errno = errno;
   ok = (fclose(f) == 0) && ok;
   if (!ok) {
-    if (atomic) unlink(tmp);
+    if (atomic) {
+      unlink(tmp);
+      return gen_fail_int("%s: write failed (%s); the previous file, if any, is unchanged", path, strerror(saved_errno));
+    }
     return gen_fail_int("%s: write failed (%s)", tmp, strerror(saved_errno));
   }
   if (atomic) {
