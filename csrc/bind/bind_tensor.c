@@ -710,6 +710,14 @@ static int l_set_grad_enabled(lua_State *L) {
   return 1;
 }
 
+/* set_detect_anomaly(on) -> previous setting */
+static int l_set_detect_anomaly(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  lua_pushboolean(L, gen_anomaly_enabled());
+  gen_set_anomaly_enabled(lua_toboolean(L, 1));
+  return 1;
+}
+
 static int l_is_grad_enabled(lua_State *L) {
   lua_pushboolean(L, gen_grad_enabled());
   return 1;
@@ -807,6 +815,7 @@ static const luaL_Reg functions[] = {{"empty", l_empty},
                                      {"backward", l_backward},
                                      {"set_grad_enabled", l_set_grad_enabled},
                                      {"is_grad_enabled", l_is_grad_enabled},
+                                     {"set_detect_anomaly", l_set_detect_anomaly},
                                      {"backward_counts", l_backward_counts},
                                      {"count_backward", l_count_backward},
                                      {"memory", l_memory},

@@ -85,7 +85,25 @@ void bind_pace_gc(lua_State *L) {
   gc_threshold = live > GC_FLOOR ? live : GC_FLOOR;
 }
 
+/* Anomaly mode: "file.lua:12", the first Lua line above this call outside gen's own plumbing
+ * (lua/gen/init.lua turns methods and operators into core calls), or "?" */
+static const char *call_site(lua_State *L, char *buf, size_t n) {
+  lua_Debug ar;
+  snprintf(buf, n, "?");
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0 || strstr(ar.short_src, "gen/init.lua")) continue;
+    snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
+    break;
+  }
+  return buf;
+}
+
 int bind_result(lua_State *L, gen_tensor *t, const char *fname) {
+  if (gen_anomaly_enabled()) { /* cheap otherwise: only this test */
+    char site[512];
+    if (!t) bind_error(L, fname, "%s (at %s)", gen_last_error(), call_site(L, site, sizeof site));
+    if (t->grad_fn && !t->grad_fn->site) gen_node_set_site(t->grad_fn, call_site(L, site, sizeof site));
+  }
   if (!t) bind_core_error(L, fname);
   bind_pace_gc(L);
   return 1;
