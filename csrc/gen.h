@@ -115,6 +115,10 @@ typedef struct {
 } gen_memory_stats;
 gen_memory_stats gen_memory(void);
 void gen_memory_reset_peak(void);
+/* The memory limit on live tensor bytes (0: none; GEN_MAX_MEMORY sets the initial value). Setting
+ * returns the previous limit. An allocation past it fails with "out of memory: needs ...". */
+int64_t gen_memory_limit(void);
+int64_t gen_set_memory_limit(int64_t bytes);
 /* Bytes allocated since the last call to gen_memory_take_pressure(); the binding uses it to pace
  * Lua's collector, which cannot see C allocations. */
 int64_t gen_memory_take_pressure(void);

@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,15 +96,73 @@ static void count_alloc(int64_t n) {
 /* Largest single tensor we agree to allocate (a guard against absurd sizes from bad input). */
 #define GEN_MAX_BYTES ((size_t)1 << 40)
 
+/* ---- the memory limit ----
+ * gen_set_memory_limit(bytes) (or GEN_MAX_MEMORY, read once: bytes with an optional K, M, G or T
+ * suffix): a storage that would take the live tensor bytes past it is refused with an error, as is
+ * one the system refuses (after returning the allocator's cached blocks and trying again). The
+ * binding turns "out of memory: needs ..." into "out of memory: gen.OP needs ...". */
+static _Atomic int64_t memory_limit = -1; /* -1: GEN_MAX_MEMORY not read yet; 0: no limit */
+
+static int64_t parse_bytes(const char *s) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || !(v >= 0)) return 0;
+  switch (*end) {
+  case 'k':
+  case 'K': v *= 1024.0; break;
+  case 'm':
+  case 'M': v *= 1048576.0; break;
+  case 'g':
+  case 'G': v *= 1073741824.0; break;
+  case 't':
+  case 'T': v *= 1099511627776.0; break;
+  default: break;
+  }
+  return v >= 9.2e18 ? 0 : (int64_t)v;
+}
+
+int64_t gen_memory_limit(void) {
+  int64_t l = atomic_load(&memory_limit);
+  if (l < 0) {
+    const char *env = getenv("GEN_MAX_MEMORY");
+    l = env ? parse_bytes(env) : 0;
+    atomic_store(&memory_limit, l);
+  }
+  return l;
+}
+
+int64_t gen_set_memory_limit(int64_t bytes) {
+  int64_t was = gen_memory_limit();
+  atomic_store(&memory_limit, bytes > 0 ? bytes : 0);
+  return was;
+}
+
+static void *out_of_memory(size_t nbytes, const char *why) {
+  int64_t limit = gen_memory_limit();
+  char lim[64];
+  if (limit > 0)
+    snprintf(lim, sizeof lim, "limit %.1f MB", (double)limit / 1048576.0);
+  else
+    snprintf(lim, sizeof lim, "no limit set");
+  return gen_fail("out of memory: needs %.1f MB (live %.1f MB, %s)%s", (double)nbytes / 1048576.0,
+                  (double)atomic_load(&live_bytes) / 1048576.0, lim, why);
+}
+
 gen_storage *gen_storage_new(size_t nbytes) {
   if (nbytes > GEN_MAX_BYTES) return gen_fail("cannot allocate %zu bytes (more than the 1 TiB limit)", nbytes);
+  int64_t limit = gen_memory_limit();
+  if (limit > 0 && atomic_load(&live_bytes) + (int64_t)nbytes > limit) return out_of_memory(nbytes, "");
   size_t header_cap;
   gen_storage *s = gen_alloc_block(sizeof *s, &header_cap);
-  if (!s) return gen_fail("out of memory");
+  if (!s) return out_of_memory(nbytes, ": the system refused");
   s->data = gen_alloc_block(nbytes ? nbytes : 1, &s->capacity);
+  if (!s->data) { /* give the cached blocks back to the system and try once more */
+    gen_empty_cache();
+    s->data = gen_alloc_block(nbytes ? nbytes : 1, &s->capacity);
+  }
   if (!s->data) {
     gen_free_block(s, header_cap);
-    return gen_fail("out of memory allocating %zu bytes", nbytes);
+    return out_of_memory(nbytes, ": the system refused");
   }
   s->nbytes = nbytes;
   s->refcount = 1;

@@ -748,7 +748,27 @@ static int l_memory(lua_State *L) {
   lua_setfield(L, -2, "peak");
   lua_pushinteger(L, m.total_allocs);
   lua_setfield(L, -2, "allocations");
+  lua_pushinteger(L, gen_memory_limit());
+  lua_setfield(L, -2, "limit");
   if (lua_toboolean(L, 1)) gen_memory_reset_peak();
+  return 1;
+}
+
+/* set_memory_limit(bytes | nil) -> the previous limit (nil when there was none). 0 or nil: none. */
+static int l_set_memory_limit(lua_State *L) {
+  const char *fname = "gen.set_memory_limit";
+  lua_Integer b = 0;
+  if (!lua_isnoneornil(L, 1)) {
+    if (!lua_isinteger(L, 1) && !(lua_type(L, 1) == LUA_TNUMBER && lua_tonumber(L, 1) >= 0 && lua_tonumber(L, 1) < 9e18))
+      bind_error(L, fname, "expected a number of bytes or nil, got %s", luaL_typename(L, 1));
+    b = lua_isinteger(L, 1) ? lua_tointeger(L, 1) : (lua_Integer)lua_tonumber(L, 1);
+    if (b < 0) bind_error(L, fname, "the limit must be >= 0 bytes, got %lld", (long long)b);
+  }
+  int64_t was = gen_set_memory_limit(b);
+  if (was > 0)
+    lua_pushinteger(L, was);
+  else
+    lua_pushnil(L);
   return 1;
 }
 
@@ -816,6 +836,7 @@ static const luaL_Reg functions[] = {{"empty", l_empty},
                                      {"set_grad_enabled", l_set_grad_enabled},
                                      {"is_grad_enabled", l_is_grad_enabled},
                                      {"set_detect_anomaly", l_set_detect_anomaly},
+                                     {"set_memory_limit", l_set_memory_limit},
                                      {"backward_counts", l_backward_counts},
                                      {"count_backward", l_count_backward},
                                      {"memory", l_memory},

@@ -20,7 +20,19 @@ int bind_error(lua_State *L, const char *fname, const char *fmt, ...) {
   for (;;) {}
 }
 
-int bind_core_error(lua_State *L, const char *fname) { bind_error(L, fname, "%s", gen_last_error()); }
+int bind_core_error(lua_State *L, const char *fname) {
+  static const char oom[] = "out of memory: needs ";
+  const char *msg = gen_last_error();
+  if (strncmp(msg, oom, sizeof oom - 1) == 0) { /* "out of memory: gen.OP needs N MB (live L MB, limit M MB)" */
+    char buf[1024];
+    snprintf(buf, sizeof buf, "out of memory: %s needs %s", fname, msg + sizeof oom - 1);
+    luaL_where(L, 1);
+    lua_pushstring(L, buf);
+    lua_concat(L, 2);
+    lua_error(L);
+  }
+  bind_error(L, fname, "%s", msg);
+}
 
 gen_tensor *bind_totensor(lua_State *L, int idx) {
   gen_tensor **slot = luaL_testudata(L, idx, GEN_TENSOR_MT);
@@ -78,7 +90,11 @@ static int64_t allocated_since_gc, gc_threshold = GC_FLOOR;
 
 void bind_pace_gc(lua_State *L) {
   allocated_since_gc += gen_memory_take_pressure();
-  if (allocated_since_gc < gc_threshold) return;
+  /* under a memory limit, garbage must not be what hits it: collect once live bytes pass 3/4 of
+   * the limit (and a sixteenth of it was allocated since the last collection) */
+  int64_t limit = gen_memory_limit();
+  bool near_limit = limit > 0 && allocated_since_gc >= limit / 16 && gen_memory().live_bytes > limit - limit / 4;
+  if (allocated_since_gc < gc_threshold && !near_limit) return;
   allocated_since_gc = 0;
   lua_gc(L, LUA_GCCOLLECT);
   int64_t live = gen_memory().live_bytes;
