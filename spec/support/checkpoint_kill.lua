@@ -45,12 +45,18 @@ function M.run(n, dir, opts)
   for trial = 1, n do
     local first = trial * 1000
     local delay = opts.min_delay + math.random() * (opts.max_delay - opts.min_delay)
-    local cmd = string.format("%s spec/support/checkpoint_child.lua %s %d %d & pid=$!; sleep %.3f; kill -9 $pid 2>/dev/null;"
-      .. " wait $pid; echo $?", lua, path, first, first + 1000, delay)
+    local errfile = dir .. "/child.err"
+    local cmd = string.format("%s spec/support/checkpoint_child.lua %s %d %d 2>%s & pid=$!; sleep %.3f; kill -9 $pid 2>/dev/null;"
+      .. " wait $pid; echo $?", lua, path, first, first + 1000, errfile, delay)
     local p = io.popen("sh -c '" .. cmd .. "' 2>/dev/null")
     local status = tonumber(p:read("a"):match("(%d+)%s*$"))
     p:close()
-    assert(status == 137 or status == 0, "trial " .. trial .. ": the saving child failed (status " .. tostring(status) .. ")")
+    if status ~= 137 and status ~= 0 then
+      local f = io.open(errfile)
+      local msg = f and f:read("a") or ""
+      if f then f:close() end
+      error("trial " .. trial .. ": the saving child failed (status " .. tostring(status) .. "): " .. msg)
+    end
     if status == 0 then stats.finished = stats.finished + 1 end
     local step = M.check(path)
     assert(step == known or (step >= first and step <= first + 1000),
