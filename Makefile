@@ -81,7 +81,8 @@ FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize
 FUZZ_OBJ     := $(SRC:%.c=build-fuzz/%.o) build-fuzz/fuzz/omp_stub.o
 build-fuzz/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	@$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
+-include $(wildcard build-fuzz/csrc/*.d build-fuzz/csrc/*/*.d)
 build-fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lpng -lz -llua5.4 -lm
 fuzz-build: $(FUZZ_NAMES:%=build-fuzz/fuzz_%)

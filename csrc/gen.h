@@ -119,6 +119,9 @@ void gen_memory_reset_peak(void);
  * returns the previous limit. An allocation past it fails with "out of memory: needs ...". */
 int64_t gen_memory_limit(void);
 int64_t gen_set_memory_limit(int64_t bytes);
+/* 0 when `bytes` more would fit (under the 1 TiB per-tensor cap and the memory limit), else -1 with
+ * the "out of memory: needs ..." error: for ops that build large scratch before their result. */
+int gen_memory_check(int64_t bytes);
 /* Bytes allocated since the last call to gen_memory_take_pressure(); the binding uses it to pace
  * Lua's collector, which cannot see C allocations. */
 int64_t gen_memory_take_pressure(void);

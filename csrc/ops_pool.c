@@ -339,6 +339,20 @@ static void bilinear_table(int64_t *t, double *l, int64_t in, int64_t out, doubl
   }
 }
 
+/* pad and upsample build source-index tables of ho + wo entries (malloc'd, outside the memory
+ * limit). For a non-empty output they are smaller than it; an empty one (no planes, or a zero
+ * size) must not ask for tables of billions of entries (found by fuzzing: 16 GB for {0, 1, 2, 2}
+ * padded by 2^31). */
+static int check_tables(int64_t numel_out, size_t es, int64_t ho, int64_t wo) {
+  int64_t cap = numel_out > 65536 ? numel_out : 65536;
+  if (ho > cap || wo > cap)
+    return gen_fail_int("output size %lldx%lld is too large for an output of %lld elements", (long long)ho, (long long)wo,
+                        (long long)numel_out);
+  bool ovf = false; /* the result and the tables (at most two int64 and a double per entry) must fit */
+  int64_t bytes = gen_size_add(gen_size_mul(numel_out, (int64_t)es, &ovf), gen_size_mul(ho + wo, 24, &ovf), &ovf);
+  return gen_memory_check(ovf ? -1 : bytes);
+}
+
 gen_tensor *gen_upsample(gen_tensor *x, int64_t out_h, int64_t out_w, double scale_h, double scale_w, bool bilinear) {
   if (check_4d(x) < 0) return NULL;
   if (out_h < 1 || out_w < 1) return gen_fail("output size %lldx%lld must be positive", (long long)out_h, (long long)out_w);
@@ -346,7 +360,8 @@ gen_tensor *gen_upsample(gen_tensor *x, int64_t out_h, int64_t out_w, double sca
     return gen_fail("cannot upsample an empty %lldx%lld image", (long long)x->shape[2], (long long)x->shape[3]);
   if (out_h > GEN_MAX_SIZE || out_w > GEN_MAX_SIZE)
     return gen_fail("output size %lldx%lld is too large", (long long)out_h, (long long)out_w);
-  if (gen_numel_checked(4, (int64_t[4]){x->shape[0], x->shape[1], out_h, out_w}) < 0) return NULL;
+  int64_t numel_out = gen_numel_checked(4, (int64_t[4]){x->shape[0], x->shape[1], out_h, out_w});
+  if (numel_out < 0 || check_tables(numel_out, gen_dtype_size(x->dtype), out_h, out_w) < 0) return NULL;
   pixel_map *m = new_map(bilinear ? MAP_BILINEAR : MAP_TABLE, bilinear ? GEN_OP_UPSAMPLE_BILINEAR : GEN_OP_UPSAMPLE_NEAREST);
   if (!m) return NULL;
   m->planes = x->shape[0] * x->shape[1], m->h = x->shape[2], m->w = x->shape[3], m->ho = out_h, m->wo = out_w;
@@ -398,7 +413,9 @@ gen_tensor *gen_pad(gen_tensor *x, const int64_t pads[4], gen_pad_mode mode, dou
   int64_t out_shape[GEN_MAX_DIMS];
   memcpy(out_shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
   out_shape[x->ndim - 2] = ho, out_shape[x->ndim - 1] = wo;
-  if (ovf || ho > GEN_MAX_SIZE || wo > GEN_MAX_SIZE || gen_numel_checked(x->ndim, out_shape) < 0)
+  int64_t numel_out = ovf ? -1 : gen_numel_checked(x->ndim, out_shape);
+  if (numel_out >= 0 && check_tables(numel_out, gen_dtype_size(x->dtype), ho, wo) < 0) return NULL;
+  if (ovf || ho > GEN_MAX_SIZE || wo > GEN_MAX_SIZE || numel_out < 0)
     return gen_fail("paddings {%lld, %lld, %lld, %lld} of a %lldx%lld image overflow", (long long)pads[0], (long long)pads[1],
                     (long long)pads[2], (long long)pads[3], (long long)h, (long long)w);
   pixel_map *m = new_map(MAP_TABLE, GEN_OP_PAD);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "autograd.h"
@@ -148,10 +149,28 @@ static void *out_of_memory(size_t nbytes, const char *why) {
                   (double)atomic_load(&live_bytes) / 1048576.0, lim, why);
 }
 
+/* Physical memory: no single allocation may exceed it, limit or not (with overcommit, a larger one
+ * would succeed and the kernel would kill the process while it is filled). */
+static int64_t physical_bytes(void) {
+  static int64_t phys;
+  if (!phys) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    phys = pages > 0 && size > 0 ? (int64_t)pages * size : INT64_MAX;
+  }
+  return phys;
+}
+
+int gen_memory_check(int64_t bytes) {
+  int64_t limit = gen_memory_limit();
+  if (bytes < 0 || (size_t)bytes > GEN_MAX_BYTES) return out_of_memory(bytes < 0 ? 0 : (size_t)bytes, ""), -1;
+  if (limit > 0 && atomic_load(&live_bytes) + bytes > limit) return out_of_memory((size_t)bytes, ""), -1;
+  if (bytes > physical_bytes()) return out_of_memory((size_t)bytes, ": more than the machine's memory"), -1;
+  return 0;
+}
+
 gen_storage *gen_storage_new(size_t nbytes) {
   if (nbytes > GEN_MAX_BYTES) return gen_fail("cannot allocate %zu bytes (more than the 1 TiB limit)", nbytes);
-  int64_t limit = gen_memory_limit();
-  if (limit > 0 && atomic_load(&live_bytes) + (int64_t)nbytes > limit) return out_of_memory(nbytes, "");
+  if (gen_memory_check((int64_t)nbytes) < 0) return NULL;
   size_t header_cap;
   gen_storage *s = gen_alloc_block(sizeof *s, &header_cap);
   if (!s) return out_of_memory(nbytes, ": the system refused");

@@ -147,6 +147,7 @@ local ops = {
 }
 
 local checked = 0
+local trace = os.getenv("GEN_FUZZ_TRACE") -- prints each call (to replay a finding with plain lua5.4)
 return function(bytes)
   local r = setmetatable({ s = bytes, pos = 1 }, R)
   pool = { gen.randn(2, 3), gen.zeros(0), gen.arange(6):view(2, 3), gen.ones(1, 2, 3, 3),
@@ -155,8 +156,10 @@ return function(bytes)
   local steps = 0
   while r.pos <= #bytes and steps < 48 do
     steps = steps + 1
-    local op = ops[r:byte() % #ops + 1]
-    local ok, res = pcall(op, r)
+    local k = r:byte() % #ops + 1
+    if trace then io.stderr:write(string.format("op %d at byte %d (live %d)\n", k, r.pos, gen.memory().live)) end
+    local ok, res = pcall(ops[k], r)
+    if trace then io.stderr:write(string.format("  -> %s\n", tostring(res))) end
     checked = checked + 1
     if not ok and type(res) ~= "string" then error("a call raised a non-string error: " .. type(res)) end
     if ok and gen.is_tensor(res) and res:numel() <= 100000 then

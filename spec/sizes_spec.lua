@@ -48,6 +48,11 @@ describe("checked sizes", function()
     raises("gen.avg_pool2d: ", gen.avg_pool2d, gen.zeros(1, 1, 2, 2), 2, { padding = maxint })
     raises("gen.upsample: scale 1e%+300", gen.upsample, gen.zeros(1, 1, 2, 2), { scale = 1e300 })
     raises("gen.upsample: output size", gen.upsample, gen.zeros(1, 1, 2, 2), { size = { maxint, 2 } })
+    -- found by fuzzing: the index tables were built (16 GB, filled) before the result was refused
+    raises("out of memory: gen.pad needs 147456.0 MB", gen.pad, gen.zeros(1, 2, 4, 4), { 0, 2, 3, 1 << 31 })
+    raises("gen.pad: output size 2147483655x6 is too large for an output of 0 elements", gen.pad, gen.zeros(0, 2, 4, 4),
+      { 0, 2, 3, 1 << 31 })
+    raises("gen.upsample: output size 34359738368x2 is too large", gen.upsample, gen.zeros(0, 1, 2, 2), { size = { 1 << 35, 2 } })
     -- the ordinary cases still work
     assert.same({ 1, 1, 4, 6 }, gen.pad(gen.zeros(1, 1, 2, 2), { 1, 3, 1, 1 }).shape)
     assert.same({ 1, 1, 6, 6 }, gen.conv_transpose2d(gen.randn(1, 1, 3, 3), gen.randn(1, 1, 2, 2), nil, { stride = 2 }).shape)
