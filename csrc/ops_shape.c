@@ -123,6 +123,7 @@ static gen_tensor *view_impl(gen_tensor *a, int ndim, const int64_t *shape_in, b
   int64_t shape[GEN_MAX_DIMS], stride[GEN_MAX_DIMS];
   memcpy(shape, shape_in, sizeof(int64_t) * (size_t)ndim);
   if (gen_infer_shape(gen_numel(a), ndim, shape) < 0) return NULL;
+  if (gen_numel_checked(ndim, shape) < 0) return NULL; /* an empty tensor matches any shape with a 0 */
   gen_tensor *out;
   if (view_strides(a, ndim, shape, stride)) {
     out = gen_as_strided(a, ndim, shape, stride, a->offset);

@@ -210,7 +210,7 @@ void gen_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
   int64_t s = 1;
   for (int d = ndim - 1; d >= 0; d--) {
     stride[d] = s;
-    s *= shape[d] > 1 ? shape[d] : 1;
+    if (d > 0) s *= shape[d] > 1 ? shape[d] : 1; /* shapes passed gen_numel_checked: no overflow */
   }
 }
 

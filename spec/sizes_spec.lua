@@ -65,6 +65,10 @@ describe("checked sizes", function()
     raises("gen.expand: shape", function() return gen.zeros(1):expand(1 << 40, 1 << 40) end)
     raises("gen.view: shape", function() return gen.zeros(0):view(1 << 40, 1 << 40, -1) end)
     raises("gen.reshape: shape", function() return gen.zeros(0):reshape(1 << 40, 1 << 40, 0) end)
+    -- found by fuzzing: strides of an empty view overflowed (UBSan) before the shape was checked
+    raises("gen.view: shape {2,0,4611686018427387905} has more elements", function()
+      return gen.zeros(0):view(2, 0, (1 << 62) + 1)
+    end)
   end)
 
   it("arange and linspace refuse absurd counts before allocating", function()
