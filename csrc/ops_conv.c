@@ -26,6 +26,19 @@
 #include "kernels/im2col.h"
 #include "kernels/winograd.h"
 
+/* The column matrix of one image, C*kh*kw x Ho*Wo elements of up to 8 bytes (chunk_images sizes
+ * chunks by it), must be computable: an empty weight or batch can carry sizes that overflow it
+ * (found by fuzzing). */
+static int check_cols(const gen_conv_geom *g) {
+  bool ovf = false;
+  int64_t k = gen_size_mul(gen_size_mul(g->c, g->kh, &ovf), g->kw, &ovf);
+  gen_size_mul(gen_size_mul(gen_size_mul(k, g->ho, &ovf), g->wo, &ovf), 8, &ovf);
+  gen_size_mul(g->h, g->w, &ovf);
+  if (!ovf) return 0;
+  return gen_fail_int("sizes overflow: %lld channels, kernel %lldx%lld, input %lldx%lld, output %lldx%lld", (long long)g->c,
+                      (long long)g->kh, (long long)g->kw, (long long)g->h, (long long)g->w, (long long)g->ho, (long long)g->wo);
+}
+
 static int geometry(const gen_tensor *img, int64_t kh, int64_t kw, const gen_conv_opts *o, gen_conv_geom *g) {
   *g = (gen_conv_geom){.n = img->shape[0],
                        .c = img->shape[1],
@@ -53,7 +66,7 @@ static int geometry(const gen_tensor *img, int64_t kh, int64_t kw, const gen_con
                         (long long)kw, (long long)eh, (long long)ew, (long long)ph, (long long)pw);
   g->ho = (ph - eh) / g->sh + 1;
   g->wo = (pw - ew) / g->sw + 1;
-  return 0;
+  return check_cols(g);
 }
 
 static int check_opts(const gen_conv_opts *o) {
@@ -640,6 +653,7 @@ gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, co
                      .dw = o->dilation[1],
                      .ho = x->shape[2],
                      .wo = x->shape[3]};
+  if (check_cols(&g) < 0) return NULL;
   gen_tensor *cx = gen_contiguous_raw(x), *cw = cx ? gen_contiguous_raw(w) : NULL;
   gen_tensor *cb = cw && b ? gen_contiguous_raw(b) : NULL;
   gen_tensor *out = cw && (cb || !b) ? conv_adjoint(cx, NULL, cw, cb, &g, o->groups) : NULL;

@@ -53,6 +53,9 @@ describe("checked sizes", function()
     raises("gen.pad: output size 2147483655x6 is too large for an output of 0 elements", gen.pad, gen.zeros(0, 2, 4, 4),
       { 0, 2, 3, 1 << 31 })
     raises("gen.upsample: output size 34359738368x2 is too large", gen.upsample, gen.zeros(0, 1, 2, 2), { size = { 1 << 35, 2 } })
+    -- found by fuzzing: an empty batch let the per-image column size overflow (UBSan)
+    raises("gen.conv2d: sizes overflow: 2 channels, kernel 3x3, input 3x3, output 4294967297x4294967297", gen.conv2d,
+      gen.zeros(0, 2, 3, 3), gen.randn(1, 2, 3, 3), nil, { padding = 1 << 31 })
     -- the ordinary cases still work
     assert.same({ 1, 1, 4, 6 }, gen.pad(gen.zeros(1, 1, 2, 2), { 1, 3, 1, 1 }).shape)
     assert.same({ 1, 1, 6, 6 }, gen.conv_transpose2d(gen.randn(1, 1, 3, 3), gen.randn(1, 1, 2, 2), nil, { stride = 2 }).shape)
