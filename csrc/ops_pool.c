@@ -286,7 +286,7 @@ static gen_tensor *pool(map_kind kind, gen_tensor *x, const int64_t k[2], const 
     if (k[i] < 1 || stride[i] < 1 || pad[i] < 0)
       return gen_fail("kernel %lld, stride %lld and padding %lld must be positive (padding >= 0)", (long long)k[i],
                       (long long)stride[i], (long long)pad[i]);
-    if (pad[i] * 2 > k[i])
+    if (pad[i] > k[i] / 2) /* pad * 2 > k, without overflow */
       return gen_fail("padding %lld must be at most half the kernel size %lld", (long long)pad[i], (long long)k[i]);
   }
   int64_t h = x->shape[2], w = x->shape[3];
