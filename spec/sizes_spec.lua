@@ -74,6 +74,13 @@ describe("checked sizes", function()
     end)
   end)
 
+  it("softmax of empty rows does no work per row (found by fuzzing: 2^40 empty rows hung)", function()
+    local t0 = gen.time()
+    assert.same({ 1 << 40, 0 }, gen.softmax(gen.zeros(1, 0):expand(1 << 40, 0), 2).shape)
+    assert.same({ 1 << 40, 0 }, gen.log_softmax(gen.zeros(1, 0):expand(1 << 40, 0), 2).shape)
+    assert.is_true(gen.time() - t0 < 1)
+  end)
+
   it("arange and linspace refuse absurd counts before allocating", function()
     raises("gen.arange: %(2.14748e%+09, %-0.18, %-1.8%) has 1193046472 elements", gen.arange, 2 ^ 31, -0.18, -1.8)
     raises("gen.arange: ", gen.arange, 0, 1e300, 1e-300)
