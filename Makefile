@@ -23,13 +23,13 @@ RUNTIME   := $(BUILD)/gen/runtime.so
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS  := build-essential lua5.4 liblua5.4-dev libopenblas-openmp-dev libopenblas0-openmp \
              libpng-dev zlib1g-dev lua-busted luarocks dataset-fashion-mnist lua-readline \
-             clang-format lua-check
+             clang-format lua-check clang-14 libclang-rt-14-dev
 # The Jupyter kernel (lua/gen/app/jupyter_kernel.py) and its tests (spec/kernel_spec.lua).
 KERNEL_PKGS := jupyter-notebook jupyter-nbconvert python3-ipykernel python3-jupyter-kernel-test
 # Where make install-kernel puts the kernel spec: --user, --sys-prefix or --prefix DIR.
 KERNEL_DEST ?= --user
 
-.PHONY: all test run bench asan lint deps install install-rock install-kernel clean help
+.PHONY: all test run bench asan lint deps install install-rock install-kernel clean help fuzz fuzz-build fuzz-smoke
 all: $(MODULE) $(RUNTIME)
 
 $(MODULE): $(OBJ)
@@ -50,6 +50,7 @@ $(BUILD)/%.o: %.c Makefile
 ## test: run every busted spec under Lua 5.4; ends with "N passed, N failed"
 test: $(MODULE) $(RUNTIME)
 	$(LUA) spec/run.lua $(SPEC)
+	@if [ -z "$(SPEC)" ] && command -v $(FUZZ_CC) >/dev/null; then $(MAKE) -s fuzz-smoke; fi
 
 ## run: the main job (trains the class-conditional rectified flow, writes its sample grid, scores 1000 samples)
 run: $(MODULE) $(RUNTIME)
@@ -69,8 +70,35 @@ asan: $(MODULE) $(RUNTIME)
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  $(LUA) spec/run.lua $(SPEC)
 
+## fuzz: libFuzzer harnesses (IDX, PNG, safetensors readers; the Lua binding) under ASan+UBSan, FUZZ_SECONDS each (60)
+# Built with clang-14 without OpenMP (fuzz/omp_stub.c: single-threaded); corpora grow in
+# build-fuzz/corpus/NAME from the seeds in fuzz/corpus/NAME; crashes land in build-fuzz/.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := idx png safetensors lua
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined -Wno-unknown-pragmas -I$(LUA_INC) -I$(BLAS_INC) -DGEN_ROOT='"$(CURDIR)"'
+FUZZ_OBJ     := $(SRC:%.c=build-fuzz/%.o) build-fuzz/fuzz/omp_stub.o
+build-fuzz/%.o: %.c Makefile
+	@mkdir -p $(dir $@)
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
+-include $(wildcard build-fuzz/csrc/*.d build-fuzz/csrc/*/*.d)
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lpng -lz -llua5.4 -lm
+fuzz-build: $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
+fuzz: fuzz-build
+	@for n in $(FUZZ_NAMES); do mkdir -p build-fuzz/corpus/$$n; \
+	  ASAN_OPTIONS=detect_leaks=1 build-fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    -artifact_prefix=build-fuzz/$$n- build-fuzz/corpus/$$n fuzz/corpus/$$n 2>&1 | grep -E "^(#[0-9]+.*DONE|Done|==[0-9]+==ERROR|SUMMARY)" \
+	    | sed "s/^/fuzz $$n: /"; done
+# a few seconds each: a smoke test that the harnesses build and run their seeds (make test runs it)
+fuzz-smoke: fuzz-build
+	@for n in $(FUZZ_NAMES); do mkdir -p build-fuzz/smoke/$$n; \
+	  build-fuzz/fuzz_$$n -max_total_time=3 -rss_limit_mb=2048 build-fuzz/smoke/$$n fuzz/corpus/$$n >/dev/null 2>build-fuzz/smoke-$$n.log \
+	  && echo "fuzz-smoke $$n: ok" || { tail -30 build-fuzz/smoke-$$n.log; exit 1; }; done
+
 ## lint: C formatting (clang-format, .clang-format) and Lua checks (luacheck, .luacheckrc)
-C_FILES   := $(wildcard csrc/*.[ch] csrc/*/*.[ch] bench/*.c)
+C_FILES   := $(wildcard csrc/*.[ch] csrc/*/*.[ch] bench/*.c fuzz/*.[ch])
 lint:
 	@clang-format --dry-run -Werror $(C_FILES) && echo "lint: $(words $(C_FILES)) C files formatted"
 	@luacheck --quiet --formatter plain . && echo "lint: Lua files pass luacheck"
@@ -101,7 +129,7 @@ install-rock: $(MODULE) $(RUNTIME)
 	cp bin/gen $(ROCK_BINDIR)/gen
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## /  make /'

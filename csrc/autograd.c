@@ -90,7 +90,48 @@ static void attach(gen_tensor *out, gen_node *node) {
   out->requires_grad = true;
 }
 
+/* ---- anomaly mode ---- */
+
+static bool anomaly;
+bool gen_anomaly_enabled(void) { return anomaly; }
+void gen_set_anomaly_enabled(bool on) { anomaly = on; }
+
+void gen_node_set_site(gen_node *n, const char *site) {
+  free(n->site);
+  n->site = strdup(site);
+}
+
+/* "NaN", "Inf" or NULL (all finite) for a float tensor's elements; NULL for other dtypes. */
+static const char *nonfinite(const gen_tensor *t) {
+  if (!t || !gen_dtype_is_float(t->dtype)) return NULL;
+  int64_t n = gen_numel(t);
+  bool inf = false;
+  for (int64_t i = 0; i < n; i++) {
+    double v = gen_get_flat(t, i);
+    if (v != v) return "NaN";
+    if (v - v != 0) inf = true;
+  }
+  return inf ? "Inf" : NULL;
+}
+
+/* Ops whose result holds a fill value the user chose (masked_fill with -inf masks attention). */
+static bool fills_values(gen_op op) { return op == GEN_OP_MASKED_FILL; }
+
+static int check_forward(gen_tensor *out, const gen_record_args *r) {
+  if (fills_values(r->op)) return 0;
+  const char *bad = nonfinite(out);
+  if (!bad) return 0;
+  for (int i = 0; i < r->inputs.n; i++)
+    if (nonfinite(r->inputs.t[i])) return 0; /* not this op's doing */
+  return gen_fail_int("anomaly: the forward of %s produced %s from finite inputs", gen_op_name(r->op), bad);
+}
+
 gen_tensor *gen_record(gen_tensor *out, const gen_record_args *r) {
+  if (out && anomaly && check_forward(out, r) < 0) {
+    if (r->extra) r->free_extra(r->extra);
+    gen_release(out);
+    return NULL;
+  }
   if (!out || !gen_needs_grad(r->inputs.n, r->inputs.t)) {
     if (r->extra) r->free_extra(r->extra);
     return out;
@@ -165,6 +206,7 @@ void gen_node_release(gen_node *n) {
   for (;;) {
     node_free_state(cur, &stack, &len, &cap);
     gen_release(cur->grad_accum);
+    free(cur->site);
     free(cur);
     if (len == 0) break;
     cur = stack[--len];
@@ -269,6 +311,15 @@ static int run_node(gen_node *n) {
   n->grad_accum = NULL;
   int rc = g ? n->backward(n, g, grad_in) : 0;
   if (counting_backward) atomic_fetch_add(&backward_counts[n->op], 1);
+  if (rc == 0 && anomaly && !nonfinite(g)) {
+    for (int i = 0; i < n->n_inputs && rc == 0; i++) {
+      const char *bad = gen_edge_live(&n->edges[i]) ? nonfinite(grad_in[i]) : NULL;
+      if (bad)
+        rc = gen_fail_int("anomaly: the backward of %s (created at %s) produced %s in the gradient of input %d from a finite "
+                          "gradient",
+                          gen_op_name(n->op), n->site ? n->site : "an unknown site", bad, i + 1);
+    }
+  }
   for (int i = 0; i < n->n_inputs && rc == 0; i++) {
     gen_edge *e = &n->edges[i];
     if (!grad_in[i] || !gen_edge_live(e)) continue;

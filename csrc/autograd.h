@@ -76,6 +76,7 @@ struct gen_node {
   void *extra; /* op-owned memory too large for attrs, freed with free_extra */
   void (*free_extra)(void *);
   bool released; /* saved state freed by a backward without retain_graph */
+  char *site;    /* anomaly mode: where the op was created ("file.lua:12"), malloc'd; else NULL */
   /* engine scratch */
   gen_tensor *grad_accum;
   int64_t pending;
@@ -83,6 +84,14 @@ struct gen_node {
 };
 
 /* Grad mode (on by default). gen_no_grad in Lua turns it off around a function call. */
+/* Anomaly mode (gen.autograd.detect_anomaly): gen_record fails when an op's forward turns finite
+ * inputs into NaN or Inf, and the engine fails when a backward turns a finite gradient into NaN or
+ * Inf in an input's gradient; both name the op and, in backward, the site the binding recorded with
+ * gen_node_set_site. Off by default: it costs a pass over every result. */
+bool gen_anomaly_enabled(void);
+void gen_set_anomaly_enabled(bool on);
+void gen_node_set_site(gen_node *n, const char *site); /* copies site; no-op when out of memory */
+
 bool gen_grad_enabled(void);
 void gen_set_grad_enabled(bool on);
 

@@ -70,6 +70,38 @@ int gen_fail_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *gen_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 #define GEN_SHAPE_STR_MAX 160
 
+/* ---- checked size arithmetic ----
+ * The one way sizes, offsets, counts and stride products computed from user input are added and
+ * multiplied (shapes, views, layer output sizes, file headers, element ranges). Each returns the
+ * exact result, or sets *overflow (which stays set: chain a whole formula, then test once) and
+ * returns 0 when the result does not fit in int64:
+ *
+ *     bool ovf = false;
+ *     int64_t ho = gen_size_add(gen_size_mul(h - 1, stride, &ovf), k, &ovf);
+ *     if (ovf) return gen_fail("output height overflows (h %lld, stride %lld)", ...);
+ */
+static inline int64_t gen_size_add(int64_t a, int64_t b, bool *overflow) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) *overflow = true;
+  return *overflow ? 0 : r;
+}
+static inline int64_t gen_size_sub(int64_t a, int64_t b, bool *overflow) {
+  int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) *overflow = true;
+  return *overflow ? 0 : r;
+}
+static inline int64_t gen_size_mul(int64_t a, int64_t b, bool *overflow) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) *overflow = true;
+  return *overflow ? 0 : r;
+}
+/* No single size (a dimension, a table of source indices) may exceed this: a tensor holds at most
+ * 2^40 bytes anyway (tensor.c), so larger sizes are input errors, refused before any allocation. */
+#define GEN_MAX_SIZE ((int64_t)1 << 40)
+/* The element count of a shape, or -1 (with an error set naming the shape) when a size is
+ * negative or the product of the sizes (of the nonzero ones, which give the strides) overflows. */
+int64_t gen_numel_checked(int ndim, const int64_t *shape);
+
 /* ---- dtypes (tensor.c) ---- */
 size_t gen_dtype_size(gen_dtype dt);
 const char *gen_dtype_name(gen_dtype dt);
@@ -83,6 +115,13 @@ typedef struct {
 } gen_memory_stats;
 gen_memory_stats gen_memory(void);
 void gen_memory_reset_peak(void);
+/* The memory limit on live tensor bytes (0: none; GEN_MAX_MEMORY sets the initial value). Setting
+ * returns the previous limit. An allocation past it fails with "out of memory: needs ...". */
+int64_t gen_memory_limit(void);
+int64_t gen_set_memory_limit(int64_t bytes);
+/* 0 when `bytes` more would fit (under the 1 TiB per-tensor cap and the memory limit), else -1 with
+ * the "out of memory: needs ..." error: for ops that build large scratch before their result. */
+int gen_memory_check(int64_t bytes);
 /* Bytes allocated since the last call to gen_memory_take_pressure(); the binding uses it to pace
  * Lua's collector, which cannot see C allocations. */
 int64_t gen_memory_take_pressure(void);

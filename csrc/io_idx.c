@@ -203,15 +203,16 @@ gen_tensor *gen_idx_read(const char *path) {
   }
   if (read_header(f, path, head + 4, (unsigned)(4 * nd)) < 0) goto done;
   int64_t shape[GEN_MAX_DIMS];
-  uint64_t count = 1;
   bool absurd = false;
+  int64_t nonzero = 1; /* the product of the nonzero sizes: a zero size must not hide the others */
   for (int d = 0; d < nd; d++) {
     shape[d] = (int64_t)read_be(head + 4 + 4 * d, 4);
-    if (shape[d] > 0 && count > ((uint64_t)1 << 40) / (uint64_t)shape[d]) absurd = true;
-    if (!absurd) count *= (uint64_t)shape[d];
+    nonzero = gen_size_mul(nonzero, shape[d] > 1 ? shape[d] : 1, &absurd);
   }
+  int64_t numel = gen_numel_checked(nd, shape);
+  uint64_t count = numel < 0 ? 0 : (uint64_t)numel;
   char s[GEN_SHAPE_STR_MAX];
-  if (absurd) {
+  if (absurd || numel < 0 || nonzero > ((int64_t)1 << 40)) {
     gen_fail("%s: absurd dimensions %s (more than 2^40 elements)", path, gen_shape_str(s, sizeof s, nd, shape));
     goto done;
   }

@@ -90,7 +90,10 @@ gen_tensor *gen_png_read(const char *path, int channels) {
   png_read_update_info(png, info);
   int64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
   if ((int)png_get_channels(png, info) != c) png_error(png, "unexpected channel count");
-  pixels = malloc((size_t)(w * h * c));
+  bool ovf = false;
+  int64_t bytes = gen_size_mul(gen_size_mul(w, h, &ovf), c, &ovf);
+  if (ovf || bytes > GEN_MAX_SIZE) png_error(png, "image dimensions too large");
+  pixels = malloc((size_t)(bytes ? bytes : 1));
   rows = malloc(sizeof(png_bytep) * (size_t)h);
   if (!pixels || !rows) png_error(png, "out of memory");
   for (int64_t y = 0; y < h; y++) rows[y] = pixels + y * w * c;

@@ -231,8 +231,10 @@ static gen_backward_fn backward_of(gen_op op) {
 gen_tensor *gen_binary(gen_binop bop, gen_tensor *a, gen_tensor *b) {
   gen_tensor *out = gen_binary_raw(bop, a, b);
   gen_op op = binop_to_op(bop);
-  if (!out || op == GEN_OP_COUNT || !gen_needs_grad(2, (gen_tensor *[]){a, b})) return out;
-  if (!gen_dtype_is_float(out->dtype)) {
+  if (!out || op == GEN_OP_COUNT) return out;
+  bool grad = gen_needs_grad(2, (gen_tensor *[]){a, b});
+  if (!grad && !gen_anomaly_enabled()) return out; /* anomaly mode: gen_record checks the result */
+  if (grad && !gen_dtype_is_float(out->dtype)) {
     gen_release(out);
     return gen_fail("integer results cannot take part in autograd");
   }

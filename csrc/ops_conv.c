@@ -26,6 +26,19 @@
 #include "kernels/im2col.h"
 #include "kernels/winograd.h"
 
+/* The column matrix of one image, C*kh*kw x Ho*Wo elements of up to 8 bytes (chunk_images sizes
+ * chunks by it), must be computable: an empty weight or batch can carry sizes that overflow it
+ * (found by fuzzing). */
+static int check_cols(const gen_conv_geom *g) {
+  bool ovf = false;
+  int64_t k = gen_size_mul(gen_size_mul(g->c, g->kh, &ovf), g->kw, &ovf);
+  gen_size_mul(gen_size_mul(gen_size_mul(k, g->ho, &ovf), g->wo, &ovf), 8, &ovf);
+  gen_size_mul(g->h, g->w, &ovf);
+  if (!ovf) return 0;
+  return gen_fail_int("sizes overflow: %lld channels, kernel %lldx%lld, input %lldx%lld, output %lldx%lld", (long long)g->c,
+                      (long long)g->kh, (long long)g->kw, (long long)g->h, (long long)g->w, (long long)g->ho, (long long)g->wo);
+}
+
 static int geometry(const gen_tensor *img, int64_t kh, int64_t kw, const gen_conv_opts *o, gen_conv_geom *g) {
   *g = (gen_conv_geom){.n = img->shape[0],
                        .c = img->shape[1],
@@ -39,14 +52,21 @@ static int geometry(const gen_tensor *img, int64_t kh, int64_t kw, const gen_con
                        .pw = o->padding[1],
                        .dh = o->dilation[0],
                        .dw = o->dilation[1]};
-  int64_t eh = g->dh * (kh - 1) + 1, ew = g->dw * (kw - 1) + 1;
-  if (g->h + 2 * g->ph < eh || g->w + 2 * g->pw < ew)
+  bool ovf = false;
+  int64_t eh = gen_size_add(gen_size_mul(g->dh, kh - 1, &ovf), 1, &ovf);
+  int64_t ew = gen_size_add(gen_size_mul(g->dw, kw - 1, &ovf), 1, &ovf);
+  int64_t ph = gen_size_add(g->h, gen_size_mul(2, g->ph, &ovf), &ovf);
+  int64_t pw = gen_size_add(g->w, gen_size_mul(2, g->pw, &ovf), &ovf);
+  if (ovf)
+    return gen_fail_int("sizes overflow: input %lldx%lld, kernel %lldx%lld, padding %lldx%lld, dilation %lldx%lld",
+                        (long long)g->h, (long long)g->w, (long long)kh, (long long)kw, (long long)g->ph, (long long)g->pw,
+                        (long long)g->dh, (long long)g->dw);
+  if (ph < eh || pw < ew)
     return gen_fail_int("kernel %lldx%lld (dilated %lldx%lld) is larger than the padded input %lldx%lld", (long long)kh,
-                        (long long)kw, (long long)eh, (long long)ew, (long long)(g->h + 2 * g->ph),
-                        (long long)(g->w + 2 * g->pw));
-  g->ho = (g->h + 2 * g->ph - eh) / g->sh + 1;
-  g->wo = (g->w + 2 * g->pw - ew) / g->sw + 1;
-  return 0;
+                        (long long)kw, (long long)eh, (long long)ew, (long long)ph, (long long)pw);
+  g->ho = (ph - eh) / g->sh + 1;
+  g->wo = (pw - ew) / g->sw + 1;
+  return check_cols(g);
 }
 
 static int check_opts(const gen_conv_opts *o) {
@@ -75,12 +95,15 @@ static int check_args(const gen_tensor *x, const gen_tensor *w, const gen_tensor
     return gen_fail_int("groups (%lld) must divide the input's %lld channels", (long long)groups, (long long)c);
   if (!transposed && w->shape[0] % groups != 0)
     return gen_fail_int("groups (%lld) must divide the weight's %lld output channels", (long long)groups, (long long)w->shape[0]);
-  if (cin_expected_per_group * groups != c)
+  bool ovf = false;
+  if (gen_size_mul(cin_expected_per_group, groups, &ovf) != c || ovf)
     return gen_fail_int("input %s has %lld channels but weight %s expects %lld x groups(%lld) = %lld",
                         gen_shape_str(sx, sizeof sx, x->ndim, x->shape), (long long)c,
                         gen_shape_str(sw, sizeof sw, w->ndim, w->shape), (long long)cin_expected_per_group, (long long)groups,
                         (long long)(cin_expected_per_group * groups));
-  int64_t out_channels = transposed ? w->shape[1] * groups : w->shape[0];
+  int64_t out_channels = transposed ? gen_size_mul(w->shape[1], groups, &ovf) : w->shape[0];
+  if (ovf)
+    return gen_fail_int("groups %lld times the weight's %lld channels overflows", (long long)groups, (long long)w->shape[1]);
   if (b && (b->ndim != 1 || b->shape[0] != out_channels))
     return gen_fail_int("bias must be {%lld}, got %s", (long long)out_channels, gen_shape_str(sx, sizeof sx, b->ndim, b->shape));
   return 0;
@@ -590,16 +613,31 @@ gen_tensor *gen_conv2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_co
  * The geometry g describes the equivalent conv2d: its "image" is this op's output {N, O, Ho, Wo}
  * and its "output" this op's input {N, C, H, W}. */
 
+/* (in - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1, checked */
+static int64_t transposed_size(int64_t in, int64_t k, const gen_conv_opts *o, int i, bool *ovf) {
+  int64_t s = gen_size_mul(in - 1, o->stride[i], ovf);
+  s = gen_size_sub(s, gen_size_mul(2, o->padding[i], ovf), ovf);
+  s = gen_size_add(s, gen_size_mul(o->dilation[i], k - 1, ovf), ovf);
+  return gen_size_add(gen_size_add(s, o->output_padding[i], ovf), 1, ovf);
+}
+
 gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, const gen_conv_opts *o) {
+  if (check_opts(o) < 0) return NULL; /* first: groups divides below */
   if (check_args(x, w, b, w->ndim == 4 ? w->shape[0] / o->groups : 0, true, o) < 0) return NULL;
   if (w->shape[0] != x->shape[1]) {
     char sx[GEN_SHAPE_STR_MAX], sw[GEN_SHAPE_STR_MAX];
     return gen_fail("input %s has %lld channels but weight %s expects %lld", gen_shape_str(sx, sizeof sx, x->ndim, x->shape),
                     (long long)x->shape[1], gen_shape_str(sw, sizeof sw, w->ndim, w->shape), (long long)w->shape[0]);
   }
-  int64_t oc = w->shape[1] * o->groups, kh = w->shape[2], kw = w->shape[3];
-  int64_t ho = (x->shape[2] - 1) * o->stride[0] - 2 * o->padding[0] + o->dilation[0] * (kh - 1) + o->output_padding[0] + 1;
-  int64_t wo = (x->shape[3] - 1) * o->stride[1] - 2 * o->padding[1] + o->dilation[1] * (kw - 1) + o->output_padding[1] + 1;
+  bool ovf = false;
+  int64_t oc = gen_size_mul(w->shape[1], o->groups, &ovf), kh = w->shape[2], kw = w->shape[3];
+  int64_t ho = transposed_size(x->shape[2], kh, o, 0, &ovf), wo = transposed_size(x->shape[3], kw, o, 1, &ovf);
+  if (ovf)
+    return gen_fail("output size overflows (input %lldx%lld, kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld, dilation "
+                    "%lldx%lld)",
+                    (long long)x->shape[2], (long long)x->shape[3], (long long)kh, (long long)kw, (long long)o->stride[0],
+                    (long long)o->stride[1], (long long)o->padding[0], (long long)o->padding[1], (long long)o->dilation[0],
+                    (long long)o->dilation[1]);
   if (ho < 1 || wo < 1) return gen_fail("output size %lldx%lld is not positive", (long long)ho, (long long)wo);
   gen_conv_geom g = {.n = x->shape[0],
                      .c = oc,
@@ -615,6 +653,7 @@ gen_tensor *gen_conv_transpose2d(gen_tensor *x, gen_tensor *w, gen_tensor *b, co
                      .dw = o->dilation[1],
                      .ho = x->shape[2],
                      .wo = x->shape[3]};
+  if (check_cols(&g) < 0) return NULL;
   gen_tensor *cx = gen_contiguous_raw(x), *cw = cx ? gen_contiguous_raw(w) : NULL;
   gen_tensor *cb = cw && b ? gen_contiguous_raw(b) : NULL;
   gen_tensor *out = cw && (cb || !b) ? conv_adjoint(cx, NULL, cw, cb, &g, o->groups) : NULL;

@@ -286,17 +286,20 @@ static gen_tensor *pool(map_kind kind, gen_tensor *x, const int64_t k[2], const 
     if (k[i] < 1 || stride[i] < 1 || pad[i] < 0)
       return gen_fail("kernel %lld, stride %lld and padding %lld must be positive (padding >= 0)", (long long)k[i],
                       (long long)stride[i], (long long)pad[i]);
-    if (pad[i] * 2 > k[i])
+    if (pad[i] > k[i] / 2) /* pad * 2 > k, without overflow */
       return gen_fail("padding %lld must be at most half the kernel size %lld", (long long)pad[i], (long long)k[i]);
   }
   int64_t h = x->shape[2], w = x->shape[3];
-  if (h + 2 * pad[0] < k[0] || w + 2 * pad[1] < k[1])
-    return gen_fail("kernel %lldx%lld is larger than the padded input %lldx%lld", (long long)k[0], (long long)k[1],
-                    (long long)(h + 2 * pad[0]), (long long)(w + 2 * pad[1]));
+  bool ovf = false; /* padding <= k / 2, but k itself comes from the user */
+  int64_t hp = gen_size_add(h, gen_size_mul(2, pad[0], &ovf), &ovf), wp = gen_size_add(w, gen_size_mul(2, pad[1], &ovf), &ovf);
+  if (ovf) return gen_fail("padding %lldx%lld overflows the input size", (long long)pad[0], (long long)pad[1]);
+  if (hp < k[0] || wp < k[1])
+    return gen_fail("kernel %lldx%lld is larger than the padded input %lldx%lld", (long long)k[0], (long long)k[1], (long long)hp,
+                    (long long)wp);
   pixel_map *m = new_map(kind, kind == MAP_MAX ? GEN_OP_MAX_POOL2D : GEN_OP_AVG_POOL2D);
   if (!m) return NULL;
   m->planes = x->shape[0] * x->shape[1], m->h = h, m->w = w;
-  m->ho = (h + 2 * pad[0] - k[0]) / stride[0] + 1, m->wo = (w + 2 * pad[1] - k[1]) / stride[1] + 1;
+  m->ho = (hp - k[0]) / stride[0] + 1, m->wo = (wp - k[1]) / stride[1] + 1;
   m->kh = k[0], m->kw = k[1], m->sh = stride[0], m->sw = stride[1], m->ph = pad[0], m->pw = pad[1], m->include_pad = inc;
   return apply_map(x, m);
 }
@@ -336,11 +339,29 @@ static void bilinear_table(int64_t *t, double *l, int64_t in, int64_t out, doubl
   }
 }
 
+/* pad and upsample build source-index tables of ho + wo entries (malloc'd, outside the memory
+ * limit). For a non-empty output they are smaller than it; an empty one (no planes, or a zero
+ * size) must not ask for tables of billions of entries (found by fuzzing: 16 GB for {0, 1, 2, 2}
+ * padded by 2^31). */
+static int check_tables(int64_t numel_out, size_t es, int64_t ho, int64_t wo) {
+  int64_t cap = numel_out > 65536 ? numel_out : 65536;
+  if (ho > cap || wo > cap)
+    return gen_fail_int("output size %lldx%lld is too large for an output of %lld elements", (long long)ho, (long long)wo,
+                        (long long)numel_out);
+  bool ovf = false; /* the result and the tables (at most two int64 and a double per entry) must fit */
+  int64_t bytes = gen_size_add(gen_size_mul(numel_out, (int64_t)es, &ovf), gen_size_mul(ho + wo, 24, &ovf), &ovf);
+  return gen_memory_check(ovf ? -1 : bytes);
+}
+
 gen_tensor *gen_upsample(gen_tensor *x, int64_t out_h, int64_t out_w, double scale_h, double scale_w, bool bilinear) {
   if (check_4d(x) < 0) return NULL;
   if (out_h < 1 || out_w < 1) return gen_fail("output size %lldx%lld must be positive", (long long)out_h, (long long)out_w);
   if (x->shape[2] < 1 || x->shape[3] < 1)
     return gen_fail("cannot upsample an empty %lldx%lld image", (long long)x->shape[2], (long long)x->shape[3]);
+  if (out_h > GEN_MAX_SIZE || out_w > GEN_MAX_SIZE)
+    return gen_fail("output size %lldx%lld is too large", (long long)out_h, (long long)out_w);
+  int64_t numel_out = gen_numel_checked(4, (int64_t[4]){x->shape[0], x->shape[1], out_h, out_w});
+  if (numel_out < 0 || check_tables(numel_out, gen_dtype_size(x->dtype), out_h, out_w) < 0) return NULL;
   pixel_map *m = new_map(bilinear ? MAP_BILINEAR : MAP_TABLE, bilinear ? GEN_OP_UPSAMPLE_BILINEAR : GEN_OP_UPSAMPLE_NEAREST);
   if (!m) return NULL;
   m->planes = x->shape[0] * x->shape[1], m->h = x->shape[2], m->w = x->shape[3], m->ho = out_h, m->wo = out_w;
@@ -386,10 +407,21 @@ gen_tensor *gen_pad(gen_tensor *x, const int64_t pads[4], gen_pad_mode mode, dou
     if (mode != GEN_PAD_CONSTANT && size == 0)
       return gen_fail("cannot %s-pad an empty dimension", mode == GEN_PAD_REFLECT ? "reflect" : "replicate");
   }
+  bool ovf = false;
+  int64_t ho = gen_size_add(h, gen_size_add(pads[2], pads[3], &ovf), &ovf),
+          wo = gen_size_add(w, gen_size_add(pads[0], pads[1], &ovf), &ovf);
+  int64_t out_shape[GEN_MAX_DIMS];
+  memcpy(out_shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+  out_shape[x->ndim - 2] = ho, out_shape[x->ndim - 1] = wo;
+  int64_t numel_out = ovf ? -1 : gen_numel_checked(x->ndim, out_shape);
+  if (numel_out >= 0 && check_tables(numel_out, gen_dtype_size(x->dtype), ho, wo) < 0) return NULL;
+  if (ovf || ho > GEN_MAX_SIZE || wo > GEN_MAX_SIZE || numel_out < 0)
+    return gen_fail("paddings {%lld, %lld, %lld, %lld} of a %lldx%lld image overflow", (long long)pads[0], (long long)pads[1],
+                    (long long)pads[2], (long long)pads[3], (long long)h, (long long)w);
   pixel_map *m = new_map(MAP_TABLE, GEN_OP_PAD);
   if (!m) return NULL;
   m->planes = gen_numel_of(x->ndim - 2, x->shape), m->h = h, m->w = w;
-  m->ho = h + pads[2] + pads[3], m->wo = w + pads[0] + pads[1], m->value = value;
+  m->ho = ho, m->wo = wo, m->value = value;
   m->sy = malloc(sizeof(int64_t) * (size_t)(m->ho > 0 ? m->ho : 1));
   m->sx = malloc(sizeof(int64_t) * (size_t)(m->wo > 0 ? m->wo : 1));
   if (!m->sy || !m->sx) {

@@ -555,7 +555,7 @@ static int softmax_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *out = cy ? gen_empty(g->dtype, g->ndim, g->shape) : NULL;
   if (out) {
     bool log_space = n->op == GEN_OP_LOG_SOFTMAX;
-    int64_t nrows = r.outer * r.inner;
+    int64_t nrows = r.n ? r.outer * r.inner : 0; /* no work for empty rows (2^40 of them once hung) */
     if (nrows * r.n > GEN_PARALLEL_GRAIN) {
 #pragma omp parallel for
       for (int64_t row = 0; row < nrows; row++) softmax_backward_row(out, &r, cy, log_space, row);
@@ -575,7 +575,7 @@ static gen_tensor *softmax_impl(gen_tensor *a, int dim, bool log_space) {
   if (rows_of(a, dim, &r) < 0) return NULL;
   gen_tensor *out = gen_empty(a->dtype, a->ndim, a->shape);
   if (out) {
-    int64_t nrows = r.outer * r.inner;
+    int64_t nrows = r.n ? r.outer * r.inner : 0; /* no work for empty rows (2^40 of them once hung) */
     if (nrows * r.n > GEN_PARALLEL_GRAIN) {
 #pragma omp parallel for
       for (int64_t row = 0; row < nrows; row++) softmax_row(&r, out, row, log_space);

@@ -63,12 +63,14 @@ gen_tensor *gen_detach(gen_tensor *a) { return gen_as_strided(a, a->ndim, a->sha
 int gen_infer_shape(int64_t numel, int ndim, int64_t *shape) {
   int infer = -1;
   int64_t known = 1;
+  bool ovf = false;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] == -1)
       infer = d;
     else
-      known *= shape[d];
+      known = gen_size_mul(known, shape[d], &ovf);
   }
+  if (ovf) goto mismatch;
   if (infer >= 0) {
     if (known == 0 || numel % known != 0) goto mismatch;
     shape[infer] = numel / known;
@@ -121,6 +123,7 @@ static gen_tensor *view_impl(gen_tensor *a, int ndim, const int64_t *shape_in, b
   int64_t shape[GEN_MAX_DIMS], stride[GEN_MAX_DIMS];
   memcpy(shape, shape_in, sizeof(int64_t) * (size_t)ndim);
   if (gen_infer_shape(gen_numel(a), ndim, shape) < 0) return NULL;
+  if (gen_numel_checked(ndim, shape) < 0) return NULL; /* an empty tensor matches any shape with a 0 */
   gen_tensor *out;
   if (view_strides(a, ndim, shape, stride)) {
     out = gen_as_strided(a, ndim, shape, stride, a->offset);
@@ -210,7 +213,7 @@ static gen_tensor *slice_record(gen_tensor *out, gen_tensor *a, gen_op op, int d
 }
 
 gen_tensor *gen_narrow(gen_tensor *a, int dim, int64_t start, int64_t length) {
-  if (start < 0 || length < 0 || start + length > a->shape[dim])
+  if (start < 0 || length < 0 || start > a->shape[dim] || length > a->shape[dim] - start)
     return gen_fail("start %lld and length %lld do not fit dimension %d of size %lld", (long long)start + 1, (long long)length,
                     dim + 1, (long long)a->shape[dim]);
   int64_t shape[GEN_MAX_DIMS];

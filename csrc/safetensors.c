@@ -1,12 +1,14 @@
 /* safetensors.c — see safetensors.h. */
 #include "safetensors.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,6 +191,10 @@ typedef struct {
 static int entry_cmp(const void *a, const void *b) {
   const st_entry *x = a, *y = b;
   return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static int entry_name_cmp(const void *a, const void *b) {
+  return strcmp((*(const st_entry *const *)a)->name, (*(const st_entry *const *)b)->name);
 }
 
 static int fail_file(const char *path, const char *msg) { return gen_fail_int("%s: %s", path, msg); }
@@ -385,21 +391,33 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
     j.err = "trailing bytes after the JSON header";
     goto bad_json;
   }
-  /* Validate every entry before allocating any tensor. */
+  /* Validate every entry before allocating any tensor. Duplicate names: sorted by name, in
+   * O(n log n) (a pairwise check took 14 s on 100,000 tensors). */
+  {
+    st_entry **by_name = malloc(sizeof *by_name * (size_t)(n_entries ? n_entries : 1));
+    if (!by_name) {
+      fail_file(path, "out of memory");
+      goto done;
+    }
+    for (int i = 0; i < n_entries; i++) by_name[i] = &entries[i];
+    qsort(by_name, (size_t)n_entries, sizeof *by_name, entry_name_cmp);
+    for (int i = 1; i < n_entries; i++)
+      if (strcmp(by_name[i - 1]->name, by_name[i]->name) == 0) {
+        gen_fail_int("%s: duplicate tensor name '%s'", path, by_name[i]->name);
+        free(by_name);
+        goto done;
+      }
+    free(by_name);
+  }
   for (int i = 0; i < n_entries; i++) {
     st_entry *e = &entries[i];
-    for (int k = 0; k < i; k++)
-      if (strcmp(entries[k].name, e->name) == 0) {
-        gen_fail_int("%s: duplicate tensor name '%s'", path, e->name);
-        goto done;
-      }
-    uint64_t bytes = gen_dtype_size(e->dtype);
-    for (int d = 0; d < e->ndim; d++) {
-      if (e->shape[d] && bytes > (UINT64_MAX >> 1) / (uint64_t)e->shape[d]) {
-        gen_fail_int("%s: tensor '%s' is too large", path, e->name);
-        goto done;
-      }
-      bytes *= (uint64_t)e->shape[d];
+    int64_t numel = gen_numel_checked(e->ndim, e->shape);
+    bool ovf = numel < 0;
+    uint64_t bytes = (uint64_t)gen_size_mul(numel, (int64_t)gen_dtype_size(e->dtype), &ovf);
+    if (ovf) {
+      char s[GEN_SHAPE_STR_MAX];
+      gen_fail_int("%s: tensor '%s' of shape %s is too large", path, e->name, gen_shape_str(s, sizeof s, e->ndim, e->shape));
+      goto done;
     }
     if (e->end < e->begin || e->end - e->begin != bytes) {
       char s[GEN_SHAPE_STR_MAX];
@@ -442,8 +460,8 @@ int gen_safetensors_load(const char *path, gen_st_contents *out) {
     e->name = NULL;
     out->tensors[i] = t;
     out->count = i + 1;
-    if (fseeko(f, (off_t)(8 + hlen + e->begin), SEEK_SET) != 0 ||
-        fread(t->storage->data, 1, e->end - e->begin, f) != e->end - e->begin) {
+    if (e->end > e->begin && (fseeko(f, (off_t)(8 + hlen + e->begin), SEEK_SET) != 0 ||
+                              fread(t->storage->data, 1, e->end - e->begin, f) != e->end - e->begin)) {
       gen_fail_int("%s: cannot read tensor '%s'", path, out->names[i]);
       goto done;
     }
@@ -468,6 +486,35 @@ done:
 }
 
 /* ---------------------------------------------------------------- writing */
+
+/* An atomic save writes PATH.tmp-PID and renames it over PATH. A save killed before the rename
+ * leaves its temporary behind; the next save of PATH removes every PATH.tmp-PID whose process no
+ * longer exists (kill(pid, 0) fails with ESRCH). A live process's file is left alone: it may be
+ * another process saving the same path right now. */
+static void remove_stale_temporaries(const char *path) {
+  char dir[4096], base[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  snprintf(base, sizeof base, "%s", path);
+  const char *d = dirname(dir), *b = basename(base);
+  size_t blen = strlen(b);
+  DIR *dp = opendir(d);
+  if (!dp) return;
+  struct dirent *e;
+  while ((e = readdir(dp)) != NULL) {
+    const char *name = e->d_name;
+    if (strncmp(name, b, blen) != 0 || strncmp(name + blen, ".tmp-", 5) != 0) continue;
+    const char *digits = name + blen + 5;
+    char *end;
+    errno = 0;
+    long pid = strtol(digits, &end, 10);
+    if (end == digits || *end != 0 || errno || pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    char stale[8192];
+    snprintf(stale, sizeof stale, "%s/%s", d, name);
+    unlink(stale);
+  }
+  closedir(dp);
+}
 
 typedef struct {
   char *s;
@@ -553,6 +600,7 @@ int gen_safetensors_save(const char *path, int count, const char *const *names, 
   }
 
   char tmp[4096];
+  if (atomic) remove_stale_temporaries(path);
   if (atomic)
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
   else
@@ -580,7 +628,10 @@ int gen_safetensors_save(const char *path, int count, const char *const *names, 
   int saved_errno = errno;
   ok = (fclose(f) == 0) && ok;
   if (!ok) {
-    if (atomic) unlink(tmp);
+    if (atomic) {
+      unlink(tmp);
+      return gen_fail_int("%s: write failed (%s); the previous file, if any, is unchanged", path, strerror(saved_errno));
+    }
     return gen_fail_int("%s: write failed (%s)", tmp, strerror(saved_errno));
   }
   if (atomic) {

@@ -6,8 +6,10 @@
  */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "autograd.h"
@@ -95,15 +97,91 @@ static void count_alloc(int64_t n) {
 /* Largest single tensor we agree to allocate (a guard against absurd sizes from bad input). */
 #define GEN_MAX_BYTES ((size_t)1 << 40)
 
+/* ---- the memory limit ----
+ * gen_set_memory_limit(bytes) (or GEN_MAX_MEMORY, read once: bytes with an optional K, M, G or T
+ * suffix): a storage that would take the live tensor bytes past it is refused with an error, as is
+ * one the system refuses (after returning the allocator's cached blocks and trying again). The
+ * binding turns "out of memory: needs ..." into "out of memory: gen.OP needs ...". */
+static _Atomic int64_t memory_limit = -1; /* -1: GEN_MAX_MEMORY not read yet; 0: no limit */
+
+static int64_t parse_bytes(const char *s) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || !(v >= 0)) return 0;
+  switch (*end) {
+  case 'k':
+  case 'K': v *= 1024.0; break;
+  case 'm':
+  case 'M': v *= 1048576.0; break;
+  case 'g':
+  case 'G': v *= 1073741824.0; break;
+  case 't':
+  case 'T': v *= 1099511627776.0; break;
+  default: break;
+  }
+  return v >= 9.2e18 ? 0 : (int64_t)v;
+}
+
+int64_t gen_memory_limit(void) {
+  int64_t l = atomic_load(&memory_limit);
+  if (l < 0) {
+    const char *env = getenv("GEN_MAX_MEMORY");
+    l = env ? parse_bytes(env) : 0;
+    atomic_store(&memory_limit, l);
+  }
+  return l;
+}
+
+int64_t gen_set_memory_limit(int64_t bytes) {
+  int64_t was = gen_memory_limit();
+  atomic_store(&memory_limit, bytes > 0 ? bytes : 0);
+  return was;
+}
+
+static void *out_of_memory(size_t nbytes, const char *why) {
+  int64_t limit = gen_memory_limit();
+  char lim[64];
+  if (limit > 0)
+    snprintf(lim, sizeof lim, "limit %.1f MB", (double)limit / 1048576.0);
+  else
+    snprintf(lim, sizeof lim, "no limit set");
+  return gen_fail("out of memory: needs %.1f MB (live %.1f MB, %s)%s", (double)nbytes / 1048576.0,
+                  (double)atomic_load(&live_bytes) / 1048576.0, lim, why);
+}
+
+/* Physical memory: no single allocation may exceed it, limit or not (with overcommit, a larger one
+ * would succeed and the kernel would kill the process while it is filled). */
+static int64_t physical_bytes(void) {
+  static int64_t phys;
+  if (!phys) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    phys = pages > 0 && size > 0 ? (int64_t)pages * size : INT64_MAX;
+  }
+  return phys;
+}
+
+int gen_memory_check(int64_t bytes) {
+  int64_t limit = gen_memory_limit();
+  if (bytes < 0 || (size_t)bytes > GEN_MAX_BYTES) return out_of_memory(bytes < 0 ? 0 : (size_t)bytes, ""), -1;
+  if (limit > 0 && atomic_load(&live_bytes) + bytes > limit) return out_of_memory((size_t)bytes, ""), -1;
+  if (bytes > physical_bytes()) return out_of_memory((size_t)bytes, ": more than the machine's memory"), -1;
+  return 0;
+}
+
 gen_storage *gen_storage_new(size_t nbytes) {
   if (nbytes > GEN_MAX_BYTES) return gen_fail("cannot allocate %zu bytes (more than the 1 TiB limit)", nbytes);
+  if (gen_memory_check((int64_t)nbytes) < 0) return NULL;
   size_t header_cap;
   gen_storage *s = gen_alloc_block(sizeof *s, &header_cap);
-  if (!s) return gen_fail("out of memory");
+  if (!s) return out_of_memory(nbytes, ": the system refused");
   s->data = gen_alloc_block(nbytes ? nbytes : 1, &s->capacity);
+  if (!s->data) { /* give the cached blocks back to the system and try once more */
+    gen_empty_cache();
+    s->data = gen_alloc_block(nbytes ? nbytes : 1, &s->capacity);
+  }
   if (!s->data) {
     gen_free_block(s, header_cap);
-    return gen_fail("out of memory allocating %zu bytes", nbytes);
+    return out_of_memory(nbytes, ": the system refused");
   }
   s->nbytes = nbytes;
   s->refcount = 1;
@@ -132,7 +210,7 @@ void gen_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
   int64_t s = 1;
   for (int d = ndim - 1; d >= 0; d--) {
     stride[d] = s;
-    s *= shape[d] > 1 ? shape[d] : 1;
+    if (d > 0) s *= shape[d] > 1 ? shape[d] : 1; /* shapes passed gen_numel_checked: no overflow */
   }
 }
 
@@ -164,17 +242,31 @@ static gen_tensor *header_new(gen_dtype dt, int ndim, const int64_t *shape) {
   return t;
 }
 
+int64_t gen_numel_checked(int ndim, const int64_t *shape) {
+  bool ovf = false;
+  int64_t n = 1, strides = 1; /* strides: the product of the nonzero sizes (contiguous strides use it) */
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] < 0) return gen_fail_int("negative size %lld in dimension %d", (long long)shape[d], d + 1);
+    n = gen_size_mul(n, shape[d], &ovf);
+    strides = gen_size_mul(strides, shape[d] > 1 ? shape[d] : 1, &ovf);
+  }
+  if (!ovf) return n;
+  char buf[GEN_SHAPE_STR_MAX];
+  return gen_fail_int("shape %s has more elements than fit in 64 bits", gen_shape_str(buf, sizeof buf, ndim, shape));
+}
+
 gen_tensor *gen_empty(gen_dtype dt, int ndim, const int64_t *shape) {
   if (ndim < 0 || ndim > GEN_MAX_DIMS) return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
-  size_t elem = gen_dtype_size(dt), n = 1;
-  for (int d = 0; d < ndim; d++) {
-    if (shape[d] < 0) return gen_fail("negative size %lld in dimension %d", (long long)shape[d], d + 1);
-    if (shape[d] > 0 && n > GEN_MAX_BYTES / elem / (size_t)shape[d]) {
-      char buf[GEN_SHAPE_STR_MAX];
-      return gen_fail("shape %s is too large", gen_shape_str(buf, sizeof buf, ndim, shape));
-    }
-    n *= (size_t)shape[d];
+  int64_t numel = gen_numel_checked(ndim, shape);
+  if (numel < 0) return NULL;
+  bool ovf = false;
+  int64_t bytes = gen_size_mul(numel, (int64_t)gen_dtype_size(dt), &ovf);
+  if (ovf || (size_t)bytes > GEN_MAX_BYTES) {
+    char buf[GEN_SHAPE_STR_MAX];
+    return gen_fail("shape %s is too large (%lld elements of %zu bytes; at most %zu bytes per tensor)",
+                    gen_shape_str(buf, sizeof buf, ndim, shape), (long long)numel, gen_dtype_size(dt), (size_t)GEN_MAX_BYTES);
   }
+  size_t n = (size_t)numel, elem = gen_dtype_size(dt);
   gen_tensor *t = header_new(dt, ndim, shape);
   if (!t) return NULL;
   t->storage = gen_storage_new(n * elem);
@@ -223,6 +315,27 @@ void gen_release(gen_tensor *t) {
 
 gen_tensor *gen_as_strided(gen_tensor *base, int ndim, const int64_t *shape, const int64_t *stride, int64_t offset) {
   if (ndim < 0 || ndim > GEN_MAX_DIMS) return gen_fail("%d dimensions (at most %d are supported)", ndim, GEN_MAX_DIMS);
+  /* A view must stay inside its storage: the lowest and highest elements it can reach are checked
+   * (with checked arithmetic), so no later loop can read or write outside the buffer. */
+  int64_t numel = gen_numel_checked(ndim, shape);
+  if (numel < 0) return NULL;
+  if (numel > 0) {
+    bool ovf = false;
+    int64_t lo = offset, hi = offset;
+    for (int d = 0; d < ndim; d++) {
+      int64_t span = gen_size_mul(shape[d] - 1, stride[d], &ovf);
+      if (span < 0)
+        lo = gen_size_add(lo, span, &ovf);
+      else
+        hi = gen_size_add(hi, span, &ovf);
+    }
+    int64_t capacity = (int64_t)(base->storage->nbytes / gen_dtype_size(base->dtype));
+    if (ovf || lo < 0 || hi >= capacity) {
+      char buf[GEN_SHAPE_STR_MAX];
+      return gen_fail("view %s at offset %lld reaches outside its storage of %lld elements",
+                      gen_shape_str(buf, sizeof buf, ndim, shape), (long long)offset, (long long)capacity);
+    }
+  }
   gen_tensor *t = header_new(base->dtype, ndim, shape);
   if (!t) return NULL;
   if (ndim > 0) memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);

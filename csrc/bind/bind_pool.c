@@ -58,6 +58,10 @@ static int l_upsample(lua_State *L) {
     }
     lua_pop(L, 1);
     if (!(scale[0] > 0 && scale[1] > 0)) bind_error(L, fname, "give scale > 0 or size = {H, W}");
+    double oh = floor((double)x->shape[2] * scale[0]), ow = floor((double)x->shape[3] * scale[1]);
+    if (!(oh < 0x1p62 && ow < 0x1p62))
+      bind_error(L, fname, "scale %gx%g of a %lldx%lld image gives a size past 2^62", scale[0], scale[1], (long long)x->shape[2],
+                 (long long)x->shape[3]);
     size[0] = (int64_t)floor((double)x->shape[2] * scale[0]);
     size[1] = (int64_t)floor((double)x->shape[3] * scale[1]);
   }

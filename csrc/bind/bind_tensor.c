@@ -238,6 +238,10 @@ static int l_randperm(lua_State *L) {
   return bind_result(L, *slot, fname);
 }
 
+/* arange and linspace fill element by element: a count past this is almost surely a wrong step or
+ * bound (gen.arange(2^31, 0, -1.8) would write 4.8 GB), refused before allocating. */
+#define FILL_MAX ((int64_t)1 << 30)
+
 /* gen.arange(a, b [, step] [, dtype]): a, a+step, ... < b (end-exclusive). gen.arange(n) is 0..n-1.
  * The dtype is int64 when all arguments are integers, else float32. */
 static int l_arange(lua_State *L) {
@@ -259,13 +263,19 @@ static int l_arange(lua_State *L) {
   if (step == 0 || !isfinite(step) || !isfinite(a) || !isfinite(b))
     bind_error(L, fname, "need finite bounds and a nonzero step (got %g, %g, %g)", a, b, step);
   double count = ceil((b - a) / step);
-  if (count > 1e12) bind_error(L, fname, "too many elements (%g)", count);
+  if (!(count <= (double)FILL_MAX)) bind_error(L, fname, "(%g, %g, %g) has %.0f elements (at most 2^30)", a, b, step, count);
   int64_t shape[1] = {count > 0 ? (int64_t)count : 0};
   gen_tensor **slot = bind_slot(L);
   *slot = gen_empty(dt, 1, shape);
   if (*slot) {
     char *p = gen_data_ptr(*slot);
-    for (int64_t i = 0; i < shape[0]; i++) gen_write_f64(p + (size_t)i * gen_dtype_size(dt), dt, a + (double)i * step);
+    int64_t n = shape[0];
+    if (dt == GEN_FLOAT32) {
+      float *f = (float *)p;
+      for (int64_t i = 0; i < n; i++) f[i] = (float)(a + (double)i * step);
+    } else {
+      for (int64_t i = 0; i < n; i++) gen_write_f64(p + (size_t)i * gen_dtype_size(dt), dt, a + (double)i * step);
+    }
   }
   return bind_result(L, *slot, fname);
 }
@@ -274,7 +284,7 @@ static int l_linspace(lua_State *L) {
   const char *fname = "gen.linspace";
   double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
   lua_Integer n = luaL_checkinteger(L, 3);
-  if (n < 0) bind_error(L, fname, "number of points must be >= 0, got %lld", (long long)n);
+  if (n < 0 || n > FILL_MAX) bind_error(L, fname, "number of points must be in 0..2^30, got %lld", (long long)n);
   gen_dtype dt = bind_dtype(L, 4, GEN_FLOAT32, fname);
   int64_t shape[1] = {n};
   gen_tensor **slot = bind_slot(L);
@@ -568,7 +578,8 @@ static int l_values(lua_State *L) {
   gen_tensor *t = bind_tensor(L, 1, fname);
   int64_t n = gen_numel(t);
   lua_Integer first = luaL_optinteger(L, 2, 1), count = luaL_optinteger(L, 3, n);
-  if (first < 1 || count < 0 || first - 1 + count > n) bind_error(L, fname, "range out of bounds");
+  if (first < 1 || count < 0 || first - 1 > n || count > n - (first - 1))
+    bind_error(L, fname, "range of %lld elements from %lld is outside 1..%lld", (long long)count, (long long)first, (long long)n);
   lua_createtable(L, (int)count, 0);
   for (lua_Integer i = 0; i < count; i++) {
     double v = gen_get_flat(t, first - 1 + i);
@@ -699,6 +710,14 @@ static int l_set_grad_enabled(lua_State *L) {
   return 1;
 }
 
+/* set_detect_anomaly(on) -> previous setting */
+static int l_set_detect_anomaly(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  lua_pushboolean(L, gen_anomaly_enabled());
+  gen_set_anomaly_enabled(lua_toboolean(L, 1));
+  return 1;
+}
+
 static int l_is_grad_enabled(lua_State *L) {
   lua_pushboolean(L, gen_grad_enabled());
   return 1;
@@ -729,7 +748,27 @@ static int l_memory(lua_State *L) {
   lua_setfield(L, -2, "peak");
   lua_pushinteger(L, m.total_allocs);
   lua_setfield(L, -2, "allocations");
+  lua_pushinteger(L, gen_memory_limit());
+  lua_setfield(L, -2, "limit");
   if (lua_toboolean(L, 1)) gen_memory_reset_peak();
+  return 1;
+}
+
+/* set_memory_limit(bytes | nil) -> the previous limit (nil when there was none). 0 or nil: none. */
+static int l_set_memory_limit(lua_State *L) {
+  const char *fname = "gen.set_memory_limit";
+  lua_Integer b = 0;
+  if (!lua_isnoneornil(L, 1)) {
+    if (!lua_isinteger(L, 1) && !(lua_type(L, 1) == LUA_TNUMBER && lua_tonumber(L, 1) >= 0 && lua_tonumber(L, 1) < 9e18))
+      bind_error(L, fname, "expected a number of bytes or nil, got %s", luaL_typename(L, 1));
+    b = lua_isinteger(L, 1) ? lua_tointeger(L, 1) : (lua_Integer)lua_tonumber(L, 1);
+    if (b < 0) bind_error(L, fname, "the limit must be >= 0 bytes, got %lld", (long long)b);
+  }
+  int64_t was = gen_set_memory_limit(b);
+  if (was > 0)
+    lua_pushinteger(L, was);
+  else
+    lua_pushnil(L);
   return 1;
 }
 
@@ -796,6 +835,8 @@ static const luaL_Reg functions[] = {{"empty", l_empty},
                                      {"backward", l_backward},
                                      {"set_grad_enabled", l_set_grad_enabled},
                                      {"is_grad_enabled", l_is_grad_enabled},
+                                     {"set_detect_anomaly", l_set_detect_anomaly},
+                                     {"set_memory_limit", l_set_memory_limit},
                                      {"backward_counts", l_backward_counts},
                                      {"count_backward", l_count_backward},
                                      {"memory", l_memory},

@@ -20,7 +20,19 @@ int bind_error(lua_State *L, const char *fname, const char *fmt, ...) {
   for (;;) {}
 }
 
-int bind_core_error(lua_State *L, const char *fname) { bind_error(L, fname, "%s", gen_last_error()); }
+int bind_core_error(lua_State *L, const char *fname) {
+  static const char oom[] = "out of memory: needs ";
+  const char *msg = gen_last_error();
+  if (strncmp(msg, oom, sizeof oom - 1) == 0) { /* "out of memory: gen.OP needs N MB (live L MB, limit M MB)" */
+    char buf[1024];
+    snprintf(buf, sizeof buf, "out of memory: %s needs %s", fname, msg + sizeof oom - 1);
+    luaL_where(L, 1);
+    lua_pushstring(L, buf);
+    lua_concat(L, 2);
+    lua_error(L);
+  }
+  bind_error(L, fname, "%s", msg);
+}
 
 gen_tensor *bind_totensor(lua_State *L, int idx) {
   gen_tensor **slot = luaL_testudata(L, idx, GEN_TENSOR_MT);
@@ -78,14 +90,36 @@ static int64_t allocated_since_gc, gc_threshold = GC_FLOOR;
 
 void bind_pace_gc(lua_State *L) {
   allocated_since_gc += gen_memory_take_pressure();
-  if (allocated_since_gc < gc_threshold) return;
+  /* under a memory limit, garbage must not be what hits it: collect once live bytes pass 3/4 of
+   * the limit (and a sixteenth of it was allocated since the last collection) */
+  int64_t limit = gen_memory_limit();
+  bool near_limit = limit > 0 && allocated_since_gc >= limit / 16 && gen_memory().live_bytes > limit - limit / 4;
+  if (allocated_since_gc < gc_threshold && !near_limit) return;
   allocated_since_gc = 0;
   lua_gc(L, LUA_GCCOLLECT);
   int64_t live = gen_memory().live_bytes;
   gc_threshold = live > GC_FLOOR ? live : GC_FLOOR;
 }
 
+/* Anomaly mode: "file.lua:12", the first Lua line above this call outside gen's own plumbing
+ * (lua/gen/init.lua turns methods and operators into core calls), or "?" */
+static const char *call_site(lua_State *L, char *buf, size_t n) {
+  lua_Debug ar;
+  snprintf(buf, n, "?");
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0 || strstr(ar.short_src, "gen/init.lua")) continue;
+    snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
+    break;
+  }
+  return buf;
+}
+
 int bind_result(lua_State *L, gen_tensor *t, const char *fname) {
+  if (gen_anomaly_enabled()) { /* cheap otherwise: only this test */
+    char site[512];
+    if (!t) bind_error(L, fname, "%s (at %s)", gen_last_error(), call_site(L, site, sizeof site));
+    if (t->grad_fn && !t->grad_fn->site) gen_node_set_site(t->grad_fn, call_site(L, site, sizeof site));
+  }
   if (!t) bind_core_error(L, fname);
   bind_pace_gc(L);
   return 1;

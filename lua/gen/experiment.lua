@@ -11,7 +11,8 @@
 -- --class K and --guidance W (conditional models), --log-every N, --eval N (after training or
 -- --sample, score N fresh samples with gen.metrics against the test set: printed and written to
 -- DIR/metrics.txt, drawn --eval-batch N (64) at a time; conditional models' sample functions return the requested labels too, which
--- adds the classifier's agreement with them). Example-specific options are
+-- adds the classifier's agreement with them), --detect-anomaly (gen.autograd.detect_anomaly: the first
+-- op producing NaN or Inf stops the run, named with its line). Example-specific options are
 -- declared by their defaults (numbers, strings, booleans) and parsed the same way (--sample-steps
 -- sets sample_steps); an option with a fixed set of values is declared once with
 -- experiment.choice(default, {values...}), and the usage text lists the values.
@@ -24,7 +25,8 @@ local gen = require "gen"
 local M = {}
 
 local common = { out = "", epochs = 0, steps = 0, batch = 64, seed = 0, threads = 0, resume = false, sample = 0,
-  class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500, eval = 0, eval_batch = 64 }
+  class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500, eval = 0, eval_batch = 64,
+  detect_anomaly = false }
 -- the smallest value each common count accepts
 local minimum = { epochs = 0, steps = 0, batch = 1, seed = 0, threads = 0, sample = 0, class = 0, log_every = 1,
   checkpoint_every = 1, eval = 0, eval_batch = 1 }
@@ -114,6 +116,7 @@ function M.parse(name, argv, defaults)
   opts.name, opts.script = name, script
   if opts.out == "" then opts.out = "runs/" .. name end
   if opts.threads > 0 then gen.set_num_threads(opts.threads) end
+  if opts.detect_anomaly then gen.autograd.detect_anomaly(true) end -- --detect-anomaly: see gen.autograd
   return opts
 end
 

@@ -16,7 +16,7 @@ local not_methods = {
   empty = true, zeros = true, ones = true, full = true, rand = true, randn = true, randint = true,
   randperm = true, arange = true, linspace = true, eye = true, tensor = true, manual_seed = true,
   Generator = true, get_rng_state = true, set_rng_state = true, set_grad_enabled = true,
-  is_grad_enabled = true, memory = true, set_num_threads = true, set_winograd = true,
+  is_grad_enabled = true, memory = true, set_num_threads = true, set_winograd = true, set_memory_limit = true,
   get_num_threads = true, time = true, is_tensor = true, Tensor = true, tensor_mt = true,
   generator_mt = true, cat = true, stack = true, where = true, save = true, load = true,
   from_bytes = true,
@@ -26,7 +26,7 @@ local not_methods = {
 local core_only = {
   adam_step_ = true, sgd_step_ = true, rmsprop_step_ = true, ema_update_ = true, sum_squares = true,
   count_backward = true, backward_counts = true, idx_read = true, idx_write = true, png_read = true,
-  png_write = true, interrupt_handler = true, interrupt_arm = true,
+  png_write = true, interrupt_handler = true, interrupt_arm = true, set_detect_anomaly = true,
 }
 
 for name, fn in pairs(core) do
@@ -72,6 +72,25 @@ function gen.no_grad(fn, ...)
   core.set_grad_enabled(was)
   if not results[1] then error(results[2], 0) end
   return table.unpack(results, 2, results.n)
+end
+
+--- gen.autograd: autograd utilities beyond x:backward().
+gen.autograd = gen.autograd or {}
+
+--- Anomaly mode: the first op whose forward turns finite inputs into NaN or Inf, or whose backward
+-- turns a finite gradient into NaN or Inf, raises an error naming the op and the Lua line that
+-- created it. detect_anomaly(true | false) switches it and returns the previous setting;
+-- detect_anomaly(fn, ...) runs fn(...) with it on, then restores the previous setting.
+function gen.autograd.detect_anomaly(on, ...)
+  if type(on) == "function" then
+    local was = core.set_detect_anomaly(true)
+    local results = table.pack(pcall(on, ...))
+    core.set_detect_anomaly(was)
+    if not results[1] then error(results[2], 0) end
+    return table.unpack(results, 2, results.n)
+  end
+  if type(on) ~= "boolean" then error("gen.autograd.detect_anomaly: expected a boolean or a function, got " .. type(on), 2) end
+  return core.set_detect_anomaly(on)
 end
 
 --- Generators: gen.Generator(seed) with g:manual_seed(n), g:get_state(), g:set_state(s).
