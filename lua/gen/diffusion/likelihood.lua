@@ -74,7 +74,9 @@ function M.log_likelihood(denoise, x, sigmas, opts)
   return prior + integral
 end
 
---- Bits per dimension of log-densities (nats) over d dimensions: -log p / (d ln 2).
-function M.bits_per_dim(log_p, d) return log_p * (-1 / (d * math.log(2))) end
+--- Bits per dimension of log-densities (nats) over d dimensions, gen.likelihood's convention:
+-- with opts.range = {lo, hi} the density is of dequantized 8-bit data scaled to that range and the
+-- bin width's offset is added; without opts, -log p / (d ln 2) as it stands.
+function M.bits_per_dim(log_p, d, opts) return require("gen.likelihood").bits_per_dim(log_p, d, opts or { discrete = true }) end
 
 return M
