@@ -183,7 +183,9 @@ gen_tensor *gen_idx_read(const char *path) {
   bool gz = is_gzip(path);
   gzFile f = gzopen(path, "rb");
   if (!f) return gen_fail("%s: cannot open (%s)", path, strerror(errno));
-  gzbuffer(f, 1 << 20);
+  /* 64 KB: reading Fashion-MNIST is no faster with 1 MB, and a buffer of 1 MB (3 MB with zlib's
+   * output window) allocated per open made the fuzzer spend 90% of its time in page faults */
+  gzbuffer(f, 1 << 16);
   gen_tensor *t = NULL;
   unsigned char head[4 + 4 * GEN_MAX_DIMS];
   if (read_header(f, path, head, 4) < 0) goto done;

@@ -11,10 +11,10 @@
 
 static const char *fuzz_write_input(const uint8_t *data, size_t size, const char *ext) {
   static char path[256];
-  if (!path[0]) {
-    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(path, sizeof path, "%s/gen-fuzz-%ld.%s", dir, (long)getpid(), ext);
-  }
+  static const char *dir;
+  if (!dir) dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  /* the name follows ext on every call: the IDX harness switches between plain and gzip names */
+  snprintf(path, sizeof path, "%s/gen-fuzz-%ld.%s", dir, (long)getpid(), ext);
   FILE *f = fopen(path, "wb");
   if (!f) return NULL;
   if (size) fwrite(data, 1, size, f);
