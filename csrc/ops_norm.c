@@ -154,6 +154,7 @@ static void column_affine_row(gen_tensor *out, const gen_tensor *u, const gen_te
 /* out[n][c] = p[c] u[n][c] + q[c] v[n][c] + r[c] (v may be NULL) */
 static void column_affine(gen_tensor *out, const gen_tensor *u, const gen_tensor *v, int64_t n, int64_t c, const double *p,
                           const double *q, const double *r) {
+  if (c == 0) return; /* n may still be huge (an expanded empty input): no rows to visit */
   if (n * c > GEN_PARALLEL_GRAIN) {
 #pragma omp parallel for
     for (int64_t i = 0; i < n; i++) column_affine_row(out, u, v, c, p, q, r, i);
@@ -225,6 +226,7 @@ static void norm_forward_row(gen_tensor *y, const gen_tensor *x, const gen_tenso
 static int norm_forward(const norm_layout *l, const gen_tensor *x, gen_tensor *y, const gen_tensor *w, const gen_tensor *b,
                         const double *mean, const double *rstd) {
   int64_t rows = l->n * l->c;
+  if (rows == 0 || l->s == 0) return 0; /* nothing to write, however many empty rows there are */
   if (by_columns(l)) {
     gen_tensor *ta = doubles(l->c, false), *tb = ta ? doubles(l->c, false) : NULL;
     if (!tb) {

@@ -70,7 +70,7 @@ static int topk_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   size_t es = gen_dtype_size(g->dtype);
   char *pa = gen_data_ptr(acc);
   const char *pg = gen_data_ptr(cg);
-  for (int64_t o = 0; o < outer; o++)
+  for (int64_t o = 0; o < outer && k > 0; o++) /* k = 0: an empty gradient, however many lines */
     for (int64_t i = 0; i < inner; i++)
       for (int64_t j = 0; j < k; j++) {
         int64_t src = (o * k + j) * inner + i, dst = (o * len + p[src] - 1) * inner + i;
@@ -111,7 +111,7 @@ gen_tensor *gen_topk(gen_tensor *a, int64_t k, int dim, bool descending, gen_ten
   const char *src = gen_data_ptr(ca);
   char *dst = gen_data_ptr(values);
   int64_t *pi = (int64_t *)gen_data_ptr(idx);
-  for (int64_t o = 0; o < outer; o++)
+  for (int64_t o = 0; o < outer && k > 0; o++) /* k = 0: nothing to select, however many lines */
     for (int64_t i = 0; i < inner; i++) {
       const char *line = src + (size_t)(o * len * inner + i) * es;
       for (int64_t j = 0; j < len; j++) {
