@@ -21,7 +21,8 @@ function M.drop_labels(labels, opts, model)
 end
 
 --- The model's output at (x, t, labels) with guidance weight opts.guidance (0: no guidance):
--- both branches run as one batch of 2B.
+-- both branches run as one batch of 2B. opts.guided_channels = c: only the first c channels are
+-- guided, the rest come from the conditional branch (a learned variance, as in GLIDE).
 function M.guided(model, x, tvec, labels, opts)
   local w = opts.guidance or 0
   if not labels or w == 0 then return model(x, tvec, labels) end
@@ -30,7 +31,10 @@ function M.guided(model, x, tvec, labels, opts)
   local null = gen.full({ x:size(1) }, null_label, "int64")
   local both = model(gen.cat({ x, x }), gen.cat({ tvec, tvec }), gen.cat({ labels, null }))
   local cond, uncond = both:narrow(1, 1, x:size(1)), both:narrow(1, x:size(1) + 1, x:size(1))
-  return cond * (1 + w) - uncond * w
+  local c = opts.guided_channels
+  if not c or c >= cond:size(2) then return cond * (1 + w) - uncond * w end
+  local mixed = cond:narrow(2, 1, c) * (1 + w) - uncond:narrow(2, 1, c) * w
+  return gen.cat({ mixed, cond:narrow(2, c + 1, cond:size(2) - c) }, 2)
 end
 
 return M
