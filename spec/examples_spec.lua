@@ -124,6 +124,15 @@ describe("the diffusion command line", function()
     ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --learn-variance --betas cosine --sample 2 --sampler ddpm"
       .. " --sample-steps 3 --bound 2 --bound-steps 3 --out %s/iddpm", base))
     assert.is_true(ok, log)
+    -- the checkpoint records what its network means
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --process edm --parameterization edm --out %s", out))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("it was trained with --process vp, not edm: --process vp", 1, true), log)
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --out %s/iddpm", base))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("it was trained with --learn-variance true, not false: add --learn-variance", 1, true), log)
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --learn-variance --betas cosine --sample 2 --sampler ddpm"
+      .. " --sample-steps 3 --bound 2 --bound-steps 3 --out %s/iddpm", base))
     local bpd = tonumber(log:match("variational bound on 2 test images: ([%d.]+) bits/dim %(3 random steps of 1000"))
     assert.is_true(bpd ~= nil and bpd > 0 and bpd < 1000, log)
     -- bad choices, named (checked in-process: the same parse and build the scripts run)

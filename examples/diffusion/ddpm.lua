@@ -38,7 +38,7 @@ local function sample(n)
 end
 
 experiment.train(run, {
-  state = { model = model, optimizer = opt, ema = ema },
+  state = { model = model, optimizer = opt, ema = ema, diffusion = d.settings },
   data = gen.data.fashion_mnist { split = "train" },
   transform = { pad = 2 },
   losses = { "loss" },

@@ -92,6 +92,25 @@ function M.build(run)
     return diffusion.denoising_loss(model, process, x, labels, o)
   end
 
+  -- What the trained network means, saved in its checkpoint (as "diffusion/process", ...): loading
+  -- it under other options fails and says which to pass. Checkpoints from before it load as they are.
+  local recorded = { "process", "parameterization", "betas", "timesteps", "learn_variance" }
+  d.settings = { optional_state = true }
+  function d.settings.state_dict()
+    local t = {}
+    for _, k in ipairs(recorded) do t[k] = run[k] end
+    return t
+  end
+  function d.settings.load_state_dict(_, saved)
+    for _, k in ipairs(recorded) do
+      if saved[k] ~= nil and saved[k] ~= run[k] and (k ~= "betas" and k ~= "timesteps" or run.process == "vp") then
+        local flag = "--" .. k:gsub("_", "-")
+        local fix = type(saved[k]) ~= "boolean" and (flag .. " " .. tostring(saved[k])) or saved[k] and ("add " .. flag) or ("drop " .. flag)
+        error(string.format("it was trained with %s %s, not %s: %s", flag, tostring(saved[k]), tostring(run[k]), fix), 0)
+      end
+    end
+  end
+
   --- The variational bound of model on the first run.bound test images, in bits per dimension of
   -- the 28x28 images (the padding is constant); prints it and returns it. Nothing without --bound.
   function d.report_bound(model)
