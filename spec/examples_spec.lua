@@ -70,6 +70,7 @@ describe("every example", function()
     { "diffusion/ddpm", "--process edm --parameterization edm --sampler heun --schedule karras --sample-steps 2 --adaptive-norm", "edm" },
     { "diffusion/rectified_flow", "--process vp --parameterization v --weighting min_snr --sampler dpmpp_2m --schedule logsnr --sample-steps 2", "vflow" },
     { "diffusion/ddpm", "--learn-variance --betas cosine --sampler ddpm --sample-steps 3", "iddpm" },
+    { "diffusion/noisy_classifier", "--test-images 16" },
   }
   for _, c in ipairs(cases) do
     local name, extra = c[1], c[2]
@@ -120,11 +121,22 @@ describe("the diffusion command line", function()
     assert.same(want:narrow(3, 1, 14):expand(3, 28, 14):totable(), s:narrow(3, 1, 14):totable())
     ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --sample-steps 4 --init-image %s/init.png --strength 0.3 --out %s", base, out))
     assert.is_true(ok, log)
+    -- classifier guidance by the noisy classifier trained above; a wrong checkpoint is refused
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --sample-steps 2 --classifier %s/noisy_classifier --class 4"
+      .. " --classifier-scale 2 --out %s", base, out))
+    assert.is_true(ok, log)
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --classifier %s --out %s", out, out))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("--classifier: " .. out .. "/checkpoint.safetensors is not a noisy classifier for this run", 1, true), log)
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --classifier %s/noisy_classifier --betas cosine --out %s/iddpm"
+      .. " --learn-variance", base, base))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("it was trained with --betas linear, not cosine: --betas linear", 1, true), log)
     -- the checkpoint records what its network means
     ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --process edm --parameterization edm --out %s", out))
     assert.is_not_true(ok)
     assert.truthy(log:find("it was trained with --process vp, not edm: --process vp", 1, true), log)
-    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --out %s/iddpm", base))
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --betas cosine --out %s/iddpm", base))
     assert.is_not_true(ok)
     assert.truthy(log:find("it was trained with --learn-variance true, not false: add --learn-variance", 1, true), log)
     -- improved DDPM's model (trained above): learned-variance sampling and its bound in bits/dim

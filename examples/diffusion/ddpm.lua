@@ -6,6 +6,7 @@
 --   bin/gen examples/diffusion/ddpm.lua --process edm --parameterization edm --out runs/edm --steps 4000
 --   bin/gen examples/diffusion/ddpm.lua --out runs/edm --sample 64 --sampler heun --schedule karras --sample-steps 18
 --   bin/gen examples/diffusion/ddpm.lua --sample 8 --init-image shirt.png --strength 0.5 [--mask keep.png]
+--   bin/gen examples/diffusion/ddpm.lua --sample 100 --classifier runs/noisy_classifier --classifier-scale 2 --class 3
 --   bin/gen examples/diffusion/ddpm.lua --learn-variance --betas cosine --out runs/iddpm --bound 100   (improved DDPM)
 local gen = require "gen"
 local unet = require "gen.models.unet"
@@ -29,12 +30,14 @@ local function step(x)
   return { loss = loss:item() }
 end
 
--- Samples with the EMA weights (unless --raw-weights); 32x32 images cropped back to 28x28.
+-- Samples with the EMA weights (unless --raw-weights); 32x32 images cropped back to 28x28. With
+-- --classifier, classes as --class says (or cycling), for the classifier's guidance.
 local function sample(n)
+  local labels = run.classifier ~= "" and experiment.class_labels(run, n, 10) or nil
   if not run.raw_weights then ema:swap() end
-  local x = d.sample(model, n)
+  local x = d.sample(model, n, labels)
   if not run.raw_weights then ema:swap() end
-  return x:narrow(3, 3, 28):narrow(4, 3, 28)
+  return x:narrow(3, 3, 28):narrow(4, 3, 28), labels
 end
 
 experiment.train(run, {

@@ -23,6 +23,9 @@
 --                                      samples with the learned variances
 --   --bound N [--bound-steps K]        after training or sampling: the variational bound on N test
 --                                      images in bits/dim (all T terms, or K random ones; vp only)
+--   --classifier DIR [--classifier-scale S]  classifier guidance (scale S, 1) by the noisy classifier
+--                                      that examples/diffusion/noisy_classifier.lua trained in DIR on
+--                                      the same process; --class K picks the class
 local gen = require "gen"
 local diffusion = require "gen.diffusion"
 local experiment = require "gen.experiment"
@@ -43,7 +46,7 @@ local choices = {
 local base = { process = "vp", parameterization = "eps", weighting = "simple", betas = "linear", timesteps = 1000,
   sampler = "euler", schedule = "uniform", sample_steps = 0, eta = -1.0, churn = 0.0, clip = 0.0, raw_weights = false,
   init_image = "", strength = 1.0, mask = "", resample = 1, adaptive_norm = false, learn_variance = false,
-  vlb_weight = 0.001, bound = 0, bound_steps = 0 }
+  vlb_weight = 0.001, bound = 0, bound_steps = 0, classifier = "", classifier_scale = 1.0 }
 
 --- The options above with the example's own defaults over them, for gen.experiment.parse.
 function M.defaults(own)
@@ -63,6 +66,44 @@ local function load_image(run, path, option, lo, hi, pad_value)
   end
   local x = img:view(1, 1, 28, 28) * (hi - lo) + lo
   return gen.pad(x, { 2, 2, 2, 2 }, "constant", pad_value)
+end
+
+--- settings(run, keys [, optional]): an object for a checkpoint's state that saves run[k] for the
+-- keys and, on load, fails with a message naming the flag to pass when the run differs (betas and
+-- timesteps count only for vp). optional: checkpoints without it load as they are.
+function M.settings(run, keys, optional)
+  local s = { optional_state = optional or false }
+  function s.state_dict()
+    local t = {}
+    for _, k in ipairs(keys) do t[k] = run[k] end
+    return t
+  end
+  function s.load_state_dict(_, saved)
+    for _, k in ipairs(keys) do
+      if saved[k] ~= nil and saved[k] ~= run[k] and (k ~= "betas" and k ~= "timesteps" or run.process == "vp") then
+        local flag = "--" .. k:gsub("_", "-")
+        local fix = type(saved[k]) ~= "boolean" and (flag .. " " .. tostring(saved[k])) or saved[k] and ("add " .. flag) or ("drop " .. flag)
+        error(string.format("it was trained with %s %s, not %s: %s", flag, tostring(saved[k]), tostring(run[k]), fix), 0)
+      end
+    end
+  end
+  return s
+end
+
+-- The options that say what noisy images a network was trained on (a noisy classifier's record).
+M.noise_keys = { "process", "betas", "timesteps" }
+
+-- The noisy classifier saved in DIR (examples/diffusion/noisy_classifier.lua), for run's process.
+local function load_classifier(run)
+  local path = run.classifier .. "/checkpoint.safetensors"
+  local clf = require("gen.models.noisy_classifier").NoisyClassifier {}
+  local ok, err = pcall(gen.checkpoint.load, path, { model = clf, noise = M.settings(run, M.noise_keys) }, { rng = false })
+  if not ok then
+    experiment.fail(run.script, string.format("--classifier: %s is not a noisy classifier for this run (%s)", path,
+      tostring(err):gsub("^[^:]*:%d+: ", "")))
+  end
+  clf:eval()
+  return clf
 end
 
 --- The process, the parameterization, a loss and a sampling function from the parsed options.
@@ -94,22 +135,7 @@ function M.build(run)
 
   -- What the trained network means, saved in its checkpoint (as "diffusion/process", ...): loading
   -- it under other options fails and says which to pass. Checkpoints from before it load as they are.
-  local recorded = { "process", "parameterization", "betas", "timesteps", "learn_variance" }
-  d.settings = { optional_state = true }
-  function d.settings.state_dict()
-    local t = {}
-    for _, k in ipairs(recorded) do t[k] = run[k] end
-    return t
-  end
-  function d.settings.load_state_dict(_, saved)
-    for _, k in ipairs(recorded) do
-      if saved[k] ~= nil and saved[k] ~= run[k] and (k ~= "betas" and k ~= "timesteps" or run.process == "vp") then
-        local flag = "--" .. k:gsub("_", "-")
-        local fix = type(saved[k]) ~= "boolean" and (flag .. " " .. tostring(saved[k])) or saved[k] and ("add " .. flag) or ("drop " .. flag)
-        error(string.format("it was trained with %s %s, not %s: %s", flag, tostring(saved[k]), tostring(run[k]), fix), 0)
-      end
-    end
-  end
+  d.settings = M.settings(run, { "process", "parameterization", "betas", "timesteps", "learn_variance" }, true)
 
   --- The variational bound of model on the first run.bound test images, in bits per dimension of
   -- the 28x28 images (the padding is constant); prints it and returns it. Nothing without --bound.
@@ -142,6 +168,10 @@ function M.build(run)
     end
     local denoiser = diffusion.denoiser(model, process, d.kind, { clip = run.clip > 0 and run.clip or nil,
       learned_variance = run.learn_variance })
+    if run.classifier ~= "" then
+      d.classifier = d.classifier or load_classifier(run)
+      denoiser = diffusion.classifier_guided(denoiser, d.classifier, run.classifier_scale)
+    end
     return diffusion.sample(denoiser, { n, 1, 32, 32 }, opts)
   end
   return d
