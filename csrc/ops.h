@@ -16,7 +16,7 @@
   X(ADD, "add") X(SUB, "sub") X(MUL, "mul") X(DIV, "div") X(POW, "pow") X(NEG, "neg")              \
   /* unary math (ops_unary.c) */                                                                  \
   X(EXP, "exp") X(LOG, "log") X(SQRT, "sqrt") X(RSQRT, "rsqrt") X(ABS, "abs") X(TANH, "tanh")      \
-  X(SIGMOID, "sigmoid") X(SIN, "sin") X(COS, "cos") X(CLAMP, "clamp")                              \
+  X(SIGMOID, "sigmoid") X(SIN, "sin") X(COS, "cos") X(CLAMP, "clamp") X(ERF, "erf")                  \
   X(RELU, "relu") X(LEAKY_RELU, "leaky_relu") X(SILU, "silu") X(GELU, "gelu")                      \
   X(SOFTPLUS, "softplus") X(ELU, "elu")                                                            \
   /* selection (ops_unary.c) */                                                                   \

@@ -20,10 +20,11 @@
 /* The autograd op of each unary op (gelu's tanh approximation records as gelu). */
 static const gen_op unary_op_ids[] = {GEN_OP_EXP,     GEN_OP_LOG,  GEN_OP_SQRT, GEN_OP_RSQRT,    GEN_OP_ABS,  GEN_OP_TANH,
                                       GEN_OP_SIGMOID, GEN_OP_SIN,  GEN_OP_COS,  GEN_OP_CLAMP,    GEN_OP_RELU, GEN_OP_LEAKY_RELU,
-                                      GEN_OP_SILU,    GEN_OP_GELU, GEN_OP_GELU, GEN_OP_SOFTPLUS, GEN_OP_ELU};
+                                      GEN_OP_SILU,    GEN_OP_GELU, GEN_OP_GELU, GEN_OP_SOFTPLUS, GEN_OP_ELU,  GEN_OP_ERF};
 _Static_assert(GEN_COUNT_OF(unary_op_ids) == GEN_UN_COUNT, "every unary op needs its autograd op");
 
 #define SQRT_HALF      0.70710678118654752440
+#define SQRT_2         1.41421356237309504880
 #define INV_SQRT_2PI   0.39894228040143267794
 #define SQRT_2_OVER_PI 0.79788456080286535588
 
@@ -46,6 +47,7 @@ static inline double value(gen_unop op, double x, double p1, double p2) {
   case GEN_UN_GELU_TANH: return 0.5 * x * (1 + tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
   case GEN_UN_SOFTPLUS: return p1 * x > p2 ? x : log1p(exp(p1 * x)) / p1;
   case GEN_UN_ELU: return x > 0 ? x : p1 * expm1(x);
+  case GEN_UN_ERF: return erf(x);
   default: return 0;
   }
 }
@@ -69,6 +71,7 @@ static inline float value_f(gen_unop op, float x, float p1, float p2) {
   case GEN_UN_GELU_TANH: return 0.5f * x * (1 + tanhf((float)SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
   case GEN_UN_SOFTPLUS: return p1 * x > p2 ? x : log1pf(expf(p1 * x)) / p1;
   case GEN_UN_ELU: return x > 0 ? x : p1 * expm1f(x);
+  case GEN_UN_ERF: return erff(x);
   default: return 0;
   }
 }
@@ -99,6 +102,7 @@ static inline double derivative(gen_unop op, double x, double y, double p1, doub
   }
   case GEN_UN_SOFTPLUS: return p1 * x > p2 ? 1 : 1 / (1 + exp(-p1 * x));
   case GEN_UN_ELU: return x > 0 ? 1 : p1 * exp(x);
+  case GEN_UN_ERF: return 2 * INV_SQRT_2PI * SQRT_2 * exp(-x * x);
   default: return 0;
   }
 }

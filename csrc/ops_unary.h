@@ -22,6 +22,7 @@ typedef enum {
   GEN_UN_GELU_TANH,
   GEN_UN_SOFTPLUS,
   GEN_UN_ELU,
+  GEN_UN_ERF,
   GEN_UN_COUNT
 } gen_unop;
 

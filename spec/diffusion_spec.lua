@@ -427,3 +427,60 @@ describe("likelihood by the probability-flow ODE", function()
     assert.truthy(err_of(diffusion.log_likelihood, net_exact, x, { 1, 0.5 }):find("sigmas must increase, got 1 then 0.5 at 2", 1, true))
   end)
 end)
+
+describe("classifier guidance", function()
+  local process = diffusion.process("edm")
+  -- a denoiser of the whole mixture, through the EDM network view, as the samplers call it
+  local den = diffusion.denoiser(oracle_network(process, "edm", exact), process, "edm")
+  local classifier = mixture.classifier(mix)
+
+  it("turns the mixture's denoiser into one component's at scale 1, with the exact classifier", function()
+    -- grad log p(x | y) = grad log p(x) + grad log p(y | x): D + sigma^2 grad log p(y | x) = E[x_0 | x, y]
+    local guided = diffusion.classifier_guided(den, classifier, 1)
+    local x = mixture.sample(mix, 6, gen.Generator(11)) + gen.randn({ 6, 2, 1, 1 }, { generator = gen.Generator(12) })
+    for k = 1, 3 do
+      local want = mixture.component_denoiser(mix, k)
+      for _, sigma in ipairs { 0.1, 0.7, 3 } do
+        local got = guided(x, sigma, { labels = gen.full({ 6 }, k, "int64") })
+        assert.is_true(max_diff(got, want(x, sigma)) < 2e-4, string.format("component %d at sigma %g: %g", k, sigma, max_diff(got, want(x, sigma))))
+      end
+    end
+  end)
+
+  it("scales the classifier's pull, and leaves the denoiser alone without labels or at scale 0", function()
+    local x = mixture.sample(mix, 4, gen.Generator(13)) + gen.randn({ 4, 2, 1, 1 }, { generator = gen.Generator(14) }) * 0.5
+    local labels = gen.tensor({ 1, 2, 3, 1 }, "int64")
+    local plain = den(x, 0.5)
+    assert.equal(0, max_diff(diffusion.classifier_guided(den, classifier, 0)(x, 0.5, { labels = labels }), plain))
+    assert.equal(0, max_diff(diffusion.classifier_guided(den, classifier, 3)(x, 0.5, {}), plain))
+    local one = diffusion.classifier_guided(den, classifier, 1)(x, 0.5, { labels = labels }) - plain
+    local three = diffusion.classifier_guided(den, classifier, 3)(x, 0.5, { labels = labels }) - plain
+    assert.is_true(max_diff(three, one * 3) < 1e-5)
+    assert.is_true(one:abs():max():item() > 1e-3)
+  end)
+
+  it("samples one component of the mixture when guided to it", function()
+    local guided = diffusion.classifier_guided(den, classifier, 1)
+    local n = 400
+    local x = diffusion.sample(guided, { n, 2, 1, 1 }, { sampler = "heun", schedule = "karras", steps = 12, progress = false,
+      labels = gen.full({ n }, 3, "int64"), generator = gen.Generator(15) })
+    local one = mixture.new { means = { { 0, 0.6 } }, stds = { 0.25 } }
+    local d = mixture.energy_distance(x, mixture.sample(one, n, gen.Generator(16)))
+    local floor = mixture.energy_distance(mixture.sample(one, n, gen.Generator(17)), mixture.sample(one, n, gen.Generator(16)))
+    assert.is_true(d < 3 * floor + 0.01, string.format("energy distance %g (floor %g)", d, floor))
+  end)
+
+  it("trains a noisy classifier on the process's x_t and rejects bad arguments", function()
+    local clf = gen.models.noisy_classifier.NoisyClassifier { widths = { 8, 8 }, groups = 4, heads = 2, time_dim = 16 }
+    local vp = diffusion.process("vp")
+    local loss, acc = diffusion.classifier_loss(clf, vp, gen.rand(4, 1, 8, 8) * 2 - 1, gen.tensor({ 1, 2, 3, 4 }, "int64"))
+    assert.is_true(loss:item() > 0 and acc >= 0 and acc <= 1)
+    loss:backward()
+    assert.is_true(clf.head.weight.grad:abs():sum():item() > 0)
+    assert.same({ 4, 10 }, clf(gen.zeros(4, 1, 8, 8), gen.ones(4)).shape)
+    assert.truthy(err_of(clf, gen.zeros(1, 1, 7, 8), gen.ones(1)):find("divisible by 2, got {1,1,7,8}", 1, true))
+    assert.truthy(err_of(gen.models.noisy_classifier.NoisyClassifier, { classes = 1 }):find("classes must be an integer >= 2, got 1", 1, true))
+    assert.truthy(err_of(diffusion.classifier_guided, {}, clf, 1):find("expected a denoiser", 1, true))
+    assert.truthy(err_of(diffusion.classifier_guided, den, clf, "big"):find("scale must be a number, got big", 1, true))
+  end)
+end)

@@ -69,6 +69,8 @@ describe("every example", function()
     { "diffusion/rectified_flow", "--sample-steps 2" },
     { "diffusion/ddpm", "--process edm --parameterization edm --sampler heun --schedule karras --sample-steps 2 --adaptive-norm", "edm" },
     { "diffusion/rectified_flow", "--process vp --parameterization v --weighting min_snr --sampler dpmpp_2m --schedule logsnr --sample-steps 2", "vflow" },
+    { "diffusion/ddpm", "--learn-variance --betas cosine --sampler ddpm --sample-steps 3", "iddpm" },
+    { "diffusion/noisy_classifier", "--test-images 16" },
   }
   for _, c in ipairs(cases) do
     local name, extra = c[1], c[2]
@@ -119,6 +121,30 @@ describe("the diffusion command line", function()
     assert.same(want:narrow(3, 1, 14):expand(3, 28, 14):totable(), s:narrow(3, 1, 14):totable())
     ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --sample-steps 4 --init-image %s/init.png --strength 0.3 --out %s", base, out))
     assert.is_true(ok, log)
+    -- classifier guidance by the noisy classifier trained above; a wrong checkpoint is refused
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --sample-steps 2 --classifier %s/noisy_classifier --class 4"
+      .. " --classifier-scale 2 --out %s", base, out))
+    assert.is_true(ok, log)
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --classifier %s --out %s", out, out))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("--classifier: " .. out .. "/checkpoint.safetensors is not a noisy classifier for this run", 1, true), log)
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --classifier %s/noisy_classifier --betas cosine --out %s/iddpm"
+      .. " --learn-variance", base, base))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("it was trained with --betas linear, not cosine: --betas linear", 1, true), log)
+    -- the checkpoint records what its network means
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --process edm --parameterization edm --out %s", out))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("it was trained with --process vp, not edm: --process vp", 1, true), log)
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --betas cosine --out %s/iddpm", base))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("it was trained with --learn-variance true, not false: add --learn-variance", 1, true), log)
+    -- improved DDPM's model (trained above): learned-variance sampling and its bound in bits/dim
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --learn-variance --betas cosine --sample 2 --sampler ddpm"
+      .. " --sample-steps 3 --bound 2 --bound-steps 3 --out %s/iddpm", base))
+    assert.is_true(ok, log)
+    local bpd = tonumber(log:match("variational bound on 2 test images: ([%d.]+) bits/dim %(3 random steps of 1000"))
+    assert.is_true(bpd ~= nil and bpd > 0 and bpd < 1000, log)
     -- bad choices, named (checked in-process: the same parse and build the scripts run)
     local experiment, dcli = require "gen.experiment", require "gen.diffusion.cli"
     for _, c in ipairs {
@@ -128,6 +154,8 @@ describe("the diffusion command line", function()
       { { "--parameterization", "noise" }, "--parameterization must be one of eps|x0|v|score|velocity|edm, got 'noise'" },
       { { "--strength", "0" }, "--strength must be in (0, 1], got 0" },
       { { "--mask", "m.png" }, "--mask needs --init-image" },
+      { { "--learn-variance", "--process", "edm" }, "--learn-variance needs --process vp and --parameterization eps, x0 or v, got edm and eps" },
+      { { "--bound", "10", "--parameterization", "score" }, "--bound needs --process vp and --parameterization eps, x0 or v, got vp and score" },
     } do
       local ok2, err = pcall(function() dcli.build(experiment.parse("ddpm", c[1], dcli.defaults())) end)
       assert.is_false(ok2)

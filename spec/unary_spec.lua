@@ -34,6 +34,8 @@ describe("unary math", function()
     close(ref.leaky_relu, gen.leaky_relu(x, 0.2), 1e-12)
     close(ref.sigmoid, gen.sigmoid(x), 1e-12)
     close(ref.tanh, gen.tanh(x), 1e-12)
+    close(ref.erf, gen.erf(x), 1e-15)
+    close(ref.erf, gen.erf(x:float()), 1e-7)
     -- and in float32
     close(ref.gelu, gen.gelu(x:float()), 1e-6)
     close(ref.silu, gen.silu(x:float()), 1e-6)
@@ -107,6 +109,7 @@ describe("unary math", function()
       function(t) return t:sin() end, function(t) return t:cos() end, function(t) return gen.silu(t) end,
       function(t) return gen.gelu(t) end, function(t) return gen.gelu(t, { approximate = "tanh" }) end,
       function(t) return gen.softplus(t, 2, 1) end, function(t) return gen.elu(t, 0.7) end,
+      function(t) return t:erf() end,
     } do assert.is_true(gradcheck(f, { x })) end
     for _, f in ipairs {
       function(t) return t:log() end, function(t) return t:sqrt() end, function(t) return t:rsqrt() end,

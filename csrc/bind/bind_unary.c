@@ -40,6 +40,7 @@ PLAIN(sin, GEN_UN_SIN)
 PLAIN(cos, GEN_UN_COS)
 PLAIN(relu, GEN_UN_RELU)
 PLAIN(silu, GEN_UN_SILU)
+PLAIN(erf, GEN_UN_ERF)
 #undef PLAIN
 
 /* clamp(x, lo, hi): either bound may be nil */
@@ -131,6 +132,7 @@ static const luaL_Reg functions[] = {{"exp", l_exp},
                                      {"cos", l_cos},
                                      {"relu", l_relu},
                                      {"silu", l_silu},
+                                     {"erf", l_erf},
                                      {"exp_", l_exp_},
                                      {"log_", l_log_},
                                      {"sqrt_", l_sqrt_},
@@ -142,6 +144,7 @@ static const luaL_Reg functions[] = {{"exp", l_exp},
                                      {"cos_", l_cos_},
                                      {"relu_", l_relu_},
                                      {"silu_", l_silu_},
+                                     {"erf_", l_erf_},
                                      {"clamp", l_clamp},
                                      {"clamp_", l_clamp_},
                                      {"leaky_relu", l_leaky_relu},

@@ -6,6 +6,8 @@
 --   bin/gen examples/diffusion/ddpm.lua --process edm --parameterization edm --out runs/edm --steps 4000
 --   bin/gen examples/diffusion/ddpm.lua --out runs/edm --sample 64 --sampler heun --schedule karras --sample-steps 18
 --   bin/gen examples/diffusion/ddpm.lua --sample 8 --init-image shirt.png --strength 0.5 [--mask keep.png]
+--   bin/gen examples/diffusion/ddpm.lua --sample 100 --classifier runs/noisy_classifier --classifier-scale 2 --class 3
+--   bin/gen examples/diffusion/ddpm.lua --learn-variance --betas cosine --out runs/iddpm --bound 100   (improved DDPM)
 local gen = require "gen"
 local unet = require "gen.models.unet"
 local experiment = require "gen.experiment"
@@ -15,7 +17,7 @@ local run = experiment.parse("ddpm", arg, dcli.defaults { epochs = 10, batch = 3
   process = "vp", parameterization = "eps", sampler = "ddim", clip = 1.0 })
 local d = dcli.build(run)
 gen.manual_seed(run.seed)
-local model = unet.UNet { widths = { 32, 64, 64 }, adaptive_norm = run.adaptive_norm }
+local model = unet.UNet { widths = { 32, 64, 64 }, adaptive_norm = run.adaptive_norm, out_channels = d.out_channels }
 local opt = gen.optim.AdamW(model, { lr = run.lr })
 local ema = gen.optim.EMA(model, run.ema)
 
@@ -28,19 +30,26 @@ local function step(x)
   return { loss = loss:item() }
 end
 
--- Samples with the EMA weights (unless --raw-weights); 32x32 images cropped back to 28x28.
+-- Samples with the EMA weights (unless --raw-weights); 32x32 images cropped back to 28x28. With
+-- --classifier, classes as --class says (or cycling), for the classifier's guidance.
 local function sample(n)
+  local labels = run.classifier ~= "" and experiment.class_labels(run, n, 10) or nil
   if not run.raw_weights then ema:swap() end
-  local x = d.sample(model, n)
+  local x = d.sample(model, n, labels)
   if not run.raw_weights then ema:swap() end
-  return x:narrow(3, 3, 28):narrow(4, 3, 28)
+  return x:narrow(3, 3, 28):narrow(4, 3, 28), labels
 end
 
 experiment.train(run, {
-  state = { model = model, optimizer = opt, ema = ema },
+  state = { model = model, optimizer = opt, ema = ema, diffusion = d.settings },
   data = gen.data.fashion_mnist { split = "train" },
   transform = { pad = 2 },
   losses = { "loss" },
   step = step,
   sample = sample,
 })
+if run.bound > 0 then -- the bound of the weights that sample
+  if not run.raw_weights then ema:swap() end
+  d.report_bound(model)
+  if not run.raw_weights then ema:swap() end
+end

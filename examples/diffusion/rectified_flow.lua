@@ -14,7 +14,8 @@ local run = experiment.parse("rectified_flow", arg, dcli.defaults { epochs = 10,
 local d = dcli.build(run)
 gen.manual_seed(run.seed)
 local classes = 10
-local model = unet.UNet { widths = { 32, 64, 64 }, classes = classes, adaptive_norm = run.adaptive_norm }
+local model = unet.UNet { widths = { 32, 64, 64 }, classes = classes, adaptive_norm = run.adaptive_norm,
+  out_channels = d.out_channels }
 local opt = gen.optim.AdamW(model, { lr = run.lr })
 local ema = gen.optim.EMA(model, run.ema)
 
@@ -37,7 +38,7 @@ local function sample(n)
 end
 
 experiment.train(run, {
-  state = { model = model, optimizer = opt, ema = ema },
+  state = { model = model, optimizer = opt, ema = ema, diffusion = d.settings },
   data = gen.data.fashion_mnist { split = "train" },
   transform = { pad = 2 },
   losses = { "loss" },

@@ -84,16 +84,24 @@ local function insert(root, key, value)
 end
 
 --- Loads path; objects given in `into` ({model = m, optimizer = opt, ...}) receive their saved
--- state through load_state_dict, and the RNG state is restored (unless opts.rng == false).
+-- state through load_state_dict, and the RNG state is restored (unless opts.rng == false). An
+-- object with optional_state = true may be absent from the file (it was added to the state later).
 -- Returns the whole saved state as nested tables.
 function M.load(path, into, opts)
   local tensors, meta = gen.load(path)
   local state = {}
   for k, t in pairs(tensors) do insert(state, k, t) end
   for k, s in pairs(meta) do insert(state, k, decode_scalar(s)) end
-  for name, obj in pairs(into or {}) do
-    if state[name] == nil then error("gen.checkpoint.load: " .. path .. " has no '" .. name .. "'", 2) end
-    obj:load_state_dict(state[name])
+  local names = {}
+  for name in pairs(into or {}) do names[#names + 1] = name end
+  table.sort(names) -- a fixed order, so the first complaint is always the same one
+  for _, name in ipairs(names) do
+    local obj = into[name]
+    if state[name] ~= nil then
+      obj:load_state_dict(state[name])
+    elseif not obj.optional_state then
+      error("gen.checkpoint.load: " .. path .. " has no '" .. name .. "'", 2)
+    end
   end
   if state.rng and not (opts and opts.rng == false) then gen.set_rng_state(state.rng) end
   return state

@@ -53,6 +53,36 @@ function M.denoiser(m)
   end
 end
 
+--- The exact classifier of the mixture's components for the EDM process's network view (input x^,
+-- time 250 ln sigma): logits log pi_k + log N(x; mu_k, (s_k^2 + sigma^2) I), differentiable by gen's
+-- autograd (float32, as a network).
+function M.classifier(m)
+  return function(input, time)
+    local b = input:size(1)
+    local sigma = math.exp(time[1]:item() / 250)
+    local x = input:view(b, 1, m.d)
+    local mu = m.means:float():view(1, m.k, m.d)
+    local logits = {}
+    for j = 1, m.k do
+      local v = m.stds[j] ^ 2 + sigma * sigma
+      logits[j] = math.log(m.weights[j]) - 0.5 * m.d * math.log(v)
+    end
+    local inv = {}
+    for j = 1, m.k do inv[j] = -1 / (2 * (m.stds[j] ^ 2 + sigma * sigma)) end
+    return ((x - mu) ^ 2):sum(3) * gen.tensor(inv):view(1, m.k) + gen.tensor(logits):view(1, m.k)
+  end
+end
+
+--- The exact denoiser of component k alone: mu_k + s_k^2 / (s_k^2 + sigma^2) (x - mu_k).
+function M.component_denoiser(m, k)
+  return function(x, sigma)
+    local b = x:size(1)
+    local v = m.stds[k] ^ 2 + sigma * sigma
+    local mu = m.means:narrow(1, k, 1):float():view(1, m.d, 1, 1)
+    return mu + (x:view(b, m.d, 1, 1) - mu) * (m.stds[k] ^ 2 / v)
+  end
+end
+
 --- The energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| between two sample sets {n, d, ...}
 -- (Szekely & Rizzo): zero exactly when the distributions agree.
 function M.energy_distance(a, b)

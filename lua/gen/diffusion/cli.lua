@@ -17,6 +17,15 @@
 --   --init-image FILE --strength S     img2img (SDEdit): a 28x28 PNG noised to strength S in (0, 1]
 --   --mask FILE [--resample R]         inpainting: white pixels of the mask PNG are kept from
 --                                      --init-image, the rest generated (RePaint with R > 1)
+--   --learn-variance [--vlb-weight L]  improved DDPM (vp only; eps, x0 or v): the network also
+--                                      predicts its reverse variances, trained by the hybrid loss
+--                                      L_simple + L * T * L_vlb (L = 0.001); --sampler ddpm then
+--                                      samples with the learned variances
+--   --bound N [--bound-steps K]        after training or sampling: the variational bound on N test
+--                                      images in bits/dim (all T terms, or K random ones; vp only)
+--   --classifier DIR [--classifier-scale S]  classifier guidance (scale S, 1) by the noisy classifier
+--                                      that examples/diffusion/noisy_classifier.lua trained in DIR on
+--                                      the same process; --class K picks the class
 local gen = require "gen"
 local diffusion = require "gen.diffusion"
 local experiment = require "gen.experiment"
@@ -36,7 +45,8 @@ local choices = {
 
 local base = { process = "vp", parameterization = "eps", weighting = "simple", betas = "linear", timesteps = 1000,
   sampler = "euler", schedule = "uniform", sample_steps = 0, eta = -1.0, churn = 0.0, clip = 0.0, raw_weights = false,
-  init_image = "", strength = 1.0, mask = "", resample = 1, adaptive_norm = false }
+  init_image = "", strength = 1.0, mask = "", resample = 1, adaptive_norm = false, learn_variance = false,
+  vlb_weight = 0.001, bound = 0, bound_steps = 0, classifier = "", classifier_scale = 1.0 }
 
 --- The options above with the example's own defaults over them, for gen.experiment.parse.
 function M.defaults(own)
@@ -58,6 +68,44 @@ local function load_image(run, path, option, lo, hi, pad_value)
   return gen.pad(x, { 2, 2, 2, 2 }, "constant", pad_value)
 end
 
+--- settings(run, keys [, optional]): an object for a checkpoint's state that saves run[k] for the
+-- keys and, on load, fails with a message naming the flag to pass when the run differs (betas and
+-- timesteps count only for vp). optional: checkpoints without it load as they are.
+function M.settings(run, keys, optional)
+  local s = { optional_state = optional or false }
+  function s.state_dict()
+    local t = {}
+    for _, k in ipairs(keys) do t[k] = run[k] end
+    return t
+  end
+  function s.load_state_dict(_, saved)
+    for _, k in ipairs(keys) do
+      if saved[k] ~= nil and saved[k] ~= run[k] and (k ~= "betas" and k ~= "timesteps" or run.process == "vp") then
+        local flag = "--" .. k:gsub("_", "-")
+        local fix = type(saved[k]) ~= "boolean" and (flag .. " " .. tostring(saved[k])) or saved[k] and ("add " .. flag) or ("drop " .. flag)
+        error(string.format("it was trained with %s %s, not %s: %s", flag, tostring(saved[k]), tostring(run[k]), fix), 0)
+      end
+    end
+  end
+  return s
+end
+
+-- The options that say what noisy images a network was trained on (a noisy classifier's record).
+M.noise_keys = { "process", "betas", "timesteps" }
+
+-- The noisy classifier saved in DIR (examples/diffusion/noisy_classifier.lua), for run's process.
+local function load_classifier(run)
+  local path = run.classifier .. "/checkpoint.safetensors"
+  local clf = require("gen.models.noisy_classifier").NoisyClassifier {}
+  local ok, err = pcall(gen.checkpoint.load, path, { model = clf, noise = M.settings(run, M.noise_keys) }, { rng = false })
+  if not ok then
+    experiment.fail(run.script, string.format("--classifier: %s is not a noisy classifier for this run (%s)", path,
+      tostring(err):gsub("^[^:]*:%d+: ", "")))
+  end
+  clf:eval()
+  return clf
+end
+
 --- The process, the parameterization, a loss and a sampling function from the parsed options.
 function M.build(run)
   if run.schedule == "linear" or run.schedule == "cosine" then run.betas, run.schedule = run.schedule, "uniform" end
@@ -65,12 +113,44 @@ function M.build(run)
   if run.strength <= 0 or run.strength > 1 then fail("option --strength must be in (0, 1], got " .. run.strength) end
   if run.mask ~= "" and run.init_image == "" then fail("option --mask needs --init-image (the image whose white-masked pixels are kept)") end
   local process = diffusion.process(run.process, run.process == "vp" and { betas = run.betas, T = run.timesteps } or nil)
-  local d = { process = process, kind = run.parameterization }
+  local d = { process = process, kind = run.parameterization, out_channels = run.learn_variance and 2 or 1 }
+  local discrete = { eps = true, x0 = true, v = true }
+  if run.learn_variance and (run.process ~= "vp" or not discrete[d.kind]) then
+    fail(string.format("option --learn-variance needs --process vp and --parameterization eps, x0 or v, got %s and %s", run.process, d.kind))
+  end
+  if run.bound > 0 and (run.process ~= "vp" or not discrete[d.kind]) then
+    fail(string.format("option --bound needs --process vp and --parameterization eps, x0 or v, got %s and %s", run.process, d.kind))
+  end
 
   function d.loss(model, x, labels, opts)
+    if run.learn_variance then
+      local o = { prediction = d.kind, lambda = run.vlb_weight }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      return (diffusion.hybrid_loss(model, process, x, labels, o))
+    end
     local o = { parameterization = d.kind, weighting = run.weighting }
     for k, v in pairs(opts or {}) do o[k] = v end
     return diffusion.denoising_loss(model, process, x, labels, o)
+  end
+
+  -- What the trained network means, saved in its checkpoint (as "diffusion/process", ...): loading
+  -- it under other options fails and says which to pass. Checkpoints from before it load as they are.
+  d.settings = M.settings(run, { "process", "parameterization", "betas", "timesteps", "learn_variance" }, true)
+
+  --- The variational bound of model on the first run.bound test images, in bits per dimension of
+  -- the 28x28 images (the padding is constant); prints it and returns it. Nothing without --bound.
+  function d.report_bound(model)
+    if run.bound <= 0 then return nil end
+    local test = gen.data.fashion_mnist { split = "test" }
+    local n = math.min(run.bound, test.images:size(1))
+    local t0 = gen.time()
+    local bpd = diffusion.vlb_bits_per_dim(model, process, test.images:narrow(1, 1, n), { pad = 2, dims = 784,
+      prediction = d.kind, variance = run.learn_variance and "learned" or "beta",
+      steps = run.bound_steps > 0 and run.bound_steps or nil, generator = gen.Generator(run.seed + 3) })
+    print(string.format("%s: variational bound on %d test images: %.4f bits/dim (%s, %.1f s)", run.name, n, bpd,
+      run.bound_steps > 0 and (run.bound_steps .. " random steps of " .. process.T) or ("all " .. process.T .. " steps"),
+      gen.time() - t0))
+    return bpd
   end
 
   --- n images {n, 1, 32, 32} from model (EMA weights swapped in by the caller), labels optional.
@@ -78,14 +158,20 @@ function M.build(run)
     local steps = run.sample_steps
     if steps == 0 then steps = (run.sampler == "ddpm" and process.T) or 50 end
     local opts = { sampler = run.sampler, steps = steps, schedule = run.schedule, labels = labels,
-      guidance = labels and run.guidance or nil, churn = run.churn, resample = run.resample }
+      guidance = labels and run.guidance or nil, churn = run.churn, resample = run.resample,
+      variance = run.learn_variance and "learned" or nil }
     if run.eta >= 0 then opts.eta = run.eta end
     if run.init_image ~= "" then
       opts.init = load_image(run, run.init_image, "init-image", -1, 1, -1):expand(n, 1, 32, 32)
       opts.strength = run.strength
       if run.mask ~= "" then opts.mask = load_image(run, run.mask, "mask", 0, 1, 1):ge(0.5) end
     end
-    local denoiser = diffusion.denoiser(model, process, d.kind, { clip = run.clip > 0 and run.clip or nil })
+    local denoiser = diffusion.denoiser(model, process, d.kind, { clip = run.clip > 0 and run.clip or nil,
+      learned_variance = run.learn_variance })
+    if run.classifier ~= "" then
+      d.classifier = d.classifier or load_classifier(run)
+      denoiser = diffusion.classifier_guided(denoiser, d.classifier, run.classifier_scale)
+    end
     return diffusion.sample(denoiser, { n, 1, 32, 32 }, opts)
   end
   return d

@@ -12,9 +12,11 @@
 --                                   sample(denoiser, shape, opts); inpainting and img2img
 --   gen.diffusion.guidance          classifier-free guidance and label dropout
 --   gen.diffusion.likelihood        log-likelihood by the probability-flow ODE (Hutchinson traces)
+--   gen.diffusion.vlb               improved DDPM: learned variances, the hybrid loss, the
+--                                   variational bound in bits/dim
 -- Every function of the pieces is also here, gen.diffusion.NAME.
 local M = {}
-for _, piece in ipairs { "schedules", "processes", "parameterization", "losses", "samplers", "guidance", "likelihood" } do
+for _, piece in ipairs { "schedules", "processes", "parameterization", "losses", "samplers", "guidance", "likelihood", "vlb" } do
   local mod = require("gen.diffusion." .. piece)
   M[piece] = mod
   for name, v in pairs(mod) do

@@ -157,10 +157,14 @@ local Denoiser = {}
 Denoiser.__index = Denoiser
 M.Denoiser = Denoiser
 
---- denoiser(model, process, kind [, {clip = c, sigma_data = 0.5}]): the denoiser D(x^, sigma [, cond])
--- of a network model(x, t, labels) trained to predict `kind` on `process`. cond = {labels,
--- guidance, null_class} runs classifier-free guidance on the output (gen.diffusion.guidance);
--- clip = c clamps D to [-c, c] (the data range). sigma is a number: one level for the batch.
+--- denoiser(model, process, kind [, {clip = c, sigma_data = 0.5, learned_variance = false}]): the
+-- denoiser D(x^, sigma [, cond]) of a network model(x, t, labels) trained to predict `kind` on
+-- `process`. cond = {labels, guidance, null_class} runs classifier-free guidance on the output
+-- (gen.diffusion.guidance); clip = c clamps D to [-c, c] (the data range). sigma is a number: one
+-- level for the batch. learned_variance = true: the network's output has 2C channels, the second
+-- C being improved DDPM's variance interpolation v in [-1, 1] (gen.diffusion.vlb); the denoiser
+-- returns D and v (guidance acts on the prediction only, v comes from the conditional branch),
+-- and sample_ddpm's variance = "learned" uses it.
 function M.denoiser(model, process, kind, opts)
   opts = opts or {}
   check_kind("denoiser", kind or "eps")
@@ -169,7 +173,7 @@ function M.denoiser(model, process, kind, opts)
   end
   return setmetatable({ model = model, process = process, kind = kind or "eps", clip = opts.clip,
     sigma_data = opts.sigma_data or process.sigma_data or 0.5, sigma_min = process.sigma_min,
-    sigma_max = process.sigma_max, null_label = guidance.null_label(model) }, Denoiser)
+    sigma_max = process.sigma_max, null_label = guidance.null_label(model), learned_variance = opts.learned_variance }, Denoiser)
 end
 
 function Denoiser:__call(x, sigma, cond)
@@ -179,10 +183,20 @@ function Denoiser:__call(x, sigma, cond)
   cond = cond or {}
   local t = self.process:t_of_sigma(sigma)
   local input, time = M.network_input(self.kind, self.process, x, sigma, t, self.sigma_data)
-  local out = guidance.guided(self.model, input, gen.full({ x:size(1) }, time), cond.labels, cond)
+  local c = x:size(2)
+  local gopts = self.learned_variance and setmetatable({ guided_channels = c }, { __index = cond }) or cond
+  local out = guidance.guided(self.model, input, gen.full({ x:size(1) }, time), cond.labels, gopts)
+  local v
+  if self.learned_variance then
+    if out:size(2) ~= 2 * c then
+      error(string.format("gen.diffusion.denoiser: a learned-variance model must output 2C = %d channels, got {%s}", 2 * c,
+        table.concat(out.shape, ",")), 2)
+    end
+    out, v = out:narrow(2, 1, c), out:narrow(2, c + 1, c)
+  end
   local d = M.denoised_from(self.kind, x, sigma, out, self.sigma_data)
   if self.clip then d = d:clamp(-self.clip, self.clip) end
-  return d
+  return d, v
 end
 
 return M

@@ -227,19 +227,31 @@ end
 --- Ancestral DDPM (Ho et al., 2020): x_next ~ N(mu, var) with mu the posterior mean of
 -- q(x_next | x, x_0 = D) (in x^ coordinates: D + (sigma_next / sigma)^2 (x - D)) and var
 -- opts.variance = "beta" (Ho et al.'s sigma_t^2 = beta_t of the VP chain between the two levels,
--- (sigma^2 - sigma_next^2)(1 + sigma_next^2) / (1 + sigma^2) in x^; the default) or "posterior"
--- (beta tilde: then this is DDIM with eta = 1).
+-- (sigma^2 - sigma_next^2)(1 + sigma_next^2) / (1 + sigma^2) in x^; the default), "posterior"
+-- (beta tilde, sigma_next^2 (sigma^2 - sigma_next^2) / sigma^2 in x^: then this is DDIM with
+-- eta = 1) or "learned" (improved DDPM: exp(f log beta + (1 - f) log beta tilde) with f = (v + 1) / 2
+-- from a denoiser built with learned_variance = true; on fewer steps than the training chain,
+-- beta and beta tilde are those of the respaced chain, as in Nichol & Dhariwal, sec. 4).
 function M.sample_ddpm(denoise, x, sigmas, opts)
   local variance = opts and opts.variance or "beta"
-  if variance ~= "beta" and variance ~= "posterior" then
-    fail("sample_ddpm", "variance must be \"beta\" or \"posterior\", got %s", tostring(variance))
+  if variance ~= "beta" and variance ~= "posterior" and variance ~= "learned" then
+    fail("sample_ddpm", "variance must be \"beta\", \"posterior\" or \"learned\", got %s", tostring(variance))
   end
   return run("sample_ddpm", function(ctx, xi, s, s_next)
     if variance == "posterior" then return ancestral_step(ctx, xi, s, s_next, 1) end
-    local d = denoise(xi, s)
+    local d, v = denoise(xi, s)
     local y = euler_to(xi, d, s, s_next * s_next / s)
     if s_next > 0 then
-      y = y + ctx.noise() * math.sqrt((s * s - s_next * s_next) * (1 + s_next * s_next) / (1 + s * s))
+      local var_beta = (s * s - s_next * s_next) * (1 + s_next * s_next) / (1 + s * s)
+      if variance == "learned" then
+        if not gen.is_tensor(v) then fail("sample_ddpm", "variance \"learned\" needs a denoiser built with learned_variance = true") end
+        local var_tilde = s_next * s_next * (s * s - s_next * s_next) / (s * s)
+        local f = (v + 1) * 0.5
+        local logvar = f * math.log(var_beta) + (f * -1 + 1) * math.log(var_tilde)
+        y = y + ctx.noise() * gen.exp(logvar * 0.5)
+      else
+        y = y + ctx.noise() * math.sqrt(var_beta)
+      end
     end
     return y, d
   end, denoise, x, sigmas, opts)

@@ -14,11 +14,12 @@ M.timestep_embedding, M.ResBlock, M.AttnBlock = blocks.timestep_embedding, block
 local UNet = nn.Module:extend("UNet")
 M.UNet = UNet
 --- UNet{channels = 1, widths = {32, 64, 64}, time_dim = 128, heads = 4, groups = 8, classes = 0,
---   adaptive_norm = false}
+--   adaptive_norm = false, out_channels = channels}
 -- adaptive_norm = true: every ResBlock takes a scale and a shift of its second GroupNorm from the
 -- time/class embedding (adaptive group normalization; off by default, so the state-dict keys and
 -- shapes of existing checkpoints do not change).
--- forward(x {B, C, H, W}, t {B} (float times), labels {B} (1..classes + 1) or nil) -> {B, C, H, W}.
+-- out_channels = 2 C: the prediction and improved DDPM's learned variance (gen.diffusion.vlb).
+-- forward(x {B, C, H, W}, t {B} (float times), labels {B} (1..classes + 1) or nil) -> {B, out_channels, H, W}.
 -- H and W must be divisible by 2^(#widths - 1); attention runs at the lowest level.
 function UNet:init(opts)
   opts = opts or {}
@@ -50,7 +51,7 @@ function UNet:init(opts)
   end
   self.up_attn = blocks.AttnBlock(widths[#widths], heads, groups)
   self.out_norm = nn.GroupNorm(groups, widths[1])
-  self.output = nn.Conv2d(widths[1], c, 3, { padding = 1 })
+  self.output = nn.Conv2d(widths[1], opts.out_channels or c, 3, { padding = 1 })
 end
 
 function UNet:forward(x, t, labels)
