@@ -33,11 +33,7 @@ end
 -- Samples with the EMA weights (unless --raw-weights); 32x32 images cropped back to 28x28. With
 -- --classifier, classes as --class says (or cycling), for the classifier's guidance.
 local function sample(n)
-  local labels = run.classifier ~= "" and experiment.class_labels(run, n, 10) or nil
-  if not run.raw_weights then ema:swap() end
-  local x = d.sample(model, n, labels)
-  if not run.raw_weights then ema:swap() end
-  return x:narrow(3, 3, 28):narrow(4, 3, 28), labels
+  return d.sample_images(model, ema, n, run.classifier ~= "" and experiment.class_labels(run, n, 10) or nil)
 end
 
 experiment.train(run, {
@@ -48,8 +44,4 @@ experiment.train(run, {
   step = step,
   sample = sample,
 })
-if run.bound > 0 then -- the bound of the weights that sample
-  if not run.raw_weights then ema:swap() end
-  d.report_bound(model)
-  if not run.raw_weights then ema:swap() end
-end
+d.with_sampling_weights(ema, d.report_bound, model) -- with --bound N

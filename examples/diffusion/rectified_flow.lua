@@ -29,13 +29,7 @@ local function step(x, y)
 end
 
 -- --class K draws class K; otherwise the classes cycle along the rows of the grid.
-local function sample(n)
-  local labels = experiment.class_labels(run, n, classes)
-  if not run.raw_weights then ema:swap() end
-  local x = d.sample(model, n, labels)
-  if not run.raw_weights then ema:swap() end
-  return x:narrow(3, 3, 28):narrow(4, 3, 28), labels
-end
+local function sample(n) return d.sample_images(model, ema, n, experiment.class_labels(run, n, classes)) end
 
 experiment.train(run, {
   state = { model = model, optimizer = opt, ema = ema, diffusion = d.settings },

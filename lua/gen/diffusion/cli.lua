@@ -137,6 +137,23 @@ function M.build(run)
   -- it under other options fails and says which to pass. Checkpoints from before it load as they are.
   d.settings = M.settings(run, { "process", "parameterization", "betas", "timesteps", "learn_variance" }, true)
 
+  --- fn(...) with the EMA's weights swapped into the model (the trained ones with --raw-weights).
+  function d.with_sampling_weights(ema, fn, ...)
+    if run.raw_weights then return fn(...) end
+    ema:swap()
+    local r = table.pack(pcall(fn, ...))
+    ema:swap()
+    if not r[1] then error(r[2], 0) end
+    return table.unpack(r, 2, r.n)
+  end
+
+  --- n images {n, 1, 28, 28}: d.sample's 32x32 images with the sampling weights, cropped back to
+  -- the data's 28x28; and the labels they were drawn for.
+  function d.sample_images(model, ema, n, labels)
+    local x = d.with_sampling_weights(ema, d.sample, model, n, labels)
+    return x:narrow(3, 3, 28):narrow(4, 3, 28), labels
+  end
+
   --- The variational bound of model on the first run.bound test images, in bits per dimension of
   -- the 28x28 images (the padding is constant); prints it and returns it. Nothing without --bound.
   function d.report_bound(model)
