@@ -8,6 +8,7 @@ local gen = require "gen"
 local models = require "gen.models.autoencoder"
 local autoencoder = require "gen.autoencoder"
 local experiment = require "gen.experiment"
+local aecli = require "gen.autoencoder.cli"
 
 local run = experiment.parse("ae", arg, { epochs = 5, batch = 128, lr = 1e-3, latent = 32,
   model = experiment.choice("conv", { "conv", "mlp" }),
@@ -37,20 +38,5 @@ local function sample(n)
   return recon * 2 - 1
 end
 
-experiment.train(run, {
-  state = { model = model, optimizer = opt },
-  data = gen.data.fashion_mnist { split = "train" },
-  transform = { range = { 0, 1 } },
-  losses = { "loss" },
-  step = step,
-  sample = sample,
-  after = function()
-    local mse, psnr = autoencoder.test_mse(model, test_images)
-    local nmse, npsnr = autoencoder.test_mse(model, test_images, { corrupt = test_noise, generator = gen.Generator(2) })
-    print(string.format("test (%d images): MSE %.5f (PSNR %.2f dB); on %s noise %g: MSE %.5f (PSNR %.2f dB)", test_images:size(1), mse, psnr, run.noise, run.level,
-      nmse, npsnr))
-    if run.probe then experiment.probe(run, function(x) return model:features(x) end) end
-  end,
-})
--- --sample N --probe: also probe the checkpoint's frozen encoder
-if run.sample > 0 and run.probe then experiment.probe(run, function(x) return model:features(x) end) end
+aecli.train(run, { model = model, optimizer = opt, step = step, sample = sample,
+  report = function() aecli.report_reconstruction(run, model, test_images, test_noise) end })

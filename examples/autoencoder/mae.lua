@@ -8,6 +8,7 @@ local gen = require "gen"
 local mae = require "gen.models.mae"
 local autoencoder = require "gen.autoencoder"
 local experiment = require "gen.experiment"
+local aecli = require "gen.autoencoder.cli"
 
 local run = experiment.parse("mae", arg, { epochs = 5, batch = 128, lr = 1e-3, weight_decay = 0.05, mask_ratio = 0.75,
   norm_pix = false, patch = 4, dim = 128, depth = 4, heads = 4, decoder_dim = 64, decoder_depth = 2, decoder_heads = 4,
@@ -44,19 +45,8 @@ local function sample(n)
   return recon * 2 - 1
 end
 
-experiment.train(run, {
-  state = { model = model, optimizer = opt },
-  data = gen.data.fashion_mnist { split = "train" },
-  transform = { range = { 0, 1 } },
-  losses = { "loss" },
-  step = step,
-  sample = sample,
-  after = function()
-    local mse, psnr = autoencoder.mae.test_mse(model, test_images, { mask_ratio = run.mask_ratio, norm_pix = run.norm_pix,
-      generator = gen.Generator(2) })
-    print(string.format("test (%d images): MSE on masked patches %.5f (PSNR %.2f dB), mask ratio %g", test_images:size(1), mse, psnr, run.mask_ratio))
-    if run.probe then experiment.probe(run, function(x) return model:features(x) end) end
-  end,
-})
--- --sample N --probe: also probe the checkpoint's frozen encoder
-if run.sample > 0 and run.probe then experiment.probe(run, function(x) return model:features(x) end) end
+aecli.train(run, { model = model, optimizer = opt, step = step, sample = sample, report = function()
+  local mse, psnr = autoencoder.mae.test_mse(model, test_images, { mask_ratio = run.mask_ratio, norm_pix = run.norm_pix,
+    generator = gen.Generator(2) })
+  print(string.format("test (%d images): MSE on masked patches %.5f (PSNR %.2f dB), mask ratio %g", test_images:size(1), mse, psnr, run.mask_ratio))
+end })
