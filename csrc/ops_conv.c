@@ -437,8 +437,8 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
     int64_t hw = g->h * g->w;
     if (out && b) gen_fill_planes(gen_data_ptr(out), gen_data_ptr(b), g->n, o, hw, dt);
     for (int64_t i = 0; out && i < g->n; i++)
-      gen_gemm(false, false, o, hw, g->c, 1, gen_data_ptr(w), g->c, gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, b ? 1 : 0,
-               gen_data_ptr(out) + (size_t)(i * o * hw) * es, hw, dt);
+      gen_gemm_blocked(false, false, o, hw, g->c, 1, gen_data_ptr(w), g->c, gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw,
+                       b ? 1 : 0, gen_data_ptr(out) + (size_t)(i * o * hw) * es, hw, dt, gen_get_num_threads());
     return out;
   }
   conv_job j = im2col_job(g, dt, groups, o, k);
@@ -484,8 +484,8 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
     int64_t hw = g->h * g->w;
     if (dx && b) gen_fill_planes(gen_data_ptr(dx), gen_data_ptr(b), g->n, g->c, hw, dt);
     for (int64_t i = 0; dx && i < g->n; i++)
-      gen_gemm(true, false, g->c, hw, o, 1, gen_data_ptr(w), g->c, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw, b ? 1 : 0,
-               gen_data_ptr(dx) + (size_t)(i * g->c * hw) * es, hw, dt);
+      gen_gemm_blocked(true, false, g->c, hw, o, 1, gen_data_ptr(w), g->c, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw,
+                       b ? 1 : 0, gen_data_ptr(dx) + (size_t)(i * g->c * hw) * es, hw, dt, gen_get_num_threads());
     return dx;
   }
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
@@ -520,8 +520,9 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
     gen_tensor *dw = gen_empty(dt, we->ndim, we->shape);
     int64_t hw = g->h * g->w;
     for (int64_t i = 0; dw && i < g->n; i++)
-      gen_gemm(false, true, o, g->c, hw, 1, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw,
-               gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, i > 0 ? 1 : 0, gen_data_ptr(dw), g->c, dt);
+      gen_gemm_blocked(false, true, o, g->c, hw, 1, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw,
+                       gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, i > 0 ? 1 : 0, gen_data_ptr(dw), g->c, dt,
+                       gen_get_num_threads());
     if (dw && g->n == 0) memset(gen_data_ptr(dw), 0, (size_t)gen_numel(dw) * es);
     return dw;
   }

@@ -5,7 +5,8 @@
  * A matrix slice goes to BLAS as it lies when either of its last two strides is 1 (row-major, or a
  * transposed view passed as CblasTrans with the other stride as leading dimension); only other
  * layouts are copied. Many small products (attention heads, batched bmm) run in parallel across the
- * batch, each GEMM single-threaded; few large ones let OpenBLAS thread inside the GEMM.
+ * batch, each GEMM single-threaded; large ones are split into blocks fixed by their shape
+ * (kernels/gemm.c), so the result does not depend on the thread count.
  */
 #include "ops_matmul.h"
 
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "kernels/gemm.h"
 #include "ops_reduce.h"
 
 gen_tensor *gen_transpose_last2_raw(gen_tensor *t) {
@@ -74,48 +76,22 @@ typedef struct {
   size_t es;
 } gemm_batch;
 
-/* C rows [r0, r1) x columns [c0, c1) of product i (beta 0, or 1 onto a C already filled) */
-static void gemm_block(const gemm_batch *j, int64_t i, int64_t r0, int64_t r1, int64_t c0, int64_t c1, bool onto) {
-  char *x = j->pa + (size_t)batch_offset(j->ca, j->nb, j->bshape, i) * j->es;
-  char *y = j->pb + (size_t)batch_offset(j->cb, j->nb, j->bshape, i) * j->es;
-  char *z = j->pc + (size_t)(i * j->n * j->m + r0 * j->m + c0) * j->es;
-  x += (size_t)(j->la.trans == CblasNoTrans ? r0 * j->la.ld : r0) * j->es; /* rows of A */
-  y += (size_t)(j->lb.trans == CblasNoTrans ? c0 : c0 * j->lb.ld) * j->es; /* columns of B */
-  int rows = (int)(r1 - r0), cols = (int)(c1 - c0), k = (int)j->k;
-  if (j->dt == GEN_FLOAT32)
-    cblas_sgemm(CblasRowMajor, j->la.trans, j->lb.trans, rows, cols, k, 1.0f, (float *)x, (int)j->la.ld, (float *)y,
-                (int)j->lb.ld, onto ? 1.0f : 0.0f, (float *)z, (int)j->m);
-  else
-    cblas_dgemm(CblasRowMajor, j->la.trans, j->lb.trans, rows, cols, k, 1.0, (double *)x, (int)j->la.ld, (double *)y,
-                (int)j->lb.ld, onto ? 1.0 : 0.0, (double *)z, (int)j->m);
+/* product i of the batch, whole (beta 0, or 1 onto a C already filled) */
+static void gemm_one(const gemm_batch *j, int64_t i, bool onto) {
+  gen_gemm(j->la.trans != CblasNoTrans, j->lb.trans != CblasNoTrans, j->n, j->m, j->k, 1,
+           j->pa + (size_t)batch_offset(j->ca, j->nb, j->bshape, i) * j->es, j->la.ld,
+           j->pb + (size_t)batch_offset(j->cb, j->nb, j->bshape, i) * j->es, j->lb.ld, onto ? 1 : 0,
+           j->pc + (size_t)(i * j->n * j->m) * j->es, j->m, j->dt);
 }
-static void gemm_one(const gemm_batch *j, int64_t i, bool onto) { gemm_block(j, i, 0, j->n, 0, j->m, onto); }
 
-/* One mid-sized product on several threads: split along its longer side into one block per thread,
- * each a single-threaded GEMM (BLAS runs serially inside an OpenMP region). OpenBLAS's own
- * threading synchronizes its threads inside every GEMM (they yield while waiting for each other's
- * packed panels), which costs more than the work at these sizes; a block's elements are summed
- * over k in the same order either way. */
-#define SPLIT_MIN_WORK ((int64_t)1 << 20)
-#define SPLIT_MAX_WORK ((int64_t)1 << 28)
-static bool gemm_split(const gemm_batch *j, bool onto) {
-  int t = gen_get_num_threads();
-  int64_t work = j->n * j->m * j->k;
-  bool by_rows = j->n >= j->m;
-  int64_t side = by_rows ? j->n : j->m;
-  if (t < 2 || work < SPLIT_MIN_WORK || work > SPLIT_MAX_WORK || side < 16 * t) return false;
-  int64_t step = (side + t - 1) / t;
-  step = (step + 15) / 16 * 16;
-#pragma omp parallel for num_threads(t) schedule(static)
-  for (int part = 0; part < t; part++) {
-    int64_t lo = part * step, hi = lo + step < side ? lo + step : side;
-    if (lo >= hi) continue;
-    if (by_rows)
-      gemm_block(j, 0, lo, hi, 0, j->m, onto);
-    else
-      gemm_block(j, 0, 0, j->n, lo, hi, onto);
-  }
-  return true;
+/* Product i alone, on every thread: gen_gemm_blocked's blocks are fixed by the shape (the same bits
+ * on any number of threads; also faster at mid sizes than OpenBLAS's own threading, which
+ * synchronizes its threads inside every GEMM and costs more than the work there). */
+static void gemm_alone(const gemm_batch *j, int64_t i, bool onto) {
+  gen_gemm_blocked(j->la.trans != CblasNoTrans, j->lb.trans != CblasNoTrans, j->n, j->m, j->k, 1,
+                   j->pa + (size_t)batch_offset(j->ca, j->nb, j->bshape, i) * j->es, j->la.ld,
+                   j->pb + (size_t)batch_offset(j->cb, j->nb, j->bshape, i) * j->es, j->lb.ld, onto ? 1 : 0,
+                   j->pc + (size_t)(i * j->n * j->m) * j->es, j->m, j->dt, gen_get_num_threads());
 }
 
 /* a @ b, with bias {m} (or NULL) added to every row of the result */
@@ -164,15 +140,15 @@ static gen_tensor *matmul_bias(gen_tensor *a, gen_tensor *b, const gen_tensor *b
   } else if (n > 0 && m > 0) {
     size_t es = gen_dtype_size(a->dtype);
     char *pa = gen_data_ptr(ca), *pb = gen_data_ptr(cb), *pc = gen_data_ptr(out);
-    /* Small products in a batch: one GEMM per thread. Otherwise call BLAS from outside any
-     * OpenMP region (even an inactive one), so it can thread the GEMM itself. */
+    /* Small products in a batch: one GEMM per thread; otherwise one product after the other, each
+     * on every thread. */
     bool across_batches = batches > 1 && n * m * k < 64 * 64 * 64 * 8 && batches * n * m * k > 32768;
     gemm_batch job = {a->dtype, la, lb, ca, cb, nb, bshape, pa, pb, pc, n, m, k, es};
     if (across_batches) {
 #pragma omp parallel for
       for (int64_t i = 0; i < batches; i++) gemm_one(&job, i, onto);
-    } else if (!(batches == 1 && gemm_split(&job, onto))) {
-      for (int64_t i = 0; i < batches; i++) gemm_one(&job, i, onto);
+    } else {
+      for (int64_t i = 0; i < batches; i++) gemm_alone(&job, i, onto);
     }
   }
   gen_release(ca);

@@ -12,3 +12,42 @@ void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, c
   else
     cblas_dgemm(CblasRowMajor, tA, tB, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
+
+#define BLOCK_MIN  64 /* rows or columns per block, at least */
+#define BLOCKS_MAX 64
+
+/* rows [lo, hi) of C (by_rows) or columns [lo, hi) */
+static void gemm_part(bool by_rows, int64_t lo, int64_t hi, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+                      const char *a, int64_t lda, const char *b, int64_t ldb, double beta, char *c, int64_t ldc, gen_dtype dt) {
+  size_t es = gen_dtype_size(dt);
+  if (by_rows) /* rows of op(A): A's rows, or A's columns when transposed */
+    gen_gemm(ta, tb, hi - lo, n, k, alpha, a + (size_t)(ta ? lo : lo * lda) * es, lda, b, ldb, beta, c + (size_t)(lo * ldc) * es,
+             ldc, dt);
+  else /* columns of op(B) */
+    gen_gemm(ta, tb, m, hi - lo, k, alpha, a, lda, b + (size_t)(tb ? lo * ldb : lo) * es, ldb, beta, c + (size_t)lo * es, ldc,
+             dt);
+}
+
+void gen_gemm_blocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b,
+                      int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt, int threads) {
+  if (m == 0 || n == 0) return;
+  if (m * n * k < GEN_GEMM_BLOCKED_WORK) { /* OpenBLAS keeps it on one thread */
+    gen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, dt);
+    return;
+  }
+  bool by_rows = m >= n;
+  int64_t side = by_rows ? m : n, blocks = side / BLOCK_MIN;
+  blocks = blocks < 1 ? 1 : blocks > BLOCKS_MAX ? BLOCKS_MAX : blocks;
+  int64_t step = ((side + blocks - 1) / blocks + 15) / 16 * 16;
+  blocks = (side + step - 1) / step;
+  if (threads > 1) { /* even for one block: inside the region OpenBLAS stays on one thread */
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < blocks; i++)
+      gemm_part(by_rows, i * step, i * step + step < side ? i * step + step : side, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta,
+                c, ldc, dt);
+  } else {
+    for (int64_t i = 0; i < blocks; i++)
+      gemm_part(by_rows, i * step, i * step + step < side ? i * step + step : side, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta,
+                c, ldc, dt);
+  }
+}

@@ -12,4 +12,16 @@
 void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b,
               int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt);
 
+/* Below this many multiply-adds OpenBLAS keeps a GEMM on one thread by itself (its threshold is
+ * 4 x 65536), and gen_gemm_blocked is one gen_gemm. */
+#define GEN_GEMM_BLOCKED_WORK ((int64_t)1 << 18)
+
+/* gen_gemm on `threads` threads, in blocks of C along its longer side, each block one single-threaded
+ * GEMM (BLAS runs serially inside an active OpenMP region). The blocks depend on the shape alone:
+ * OpenBLAS rounds the columns near the edge of the block it computes in another order than the
+ * inner ones, so the blocks, not the thread count, must decide where the edges are, and the result
+ * is the same bits on any number of threads. */
+void gen_gemm_blocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b,
+                      int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt, int threads);
+
 #endif
