@@ -136,11 +136,13 @@ local function progress(self)
 end
 
 local function on_ready(self, b, slot, p)
+  local t0 = gen.time()
   if self.size > 1 then b.buffer:narrow(1, slot.offset + 1, slot.numel):copy_(p.grad:view(-1)) end
   b.ready = b.ready + 1
   slot.has_grad = true
   progress(self)
   if b.ready == #b.slots then launch(self, b) end
+  self.hook_seconds = self.hook_seconds + (gen.time() - t0)
 end
 
 -- Waits for every started bucket and writes the averages back into the gradients.
@@ -193,7 +195,7 @@ function M.DataParallel(model, opts)
   end
   if not mpi.initialized() then fail("DataParallel", "MPI is not running (call gen.dist.init() first)", 2) end
   local self = setmetatable({ module = model, size = mpi.size(), rank = mpi.rank(), deterministic = opts.deterministic == true,
-    buckets = {}, in_flight = {}, handles = {}, wait_seconds = 0 }, DataParallel)
+    buckets = {}, in_flight = {}, handles = {}, wait_seconds = 0, hook_seconds = 0 }, DataParallel)
   gen.no_grad(function()
     for _, p in ipairs(model:parameters()) do mpi.broadcast(p, 0) end
     for _, b in ipairs(model:buffers()) do mpi.broadcast(b, 0) end
@@ -228,11 +230,13 @@ function DataParallel:close()
   self.handles = {}
 end
 
---- Seconds spent waiting for reductions at the end of backward since the last call (and resets).
-function DataParallel:take_wait_seconds()
-  local s = self.wait_seconds
-  self.wait_seconds = 0
-  return s
+--- Seconds spent on communication since the last call (then reset): wait, in the backward-end hook
+-- (waiting for the reductions, writing the averages back); hooks, in the gradient-ready hooks
+-- (copies into buckets, starting and testing reductions), which run inside backward.
+function DataParallel:take_timings()
+  local t = { wait = self.wait_seconds, hooks = self.hook_seconds }
+  self.wait_seconds, self.hook_seconds = 0, 0
+  return t
 end
 
 return M

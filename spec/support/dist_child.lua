@@ -5,6 +5,7 @@
 --   raise        rank 1 raises an error mid-training
 --   kill         rank 1 kills itself (SIGKILL) while rank 0 waits in a collective
 --   stall        rank 1 stops calling collectives; rank 0's wait times out
+--   loop         both ranks reduce forever (until Ctrl-C)
 package.path = "spec/?.lua;" .. package.path
 local gen = require "gen"
 local dist = require "gen.dist"
@@ -89,6 +90,11 @@ elseif mode == "kill" then
     os.execute("kill -9 " .. pid)
   end
   dist.all_reduce(gen.ones(4))
+elseif mode == "loop" then -- until interrupted: rank 0 writes OUT/looping once both ranks run
+  dist.barrier()
+  if rank == 0 then io.open(out .. "/looping", "w"):close() end
+  local t = gen.ones(4)
+  for _ = 1, 1e9 do dist.all_reduce(t, "mean") end
 elseif mode == "stall" then
   dist.barrier()
   if rank == 1 then os.execute("sleep 30") end
