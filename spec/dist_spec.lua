@@ -83,6 +83,30 @@ describe("gradient-ready hooks", function()
     assert.equal(2, w.grad[1][1]:item())
   end)
 
+  it("gradient_hook: y = h(x) is x, and backward passes dy through the hook (gradcheck with the identity)", function()
+    local seen
+    local h = gen.autograd.gradient_hook(function(g)
+      seen = g:clone()
+      return g * 3
+    end)
+    local x = gen.tensor({ 1, 2, 3 }):requires_grad_()
+    local y = h(x * 2)
+    assert.equal(0, (y - x * 2):abs():max():item())
+    y:sum():backward()
+    assert.same({ 1, 1, 1 }, seen:totable())
+    assert.same({ 6, 6, 6 }, x.grad:totable())
+    local id = gen.autograd.gradient_hook(function() end) -- nil: the gradient goes on unchanged
+    assert.is_true(gen.testing.gradcheck(function(a) return gen.tanh(id(a * a)) end, { gen.randn(2, 3) }))
+    local bad = gen.autograd.gradient_hook(function() return gen.zeros(2) end)
+    local z = gen.zeros(3):requires_grad_()
+    local ok, err = pcall(function() bad(z):sum():backward() end)
+    assert.is_false(ok)
+    assert.matches("a gradient hook returned float32 {2} for a gradient float32 {3}", err)
+    h:remove(); id:remove(); bad:remove()
+    assert.has_error(function() h(x) end, "gen.autograd.gradient_hook: this hook was removed")
+    assert.has_error(function() gen.autograd.gradient_hook(1) end, "gen.autograd.gradient_hook: expected a function, got number")
+  end)
+
   it("bad arguments are errors naming the function", function()
     assert.has_error(function() gen.autograd.register_grad_ready_hook(3, print) end,
       "gen.autograd.register_grad_ready_hook: argument 1 must be a tensor, got number")
@@ -187,6 +211,13 @@ describe("gen.dist over MPI (mpirun -np 2)", function()
       first[name] = gen.load(dir .. "/" .. name .. ".safetensors").params
       assert.is_true((first[name] - ref):abs():max():item() < 2e-6, name) -- float32 summation order only
     end
+    -- batch norm: synchronized, 2 x B/2 normalize like 1 x B (parameters and running statistics);
+    -- local statistics do not
+    local ref_bn = train { global_batch = 16, steps = 20, batch_norm = "sync" }
+    local sync = gen.load(dir .. "/syncbn.safetensors").params
+    local loc = gen.load(dir .. "/localbn.safetensors").params
+    assert.is_true((sync - ref_bn):abs():max():item() < 2e-6)
+    assert.is_true((loc - ref_bn):abs():max():item() > 1e-3)
     ok, out = mpirun(2, "spec/support/dist_child.lua train " .. dir)
     assert.is_true(ok, out)
     local again = gen.load(dir .. "/deterministic.safetensors").params

@@ -5,11 +5,17 @@
  *                                      done(ok) after every backward; nil, nil turns them off
  *
  * lua/gen/init.lua builds gen.autograd.register_grad_ready_hook / register_backward_end_hook on
- * these (several hooks per tensor, handles that remove them). The engine calls back from inside
+ * these (several hooks per tensor, handles that remove them).
+ *
+ *   core.grad_hook(x, key)             y = x, whose backward gives x transform(key, dy)
+ *   core.set_grad_transform(fn)        fn(key, dy) -> the gradient for x (nil keeps dy); nil: off
+ *
+ * (gen.autograd.gradient_hook builds on these.) The engine calls back from inside
  * gen_backward, so the calls run protected (lua_pcall): a Lua error in a hook becomes the engine's
  * error and backward returns cleanly instead of longjmping over its C frames.
  */
 #include "../autograd.h"
+#include "../ops_hook.h"
 #include "bind.h"
 
 static lua_State *running_L; /* the thread inside t:backward(), set by bind_hooks_enter */
@@ -61,6 +67,64 @@ static int on_ready(gen_tensor *leaf) { return protected_call(call_ready, leaf, 
 static int on_done(bool ok) { return protected_call(call_done, NULL, ok); }
 
 /* set_grad_hook_key(t [, key]): returns the key t had; without key, only reads it. */
+/* ---- grad_hook: the listener for ops_hook.c ---- */
+
+static int transform_ref = LUA_NOREF;
+
+typedef struct {
+  int64_t key;
+  gen_tensor *g;
+  gen_tensor *out; /* a new reference, set on success */
+} transform_call;
+
+static int call_transform(lua_State *L) {
+  transform_call *c = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, transform_ref);
+  lua_pushinteger(L, (lua_Integer)c->key);
+  gen_tensor **slot = bind_slot(L);
+  gen_retain(c->g);
+  *slot = c->g;
+  lua_call(L, 2, 1);
+  if (lua_isnil(L, -1)) return 0;
+  gen_tensor *r = bind_totensor(L, -1);
+  if (!r) return luaL_error(L, "a gradient hook must return a tensor or nil, got %s", luaL_typename(L, -1));
+  if (!gen_same_shape(r, c->g) || r->dtype != c->g->dtype) {
+    char a[GEN_SHAPE_STR_MAX], b[GEN_SHAPE_STR_MAX];
+    return luaL_error(L, "a gradient hook returned %s %s for a gradient %s %s", gen_dtype_name(r->dtype),
+                      gen_shape_str(a, sizeof a, r->ndim, r->shape), gen_dtype_name(c->g->dtype),
+                      gen_shape_str(b, sizeof b, c->g->ndim, c->g->shape));
+  }
+  gen_retain(r);
+  c->out = r;
+  return 0;
+}
+
+static int on_transform(int64_t key, gen_tensor *g, gen_tensor **out) {
+  transform_call c = {key, g, NULL};
+  if (transform_ref == LUA_NOREF) return 0;
+  if (protected_call(call_transform, &c, 0) < 0) return -1;
+  *out = c.out;
+  return 0;
+}
+
+static int l_grad_hook(lua_State *L) {
+  gen_tensor *x = bind_tensor(L, 1, "gen.core.grad_hook");
+  lua_Integer key = luaL_checkinteger(L, 2);
+  gen_tensor **slot = bind_slot(L);
+  *slot = gen_grad_hook(x, (int64_t)key);
+  return bind_result(L, *slot, "gen.core.grad_hook");
+}
+
+static int l_set_grad_transform(lua_State *L) {
+  if (!lua_isnil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_unref(L, LUA_REGISTRYINDEX, transform_ref);
+  transform_ref = LUA_NOREF;
+  lua_settop(L, 1);
+  if (!lua_isnil(L, 1)) transform_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  gen_set_grad_transform(transform_ref == LUA_NOREF ? NULL : on_transform);
+  return 0;
+}
+
 static int l_set_grad_hook_key(lua_State *L) {
   gen_tensor *t = bind_tensor(L, 1, "gen.core.set_grad_hook_key");
   lua_pushinteger(L, (lua_Integer)t->grad_hook);
@@ -93,6 +157,8 @@ static int l_set_grad_hooks(lua_State *L) {
 static const luaL_Reg functions[] = {
     {"set_grad_hook_key", l_set_grad_hook_key},
     {"set_grad_hooks", l_set_grad_hooks},
+    {"grad_hook", l_grad_hook},
+    {"set_grad_transform", l_set_grad_transform},
     {NULL, NULL},
 };
 

@@ -162,23 +162,27 @@ static void divide(gen_tensor *t, int p) {
 
 /* ---- waiting with a deadline ---- */
 
+/* MPI's non-blocking collectives (libnbc) advance one round per MPI call, so the first
+ * milliseconds poll back to back, yielding the core between polls (an all-gather of a few MB takes
+ * dozens of rounds); after that, short sleeps, then longer ones, until the deadline. */
 static void wait_req(lua_State *L, MPI_Request *req, const char *fname) {
-  double deadline = now() + timeout_s;
-  for (int polls = 0;; polls++) {
+  double start = now(), deadline = start + timeout_s;
+  for (;;) {
     int done = 0;
     check_rc(L, MPI_Test(req, &done, MPI_STATUS_IGNORE), fname);
     if (done) return;
-    if (polls < 64) {
+    double t = now();
+    if (t - start < 0.005) {
       sched_yield();
-    } else {
-      struct timespec ts = {0, polls < 4096 ? 20000 : 200000}; /* 20 us, then 0.2 ms */
-      nanosleep(&ts, NULL);
-      if (now() > deadline)
-        fail(L, fname,
-             "rank %d of %d waited %g s for the other ranks (one died, hung, or stopped calling collectives); "
-             "stopping (gen.dist.init{timeout = s} sets the limit)",
-             world_rank, world_size, timeout_s);
+      continue;
     }
+    struct timespec ts = {0, t - start < 0.1 ? 20000 : 200000}; /* 20 us, then 0.2 ms */
+    nanosleep(&ts, NULL);
+    if (t > deadline)
+      fail(L, fname,
+           "rank %d of %d waited %g s for the other ranks (one died, hung, or stopped calling collectives); "
+           "stopping (gen.dist.init{timeout = s} sets the limit)",
+           world_rank, world_size, timeout_s);
   }
 }
 

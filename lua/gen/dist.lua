@@ -10,7 +10,7 @@
 --   local part = dist.reduce_scatter(t, "sum")   -- this rank's 1/size of the reduction along dim 1
 --   dist.barrier()
 --
---   local model = dist.DataParallel(net, {bucket_mb = 25, deterministic = false})
+--   local model = dist.DataParallel(net, {bucket_mb = 25, deterministic = false, batch_norm = "local"})
 --   local loss = gen.mse_loss(model(x), y)       -- called like net (which it trains)
 --   loss:backward()                              -- gradients come back averaged over the ranks
 --   opt:step()
@@ -97,9 +97,14 @@ end
 -- every rank (instead of MPI's reduction, whose order depends on the algorithm MPI picks), so the
 -- averaged gradients are bitwise the same run to run. It moves p times the bytes.
 --
--- Batch-norm statistics stay per rank (each rank normalizes its own batch, as PyTorch's DDP does;
--- the running averages of rank 0 are the ones checkpoints keep). All ranks must run the same
--- graph: the same parameters get gradients in the same backward passes.
+-- batch_norm = "local" (the default) keeps batch-norm statistics per rank: each rank normalizes its
+-- own batch, as PyTorch's DDP does, and checkpoints keep rank 0's running averages. "sync" makes
+-- every BatchNorm1d/2d of the model normalize with the statistics of the global batch (as
+-- PyTorch's SyncBatchNorm): the per-channel sums and sums of squares are all-reduced in forward,
+-- and their gradients in backward (gen.autograd.gradient_hook), so p ranks with batch B/p compute
+-- what one process with batch B does. Outside training or grad mode (sampling on rank 0 alone)
+-- the layers normalize locally. All ranks must run the same graph: the same parameters get
+-- gradients in the same backward passes.
 -- ---------------------------------------------------------------------------------------------
 
 local DataParallel = {}
@@ -181,8 +186,55 @@ local function finish(self, ok)
   self.in_flight = {}
 end
 
---- gen.dist.DataParallel(model [, {bucket_mb = 25, deterministic = false}]): see above. MPI must
--- be started (gen.dist.init). Parameters and buffers are broadcast from rank 0 here.
+-- The sum over ranks as a differentiable op: the value is the all-reduced sum; backward all-reduces
+-- the gradient (d/dt_r of sum_s L_s through T = sum_r t_r is sum_s dL_s/dT).
+local reduce_grad
+local function all_reduce_sum(t)
+  reduce_grad = reduce_grad or gen.autograd.gradient_hook(function(g)
+    local c = g:contiguous():clone()
+    mpi.all_reduce(c, "sum")
+    return c
+  end)
+  local total = gen.no_grad(function() return mpi.all_reduce(t:detach():contiguous():clone(), "sum") end)
+  return reduce_grad(t + (total - t:detach()))
+end
+
+-- Batch norm over the global batch: x {N, C, ...} normalized per channel with the mean and the
+-- (biased) variance of every rank's x, E[x^2] - E[x]^2 from the all-reduced sums.
+local function sync_batch_norm(m, x, original)
+  if not m.training or not gen.is_grad_enabled() or mpi.size() == 1 then return original(m, x) end
+  local c = x:size(2)
+  local rows = x:transpose(1, 2):reshape(c, -1) -- {C, M}
+  local m_local = rows:size(2)
+  local stats = all_reduce_sum(gen.cat({ rows:sum(2), (rows * rows):sum(2), gen.full({ 1 }, m_local, x.dtype) }))
+  local n = stats[2 * c + 1]:item()
+  local mean = stats:narrow(1, 1, c) / n
+  local var = stats:narrow(1, c + 1, c) / n - mean * mean
+  local shape = { 1, c }
+  for _ = 3, x:dim() do shape[#shape + 1] = 1 end
+  local y = (x - mean:view(shape)) * (var + m.eps):rsqrt():view(shape)
+  if m.weight then y = y * m.weight:view(shape) + m.bias:view(shape) end
+  if m.running_mean then
+    gen.no_grad(function()
+      local k = m.momentum
+      m.running_mean:mul_(1 - k):add_(mean:detach() * k)
+      m.running_var:mul_(1 - k):add_(var:detach() * (k * n / math.max(n - 1, 1)))
+      m.num_batches_tracked:add_(1)
+    end)
+  end
+  return y
+end
+
+local function batch_norms(m, out)
+  local name = m.__name
+  if name == "BatchNorm1d" or name == "BatchNorm2d" then out[#out + 1] = m end
+  for _, c in ipairs(m:named_children()) do batch_norms(c[2], out) end
+  return out
+end
+
+--- gen.dist.DataParallel(model [, {bucket_mb = 25, deterministic = false, batch_norm = "local"}]):
+-- see above. MPI must be started (gen.dist.init). Parameters and buffers are broadcast from rank 0
+-- here.
 function M.DataParallel(model, opts)
   opts = opts or {}
   if type(model) ~= "table" or type(model.parameters) ~= "function" then
@@ -193,6 +245,8 @@ function M.DataParallel(model, opts)
   if type(bucket_mb) ~= "number" or bucket_mb <= 0 then
     fail("DataParallel", "bucket_mb must be a positive number, got " .. tostring(bucket_mb), 2)
   end
+  local bn = opts.batch_norm or "local"
+  if bn ~= "local" and bn ~= "sync" then fail("DataParallel", 'batch_norm must be "local" or "sync", got ' .. tostring(bn), 2) end
   if not mpi.initialized() then fail("DataParallel", "MPI is not running (call gen.dist.init() first)", 2) end
   local self = setmetatable({ module = model, size = mpi.size(), rank = mpi.rank(), deterministic = opts.deterministic == true,
     buckets = {}, in_flight = {}, handles = {}, wait_seconds = 0, hook_seconds = 0 }, DataParallel)
@@ -221,13 +275,22 @@ function M.DataParallel(model, opts)
     end
   end
   self.handles[#self.handles + 1] = gen.autograd.register_backward_end_hook(function(ok) finish(self, ok) end)
+  self.synced = {}
+  if bn == "sync" then
+    for _, m in ipairs(batch_norms(model, {})) do
+      local original = getmetatable(m).forward
+      rawset(m, "forward", function(mm, x) return sync_batch_norm(mm, x, original) end)
+      self.synced[#self.synced + 1] = m
+    end
+  end
   return self
 end
 
---- Stops averaging this model's gradients (removes the hooks).
+--- Stops averaging this model's gradients (removes the hooks) and synchronizing its batch norms.
 function DataParallel:close()
   for _, h in ipairs(self.handles) do h:remove() end
-  self.handles = {}
+  for _, m in ipairs(self.synced) do rawset(m, "forward", nil) end
+  self.handles, self.synced = {}, {}
 end
 
 --- Seconds spent on communication since the last call (then reset): wait, in the backward-end hook

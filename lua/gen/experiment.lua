@@ -14,7 +14,8 @@
 -- adds the classifier's agreement with them), --detect-anomaly (gen.autograd.detect_anomaly: the first
 -- op producing NaN or Inf stops the run, named with its line), --dist (data-parallel over the
 -- ranks of `mpirun -np P`: see "Data-parallel runs" below; --dist-deterministic reduces gradients
--- in a fixed rank order). Example-specific options are
+-- in a fixed rank order, --dist-sync-bn normalizes batch norms over the global batch).
+-- Example-specific options are
 -- declared by their defaults (numbers, strings, booleans) and parsed the same way (--sample-steps
 -- sets sample_steps); an option with a fixed set of values is declared once with
 -- experiment.choice(default, {values...}), and the usage text lists the values.
@@ -28,7 +29,7 @@ local M = {}
 
 local common = { out = "", epochs = 0, steps = 0, batch = 64, seed = 0, threads = 0, resume = false, sample = 0,
   class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500, eval = 0, eval_batch = 64,
-  detect_anomaly = false, dist = false, dist_deterministic = false }
+  detect_anomaly = false, dist = false, dist_deterministic = false, dist_sync_bn = false }
 -- the smallest value each common count accepts
 local minimum = { epochs = 0, steps = 0, batch = 1, seed = 0, threads = 0, sample = 0, class = 0, log_every = 1,
   checkpoint_every = 1, eval = 0, eval_batch = 1 }
@@ -219,7 +220,8 @@ local function dist_wrap(ctx, run, state)
   end
   table.sort(names) -- the same order on every rank: DataParallel broadcasts in its constructor
   for _, k in ipairs(names) do
-    ctx.models[#ctx.models + 1] = ctx.dist.DataParallel(state[k], { deterministic = run.dist_deterministic })
+    ctx.models[#ctx.models + 1] = ctx.dist.DataParallel(state[k], { deterministic = run.dist_deterministic,
+      batch_norm = run.dist_sync_bn and "sync" or "local" })
   end
 end
 

@@ -86,4 +86,34 @@ function M.register_backward_end_hook(fn)
   return setmetatable({ list = ends, entry = entry }, Handle)
 end
 
+-- Gradient hooks on values (not leaves): h = gradient_hook(fn); y = h(x) is x, and in backward
+-- the gradient reaching y passes through fn(dy) (returning the gradient for x, or nil to keep dy)
+-- on its way to x. One h serves every forward (the key is h's, not the call's).
+local transforms, transform_installed = {}, false
+local GradientHook = {}
+GradientHook.__index = GradientHook
+GradientHook.__call = function(h, x)
+  if h.removed then error("gen.autograd.gradient_hook: this hook was removed", 2) end
+  return core.grad_hook(x, h.key)
+end
+function GradientHook:remove()
+  self.removed = true
+  transforms[self.key] = nil
+end
+
+--- gen.autograd.gradient_hook(fn): see above. Returns a callable h with h:remove().
+function M.gradient_hook(fn)
+  if type(fn) ~= "function" then error("gen.autograd.gradient_hook: expected a function, got " .. type(fn), 2) end
+  if not transform_installed then
+    core.set_grad_transform(function(key, g)
+      local f = transforms[key]
+      if f then return f(g) end
+    end)
+    transform_installed = true
+  end
+  next_key = next_key + 1
+  transforms[next_key] = fn
+  return setmetatable({ key = next_key }, GradientHook)
+end
+
 return M

@@ -1,7 +1,8 @@
 -- Run by spec/dist_spec.lua under `mpirun -np 2`: bin/gen spec/support/dist_child.lua MODE OUT
 --   collectives  checks every collective's values and errors; writes OUT/collectives.txt (rank 0)
---   train        the deterministic run (support/dist_train.lua) in both reduction modes and with
---                one bucket per parameter; rank 0 writes OUT/{float,deterministic,buckets}.safetensors
+--   train        the deterministic run (support/dist_train.lua) in both reduction modes, with one
+--                bucket per parameter, and with a synchronized and a local batch norm; rank 0
+--                writes OUT/{float,deterministic,buckets,syncbn,localbn}.safetensors
 --   raise        rank 1 raises an error mid-training
 --   kill         rank 1 kills itself (SIGKILL) while rank 0 waits in a collective
 --   stall        rank 1 stops calling collectives; rank 0's wait times out
@@ -66,14 +67,17 @@ elseif mode == "train" then
     float = { deterministic = false },
     deterministic = { deterministic = true },
     buckets = { deterministic = false, bucket_mb = 1e-4 }, -- one bucket per parameter
+    syncbn = { deterministic = false, batch_norm = "sync" },
+    localbn = { deterministic = false, batch_norm = "local" },
   }
-  for _, name in ipairs({ "float", "deterministic", "buckets" }) do
+  for _, name in ipairs({ "float", "deterministic", "buckets", "syncbn", "localbn" }) do
     local o = runs[name]
     local p = train { dist = dist, rank = rank, ranks = size, global_batch = 16, steps = 20, deterministic = o.deterministic,
-      bucket_mb = o.bucket_mb }
-    -- every rank holds the same parameters
+      bucket_mb = o.bucket_mb, batch_norm = o.batch_norm }
+    -- every rank holds the same parameters (and, unless batch norm is local, running statistics)
     local all = dist.all_gather(p)
-    assert((all:select(1, 1) - all:select(1, 2)):abs():max():item() == 0, "ranks hold different parameters")
+    local differ = (all:select(1, 1) - all:select(1, 2)):abs():max():item()
+    assert(differ == 0 or name == "localbn", "ranks hold different parameters")
     if rank == 0 then gen.save(out .. "/" .. name .. ".safetensors", { params = p }) end
   end
 elseif mode == "raise" then
