@@ -30,8 +30,7 @@ static int grad_hook_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
 gen_tensor *gen_grad_hook(gen_tensor *x, int64_t key) {
   gen_tensor *out = gen_as_strided(x, x->ndim, x->shape, x->stride, x->offset);
   hook_attrs at = {key};
-  return gen_record(out, &(gen_record_args){.op = GEN_OP_GRAD_HOOK,
-                                            .backward = grad_hook_backward,
-                                            .inputs = GEN_TENSORS(x),
-                                            .attrs = GEN_ATTRS(&at)});
+  return gen_record(
+      out, &(gen_record_args){
+               .op = GEN_OP_GRAD_HOOK, .backward = grad_hook_backward, .inputs = GEN_TENSORS(x), .attrs = GEN_ATTRS(&at)});
 }
