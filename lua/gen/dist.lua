@@ -95,7 +95,8 @@ end
 --
 -- deterministic = true gathers every rank's bucket and sums them in rank order 0, 1, ..., p-1 on
 -- every rank (instead of MPI's reduction, whose order depends on the algorithm MPI picks), so the
--- averaged gradients are bitwise the same run to run. It moves p times the bytes.
+-- averaged gradients are bitwise the same run to run. Over p ranks it moves p / 2 times the bytes
+-- of a ring all-reduce.
 --
 -- batch_norm = "local" (the default) keeps batch-norm statistics per rank: each rank normalizes its
 -- own batch, as PyTorch's DDP does, and checkpoints keep rank 0's running averages. "sync" makes
@@ -153,7 +154,10 @@ end
 -- Waits for every started bucket and writes the averages back into the gradients.
 local function finish(self, ok)
   if not ok then -- backward failed part way: forget this round (the error ends the job anyway)
-    for _, b in ipairs(self.buckets) do b.ready, b.launched, b.request = 0, false, nil end
+    for _, b in ipairs(self.buckets) do
+      b.ready, b.launched, b.request = 0, false, nil
+      for _, s in ipairs(b.slots) do s.has_grad = false end
+    end
     self.in_flight = {}
     return
   end
