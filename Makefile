@@ -19,18 +19,21 @@ SRC       := $(wildcard csrc/*.c csrc/kernels/*.c csrc/bind/*.c)
 OBJ       := $(SRC:%.c=$(BUILD)/%.o)
 MODULE    := $(BUILD)/gen/core.so
 RUNTIME   := $(BUILD)/gen/runtime.so
+# gen.mpi (lua/gen/dist.lua's collectives) is its own object, built only where Open MPI's mpicc is.
+MPICC     ?= $(shell command -v mpicc 2>/dev/null)
+MPI_MOD   := $(if $(MPICC),$(BUILD)/gen/mpi.so)
 
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS  := build-essential lua5.4 liblua5.4-dev libopenblas-openmp-dev libopenblas0-openmp \
              libpng-dev zlib1g-dev lua-busted luarocks dataset-fashion-mnist lua-readline \
-             clang-format lua-check clang-14 libclang-rt-14-dev
+             clang-format lua-check clang-14 libclang-rt-14-dev openmpi-bin libopenmpi-dev
 # The Jupyter kernel (lua/gen/app/jupyter_kernel.py) and its tests (spec/kernel_spec.lua).
 KERNEL_PKGS := jupyter-notebook jupyter-nbconvert python3-ipykernel python3-jupyter-kernel-test
 # Where make install-kernel puts the kernel spec: --user, --sys-prefix or --prefix DIR.
 KERNEL_DEST ?= --user
 
 .PHONY: all test run bench asan lint deps install install-rock install-kernel clean help fuzz fuzz-build fuzz-smoke
-all: $(MODULE) $(RUNTIME)
+all: $(MODULE) $(RUNTIME) $(MPI_MOD)
 
 $(MODULE): $(OBJ)
 	@mkdir -p $(dir $@)
@@ -41,6 +44,11 @@ $(RUNTIME): csrc/runtime/runtime.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -fopenmp -MMD -MP,$(CFLAGS)) $(filter-out -fopenmp,$(LDFLAGS)) -o $@ $<
 
+# No OpenMP here: the collectives are single-threaded, and mpicc's wrapper adds MPI's flags.
+$(BUILD)/gen/mpi.so: csrc/dist/mpi.c csrc/gen.h Makefile
+	@mkdir -p $(dir $@)
+	$(MPICC) $(filter-out -fopenmp -MMD -MP,$(CFLAGS)) $(filter-out -fopenmp,$(LDFLAGS)) -o $@ $<
+
 $(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(CFLAGS) -c $< -o $@
@@ -48,7 +56,7 @@ $(BUILD)/%.o: %.c Makefile
 -include $(OBJ:.o=.d)
 
 ## test: run every busted spec under Lua 5.4; ends with "N passed, N failed"
-test: $(MODULE) $(RUNTIME)
+test: $(MODULE) $(RUNTIME) $(MPI_MOD)
 	$(LUA) spec/run.lua $(SPEC)
 	@if [ -z "$(SPEC)" ] && command -v $(FUZZ_CC) >/dev/null; then $(MAKE) -s fuzz-smoke; fi
 
@@ -62,9 +70,10 @@ bench: $(MODULE) $(RUNTIME)
 
 ## asan: the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
 # (the regular build too: the notebook spec's kernel child runs it, Jupyter being Python)
-asan: $(MODULE) $(RUNTIME)
+asan: $(MODULE) $(RUNTIME) $(MPI_MOD)
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDFLAGS="$(LDFLAGS) -fsanitize=address,undefined" build-asan/gen/core.so build-asan/gen/runtime.so
+	  LDFLAGS="$(LDFLAGS) -fsanitize=address,undefined" build-asan/gen/core.so build-asan/gen/runtime.so \
+	  $(if $(MPICC),build-asan/gen/mpi.so)
 	GEN_BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/spec/support/lsan.supp:print_suppressions=0 \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
@@ -121,10 +130,11 @@ install-kernel: $(MODULE) $(RUNTIME)
 	bin/gen --install-kernel $(KERNEL_DEST)
 
 # Called by LuaRocks (gen-scm-1.rockspec) with the tree's directories.
-install-rock: $(MODULE) $(RUNTIME)
+install-rock: $(MODULE) $(RUNTIME) $(MPI_MOD)
 	mkdir -p $(ROCK_LIBDIR)/gen $(ROCK_LUADIR) $(ROCK_BINDIR)
 	cp $(MODULE) $(ROCK_LIBDIR)/gen/core.so
 	cp $(RUNTIME) $(ROCK_LIBDIR)/gen/runtime.so
+	$(if $(MPI_MOD),cp $(MPI_MOD) $(ROCK_LIBDIR)/gen/mpi.so)
 	cp -r lua/gen $(ROCK_LUADIR)/
 	cp bin/gen $(ROCK_BINDIR)/gen
 

@@ -301,6 +301,37 @@ static int check_grad_shape(gen_node *n, int i, gen_tensor *g) {
                       gen_shape_str(a, sizeof a, g->ndim, g->shape), i + 1, gen_shape_str(b, sizeof b, e->ndim, e->shape));
 }
 
+static gen_grad_ready_fn hook_ready;
+static gen_backward_end_fn hook_end;
+
+void gen_set_grad_hooks(gen_grad_ready_fn ready, gen_backward_end_fn end) {
+  hook_ready = ready;
+  hook_end = end;
+}
+
+static bool watched(const gen_edge *e) { return hook_ready && e->leaf && e->leaf->grad_hook; }
+
+/* Counts, for every watched leaf, the edges into it from the nodes of this backward. */
+static void count_hook_edges(const node_vec *order) {
+  if (!hook_ready) return;
+  for (size_t k = 0; k < order->len; k++)
+    for (int i = 0; i < order->items[k]->n_inputs; i++)
+      if (watched(&order->items[k]->edges[i])) order->items[k]->edges[i].leaf->hook_pending = 0;
+  for (size_t k = 0; k < order->len; k++)
+    for (int i = 0; i < order->items[k]->n_inputs; i++)
+      if (watched(&order->items[k]->edges[i])) order->items[k]->edges[i].leaf->hook_pending++;
+}
+
+/* After node n ran: leaves whose last contribution it was are final. */
+static int fire_hooks(gen_node *n) {
+  if (!hook_ready) return 0;
+  for (int i = 0; i < n->n_inputs; i++) {
+    gen_edge *e = &n->edges[i];
+    if (watched(e) && --e->leaf->hook_pending == 0 && hook_ready(e->leaf) < 0) return -1;
+  }
+  return 0;
+}
+
 static int run_node(gen_node *n) {
   if (n->released)
     return gen_fail_int("backward through the graph a second time: its saved tensors were freed by "
@@ -341,7 +372,7 @@ static int run_node(gen_node *n) {
   }
   for (int i = 0; i < n->n_inputs; i++) gen_release(grad_in[i]);
   gen_release(g);
-  return rc;
+  return rc == 0 ? fire_hooks(n) : rc;
 }
 
 int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph) {
@@ -367,6 +398,8 @@ int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph) {
   if (!root->grad_fn) { /* a leaf: backward just accumulates the seed */
     int rc = accumulate(&root->grad, seed);
     gen_release(seed);
+    if (rc == 0 && hook_ready && root->grad_hook) rc = hook_ready(root);
+    if (hook_end && hook_end(rc == 0) < 0) rc = -1;
     return rc;
   }
   node_vec order = {0};
@@ -378,6 +411,7 @@ int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph) {
   bool saved_mode = grad_enabled;
   grad_enabled = false;
   root->grad_fn->grad_accum = seed;
+  count_hook_edges(&order);
   int rc = 0;
   for (size_t k = order.len; k-- > 0 && rc == 0;) rc = run_node(order.items[k]);
   grad_enabled = saved_mode;
@@ -397,5 +431,6 @@ int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph) {
     }
   }
   free(order.items);
+  if (hook_end && hook_end(rc == 0) < 0) rc = -1;
   return rc;
 }

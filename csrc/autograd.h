@@ -150,6 +150,20 @@ gen_tensor *gen_node_saved(gen_node *node, int i);
 void gen_node_retain(gen_node *n);
 void gen_node_release(gen_node *n);
 
+/* ---- gradient-ready hooks ----
+ * Data-parallel training starts reducing a parameter's gradient while backward is still running
+ * through earlier layers, so it must know the moment a leaf's .grad is final. A leaf with
+ * grad_hook != 0 is watched: before the sweep the engine counts the edges into it from the nodes
+ * it will run, counts them down as nodes run (a node whose gradient is zero still counts), and
+ * calls ready(leaf) right after the last one has been accumulated, once per backward(). After the
+ * sweep it calls end(ok) (ok false when backward failed), whether or not any watched leaf took
+ * part, so a listener can wait for the work it started. ready may fail (-1 with an error set):
+ * backward stops with that error. One listener pair for the process (the binding dispatches to
+ * per-tensor Lua functions by grad_hook); NULL turns them off. */
+typedef int (*gen_grad_ready_fn)(gen_tensor *leaf);
+typedef int (*gen_backward_end_fn)(bool ok);
+void gen_set_grad_hooks(gen_grad_ready_fn ready, gen_backward_end_fn end);
+
 /* grad may be NULL for a one-element root (then it is 1). */
 int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph);
 

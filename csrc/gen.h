@@ -58,6 +58,8 @@ typedef struct gen_tensor {
   bool requires_grad;       /* leaves: set by the user; non-leaves: true when grad_fn != NULL */
   struct gen_tensor *grad;  /* accumulated gradient of a leaf */
   struct gen_node *grad_fn; /* the op that produced this tensor, NULL for leaves */
+  int64_t grad_hook;        /* leaves: nonzero when a gradient-ready hook watches it (autograd.h) */
+  int64_t hook_pending;     /* engine scratch: contributions still to come in this backward */
 } gen_tensor;
 
 /* ---- errors (error.c) ---- */

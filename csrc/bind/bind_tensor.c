@@ -699,6 +699,7 @@ static int l_backward(lua_State *L) {
   if (!g && !lua_isnoneornil(L, 2) && !lua_istable(L, 2))
     bind_error(L, fname, "argument 2: expected a gradient tensor or an options table, got %s", luaL_typename(L, 2));
   int retain = bind_opt_bool_field(L, opts, "retain_graph", 0, fname);
+  bind_hooks_enter(L);
   if (gen_backward(t, g, retain) < 0) bind_core_error(L, fname);
   bind_pace_gc(L);
   return 0;

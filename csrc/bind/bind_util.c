@@ -286,5 +286,6 @@ int luaopen_gen_core(lua_State *L) {
   bind_register_optim(L);
   bind_register_file(L);
   bind_register_signal(L);
+  bind_register_hooks(L);
   return 1;
 }

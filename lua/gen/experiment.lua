@@ -12,7 +12,10 @@
 -- --sample, score N fresh samples with gen.metrics against the test set: printed and written to
 -- DIR/metrics.txt, drawn --eval-batch N (64) at a time; conditional models' sample functions return the requested labels too, which
 -- adds the classifier's agreement with them), --detect-anomaly (gen.autograd.detect_anomaly: the first
--- op producing NaN or Inf stops the run, named with its line). Example-specific options are
+-- op producing NaN or Inf stops the run, named with its line), --dist (data-parallel over the
+-- ranks of `mpirun -np P`: see "Data-parallel runs" below; --dist-deterministic reduces gradients
+-- in a fixed rank order, --dist-sync-bn normalizes batch norms over the global batch).
+-- Example-specific options are
 -- declared by their defaults (numbers, strings, booleans) and parsed the same way (--sample-steps
 -- sets sample_steps); an option with a fixed set of values is declared once with
 -- experiment.choice(default, {values...}), and the usage text lists the values.
@@ -26,7 +29,7 @@ local M = {}
 
 local common = { out = "", epochs = 0, steps = 0, batch = 64, seed = 0, threads = 0, resume = false, sample = 0,
   class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500, eval = 0, eval_batch = 64,
-  detect_anomaly = false }
+  detect_anomaly = false, dist = false, dist_deterministic = false, dist_sync_bn = false }
 -- the smallest value each common count accepts
 local minimum = { epochs = 0, steps = 0, batch = 1, seed = 0, threads = 0, sample = 0, class = 0, log_every = 1,
   checkpoint_every = 1, eval = 0, eval_batch = 1 }
@@ -195,10 +198,60 @@ function M.evaluate(run, spec, n)
   return r
 end
 
+-- Data-parallel runs (--dist). Every rank runs the script; gen.dist.DataParallel averages the
+-- gradients of each module in the state, the loader gives each rank its shard of every global
+-- batch (--batch is per rank: the global batch is --batch x ranks), and each rank draws its own
+-- noise, reseeded from (--seed, rank, step) before every step so a resumed run continues bitwise.
+-- Rank 0 alone writes the checkpoint (with the number of ranks, which --resume checks), the log
+-- (losses averaged over the ranks), the grids and the progress bar; --sample and --eval run on
+-- rank 0 only.
+local function dist_setup(run)
+  if not run.dist then return { rank = 0, size = 1, main = true } end
+  local dist = require "gen.dist"
+  local rank, size = dist.init()
+  return { dist = dist, rank = rank, size = size, main = rank == 0, models = {} }
+end
+
+local function dist_wrap(ctx, run, state)
+  if not ctx.dist then return end
+  local names = {}
+  for k, v in pairs(state) do
+    if type(v) == "table" and rawget(v, "_is_module") then names[#names + 1] = k end
+  end
+  table.sort(names) -- the same order on every rank: DataParallel broadcasts in its constructor
+  for _, k in ipairs(names) do
+    ctx.models[#ctx.models + 1] = ctx.dist.DataParallel(state[k], { deterministic = run.dist_deterministic,
+      batch_norm = run.dist_sync_bn and "sync" or "local" })
+  end
+end
+
+local function dist_check_resume(ctx, run, ck, ck_path)
+  local saved = math.tointeger(ck.dist_world_size) or 1
+  if saved ~= ctx.size then
+    M.fail(run.script, string.format("--resume: %s was written by a run on %d rank%s; resume it with the same number "
+      .. "(%s), not %d", ck_path, saved, saved == 1 and "" or "s",
+      saved == 1 and "without --dist, or mpirun -np 1 ... --dist" or "mpirun -np " .. saved .. " ... --dist", ctx.size))
+  end
+end
+
+-- The losses of a logged step, averaged over the ranks (every rank calls it on the same steps).
+local function dist_mean(ctx, losses, values)
+  if not ctx.dist or ctx.size == 1 then return values end
+  local v = {}
+  for i, l in ipairs(losses) do v[i] = tonumber(values[l]) or 0 end
+  local t = ctx.dist.all_reduce(gen.tensor(v, "float64"), "mean"):totable()
+  local out = {}
+  for k, x in pairs(values) do out[k] = x end
+  for i, l in ipairs(losses) do if values[l] ~= nil then out[l] = t[i] end end
+  return out
+end
+
 --- Runs training (or sampling with --sample) as described at the top of this file.
 function M.train(run, spec)
-  writable_dir(run)
+  local ctx = dist_setup(run)
+  if ctx.main then writable_dir(run) end
   local ck_path = run.out .. "/checkpoint.safetensors"
+  if run.sample > 0 and not ctx.main then return end
   if run.sample > 0 then
     load_checkpoint(run, ck_path, spec.state, "--sample")
     gen.manual_seed(run.seed + 1)
@@ -210,37 +263,48 @@ function M.train(run, spec)
   end
   gen.manual_seed(run.seed)
   local loader = gen.data.DataLoader(spec.data, { batch_size = run.batch, drop_last = true, seed = run.seed,
-    transform = spec.transform })
+    transform = spec.transform, rank = ctx.rank, ranks = ctx.size })
   local per_epoch = #loader
   local total = run.steps > 0 and run.steps or (run.epochs > 0 and run.epochs or 1) * per_epoch
   if run.steps > 0 and run.epochs > 0 then total = math.min(run.steps, run.epochs * per_epoch) end
   local step = 0
   if run.resume then
     local ck = load_checkpoint(run, ck_path, spec.state, "--resume")
+    dist_check_resume(ctx, run, ck, ck_path)
     step = ck.step
-    print(string.format("resumed from %s at step %d", ck_path, step))
+    if ctx.main then print(string.format("resumed from %s at step %d", ck_path, step)) end
   end
-  local log = gen.ui.CSVLogger(run.out .. "/log.csv", { "step", table.unpack(spec.losses) }, { append = run.resume })
-  local progress = gen.ui.progress(total, { label = run.name })
+  dist_wrap(ctx, run, spec.state)
+  local function save(at)
+    local s = M.state_with_step(spec.state, at)
+    if ctx.dist then s.dist_world_size = ctx.size end
+    gen.checkpoint.save(ck_path, s)
+  end
+  local log = ctx.main and gen.ui.CSVLogger(run.out .. "/log.csv", { "step", table.unpack(spec.losses) }, { append = run.resume })
+  local progress = ctx.main and gen.ui.progress(total, { label = run.name })
   local t0 = gen.time()
   while step < total do
     local epoch = step // per_epoch + 1
     for x, y in loader:iter { epoch = epoch, start = step % per_epoch + 1 } do
       step = step + 1
+      if ctx.dist then gen.manual_seed(((run.seed * 1000003 + step) * 4099 + ctx.rank) % 0x7fffffffffff) end
       local values = spec.step(x, y, step)
       if step % run.log_every == 0 or step == total then
+        values = dist_mean(ctx, spec.losses, values)
         local row = { step = step }
         for _, l in ipairs(spec.losses) do row[l] = values[l] end
-        log:log(row)
+        if log then log:log(row) end
       end
-      progress:update(step, values)
-      if step % run.checkpoint_every == 0 then gen.checkpoint.save(ck_path, M.state_with_step(spec.state, step)) end
+      if progress then progress:update(step, values) end
+      if step % run.checkpoint_every == 0 and ctx.main then save(step) end
       if step >= total then break end
     end
   end
+  for _, m in ipairs(ctx.models or {}) do m:close() end
+  if not ctx.main then return end
   progress:close()
   log:close()
-  gen.checkpoint.save(ck_path, M.state_with_step(spec.state, step))
+  save(step)
   plot_losses(run, spec.losses)
   gen.manual_seed(run.seed + 1)
   local nrow = spec.nrow or 8 -- a square grid: with nrow = 10 and classes cycling, each column is one class

@@ -27,6 +27,7 @@ local core_only = {
   adam_step_ = true, sgd_step_ = true, rmsprop_step_ = true, ema_update_ = true, sum_squares = true,
   count_backward = true, backward_counts = true, idx_read = true, idx_write = true, png_read = true,
   png_write = true, interrupt_handler = true, interrupt_arm = true, set_detect_anomaly = true,
+  set_grad_hook_key = true, set_grad_hooks = true, grad_hook = true, set_grad_transform = true,
 }
 
 for name, fn in pairs(core) do
@@ -92,6 +93,12 @@ function gen.autograd.detect_anomaly(on, ...)
   if type(on) ~= "boolean" then error("gen.autograd.detect_anomaly: expected a boolean or a function, got " .. type(on), 2) end
   return core.set_detect_anomaly(on)
 end
+
+-- Gradient-ready and backward-end hooks (gen.dist.DataParallel overlaps its all-reduce with them).
+local hooks = require "gen.hooks"
+gen.autograd.register_grad_ready_hook = hooks.register_grad_ready_hook
+gen.autograd.register_backward_end_hook = hooks.register_backward_end_hook
+gen.autograd.gradient_hook = hooks.gradient_hook
 
 --- Generators: gen.Generator(seed) with g:manual_seed(n), g:get_state(), g:set_state(s).
 local generator_methods = core.generator_mt.__index

@@ -17,6 +17,12 @@
 --   generator = g   orders and flips are drawn from g, as PyTorch's DataLoader does: seeding g
 --                   the same way gives the same sequence of epochs.
 --   neither         drawn from the default generator (gen.manual_seed controls it).
+-- Sharding for data-parallel training (gen.dist): ranks = p, rank = r (0-based) gives this rank
+-- batch_size rows of each global batch of p * batch_size: batch k of an epoch is rows
+-- r * batch_size + 1 .. (r + 1) * batch_size of the unsharded loader's batch k with batch_size
+-- p * batch_size, so the ranks see disjoint shards of the same permutation and together the very
+-- batches (and flips) one process would; needs drop_last and a seed (or shuffle = false), and
+-- #loader is the number of global batches. Resuming mid-epoch works as without shards.
 -- Batches are assembled in C (gather rows, scale, flip, pad in one pass: gen.core.io.batch_images).
 local gen = require "gen"
 
@@ -30,13 +36,14 @@ local function count(ds)
 end
 
 DataLoader.__len = function(l)
-  local n = count(l.dataset)
-  return l.drop_last and n // l.batch_size or -(-n // l.batch_size)
+  local n, bs = count(l.dataset), l.batch_size * l.ranks
+  return l.drop_last and n // bs or -(-n // bs)
 end
 
 DataLoader.__tostring = function(l)
-  return string.format("DataLoader: %d samples in %d batches of %d%s%s", count(l.dataset), #l, l.batch_size,
-    l.shuffle and ", shuffled" or "", l.drop_last and ", drop_last" or "")
+  return string.format("DataLoader: %d samples in %d batches of %d%s%s%s", count(l.dataset), #l, l.batch_size,
+    l.shuffle and ", shuffled" or "", l.drop_last and ", drop_last" or "",
+    l.ranks > 1 and string.format(", shard %d of %d", l.rank, l.ranks) or "")
 end
 
 local function fail(msg, level) error("gen.data.DataLoader: " .. msg, (level or 1) + 1) end
@@ -63,7 +70,18 @@ local function new(dataset, opts)
   local pad = transform.pad or 0
   if math.type(pad) ~= "integer" or pad < 0 then fail("transform.pad must be an integer >= 0", 2) end
   if opts.seed ~= nil and math.type(opts.seed) ~= "integer" then fail("seed must be an integer", 2) end
-  return setmetatable({
+  local ranks, rank = opts.ranks or 1, opts.rank or 0
+  if math.type(ranks) ~= "integer" or ranks < 1 then fail("ranks must be a positive integer, got " .. tostring(ranks), 2) end
+  if math.type(rank) ~= "integer" or rank < 0 or rank >= ranks then
+    fail(string.format("rank must be an integer in 0..%d, got %s", ranks - 1, tostring(rank)), 2)
+  end
+  if ranks > 1 then
+    if not opts.drop_last then fail("a sharded loader (ranks > 1) needs drop_last = true: every rank must get a full batch", 2) end
+    if opts.shuffle ~= false and not opts.seed then
+      fail("a sharded loader (ranks > 1) needs {seed = n}: every rank must draw the same permutation", 2)
+    end
+  end
+  return setmetatable({ ranks = ranks, rank = rank,
     dataset = dataset, batch_size = bs, shuffle = opts.shuffle ~= false, drop_last = opts.drop_last or false,
     seed = opts.seed, generator = opts.generator, transform = transform, range = range, pad = pad,
     epoch = 0,
@@ -88,12 +106,15 @@ function DataLoader:order(epoch)
 end
 
 --- One batch: images (float32, transformed) and labels for the given 1-based indices.
-function DataLoader:batch(idx, epoch, k)
+-- (first, the row of this batch's first sample in the global batch: the shard's flips are the
+-- global batch's, so sharded ranks flip exactly what one process would)
+function DataLoader:batch(idx, epoch, k, first)
   local ds, t = self.dataset, self.transform
   local flip
   if t.flip then
     local g = self:rng(epoch, k)
-    flip = (g and gen.rand(idx:size(1), { generator = g }) or gen.rand(idx:size(1))):lt(0.5)
+    local n = first and self.batch_size * self.ranks or idx:size(1)
+    flip = (g and gen.rand(n, { generator = g }) or gen.rand(n)):narrow(1, first or 1, idx:size(1)):lt(0.5)
   end
   local x, y
   if ds.images then
@@ -126,6 +147,14 @@ function DataLoader:iter(opts)
   local order = self:order(epoch)
   local n, nb, bs = count(self.dataset), #self, self.batch_size
   local k = start - 1
+  if self.ranks > 1 then
+    return function()
+      k = k + 1
+      if k > nb then return nil end
+      local row = self.rank * bs + 1 -- this rank's rows of the global batch k
+      return self:batch(order:narrow(1, (k - 1) * bs * self.ranks + row, bs), epoch, k, row)
+    end
+  end
   return function()
     k = k + 1
     if k > nb then return nil end
