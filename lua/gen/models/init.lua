@@ -4,9 +4,11 @@
 --   gen.models.dcgan   DCGAN generator/discriminator for 28, 32 or 64 pixels (Radford et al., 2016)
 --   gen.models.vae     MLP and convolutional VAEs (Kingma & Welling, 2014)
 --   gen.models.unet    the diffusion UNet (Ho et al., 2020)
+--   gen.models.realnvp RealNVP (Dinh et al., 2017) and gen.models.glow Glow (Kingma & Dhariwal, 2018)
 local M = {}
 
-local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true }
+local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true,
+  realnvp = true, glow = true }
 
 -- Submodules load on first use. A broken model file raises its own load error here.
 setmetatable(M, { __index = function(t, k)
