@@ -182,14 +182,19 @@ local function coupling_net(cin, cout, hidden)
 end
 
 -- checkerboard mask {1, 1, H, W}: 1 where (row + col + parity) is even
+local mask_cache = setmetatable({}, { __mode = "v" })
 local function checkerboard(h, w, parity, dtype)
+  local key = table.concat({ h, w, parity, dtype }, ":")
+  if mask_cache[key] then return mask_cache[key] end
   local m = {}
   for i = 1, h do
     local row = {}
     for j = 1, w do row[j] = (i + j + parity) % 2 == 0 and 1 or 0 end
     m[i] = row
   end
-  return gen.tensor(m, dtype):view(1, 1, h, w)
+  local t = gen.tensor(m, dtype):view(1, 1, h, w)
+  mask_cache[key] = t
+  return t
 end
 
 -- Shared by the affine and additive couplings: how x splits into the conditioning part x_a and the
