@@ -26,6 +26,9 @@
   X(LOGSUMEXP, "logsumexp") X(SOFTMAX, "softmax") X(LOG_SOFTMAX, "log_softmax")                    \
   /* linear algebra (ops_matmul.c) */                                                             \
   X(MATMUL, "matmul") X(LINEAR, "linear")                                                          \
+  /* small-matrix linear algebra (ops_linalg.c) */                                                \
+  X(LU_FACTOR, "lu_factor") X(SLOGDET, "slogdet") X(INVERSE, "inverse")                            \
+  X(SOLVE_TRIANGULAR, "solve_triangular")                                                          \
   /* views, shapes, copies (ops_shape.c) */                                                       \
   X(VIEW, "view") X(PERMUTE, "permute") X(NARROW, "narrow") X(SELECT, "select")                    \
   X(EXPAND, "expand") X(COPY, "copy") X(TO_DTYPE, "to_dtype") X(CAT, "cat")                        \

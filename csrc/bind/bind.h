@@ -75,6 +75,7 @@ void bind_register_arith(lua_State *L);
 void bind_register_reduce(lua_State *L);
 void bind_register_sort(lua_State *L);
 void bind_register_matmul(lua_State *L);
+void bind_register_linalg(lua_State *L);
 void bind_register_unary(lua_State *L);
 void bind_register_shape(lua_State *L);
 void bind_register_index(lua_State *L);

@@ -273,6 +273,7 @@ int luaopen_gen_core(lua_State *L) {
   bind_register_reduce(L);
   bind_register_sort(L);
   bind_register_matmul(L);
+  bind_register_linalg(L);
   bind_register_unary(L);
   bind_register_shape(L);
   bind_register_index(L);

@@ -28,6 +28,7 @@ local core_only = {
   count_backward = true, backward_counts = true, idx_read = true, idx_write = true, png_read = true,
   png_write = true, interrupt_handler = true, interrupt_arm = true, set_detect_anomaly = true,
   set_grad_hook_key = true, set_grad_hooks = true, grad_hook = true, set_grad_transform = true,
+  linalg_lu_factor = true, linalg_slogdet = true, linalg_inverse = true, linalg_solve_triangular = true,
 }
 
 for name, fn in pairs(core) do
@@ -115,7 +116,7 @@ gen.testing = require "gen.testing"
 local lazy = { nn = "gen.nn", optim = "gen.optim", checkpoint = "gen.checkpoint", data = "gen.data", image = "gen.image",
   ui = "gen.app.ui", models = "gen.models", experiment = "gen.experiment", diffusion = "gen.diffusion",
   metrics = "gen.metrics", gan = "gen.gan", autoencoder = "gen.autoencoder",
-  likelihood = "gen.likelihood" }
+  likelihood = "gen.likelihood", linalg = "gen.linalg", flows = "gen.flows" }
 
 -- Module paths that moved, still loadable by their old names (see the README's changelog).
 for old, new in pairs { ["gen.ui"] = "gen.app.ui", ["gen.repl"] = "gen.app.repl", ["gen.kernel"] = "gen.app.kernel" } do

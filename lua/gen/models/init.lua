@@ -5,10 +5,11 @@
 --   gen.models.vae     MLP and convolutional VAEs (Kingma & Welling, 2014)
 --   gen.models.unet    the diffusion UNet (Ho et al., 2020)
 --   gen.models.noisy_classifier  a classifier of noisy images for classifier guidance (Dhariwal & Nichol, 2021)
+--   gen.models.realnvp RealNVP (Dinh et al., 2017) and gen.models.glow Glow (Kingma & Dhariwal, 2018)
 local M = {}
 
 local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true,
-  noisy_classifier = true }
+  noisy_classifier = true, realnvp = true, glow = true }
 
 -- Submodules load on first use. A broken model file raises its own load error here.
 setmetatable(M, { __index = function(t, k)

@@ -1,0 +1,173 @@
+# PyTorch twin of gen's Glow (gen.models.glow with levels 3, depth 4, hidden 64 on 1x32x32, the
+# README's measured run): the same layers (ActNorm with data-dependent initialization, the
+# LU-parameterized 1x1 convolution, affine coupling with a tanh-bounded scale, squeeze, split with
+# a learned conditional prior, learned top prior), the same parameter count, the same objective
+# (bits/dim of uniformly dequantized 8-bit images padded from 28 to 32, counted over 784 pixels,
+# gen.flows.bits_per_dim) and the same step (Adam 1e-3, gradient norm clipped at 50).
+# bench/e2e.py imports it for the glow_step workload; run alone it times the step:
+#   OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/twin_glow.py [THREADS]
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONFIG = dict(channels=1, resolution=32, levels=3, depth=4, hidden=64)
+BATCH, PIXELS = 64, 28 * 28
+LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_log_prob(z, mean, logsd):
+    e = (z - mean) * torch.exp(-logsd)
+    return ((e * e + LOG_2PI) * -0.5 - logsd).flatten(1).sum(1)
+
+
+def squeeze(x):
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(n, c * 4, h // 2, w // 2)
+
+
+def unsqueeze(z):
+    n, c4, h, w = z.shape
+    c = c4 // 4
+    return z.reshape(n, c, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * 2, w * 2)
+
+
+class ActNorm(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.logs = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.register_buffer("initialized", torch.zeros(1))
+
+    def forward(self, x):
+        if self.initialized.item() == 0:
+            with torch.no_grad():
+                flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+                mean = flat.mean(1, keepdim=True)
+                var = ((flat - mean) ** 2).mean(1)
+                self.bias.copy_(-mean.view(1, -1, 1, 1))
+                self.logs.copy_(-torch.log(var.sqrt() + 1e-6).view(1, -1, 1, 1))
+                self.initialized.fill_(1)
+        return (x + self.bias) * torch.exp(self.logs), self.logs.sum() * x.shape[2] * x.shape[3]
+
+
+class InvConv1x1LU(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        w0 = torch.linalg.qr(torch.randn(c, c))[0]
+        P, L, U = torch.linalg.lu(w0)
+        s = torch.diagonal(U)
+        mask = torch.tril(torch.ones(c, c), -1)
+        self.register_buffer("p", P)
+        self.register_buffer("sign_s", torch.sign(s))
+        self.register_buffer("lower_mask", mask)
+        self.register_buffer("eye", torch.eye(c))
+        self.lower = nn.Parameter(L * mask)
+        self.upper = nn.Parameter(U * mask.t())
+        self.log_s = nn.Parameter(s.abs().log())
+
+    def forward(self, x):
+        L = self.lower * self.lower_mask + self.eye
+        U = self.upper * self.lower_mask.t() + torch.diag(self.sign_s * torch.exp(self.log_s))
+        W = self.p @ L @ U
+        return F.conv2d(x, W.view(*W.shape, 1, 1)), self.log_s.sum() * x.shape[2] * x.shape[3]
+
+
+class AffineCoupling(nn.Module):
+    def __init__(self, c, hidden):
+        super().__init__()
+        self.ca, self.cb = c // 2, c - c // 2
+        last = nn.Conv2d(hidden, 2 * self.cb, 3, padding=1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(nn.Conv2d(self.ca, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, hidden, 1), nn.ReLU(), last)
+        self.scale = nn.Parameter(torch.ones(1, self.cb, 1, 1))
+
+    def forward(self, x):
+        xa, xb = x[:, :self.ca], x[:, self.ca:]
+        h = self.net(xa)
+        s, t = self.scale * torch.tanh(h[:, :self.cb]), h[:, self.cb:]
+        return torch.cat([xa, xb * torch.exp(s) + t], 1), s.flatten(1).sum(1)
+
+
+class Split(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c1 = c - c // 2
+        self.prior = nn.Conv2d(self.c1, 2 * (c - self.c1), 3, padding=1)
+        nn.init.zeros_(self.prior.weight)
+        nn.init.zeros_(self.prior.bias)
+
+    def forward(self, x):
+        z1, z2 = x[:, :self.c1], x[:, self.c1:]
+        h = self.prior(z1)
+        c2 = z2.shape[1]
+        return z1, gaussian_log_prob(z2, h[:, :c2], h[:, c2:])
+
+
+class Glow(nn.Module):
+    def __init__(self, channels, resolution, levels, depth, hidden):
+        super().__init__()
+        self.levels, self.splits = nn.ModuleList(), nn.ModuleList()
+        c, r = channels, resolution
+        for level in range(levels):
+            c, r = c * 4, r // 2
+            steps = []
+            for _ in range(depth):
+                steps += [ActNorm(c), InvConv1x1LU(c), AffineCoupling(c, hidden)]
+            self.levels.append(nn.ModuleList(steps))
+            if level < levels - 1:
+                self.splits.append(Split(c))
+                c = c - c // 2
+        self.top_mean = nn.Parameter(torch.zeros(1, c, r, r))
+        self.top_logsd = nn.Parameter(torch.zeros(1, c, r, r))
+
+    def log_prob(self, x):
+        logp = torch.zeros(x.shape[0])
+        for i, level in enumerate(self.levels):
+            x = squeeze(x)
+            for layer in level:
+                x, ld = layer(x)
+                logp = logp + ld
+            if i < len(self.splits):
+                x, lp = self.splits[i](x)
+                logp = logp + lp
+        return logp + gaussian_log_prob(x, self.top_mean.expand_as(x), self.top_logsd.expand_as(x))
+
+
+def bits_per_dim(model, images):
+    y = (images + torch.rand_like(images)) / 256 - 0.5  # gen.likelihood.dequantize into [-0.5, 0.5]
+    log_p = model.log_prob(y) + images[0].numel() * math.log(1 / 256)  # the discrete log-probability
+    return -log_p / (PIXELS * math.log(2))
+
+
+def make_step():
+    model = Glow(**CONFIG)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images = F.pad(torch.randint(0, 256, (BATCH, 1, 28, 28)).float(), (2, 2, 2, 2))
+
+    def step():
+        opt.zero_grad()
+        loss = bits_per_dim(model, images).mean()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 50)
+        opt.step()
+        return loss.item()
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+    step, params = make_step()
+    times = []
+    for i in range(7):
+        t0 = time.perf_counter()
+        step()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    print("glow_step torch %.4f s (median of 5), %d parameters" % (statistics.median_low(times), params))
