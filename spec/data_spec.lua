@@ -139,7 +139,9 @@ describe("Fashion-MNIST", function()
     assert.equal(train.labels:at(60000), select(2, train:get(-1)))
     assert.has_error(function() train:get(60001) end, "gen.data.Dataset: index 60001 out of range 1..60000")
     assert.truthy(tostring(train):find("60000 images {1,28,28} uint8, 10 classes", 1, true))
-    assert.is_true(load_seconds < 5, "loading took " .. load_seconds .. " s") -- ~0.3 s when the machine is idle
+    -- not a speed test (that is bench's job): a guard against a reader gone quadratic, which would
+    -- take minutes; ~0.3 s when the machine is idle, 6 s seen under a load of 18
+    assert.is_true(load_seconds < 60, "loading took " .. load_seconds .. " s")
   end)
 
   it("loads the test split and gives float views in [-1, 1] and [0, 1]", function()
