@@ -97,6 +97,13 @@ describe("checked sizes", function()
     assert.is_true(gen.time() - t0 < 1)
   end)
 
+  it("totable refuses to build 2^40 empty Lua tables (found by fuzzing: it hung)", function()
+    raises("gen.totable: shape {1099511627776,0} would make more than 1073741824 Lua tables and numbers",
+      function() return gen.zeros(1, 0):expand(1 << 40, 0):totable() end)
+    raises("gen.totable: shape {65536,65536} would make more than", function() return gen.zeros(1, 1):expand(1 << 16, 1 << 16):totable() end)
+    assert.same({ {}, {} }, gen.zeros(2, 0):totable())
+  end)
+
   it("arange and linspace refuse absurd counts before allocating", function()
     raises("gen.arange: %(2.14748e%+09, %-0.18, %-1.8%) has 1193046472 elements", gen.arange, 2 ^ 31, -0.18, -1.8)
     raises("gen.arange: ", gen.arange, 0, 1e300, 1e-300)

@@ -561,11 +561,25 @@ static void totable_rec(lua_State *L, const gen_tensor *t, int d, int64_t off) {
   }
 }
 
+#define TOTABLE_MAX ((int64_t)1 << 30)
 static int l_totable(lua_State *L) {
   gen_tensor *t = bind_tensor(L, 1, "gen.totable");
   if (t->ndim == 0) {
     push_element(L, t, gen_data_ptr(t));
     return 1;
+  }
+  /* every nested table and element is a Lua value: an expanded {2^40, 0} is no elements but 2^40
+   * tables, so count both and refuse before building (the memory limit cannot see Lua's heap) */
+  int64_t values = 0, level = 1;
+  bool ovf = false;
+  for (int d = 0; d < t->ndim; d++) {
+    level = gen_size_mul(level, t->shape[d], &ovf);
+    values = gen_size_add(values, level, &ovf);
+    if (ovf || values > TOTABLE_MAX) {
+      char s[GEN_SHAPE_STR_MAX];
+      bind_error(L, "gen.totable", "shape %s would make more than %lld Lua tables and numbers",
+                 gen_shape_str(s, sizeof s, t->ndim, t->shape), (long long)TOTABLE_MAX);
+    }
   }
   luaL_checkstack(L, t->ndim + 8, "gen.totable");
   totable_rec(L, t, 0, t->offset);
