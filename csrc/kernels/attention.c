@@ -48,13 +48,15 @@ static void mask_tile(const gen_attn_shape *a, float *s, int64_t bi, int64_t hi,
         for (int64_t j = 0; j < nk; j++) row[j] += mp[j * js];
       }
     }
-    if (a->causal)
-      for (int64_t j = i0 + i + 1 - j0 > 0 ? i0 + i + 1 - j0 : 0; j < nk; j++) row[j] = -INFINITY;
+    if (a->causal) {
+      int64_t first = i0 + i + a->offset + 1 - j0; /* the first key this query may not see */
+      for (int64_t j = first > 0 ? first : 0; j < nk; j++) row[j] = -INFINITY;
+    }
   }
 }
 
 static inline bool tile_masked(const gen_attn_shape *a, int64_t i0, int64_t j0, int64_t nk) {
-  return a->mask || (a->causal && j0 + nk - 1 > i0);
+  return a->mask || (a->causal && j0 + nk - 1 > i0 + a->offset);
 }
 
 /* One query tile of one slice: the online softmax over the key tiles. */
@@ -68,7 +70,7 @@ static void forward_tile(const gen_attn_shape *a, const float *q, const float *k
   }
   memset(acc, 0, sizeof(float) * (size_t)(nq * dv));
   for (int64_t j0 = 0; j0 < a->tk; j0 += BK) {
-    if (a->causal && j0 > i0 + nq - 1) break; /* this and every later key tile is hidden */
+    if (a->causal && j0 > i0 + a->offset + nq - 1) break; /* this and every later key tile is hidden */
     int64_t nk = a->tk - j0 < BK ? a->tk - j0 : BK;
     gen_gemm(false, true, nq, nk, a->d, a->scale, q + i0 * a->d, a->d, k + j0 * a->d, a->d, 0, s, nk, GEN_FLOAT32);
     if (tile_masked(a, i0, j0, nk)) mask_tile(a, s, bi, hi, i0, nq, j0, nk);
@@ -155,7 +157,7 @@ static void backward_slice(const gen_attn_shape *a, const float *q, const float 
     int64_t nk = a->tk - j0 < BK ? a->tk - j0 : BK;
     for (int64_t i0 = 0; i0 < a->tq; i0 += BQ) {
       int64_t nq = a->tq - i0 < BQ ? a->tq - i0 : BQ;
-      if (a->causal && j0 > i0 + nq - 1) continue;
+      if (a->causal && j0 > i0 + a->offset + nq - 1) continue;
       gen_gemm(false, true, nq, nk, d, scale, q + i0 * d, d, k + j0 * d, d, 0, p, nk, GEN_FLOAT32);
       if (tile_masked(a, i0, j0, nk)) mask_tile(a, p, bi, hi, i0, nq, j0, nk);
       for (int64_t i = 0; i < nq; i++) { /* P = exp(S - lse) */
