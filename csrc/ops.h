@@ -24,6 +24,7 @@
   /* reductions (ops_reduce.c) */                                                                 \
   X(SUM, "sum") X(MEAN, "mean") X(VAR, "var") X(STD, "std") X(MAX, "max") X(MIN, "min")            \
   X(LOGSUMEXP, "logsumexp") X(SOFTMAX, "softmax") X(LOG_SOFTMAX, "log_softmax")                    \
+  X(CUMSUM, "cumsum")                                                                              \
   /* linear algebra (ops_matmul.c) */                                                             \
   X(MATMUL, "matmul") X(LINEAR, "linear")                                                          \
   /* views, shapes, copies (ops_shape.c) */                                                       \

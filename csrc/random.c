@@ -131,3 +131,96 @@ int gen_fill_bernoulli(gen_tensor *t, gen_generator *g, double p) {
   if (!(p >= 0 && p <= 1)) return gen_fail_int("probability %g is not in [0, 1]", p);
   return fill(t, g, FILL_BERNOULLI, p, 0);
 }
+
+/* ---------------------------------------------------------------- categorical draws
+ * multinomial: each row of weights w (nonnegative, not necessarily normalized) gives n category
+ * indices. Draw s of row r uses block first + r n + s (one 53-bit uniform u), so a row's draws do
+ * not depend on the other rows or on threads. With replacement, the category is the first k whose
+ * running sum c_k = w_1 + ... + w_k exceeds u c_V (zero weights are never chosen); without, the
+ * same on the weights left after removing the earlier draws (their sum recomputed in order, so no
+ * drift from subtraction). */
+
+/* The first k with w_1 + ... + w_k > target, scanning in order; the last positive one if rounding
+ * leaves target at the total. */
+static int64_t pick(const double *w, int64_t v, double target) {
+  double c = 0;
+  int64_t last = -1;
+  for (int64_t k = 0; k < v; k++) {
+    if (w[k] <= 0) continue;
+    c += w[k];
+    last = k;
+    if (c > target) return k;
+  }
+  return last;
+}
+
+gen_tensor *gen_multinomial(gen_tensor *probs, int64_t n, bool replacement, gen_generator *g) {
+  if (!gen_dtype_is_float(probs->dtype)) return gen_fail("probabilities must be float, got %s", gen_dtype_name(probs->dtype));
+  if (probs->ndim != 1 && probs->ndim != 2)
+    return gen_fail("probabilities must be {V} or {B, V}, got %d dimensions", probs->ndim);
+  if (n < 0) return gen_fail("the number of samples must be >= 0, got %lld", (long long)n);
+  int64_t rows = probs->ndim == 2 ? probs->shape[0] : 1, v = probs->shape[probs->ndim - 1];
+  if (v == 0 && rows > 0) return gen_fail("no categories to draw from");
+  gen_tensor *c = gen_contiguous_raw(probs);
+  if (!c) return NULL;
+  const char *base = gen_data_ptr(c);
+  size_t es = gen_dtype_size(c->dtype);
+  for (int64_t r = 0; r < rows; r++) { /* validate every row before anything else is allocated */
+    double total = 0;
+    int64_t positive = 0;
+    for (int64_t k = 0; k < v; k++) {
+      double w = gen_read_f64(base + (size_t)(r * v + k) * es, c->dtype);
+      if (!(w >= 0) || isinf(w)) {
+        gen_release(c);
+        return gen_fail("probabilities must be finite and >= 0, got %g at row %lld, category %lld", w, (long long)r + 1,
+                        (long long)k + 1);
+      }
+      total += w;
+      positive += w > 0;
+    }
+    if (!(total > 0) || isinf(total)) {
+      gen_release(c);
+      return gen_fail("row %lld of the probabilities sums to %g", (long long)r + 1, total);
+    }
+    if (!replacement && n > positive) {
+      gen_release(c);
+      return gen_fail("cannot draw %lld samples without replacement from %lld categories of nonzero probability (row %lld)",
+                      (long long)n, (long long)positive, (long long)r + 1);
+    }
+  }
+  bool overflow = false;
+  int64_t draws = gen_size_mul(rows, n, &overflow);
+  if (overflow) {
+    gen_release(c);
+    return gen_fail("%lld rows x %lld samples overflow", (long long)rows, (long long)n);
+  }
+  int64_t shape[2] = {rows, n};
+  gen_tensor *out = probs->ndim == 2 ? gen_empty(GEN_INT64, 2, shape) : gen_empty(GEN_INT64, 1, shape + 1);
+  gen_tensor *w = out ? gen_empty(GEN_FLOAT64, 1, (int64_t[1]){v}) : NULL;
+  if (!w) {
+    gen_release(out);
+    gen_release(c);
+    return NULL;
+  }
+  uint64_t first = gen_generator_reserve(g, (uint64_t)draws);
+  int64_t *idx = (int64_t *)gen_data_ptr(out);
+  double *wr = (double *)gen_data_ptr(w);
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t k = 0; k < v; k++) wr[k] = gen_read_f64(base + (size_t)(r * v + k) * es, c->dtype);
+    double total = 0;
+    for (int64_t s = 0; s < n; s++) {
+      if (s == 0 || !replacement) {
+        total = 0;
+        for (int64_t k = 0; k < v; k++) total += wr[k];
+      }
+      uint32_t word[4];
+      gen_philox_block(g->seed, first + (uint64_t)(r * n + s), word);
+      int64_t k = pick(wr, v, u01_53(word[0], word[1]) * total);
+      idx[r * n + s] = k + 1;
+      if (!replacement) wr[k] = 0;
+    }
+  }
+  gen_release(w);
+  gen_release(c);
+  return out;
+}

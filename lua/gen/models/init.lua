@@ -4,9 +4,10 @@
 --   gen.models.dcgan   DCGAN generator/discriminator for 28, 32 or 64 pixels (Radford et al., 2016)
 --   gen.models.vae     MLP and convolutional VAEs (Kingma & Welling, 2014)
 --   gen.models.unet    the diffusion UNet (Ho et al., 2020)
+--   gen.models.gpt     a causal transformer over tokens with a key/value cache (Radford et al., 2019)
 local M = {}
 
-local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true }
+local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true, gpt = true }
 
 -- Submodules load on first use. A broken model file raises its own load error here.
 setmetatable(M, { __index = function(t, k)
