@@ -154,6 +154,10 @@ static int64_t pick(const double *w, int64_t v, double target) {
   return last;
 }
 
+static inline double weight(const char *base, gen_dtype dt, int64_t i) {
+  return dt == GEN_FLOAT32 ? ((const float *)base)[i] : ((const double *)base)[i];
+}
+
 gen_tensor *gen_multinomial(gen_tensor *probs, int64_t n, bool replacement, gen_generator *g) {
   if (!gen_dtype_is_float(probs->dtype)) return gen_fail("probabilities must be float, got %s", gen_dtype_name(probs->dtype));
   if (probs->ndim != 1 && probs->ndim != 2)
@@ -164,12 +168,11 @@ gen_tensor *gen_multinomial(gen_tensor *probs, int64_t n, bool replacement, gen_
   gen_tensor *c = gen_contiguous_raw(probs);
   if (!c) return NULL;
   const char *base = gen_data_ptr(c);
-  size_t es = gen_dtype_size(c->dtype);
   for (int64_t r = 0; r < rows; r++) { /* validate every row before anything else is allocated */
     double total = 0;
     int64_t positive = 0;
     for (int64_t k = 0; k < v; k++) {
-      double w = gen_read_f64(base + (size_t)(r * v + k) * es, c->dtype);
+      double w = weight(base, c->dtype, r * v + k);
       if (!(w >= 0) || isinf(w)) {
         gen_release(c);
         return gen_fail("probabilities must be finite and >= 0, got %g at row %lld, category %lld", w, (long long)r + 1,
@@ -206,7 +209,7 @@ gen_tensor *gen_multinomial(gen_tensor *probs, int64_t n, bool replacement, gen_
   int64_t *idx = (int64_t *)gen_data_ptr(out);
   double *wr = (double *)gen_data_ptr(w);
   for (int64_t r = 0; r < rows; r++) {
-    for (int64_t k = 0; k < v; k++) wr[k] = gen_read_f64(base + (size_t)(r * v + k) * es, c->dtype);
+    for (int64_t k = 0; k < v; k++) wr[k] = weight(base, c->dtype, r * v + k);
     double total = 0;
     for (int64_t s = 0; s < n; s++) {
       if (s == 0 || !replacement) {
