@@ -57,23 +57,22 @@ static inline double u01_53(uint32_t hi, uint32_t lo) {
 
 typedef enum { FILL_UNIFORM, FILL_NORMAL, FILL_RANDINT, FILL_BERNOULLI } fill_kind;
 
-/* Element i uses block (first + i / 2): two 64-bit draws per block, enough for Box-Muller. */
-static double draw(fill_kind kind, uint64_t seed, uint64_t first, int64_t i, double a, double b) {
-  uint32_t w[4];
-  gen_philox_block(seed, first + (uint64_t)(i >> 1), w);
+/* Element i uses block (first + i / 2): two 64-bit draws per block, enough for Box-Muller; w holds
+ * that block, odd says which half of it is element i's. */
+static double draw_from(fill_kind kind, const uint32_t w[4], int odd, double a, double b) {
   double u1 = u01_53(w[0], w[1]), u2 = u01_53(w[2], w[3]);
   switch (kind) {
-  case FILL_UNIFORM: return a + (b - a) * ((i & 1) ? u2 : u1);
+  case FILL_UNIFORM: return a + (b - a) * (odd ? u2 : u1);
   case FILL_NORMAL: {
     double r = sqrt(-2.0 * log(1.0 - u1)), theta = 2.0 * M_PI * u2;
-    return a + b * r * ((i & 1) ? sin(theta) : cos(theta));
+    return a + b * r * (odd ? sin(theta) : cos(theta));
   }
   case FILL_RANDINT: {
     double span = b - a + 1.0;
-    double v = a + floor(span * ((i & 1) ? u2 : u1));
+    double v = a + floor(span * (odd ? u2 : u1));
     return v > b ? b : v;
   }
-  default: return ((i & 1) ? u2 : u1) < a ? 1.0 : 0.0;
+  default: return (odd ? u2 : u1) < a ? 1.0 : 0.0;
   }
 }
 
@@ -89,13 +88,25 @@ typedef struct {
   double a, b;
 } fill_job;
 
-/* Row r of the iteration: element r * inner + j draws from its own counter, whatever the thread. */
+/* Row r of the iteration: element r * inner + j draws from its own counter, whatever the thread.
+ * Neighbours share a block, so each block is computed once per row it touches. */
 static void fill_row(const fill_job *j, int64_t r) {
   int64_t off[1];
   gen_iter_row(j->it, r, off);
+  uint32_t w[4];
+  int64_t have = -1; /* the block in w */
   for (int64_t e = 0; e < j->it->inner; e++) {
-    double v = draw(j->kind, j->seed, j->first, r * j->it->inner + e, j->a, j->b);
-    gen_write_f64(j->base + (size_t)(off[0] + e * j->s0) * j->es, j->dt, v);
+    int64_t i = r * j->it->inner + e;
+    if (i >> 1 != have) {
+      have = i >> 1;
+      gen_philox_block(j->seed, j->first + (uint64_t)have, w);
+    }
+    double v = draw_from(j->kind, w, (int)(i & 1), j->a, j->b);
+    char *dst = j->base + (size_t)(off[0] + e * j->s0) * j->es;
+    if (j->dt == GEN_FLOAT32)
+      *(float *)dst = (float)v;
+    else
+      gen_write_f64(dst, j->dt, v);
   }
 }
 
