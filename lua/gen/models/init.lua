@@ -7,7 +7,8 @@
 --   gen.models.gpt     a causal transformer over tokens with a key/value cache (Radford et al., 2019)
 local M = {}
 
-local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true, gpt = true }
+local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true, vqvae = true,
+  gpt = true }
 
 -- Submodules load on first use. A broken model file raises its own load error here.
 setmetatable(M, { __index = function(t, k)
