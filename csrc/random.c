@@ -110,10 +110,42 @@ static void fill_row(const fill_job *j, int64_t r) {
   }
 }
 
+/* Elements [lo, hi) of a contiguous float32 uniform or Bernoulli fill (lo even): the numbers
+ * fill_row gives, without its per-element dispatch and strides. Dropout masks take this path. */
+static void fill_f32_span(float *o, int64_t lo, int64_t hi, fill_kind kind, uint64_t seed, uint64_t first, double a, double b) {
+  for (int64_t i = lo; i < hi; i += 2) {
+    uint32_t w[4];
+    gen_philox_block(seed, first + (uint64_t)(i >> 1), w);
+    double u1 = u01_53(w[0], w[1]), u2 = u01_53(w[2], w[3]);
+    if (kind == FILL_BERNOULLI) {
+      o[i] = u1 < a ? 1.0f : 0.0f;
+      if (i + 1 < hi) o[i + 1] = u2 < a ? 1.0f : 0.0f;
+    } else {
+      o[i] = (float)(a + (b - a) * u1);
+      if (i + 1 < hi) o[i + 1] = (float)(a + (b - a) * u2);
+    }
+  }
+}
+
+#define FILL_SPAN 8192 /* elements per parallel task (even) */
+
 static int fill(gen_tensor *t, gen_generator *g, fill_kind kind, double a, double b) {
   int64_t n = gen_numel(t);
   uint64_t first = gen_generator_reserve(g, (uint64_t)(n + 1) / 2);
   uint64_t seed = g->seed;
+  if (t->dtype == GEN_FLOAT32 && (kind == FILL_UNIFORM || kind == FILL_BERNOULLI) && gen_is_contiguous(t)) {
+    float *o = (float *)gen_data_ptr(t);
+    int64_t spans = (n + FILL_SPAN - 1) / FILL_SPAN;
+    if (spans > 1 && n > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t k = 0; k < spans; k++)
+        fill_f32_span(o, k * FILL_SPAN, (k + 1) * FILL_SPAN < n ? (k + 1) * FILL_SPAN : n, kind, seed, first, a, b);
+    } else {
+      fill_f32_span(o, 0, n, kind, seed, first, a, b);
+    }
+    gen_bump_version(t);
+    return 0;
+  }
   const int64_t *strides[1] = {t->stride};
   gen_iter it;
   gen_iter_init(&it, t->ndim, t->shape, 1, strides);

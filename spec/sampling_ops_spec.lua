@@ -43,6 +43,20 @@ describe("cumsum", function()
   end)
 end)
 
+describe("random fills", function()
+  it("give the same numbers into contiguous float32 (the fast path) and strided tensors", function()
+    for _, fill in ipairs { function(t) return t:uniform_(-2, 3, { generator = gen.Generator(5) }) end,
+      function(t) return t:bernoulli_(0.3, { generator = gen.Generator(5) }) end } do
+      local a = fill(gen.empty(70001))
+      local b = fill(gen.empty(70001, 3):select(2, 2))
+      local c = fill(gen.empty(70001, "float64"))
+      assert.are.equal(0, (a - b):abs():max():item())
+      assert.is_true((a:double() - c):abs():max():item() < 1e-6)
+    end
+    threads.assert_same(function() return gen.rand(100001, { generator = gen.Generator(1) }) end)
+  end)
+end)
+
 describe("multinomial", function()
   it("draws categories with the given probabilities, never a zero-weight one", function()
     local w = gen.tensor { 1, 0, 3, 6 } -- unnormalized
