@@ -5,8 +5,10 @@
 # AdamW) and the same sampling (a preallocated key/value cache, one token per forward, softmax and
 # a multinomial draw per token). PyTorch 1.13 has no fused attention: softmax(QK^T / sqrt(d)) V
 # with a causal mask, as minGPT writes it.
-# bench/e2e.py imports it for the gpt_prior_step and gpt_prior_sample workloads; run alone:
-#   OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/twin_gpt.py [THREADS]
+# bench/e2e.py imports it for the gpt_prior_step and gpt_prior_sample workloads; run alone it
+# prints the wall and CPU time (time.process_time, all threads) per step and per sample, the
+# counterpart of bench/gpt_prior.lua (CPU time is what a host shared by other jobs does not blur):
+#   OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/twin_gpt.py [THREADS [ITERS]]
 import math
 import sys
 import time
@@ -117,10 +119,18 @@ def make_sample():
 
 if __name__ == "__main__":
     torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+    iters = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    torch.manual_seed(0)
     for name, make in (("step", make_step), ("sample", make_sample)):
         fn, params = make()
         fn()
-        t0 = time.perf_counter()
-        for _ in range(3):
+        walls, cpus = [], []
+        for _ in range(iters):
+            w0, c0 = time.perf_counter(), time.process_time()
             fn()
-        print("%s: %.1f ms (%d parameters)" % (name, (time.perf_counter() - t0) / 3 * 1e3, params))
+            walls.append(time.perf_counter() - w0)
+            cpus.append(time.process_time() - c0)
+        walls.sort()
+        cpus.sort()
+        print("torch %s: wall %.1f ms, CPU %.1f ms (medians of %d; %d parameters)" % (
+            name, walls[(iters - 1) // 2] * 1e3, cpus[(iters - 1) // 2] * 1e3, iters, params))
