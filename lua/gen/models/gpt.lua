@@ -77,7 +77,7 @@ end
 --- A key/value cache for decoding `batch` sequences of up to block_size tokens (prefix included).
 function M.GPT:new_cache(batch)
   positive_integer("GPT:new_cache", "batch", batch)
-  return nn.KVCache(self.depth, batch, self.heads, self.block_size, self.dim // self.heads)
+  return nn.KVCache(self.depth, batch, self.heads, self.block_size, self.dim // self.heads, self.tok_emb.weight.dtype)
 end
 
 local function dims(t) return gen.is_tensor(t) and t.dtype .. " {" .. table.concat(t.shape, ",") .. "}" or type(t) end
