@@ -179,6 +179,46 @@ workloads.example_dcgan = example("gan/dcgan", function(s) return s.G:num_parame
 workloads.example_vae = example("autoencoder/vae", function(s) return s.model:num_parameters() end)
 workloads.example_ddpm = example("diffusion/ddpm", function(s) return s.model:num_parameters() end)
 
+-- The GPT prior of examples/autoregressive/gpt_prior.lua with its defaults over a 7x7 grid of
+-- codes from a K = 512 codebook, class-conditional (10 classes), dim 192, depth 4, 6 heads,
+-- dropout 0.1 (twin: bench/twin_gpt.py). gpt_prior_step: one AdamW(3e-4, betas 0.9/0.95,
+-- weight decay 0.01) step on 64 code grids; gpt_prior_sample: 64 grids of 49 tokens drawn with the
+-- key/value cache (temperature 1, no top-k/top-p), one iteration per whole sample.
+local GPT_PRIOR = { vocab = 512, block_size = 49, dim = 192, depth = 4, heads = 6, classes = 10, dropout = 0.1 }
+workloads.gpt_prior_step = function()
+  local model = require("gen.models.gpt").GPT(GPT_PRIOR)
+  local opt = gen.optim.AdamW(model, { lr = 3e-4, betas = { 0.9, 0.95 }, weight_decay = 0.01 })
+  local codes, labels = gen.randint(1, 512, { 64, 49 }), gen.randint(1, 10, { 64 })
+  local seconds = bench(function()
+    opt:zero_grad()
+    local logits = model(codes:narrow(2, 1, 48), { labels = labels })
+    local loss = gen.cross_entropy(logits:reshape(64 * 49, 512), codes:reshape(64 * 49))
+    loss:backward()
+    opt:step()
+    return loss:item()
+  end)
+  return seconds, model:num_parameters()
+end
+local function gpt_sample(cache)
+  return function()
+    local model = require("gen.models.gpt").GPT(GPT_PRIOR)
+    model:eval()
+    local labels, g = gen.randint(1, 10, { 64 }), gen.Generator(0)
+    local function sample() return gen.autoregressive.sample(model, 64, { labels = labels, generator = g, cache = cache }) end
+    if cache then return bench(sample), model:num_parameters() end
+    -- uncached decoding takes about 10x longer: 1 warm-up and the median of 3
+    local times = {}
+    for i = 1, 4 do
+      local t0 = gen.time()
+      sample()
+      if i > 1 then times[#times + 1] = gen.time() - t0 end
+    end
+    return median(times), model:num_parameters()
+  end
+end
+workloads.gpt_prior_sample = gpt_sample(true)
+workloads.gpt_prior_sample_nocache = gpt_sample(false) -- gen only: what the cache saves
+
 local f = assert(workloads[name], "unknown workload " .. tostring(name))
 local seconds, params = f()
 local status = io.open("/proc/self/status"):read("a")

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from twin_models import VAE, DCGANUpdate, UNet
 from twin_mae import make_step as mae_make_step
 from twin_glow import make_step as glow_make_step
+import twin_gpt
 
 threads, name = int(sys.argv[1]), sys.argv[2]
 quick = os.environ.get("GEN_BENCH_QUICK") == "1"
@@ -121,7 +122,17 @@ def glow_step():
     return bench(step), params
 
 
-workloads = {"glow_step": glow_step, "mae_step": mae_step, "dcgan_step": dcgan_step, "vae_mlp_step": vae_mlp_step, "unet_ddpm_step": unet_ddpm_step,
+def gpt_prior_step():
+    step, params = twin_gpt.make_step()
+    return bench(step), params
+
+
+def gpt_prior_sample():
+    sample, params = twin_gpt.make_sample()
+    return bench(sample), params
+
+
+workloads = {"glow_step": glow_step, "gpt_prior_step": gpt_prior_step, "gpt_prior_sample": gpt_prior_sample, "mae_step": mae_step, "dcgan_step": dcgan_step, "vae_mlp_step": vae_mlp_step, "unet_ddpm_step": unet_ddpm_step,
              "unet_ddim_sample": unet_ddim_sample}
 seconds, params = workloads[name]()
 peak = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0]

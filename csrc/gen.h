@@ -200,5 +200,8 @@ int gen_fill_bernoulli(gen_tensor *t, gen_generator *g, double p);
 void gen_philox_block(uint64_t seed, uint64_t block, uint32_t out[4]);
 /* Reserves nblocks blocks and returns the first block index. */
 uint64_t gen_generator_reserve(gen_generator *g, uint64_t nblocks);
+/* n category indices (int64, 1-based) per row of nonnegative weights probs {V} or {B, V} (not
+ * necessarily normalized): -> {n} or {B, n}. Without replacement a row gives n distinct ones. */
+gen_tensor *gen_multinomial(gen_tensor *probs, int64_t n, bool replacement, gen_generator *g);
 
 #endif

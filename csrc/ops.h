@@ -24,6 +24,7 @@
   /* reductions (ops_reduce.c) */                                                                 \
   X(SUM, "sum") X(MEAN, "mean") X(VAR, "var") X(STD, "std") X(MAX, "max") X(MIN, "min")            \
   X(LOGSUMEXP, "logsumexp") X(SOFTMAX, "softmax") X(LOG_SOFTMAX, "log_softmax")                    \
+  X(CUMSUM, "cumsum")                                                                              \
   /* linear algebra (ops_matmul.c) */                                                             \
   X(MATMUL, "matmul") X(LINEAR, "linear")                                                          \
   /* small-matrix linear algebra (ops_linalg.c) */                                                \
@@ -51,7 +52,10 @@
   X(BINARY_CROSS_ENTROPY, "binary_cross_entropy") X(CROSS_ENTROPY, "cross_entropy")                \
   X(NLL_LOSS, "nll_loss") X(KL_NORMAL, "kl_normal")                                              \
   /* gradient hooks (ops_hook.c) */                                                               \
-  X(GRAD_HOOK, "grad_hook")
+  X(GRAD_HOOK, "grad_hook")                                                                        \
+  /* vector quantization (ops_quantize.c) */                                                      \
+  X(VECTOR_QUANTIZE, "vector_quantize") X(VQ_CODEBOOK_LOSS, "vq_codebook_loss")                    \
+  X(VQ_COMMITMENT_LOSS, "vq_commitment_loss")
 /* clang-format on */
 
 #define GEN_OP_ENUM(id, name) GEN_OP_##id,

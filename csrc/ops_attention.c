@@ -5,6 +5,10 @@
  * queries x BK keys. Forward walks the key tiles of a query tile with an online softmax:
  *   S = scale Q_i K_j^T (+ mask);  m' = max(m, rowmax S);  P = exp(S - m');
  *   l = l exp(m - m') + rowsum P;  O = O exp(m - m') + P V_j;   finally O /= l, lse = m + log l.
+ * Causal masking hides key j from query i when j > i + offset: offset 0 aligns the first query
+ * with the first key; offset Tk - Tq aligns the last query with the last key, so the new tokens of
+ * incremental decoding attend to a key/value cache (offset = tokens already cached); key tiles
+ * wholly after a query tile's last visible key are skipped, so a query attends in O(offset).
  * Memory is O(T d): the T x T score matrix never exists, only one BQ x BK tile per thread. Saved
  * for backward: q, k, v, out and lse. Backward recomputes each tile's probabilities from lse:
  *   P = exp(S - lse);  dV_j += P^T dO_i;  dP = dO_i V_j^T;  dS = P (dP - D_i), D = rowsum(dO O);
@@ -48,7 +52,7 @@ static void mask_tile(const attn_shape *a, gen_dtype dt, void *s, int64_t bi, in
   for (int64_t i = 0; i < nq; i++)
     for (int64_t j = 0; j < nk; j++) {
       double add = 0;
-      if (a->causal && j0 + j > i0 + i) add = -INFINITY;
+      if (a->causal && j0 + j > i0 + i + a->offset) add = -INFINITY;
       if (a->mask && add == 0) {
         int64_t off = bi * a->mstride[0] + hi * a->mstride[1] + (i0 + i) * a->mstride[2] + (j0 + j) * a->mstride[3];
         double mv = gen_read_f64((const char *)a->mask + (size_t)off * gen_dtype_size(a->mask_dtype), a->mask_dtype);
@@ -69,7 +73,7 @@ static void slice_forward(const attn_shape *a, gen_dtype dt, const char *q, cons
     }
     memset(o_acc, 0, (size_t)(nq * a->dv) * es);
     for (int64_t j0 = 0; j0 < a->tk; j0 += BK) {
-      if (a->causal && j0 > i0 + nq - 1) break; /* every later key is masked for this tile */
+      if (a->causal && j0 > i0 + a->offset + nq - 1) break; /* every later key is masked for this tile */
       int64_t nk = a->tk - j0 < BK ? a->tk - j0 : BK;
       gen_gemm(false, true, nq, nk, a->d, a->scale, q + (size_t)(i0 * a->d) * es, a->d, k + (size_t)(j0 * a->d) * es, a->d, 0,
                s_tile, nk, dt);
@@ -111,7 +115,7 @@ static void slice_backward(const attn_shape *a, gen_dtype dt, const char *q, con
     int64_t nk = a->tk - j0 < BK ? a->tk - j0 : BK;
     for (int64_t i0 = 0; i0 < a->tq; i0 += BQ) {
       int64_t nq = a->tq - i0 < BQ ? a->tq - i0 : BQ;
-      if (a->causal && j0 > i0 + nq - 1) continue;
+      if (a->causal && j0 > i0 + a->offset + nq - 1) continue;
       gen_gemm(false, true, nq, nk, a->d, a->scale, q + (size_t)(i0 * a->d) * es, a->d, k + (size_t)(j0 * a->d) * es, a->d, 0,
                p_tile, nk, dt);
       mask_tile(a, dt, p_tile, bi, hi, i0, nq, j0, nk);
@@ -244,7 +248,8 @@ static int attention_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
   return 0;
 }
 
-gen_tensor *gen_attention(gen_tensor *q, gen_tensor *k, gen_tensor *v, gen_tensor *mask, bool causal, double scale) {
+gen_tensor *gen_attention(gen_tensor *q, gen_tensor *k, gen_tensor *v, gen_tensor *mask, bool causal, int64_t offset,
+                          double scale) {
   char s1[GEN_SHAPE_STR_MAX], s2[GEN_SHAPE_STR_MAX], s3[GEN_SHAPE_STR_MAX];
   if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
     return gen_fail("q, k, v must be {B, heads, T, d}, got %s, %s, %s", gen_shape_str(s1, sizeof s1, q->ndim, q->shape),
@@ -257,8 +262,10 @@ gen_tensor *gen_attention(gen_tensor *q, gen_tensor *k, gen_tensor *v, gen_tenso
     return gen_fail("shapes q %s, k %s, v %s do not fit (batch and heads equal, q and k widths equal, k and v lengths equal)",
                     gen_shape_str(s1, sizeof s1, q->ndim, q->shape), gen_shape_str(s2, sizeof s2, k->ndim, k->shape),
                     gen_shape_str(s3, sizeof s3, v->ndim, v->shape));
+  if (offset < 0 || (offset > 0 && !causal))
+    return gen_fail("offset %lld needs causal = true and must be >= 0", (long long)offset);
   attn_shape a = {q->shape[0], q->shape[1], q->shape[2], k->shape[2], q->shape[3], v->shape[3],
-                  scale,       causal,      NULL,        GEN_FLOAT32, {0}};
+                  scale,       causal,      offset,      NULL,        GEN_FLOAT32, {0}};
   if (a.scale <= 0) a.scale = 1 / sqrt((double)(a.d ? a.d : 1));
   if (mask) {
     if (mask->dtype != GEN_UINT8 && mask->dtype != q->dtype)

@@ -589,3 +589,59 @@ static gen_tensor *softmax_impl(gen_tensor *a, int dim, bool log_space) {
 
 gen_tensor *gen_softmax(gen_tensor *a, int dim) { return softmax_impl(a, dim, false); }
 gen_tensor *gen_log_softmax(gen_tensor *a, int dim) { return softmax_impl(a, dim, true); }
+
+/* ---------------------------------------------------------------- cumulative sum
+ *   forward:  y_k = sum_{j <= k} x_j along dim (a running double sum, in order)
+ *   backward: dx_k = sum_{j >= k} dy_j (the same scan, run from the end) */
+
+/* Row row of the scan of r into out, forward (from the first element) or reversed. int64 sums
+ * in integers (exact), floats in a double accumulator. */
+static void cumsum_row(const rows *r, gen_tensor *out, int64_t row, bool reverse) {
+  int64_t b = row_base(r, row), s = r->inner, n = r->n;
+  if (r->c->dtype == GEN_INT64) {
+    const int64_t *x = (const int64_t *)gen_data_ptr(r->c) + b;
+    int64_t *y = (int64_t *)gen_data_ptr(out) + b, acc = 0;
+    for (int64_t k = 0; k < n; k++) {
+      int64_t i = (reverse ? n - 1 - k : k) * s;
+      acc += x[i];
+      y[i] = acc;
+    }
+    return;
+  }
+  double acc = 0;
+  for (int64_t k = 0; k < n; k++) {
+    int64_t i = b + (reverse ? n - 1 - k : k) * s;
+    acc += at(r->c, i);
+    put(out, i, acc);
+  }
+}
+
+static gen_tensor *cumsum_raw(gen_tensor *a, int dim, bool reverse) {
+  rows r;
+  if (rows_of(a, dim, &r) < 0) return NULL;
+  gen_tensor *out = gen_empty(a->dtype, a->ndim, a->shape);
+  if (out) {
+    int64_t nrows = r.n ? r.outer * r.inner : 0;
+    if (nrows > 1 && nrows * r.n > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t row = 0; row < nrows; row++) cumsum_row(&r, out, row, reverse);
+    } else {
+      for (int64_t row = 0; row < nrows; row++) cumsum_row(&r, out, row, reverse);
+    }
+  }
+  gen_release(r.c);
+  return out;
+}
+
+static int cumsum_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  grad_in[0] = cumsum_raw(g, GEN_NODE_ATTRS(n, reduce_attrs)->dim, true);
+  return grad_in[0] ? 0 : -1;
+}
+
+gen_tensor *gen_cumsum(gen_tensor *a, int dim) {
+  if (!gen_dtype_is_float(a->dtype) && a->dtype != GEN_INT64)
+    return gen_fail("needs a float or int64 tensor, got %s", gen_dtype_name(a->dtype));
+  gen_tensor *out = cumsum_raw(a, dim, false);
+  if (!out || !gen_dtype_is_float(a->dtype)) return out;
+  return record_reduce(out, a, GEN_OP_CUMSUM, cumsum_backward, dim, false, NULL, NULL, 0);
+}

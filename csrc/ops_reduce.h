@@ -27,5 +27,7 @@ gen_tensor *gen_argmin(gen_tensor *a, int dim, bool keepdim);
 gen_tensor *gen_logsumexp(gen_tensor *a, int dim, bool keepdim);
 gen_tensor *gen_softmax(gen_tensor *a, int dim);
 gen_tensor *gen_log_softmax(gen_tensor *a, int dim);
+/* Running sums along dim (float: a double accumulator, differentiable; int64: exact) */
+gen_tensor *gen_cumsum(gen_tensor *a, int dim);
 
 #endif

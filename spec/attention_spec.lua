@@ -42,7 +42,7 @@ local function explicit(q, k, v, opts)
     local t = {}
     for i = 1, tq do
       t[i] = {}
-      for j = 1, tk do t[i][j] = j <= i and 1 or 0 end
+      for j = 1, tk do t[i][j] = j <= i + (opts.offset or 0) and 1 or 0 end
     end
     s = s:masked_fill(gen.tensor(t):eq(0), -math.huge)
   end
@@ -57,7 +57,8 @@ describe("attention matches PyTorch", function()
     gen.manual_seed(21)
     local B, H, Tq, Tk, d, dv = 2, 2, 150, 200, 16, 8
     local mask = gen.rand(B, 1, Tq, Tk):gt(0.2):byte()
-    for _, opts in ipairs { {}, { causal = true }, { mask = mask, scale = 0.2 } } do
+    for _, opts in ipairs { {}, { causal = true }, { causal = true, offset = 50 }, { causal = true, offset = 120 },
+      { mask = mask, scale = 0.2 }, { mask = mask, causal = true, offset = 30 } } do
       local q0, k0, v0 = gen.randn(B, H, Tq, d), gen.randn(B, H, Tk, d), gen.randn(B, H, Tk, dv)
       local g = gen.randn(B, H, Tq, dv)
       local function run(f)
@@ -90,6 +91,28 @@ describe("attention gradients", function()
     assert.is_true(gradcheck(function(q, k, v) return sdpa(q, k, v, { causal = true, mask = m }) end,
       { r(1, 1, 3, 2), r(1, 1, 3, 2), r(1, 1, 3, 2) }))
     assert.is_true(gradcheck(function(q, k, v) return sdpa(q, k, v, { mask = fm }) end, { r(1, 1, 3, 2), r(1, 1, 3, 2), r(1, 1, 3, 2) }))
+  end)
+
+  it("causal with an offset: queries at the end of the keys, one query against a cache", function()
+    local function causal(off) return function(q, k, v) return sdpa(q, k, v, { causal = true, offset = off }) end end
+    assert.is_true(gradcheck(causal(2), { r(1, 2, 3, 2), r(1, 2, 5, 2), r(1, 2, 5, 3) }))
+    assert.is_true(gradcheck(causal(3), { r(2, 1, 1, 3), r(2, 1, 6, 3), r(2, 1, 6, 2) }))
+    assert.is_true(gradcheck(causal(68), { r(1, 1, 2, 1), r(1, 1, 72, 1), r(1, 1, 72, 1) }))
+  end)
+
+  it("one query at offset t equals row t + 1 of full causal attention; later keys are ignored", function()
+    gen.manual_seed(4)
+    local q, k, v = gen.randn(2, 3, 90, 8), gen.randn(2, 3, 90, 8), gen.randn(2, 3, 90, 8)
+    local full = sdpa(q, k, v, { causal = true })
+    for _, t in ipairs { 0, 1, 63, 64, 89 } do
+      local junk_k, junk_v = k:clone(), v:clone()
+      if t < 89 then -- keys after position t hold junk (finite), as an unfilled cache does
+        junk_k:narrow(3, t + 2, 89 - t):fill_(1e4)
+        junk_v:narrow(3, t + 2, 89 - t):fill_(-7e3)
+      end
+      local one = sdpa(q:narrow(3, t + 1, 1), junk_k, junk_v, { causal = true, offset = t })
+      fixtures.assert_close(one, full:narrow(3, t + 1, 1), 1e-5, "query " .. t)
+    end
   end)
 
   it("across tile boundaries (T > 64), causal", function()
@@ -170,5 +193,13 @@ describe("attention rejects bad arguments", function()
       :find("mask must be uint8 (1 = attend) or float32 (added to the scores), got int64", 1, true))
     assert.truthy(err(function() sdpa(q, k, v, { mask = "all" }) end):find("gen.scaled_dot_product_attention", 1, true))
     assert.truthy(err(function() sdpa(q, k, v, { causal = 1 }) end):find("option 'causal' must be a boolean", 1, true))
+  end)
+
+  it("an offset that is negative, fractional or without causal", function()
+    assert.has_error(function() sdpa(q, k, v, { causal = true, offset = -1 }) end,
+      "gen.scaled_dot_product_attention: offset -1 needs causal = true and must be >= 0")
+    assert.has_error(function() sdpa(q, k, v, { offset = 2 }) end,
+      "gen.scaled_dot_product_attention: offset 2 needs causal = true and must be >= 0")
+    assert.truthy(err(function() sdpa(q, k, v, { causal = true, offset = 1.5 }) end):find("option 'offset' must be an integer", 1, true))
   end)
 end)

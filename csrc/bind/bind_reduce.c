@@ -1,5 +1,5 @@
 /* bind_reduce.c — Lua binding of ops_reduce.c: sum, mean, var, std, max, min, argmax, argmin,
- * logsumexp, softmax and log_softmax. */
+ * logsumexp, softmax, log_softmax and cumsum. */
 #include "../ops_reduce.h"
 #include "bind.h"
 
@@ -68,6 +68,18 @@ static int softmax(lua_State *L, gen_tensor *(*fn)(gen_tensor *, int), const cha
 static int l_softmax(lua_State *L) { return softmax(L, gen_softmax, "gen.softmax"); }
 static int l_log_softmax(lua_State *L) { return softmax(L, gen_log_softmax, "gen.log_softmax"); }
 
+/* x:cumsum(d) */
+static int l_cumsum(lua_State *L) {
+  const char *fname = "gen.cumsum";
+  gen_tensor *a = bind_tensor(L, 1, fname);
+  if (lua_isnoneornil(L, 2)) bind_error(L, fname, "needs a dimension (cumsum(x, d))");
+  if (a->ndim == 0) bind_error(L, fname, "needs at least 1 dimension");
+  int d = bind_dim(L, 2, a->ndim, fname);
+  gen_tensor **slot = bind_slot(L);
+  *slot = gen_cumsum(a, d);
+  return bind_result(L, *slot, fname);
+}
+
 static const luaL_Reg functions[] = {{"sum", l_sum},
                                      {"mean", l_mean},
                                      {"var", l_var},
@@ -79,6 +91,7 @@ static const luaL_Reg functions[] = {{"sum", l_sum},
                                      {"logsumexp", l_logsumexp},
                                      {"softmax", l_softmax},
                                      {"log_softmax", l_log_softmax},
+                                     {"cumsum", l_cumsum},
                                      {NULL, NULL}};
 
 void bind_register_reduce(lua_State *L) { luaL_setfuncs(L, functions, 0); }

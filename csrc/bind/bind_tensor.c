@@ -214,6 +214,19 @@ static int l_randint(lua_State *L) {
   return bind_result(L, *slot, fname);
 }
 
+/* gen.multinomial(probs, n [, {replacement = false, generator}]): n 1-based category indices per
+ * row of probs ({V} or {B, V} nonnegative weights). */
+static int l_multinomial(lua_State *L) {
+  const char *fname = "gen.multinomial";
+  gen_tensor *p = bind_tensor(L, 1, fname);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  bool replacement = lua_istable(L, 3) && bind_opt_bool_field(L, 3, "replacement", 0, fname);
+  gen_generator *g = lua_istable(L, 3) ? bind_generator_opt(L, 3, fname) : gen_default_generator();
+  gen_tensor **slot = bind_slot(L);
+  *slot = gen_multinomial(p, (int64_t)n, replacement, g);
+  return bind_result(L, *slot, fname);
+}
+
 /* gen.randperm(n [, opts]): a permutation of 1..n (int64), by Fisher-Yates on Philox draws. */
 static int l_randperm(lua_State *L) {
   const char *fname = "gen.randperm";
@@ -823,6 +836,7 @@ static const luaL_Reg functions[] = {{"empty", l_empty},
                                      {"tensor", l_tensor},
                                      {"manual_seed", l_manual_seed},
                                      {"Generator", l_generator_new},
+                                     {"multinomial", l_multinomial},
                                      {"get_rng_state", l_get_rng_state},
                                      {"set_rng_state", l_set_rng_state},
                                      {"uniform_", l_uniform_},

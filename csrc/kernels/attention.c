@@ -48,14 +48,46 @@ static void mask_tile(const gen_attn_shape *a, float *s, int64_t bi, int64_t hi,
         for (int64_t j = 0; j < nk; j++) row[j] += mp[j * js];
       }
     }
-    if (a->causal)
-      for (int64_t j = i0 + i + 1 - j0 > 0 ? i0 + i + 1 - j0 : 0; j < nk; j++) row[j] = -INFINITY;
+    if (a->causal) {
+      int64_t first = i0 + i + a->offset + 1 - j0; /* the first key this query may not see */
+      for (int64_t j = first > 0 ? first : 0; j < nk; j++) row[j] = -INFINITY;
+    }
   }
 }
 
 static inline bool tile_masked(const gen_attn_shape *a, int64_t i0, int64_t j0, int64_t nk) {
-  return a->mask || (a->causal && j0 + nk - 1 > i0);
+  return a->mask || (a->causal && j0 + nk - 1 > i0 + a->offset);
 }
+
+/* For a few queries (decoding with a key/value cache: one query per slice) a BLAS call's fixed
+ * cost is more than its work, so the two tile products run as plain vectorized loops.
+ *   s [nq, nk] = scale q [nq, d] k [nk, d]^T */
+static void scores_direct(float *s, const float *q, const float *k, int64_t nq, int64_t nk, int64_t d, float scale) {
+  for (int64_t i = 0; i < nq; i++)
+    for (int64_t j = 0; j < nk; j++) {
+      const float *qr = q + i * d, *kr = k + j * d;
+      float dot = 0;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t c = 0; c < d; c++) dot += qr[c] * kr[c];
+      s[i * nk + j] = scale * dot;
+    }
+}
+
+/* acc [nq, dv] += p [nq, nk] v [nk, dv]; hidden keys (p = 0) are skipped */
+static void pv_direct(float *acc, const float *p, const float *v, int64_t nq, int64_t nk, int64_t dv) {
+  for (int64_t i = 0; i < nq; i++) {
+    float *ar = acc + i * dv;
+    for (int64_t j = 0; j < nk; j++) {
+      float pj = p[i * nk + j];
+      if (pj == 0) continue;
+      const float *vr = v + j * dv;
+#pragma omp simd
+      for (int64_t c = 0; c < dv; c++) ar[c] += pj * vr[c];
+    }
+  }
+}
+
+#define DIRECT_QUERIES 4
 
 /* One query tile of one slice: the online softmax over the key tiles. */
 static void forward_tile(const gen_attn_shape *a, const float *q, const float *k, const float *v, float *o, double *lse,
@@ -68,9 +100,12 @@ static void forward_tile(const gen_attn_shape *a, const float *q, const float *k
   }
   memset(acc, 0, sizeof(float) * (size_t)(nq * dv));
   for (int64_t j0 = 0; j0 < a->tk; j0 += BK) {
-    if (a->causal && j0 > i0 + nq - 1) break; /* this and every later key tile is hidden */
+    if (a->causal && j0 > i0 + a->offset + nq - 1) break; /* this and every later key tile is hidden */
     int64_t nk = a->tk - j0 < BK ? a->tk - j0 : BK;
-    gen_gemm(false, true, nq, nk, a->d, a->scale, q + i0 * a->d, a->d, k + j0 * a->d, a->d, 0, s, nk, GEN_FLOAT32);
+    if (nq <= DIRECT_QUERIES)
+      scores_direct(s, q + i0 * a->d, k + j0 * a->d, nq, nk, a->d, (float)a->scale);
+    else
+      gen_gemm(false, true, nq, nk, a->d, a->scale, q + i0 * a->d, a->d, k + j0 * a->d, a->d, 0, s, nk, GEN_FLOAT32);
     if (tile_masked(a, i0, j0, nk)) mask_tile(a, s, bi, hi, i0, nq, j0, nk);
     for (int64_t i = 0; i < nq; i++) {
       float *row = s + i * nk, mx = m[i];
@@ -96,7 +131,10 @@ static void forward_tile(const gen_attn_shape *a, const float *q, const float *k
       }
       l[i] += sum;
     }
-    gen_gemm(false, false, nq, dv, nk, 1, s, nk, v + j0 * dv, dv, 1, acc, dv, GEN_FLOAT32);
+    if (nq <= DIRECT_QUERIES)
+      pv_direct(acc, s, v + j0 * dv, nq, nk, dv);
+    else
+      gen_gemm(false, false, nq, dv, nk, 1, s, nk, v + j0 * dv, dv, 1, acc, dv, GEN_FLOAT32);
   }
   for (int64_t i = 0; i < nq; i++) {
     float inv = l[i] > 0 ? 1.0f / l[i] : 0.0f;
@@ -120,7 +158,7 @@ int64_t gen_attention_forward_scratch_floats(const gen_attn_shape *a) { return B
 void gen_attention_forward_f32(float *o, double *lse, const float *q, const float *k, const float *v, const gen_attn_shape *a,
                                float *scratch, int threads) {
   int64_t slices = a->b * a->h, qtiles = (a->tq + BQ - 1) / BQ, tasks = slices * qtiles;
-  int64_t work = tasks * BQ * a->tk * (a->d + a->dv), per_thread = gen_attention_forward_scratch_floats(a);
+  int64_t work = tasks * (a->tq < BQ ? a->tq : BQ) * a->tk * (a->d + a->dv), per_thread = gen_attention_forward_scratch_floats(a);
   if (tasks > 1 && work > GEN_PARALLEL_GRAIN && threads > 1) {
 #pragma omp parallel num_threads(threads)
     {
@@ -155,7 +193,7 @@ static void backward_slice(const gen_attn_shape *a, const float *q, const float 
     int64_t nk = a->tk - j0 < BK ? a->tk - j0 : BK;
     for (int64_t i0 = 0; i0 < a->tq; i0 += BQ) {
       int64_t nq = a->tq - i0 < BQ ? a->tq - i0 : BQ;
-      if (a->causal && j0 > i0 + nq - 1) continue;
+      if (a->causal && j0 > i0 + a->offset + nq - 1) continue;
       gen_gemm(false, true, nq, nk, d, scale, q + i0 * d, d, k + j0 * d, d, 0, p, nk, GEN_FLOAT32);
       if (tile_masked(a, i0, j0, nk)) mask_tile(a, p, bi, hi, i0, nq, j0, nk);
       for (int64_t i = 0; i < nq; i++) { /* P = exp(S - lse) */

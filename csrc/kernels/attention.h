@@ -16,7 +16,9 @@
 typedef struct {
   int64_t b, h, tq, tk, d, dv;
   double scale;
-  bool causal;      /* key j hidden from query i when j > i (top-left aligned) */
+  bool causal;      /* key j hidden from query i when j > i + offset */
+  int64_t offset;   /* keys before query 0 (causal): 0 is top-left aligned; Tk - Tq puts the queries
+                       at the end of the keys, as incremental decoding with a key/value cache needs */
   const void *mask; /* NULL, or its first element: uint8 (0 = hidden) / float (added) */
   gen_dtype mask_dtype;
   int64_t mstride[4]; /* element strides of the mask broadcast to {B, H, Tq, Tk} */

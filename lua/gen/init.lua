@@ -115,7 +115,7 @@ gen.testing = require "gen.testing"
 -- Submodules load on first use (gen.nn, gen.optim, ...), so `require "gen"` stays fast.
 local lazy = { nn = "gen.nn", optim = "gen.optim", checkpoint = "gen.checkpoint", data = "gen.data", image = "gen.image",
   ui = "gen.app.ui", models = "gen.models", experiment = "gen.experiment", diffusion = "gen.diffusion",
-  metrics = "gen.metrics", gan = "gen.gan", autoencoder = "gen.autoencoder",
+  metrics = "gen.metrics", gan = "gen.gan", autoencoder = "gen.autoencoder", autoregressive = "gen.autoregressive",
   likelihood = "gen.likelihood", linalg = "gen.linalg", flows = "gen.flows" }
 
 -- Module paths that moved, still loadable by their old names (see the README's changelog).

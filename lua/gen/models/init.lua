@@ -6,10 +6,11 @@
 --   gen.models.unet    the diffusion UNet (Ho et al., 2020)
 --   gen.models.noisy_classifier  a classifier of noisy images for classifier guidance (Dhariwal & Nichol, 2021)
 --   gen.models.realnvp RealNVP (Dinh et al., 2017) and gen.models.glow Glow (Kingma & Dhariwal, 2018)
+--   gen.models.gpt     a causal transformer over tokens with a key/value cache (Radford et al., 2019)
 local M = {}
 
 local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true,
-  noisy_classifier = true, realnvp = true, glow = true }
+  noisy_classifier = true, realnvp = true, glow = true, vqvae = true, gpt = true }
 
 -- Submodules load on first use. A broken model file raises its own load error here.
 setmetatable(M, { __index = function(t, k)
