@@ -1,22 +1,8 @@
 -- Smoke runs of the examples: the command-line contract, finite decreasing losses, bitwise
 -- resume, reproducible samples. A few steps each, no real training.
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local base = os.tmpname()
-os.remove(base)
+local shell = require "support.shell"
+local sh, read = shell.sh, shell.read
+local base = shell.tmpdir()
 
 describe("examples/gan/dcgan.lua", function()
   it("trains, logs, checkpoints, samples, and resumes bitwise-identically", function()

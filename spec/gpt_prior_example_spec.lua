@@ -3,23 +3,9 @@
 -- top-k/top-p), and the refusal of a stage 1 of the wrong kind.
 local gen = require "gen"
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local base = os.tmpname()
-os.remove(base)
+local shell = require "support.shell"
+local sh, read = shell.sh, shell.read
+local base = shell.tmpdir()
 local stage1 = base .. "/vqvae"
 local tiny = "--batch 8 --dim 32 --depth 1 --heads 2 --train-images 128 --test-images 32 --encode-batch 50 --seed 2"
 
