@@ -162,6 +162,9 @@ gen_tensor *gen_reshape_raw(gen_tensor *t, int ndim, const int64_t *shape);
 int gen_copy_raw(gen_tensor *dst, const gen_tensor *src);
 gen_tensor *gen_to_dtype_raw(gen_tensor *t, gen_dtype dt);      /* always a new tensor */
 double gen_get_flat(const gen_tensor *t, int64_t linear_index); /* row-major index, any strides */
+/* The same element as an integer: int64 read exactly (a double holds only 53 bits), others
+ * converted with saturation and NaN as INT64_MIN, never an out-of-range conversion. For indices. */
+int64_t gen_get_flat_i64(const gen_tensor *t, int64_t linear_index);
 double gen_read_f64(const void *p, gen_dtype dt);
 void gen_write_f64(void *p, gen_dtype dt, double v);
 /* Broadcast shapes a and b into out (ndim returned), or -1 with an error set. */

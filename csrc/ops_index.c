@@ -16,7 +16,7 @@ static int check_indices(const gen_tensor *idx, int64_t size, const char *what) 
   if (idx->dtype != GEN_INT64) return gen_fail_int("%s must be an int64 tensor, got %s", what, gen_dtype_name(idx->dtype));
   int64_t n = gen_numel(idx);
   for (int64_t i = 0; i < n; i++) {
-    int64_t v = (int64_t)gen_get_flat(idx, i);
+    int64_t v = gen_get_flat_i64(idx, i);
     if (v < 1 || v > size) return gen_fail_int("%s holds %lld, out of range 1..%lld", what, (long long)v, (long long)size);
   }
   return 0;

@@ -290,7 +290,7 @@ static int check_targets(const gen_tensor *x, const gen_tensor *t, int64_t *nb, 
   *s = gen_numel_of(x->ndim - 2, x->shape + 2);
   int64_t count = gen_numel(t);
   for (int64_t i = 0; i < count; i++) {
-    int64_t v = (int64_t)gen_get_flat(t, i);
+    int64_t v = gen_get_flat_i64(t, i);
     if (v < 1 || v > *c)
       return gen_fail_int("target %lld is out of range 1..%lld (at position %lld)", (long long)v, (long long)*c,
                           (long long)i + 1);

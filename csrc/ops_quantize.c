@@ -73,7 +73,7 @@ static int check_indices(const gen_tensor *z, const gen_tensor *indices, int64_t
                         gen_shape_str(s2, sizeof s2, z->ndim, z->shape));
   int64_t n = gen_numel(indices);
   for (int64_t i = 0; i < n; i++) {
-    int64_t v = (int64_t)gen_get_flat(indices, i);
+    int64_t v = gen_get_flat_i64(indices, i);
     if (v < 1 || v > k) return gen_fail_int("index %lld is out of range 1..%lld", (long long)v, (long long)k);
   }
   return 0;

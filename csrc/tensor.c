@@ -451,13 +451,27 @@ gen_tensor *gen_to_dtype_raw(gen_tensor *t, gen_dtype dt) {
   return c;
 }
 
-double gen_get_flat(const gen_tensor *t, int64_t index) {
+static const char *flat_ptr(const gen_tensor *t, int64_t index) {
   int64_t off = t->offset;
   for (int d = t->ndim - 1; d >= 0; d--) {
     off += (index % t->shape[d]) * t->stride[d];
     index /= t->shape[d];
   }
-  return gen_read_f64((const char *)t->storage->data + (size_t)off * gen_dtype_size(t->dtype), t->dtype);
+  return (const char *)t->storage->data + (size_t)off * gen_dtype_size(t->dtype);
+}
+
+double gen_get_flat(const gen_tensor *t, int64_t index) { return gen_read_f64(flat_ptr(t, index), t->dtype); }
+
+int64_t gen_get_flat_i64(const gen_tensor *t, int64_t index) {
+  const char *p = flat_ptr(t, index);
+  if (t->dtype == GEN_INT64) {
+    int64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+  }
+  double v = gen_read_f64(p, t->dtype);
+  if (!(v >= -0x1p63)) return INT64_MIN; /* also NaN */
+  return v < 0x1p63 ? (int64_t)v : INT64_MAX;
 }
 
 gen_tensor *gen_reshape_raw(gen_tensor *t, int ndim, const int64_t *shape) {

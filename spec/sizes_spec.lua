@@ -97,6 +97,15 @@ describe("checked sizes", function()
     assert.is_true(gen.time() - t0 < 1)
   end)
 
+  it("reads int64 indices exactly (found by fuzzing: math.maxinteger went through a double, UBSan)", function()
+    local huge = gen.tensor({ math.maxinteger }, "int64")
+    raises("holds 9223372036854775807, out of range 1..3", function() return gen.index_select(gen.zeros(3), 1, huge) end)
+    raises("target 9223372036854775807 is out of range 1..3", function() return gen.cross_entropy(gen.zeros(1, 3), huge) end)
+    raises("indices holds %-9223372036854775808, out of range 1..3", function()
+      return gen.embedding(gen.tensor({ math.mininteger }, "int64"), gen.zeros(3, 2))
+    end)
+  end)
+
   it("totable refuses to build 2^40 empty Lua tables (found by fuzzing: it hung)", function()
     raises("gen.totable: shape {1099511627776,0} would make more than 1073741824 Lua tables and numbers",
       function() return gen.zeros(1, 0):expand(1 << 40, 0):totable() end)

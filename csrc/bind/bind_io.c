@@ -106,7 +106,7 @@ static int l_batch_images(lua_State *L) {
   int64_t *rows = lua_newuserdatauv(L, (size_t)b * sizeof(int64_t) + (size_t)b + 1, 0);
   uint8_t *flags = (uint8_t *)(rows + b);
   for (int64_t i = 0; i < b; i++) {
-    int64_t r = (int64_t)gen_get_flat(idx, i);
+    int64_t r = gen_get_flat_i64(idx, i);
     if (r < 1 || r > images->shape[0])
       bind_error(L, fname, "index %lld out of range 1..%lld", (long long)r, (long long)images->shape[0]);
     rows[i] = r - 1;
