@@ -197,7 +197,7 @@ end
 
 --- The network's input features {B, cin, H, W} of checked x: scaled pixels or embedded codes.
 function PixelCNN:features(x)
-  if self.input == "pixels" then return x:float() * (2 / 255) - 1 end
+  if self.input == "pixels" then return x:type(self.out2.weight.dtype) * (2 / 255) - 1 end
   return self.embed(x):permute(1, 4, 2, 3):contiguous()
 end
 
