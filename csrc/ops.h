@@ -46,7 +46,10 @@
   /* losses (ops_loss.c) */                                                                       \
   X(MSE_LOSS, "mse_loss") X(L1_LOSS, "l1_loss") X(BCE_WITH_LOGITS, "bce_with_logits")              \
   X(BINARY_CROSS_ENTROPY, "binary_cross_entropy") X(CROSS_ENTROPY, "cross_entropy")                \
-  X(NLL_LOSS, "nll_loss") X(KL_NORMAL, "kl_normal")
+  X(NLL_LOSS, "nll_loss") X(KL_NORMAL, "kl_normal")                                                \
+  /* vector quantization (ops_quantize.c) */                                                      \
+  X(VECTOR_QUANTIZE, "vector_quantize") X(VQ_CODEBOOK_LOSS, "vq_codebook_loss")                    \
+  X(VQ_COMMITMENT_LOSS, "vq_commitment_loss")
 /* clang-format on */
 
 #define GEN_OP_ENUM(id, name) GEN_OP_##id,

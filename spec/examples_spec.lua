@@ -197,6 +197,52 @@ describe("autoencoder examples", function()
   end
 end)
 
+describe("examples/autoregressive/vqvae.lua", function()
+  local tiny = "--batch 16 --codebook-size 32 --code-dim 8 --width 16 --test-images 64 --seed 4"
+  it("trains with its codebook statistics in log.csv, resumes bitwise, reconstructs, and serves as stage 1", function()
+    local gen = require "gen"
+    local out = base .. "/vqvae"
+    local ok, log = sh(string.format("bin/gen examples/autoregressive/vqvae.lua --steps 6 --log-every 1 %s --out %s", tiny, out))
+    assert.is_true(ok, log)
+    local csv = read(out .. "/log.csv")
+    assert.truthy(csv:match("^step,loss,recon,commitment,perplexity,dead\n"), csv)
+    local rows = 0
+    for line in csv:gmatch("\n([^\n]+)") do
+      rows = rows + 1
+      local cells = {}
+      for cell in line:gmatch("[^,]+") do cells[#cells + 1] = tonumber(cell) end
+      assert.equal(6, #cells, line)
+      for _, v in ipairs(cells) do assert.truthy(v == v and v < math.huge, line) end
+      assert.truthy(cells[5] >= 1 and cells[5] <= 32, line) -- perplexity of 32 codes
+    end
+    assert.equal(6, rows, csv)
+    local report = read(out .. "/test.txt")
+    assert.truthy(report and report:match("^test %(64 images%): reconstruction MSE [%d.]+ %(PSNR [%d.]+ dB%); codebook perplexity [%d.]+ of 32 codes"), report)
+    -- stopped at 3 and resumed: the same log to the last digit (codebook usage and restarts included)
+    local b = out .. "_b"
+    assert.is_true(sh(string.format("bin/gen examples/autoregressive/vqvae.lua --steps 3 --log-every 1 %s --out %s", tiny, b)))
+    assert.is_true(sh(string.format("bin/gen examples/autoregressive/vqvae.lua --steps 6 --log-every 1 --resume %s --out %s", tiny, b)))
+    assert.equal(csv, read(b .. "/log.csv"))
+    ok, log = sh(string.format("bin/gen examples/autoregressive/vqvae.lua --sample 5 %s --out %s", tiny, out))
+    assert.is_true(ok, log)
+    assert.same({ 5, 28, 28 }, gen.data.idx.read(out .. "/samples.idx").shape)
+    assert.same({ 1, 2 * 30 + 2, 8 * 30 + 2 }, gen.image.load(out .. "/reconstructions.png").shape)
+    -- the stage-1 loader rebuilds it
+    local experiment = require "gen.experiment"
+    local model = experiment.stage1(experiment.parse("prior", { [0] = "prior.lua", "--stage1", out }, {}), "vqvae")
+    assert.equal(32, model.codebook_size)
+    assert.same({ 2, 7, 7 }, model:encode_indices(gen.zeros(2, 1, 28, 28)).shape)
+  end)
+
+  it("--levels 2 --ema trains and reports both levels", function()
+    local out = base .. "/vqvae2"
+    local ok, log = sh(string.format("bin/gen examples/autoregressive/vqvae.lua --steps 2 --levels 2 --ema %s --out %s", tiny, out))
+    assert.is_true(ok, log)
+    local report = read(out .. "/test.txt")
+    assert.truthy(report and report:match("codebook perplexity top [%d.]+ of 32 codes %(%d+ unused%), bottom [%d.]+ of 32 codes"), report)
+  end)
+end)
+
 describe("bad command-line input", function()
   -- one line on stderr, exit status 2, never a traceback, never a silent fallback
   local cases = {
@@ -213,6 +259,8 @@ describe("bad command-line input", function()
     { "gan/dcgan", "--steps 2 --resume", "--resume: no checkpoint at", "nothing" },
     { "autoencoder/vae", "--steps 2 --resume", "--resume: ", "a", "does not hold this model's state" },
     { "gan/dcgan", "--steps 1 --out /proc/no-such-dir", "cannot write to --out /proc/no-such-dir" },
+    { "autoregressive/vqvae", "--levels 3", "option --levels must be 1 or 2, got 3" },
+    { "autoencoder/ae", "--steps 1 --stage1 somewhere", "option --stage1 is for two-stage scripts" },
   }
   for _, c in ipairs(cases) do
     local script, flags, want, dir, also = c[1], c[2], c[3], c[4], c[5]

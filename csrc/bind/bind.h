@@ -84,6 +84,7 @@ void bind_register_pool(lua_State *L);
 void bind_register_norm(lua_State *L);
 void bind_register_loss(lua_State *L);
 void bind_register_attention(lua_State *L);
+void bind_register_quantize(lua_State *L);
 void bind_register_io(lua_State *L);
 void bind_register_optim(lua_State *L);
 void bind_register_file(lua_State *L);

@@ -282,6 +282,7 @@ int luaopen_gen_core(lua_State *L) {
   bind_register_norm(L);
   bind_register_loss(L);
   bind_register_attention(L);
+  bind_register_quantize(L);
   bind_register_io(L);
   bind_register_optim(L);
   bind_register_file(L);

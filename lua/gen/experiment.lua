@@ -16,6 +16,10 @@
 -- declared by their defaults (numbers, strings, booleans) and parsed the same way (--sample-steps
 -- sets sample_steps); an option with a fixed set of values is declared once with
 -- experiment.choice(default, {values...}), and the usage text lists the values.
+-- Two-stage scripts (priors over VQ-VAE codes) take --stage1 DIR, the --out of a stage-1 run, and
+-- get its model with experiment.stage1(run, "vqvae"); the stage-1 script saves
+-- experiment.stage1_record(kind, config) in its state, so the model can be rebuilt and its kind
+-- checked. Other scripts refuse --stage1.
 -- Bad command-line input (an unknown flag, a bad number, a value outside its choices, --sample
 -- without a checkpoint, --resume from another model's checkpoint, an unwritable --out) raises a
 -- usage error: run by bin/gen, the script ends with a one-line message and exit status 2, never a
@@ -26,7 +30,7 @@ local M = {}
 
 local common = { out = "", epochs = 0, steps = 0, batch = 64, seed = 0, threads = 0, resume = false, sample = 0,
   class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500, eval = 0, eval_batch = 64,
-  detect_anomaly = false }
+  detect_anomaly = false, stage1 = "" }
 -- the smallest value each common count accepts
 local minimum = { epochs = 0, steps = 0, batch = 1, seed = 0, threads = 0, sample = 0, class = 0, log_every = 1,
   checkpoint_every = 1, eval = 0, eval_batch = 1 }
@@ -197,6 +201,9 @@ end
 
 --- Runs training (or sampling with --sample) as described at the top of this file.
 function M.train(run, spec)
+  if run.stage1 ~= "" and not rawget(run, "_stage1_loaded") then
+    M.fail(run.script, "option --stage1 is for two-stage scripts, and this one has no stage 1")
+  end
   writable_dir(run)
   local ck_path = run.out .. "/checkpoint.safetensors"
   if run.sample > 0 then
@@ -300,6 +307,63 @@ function M.class_labels(run, n, classes)
   local labels = {}
   for i = 1, n do labels[i] = run.class > 0 and run.class or (i - 1) % classes + 1 end
   return gen.tensor(labels, "int64")
+end
+
+-- How each stage-1 kind is rebuilt from the config its checkpoint records.
+local stage1_builders = {
+  vqvae = function(config) return require("gen.models.vqvae").VQVAE(config) end,
+}
+
+--- The record a stage-1 script keeps in its checkpoint state (as `stage1 = ...`): its kind and the
+-- model's constructor options, so experiment.stage1 can check and rebuild it. Loading it back
+-- (--resume, --sample) checks the kind.
+function M.stage1_record(kind, config)
+  return {
+    state_dict = function() return { kind = kind, config = config } end,
+    load_state_dict = function(_, s)
+      if type(s) ~= "table" or s.kind ~= kind then
+        error(string.format("expected a %s checkpoint, found %s", kind, type(s) == "table" and tostring(s.kind) or "none"), 0)
+      end
+    end,
+  }
+end
+
+--- experiment.stage1(run, kind) -> model, config: the stage-1 model of --stage1 DIR
+-- (DIR/checkpoint.safetensors), rebuilt from its recorded config, in eval mode, with frozen
+-- parameters. A missing --stage1, a missing file or a checkpoint of another kind ends the script
+-- with a one-line usage error naming the expected kind and what was found.
+function M.stage1(run, kind)
+  local build = stage1_builders[kind]
+  if not build then error("gen.experiment.stage1: unknown stage-1 kind '" .. tostring(kind) .. "'", 2) end
+  local fail = function(msg) M.fail(run.script, "--stage1: " .. msg) end
+  if run.stage1 == nil or run.stage1 == "" then
+    M.fail(run.script, string.format("option --stage1 DIR is required (the --out directory of a trained %s run)", kind))
+  end
+  local path = run.stage1 .. "/checkpoint.safetensors"
+  if not file_exists(path) then fail(string.format("expected a %s checkpoint, found no file at %s", kind, path)) end
+  local ok, state = pcall(gen.checkpoint.load, path, nil, { rng = false })
+  if not ok then fail(string.format("expected a %s checkpoint, %s is not readable (%s)", kind, path, tostring(state):gsub("^[^:]*:%d+: ", ""))) end
+  local record = type(state.stage1) == "table" and state.stage1 or nil
+  if not record or record.kind ~= kind then
+    local found
+    if record then
+      found = "a " .. tostring(record.kind) .. " checkpoint"
+    else
+      local names = {}
+      for k in pairs(state) do if k ~= "rng" and k ~= "step" then names[#names + 1] = k end end
+      table.sort(names)
+      found = "a checkpoint with no stage-1 record (it holds " .. table.concat(names, ", ") .. ")"
+    end
+    fail(string.format("expected a %s checkpoint, %s is %s", kind, path, found))
+  end
+  local built, model = pcall(build, record.config or {})
+  if not built then fail(string.format("cannot rebuild the %s of %s (%s)", kind, path, tostring(model))) end
+  local loaded, err = pcall(model.load_state_dict, model, state.model or {})
+  if not loaded then fail(string.format("%s does not hold the %s its record describes (%s)", path, kind, tostring(err):gsub("^[^:]*:%d+: ", ""))) end
+  model:eval()
+  for _, p in ipairs(model:parameters()) do p:requires_grad_(false) end
+  rawset(run, "_stage1_loaded", path)
+  return model, record.config
 end
 
 function M.state_with_step(state, step)

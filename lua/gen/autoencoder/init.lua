@@ -88,6 +88,18 @@ function M.test_mse(model, images, opts)
   return mse, M.psnr(mse)
 end
 
+--- vqvae_loss(model, x) -> loss, reconstruction loss, q: the VQ-VAE objective, (3) of the paper
+-- with a fixed-variance Gaussian decoder (a mean squared error per pixel):
+--   L = ||x - D(e)||^2 + ||sg[E(x)] - e||^2 + beta ||E(x) - sg[e]||^2
+-- summed over the levels of a VQ-VAE-2. q is the quantizer's report (q.codebook_loss,
+-- q.commitment_loss, q.perplexity, q.dead; see gen.nn.VectorQuantizer); with EMA codebooks the
+-- middle term is replaced by the EMA update, so q.loss holds the commitment term only.
+function M.vqvae_loss(model, x)
+  local xhat, q = model(x)
+  local recon = gen.mse_loss(xhat, x)
+  return recon + q.loss, recon, q
+end
+
 local mae = require "gen.autoencoder.mae"
 M.mae, M.corruptions = mae, require "gen.autoencoder.corruptions"
 M.random_masking, M.masked_patch_loss, M.mae_loss = mae.random_masking, mae.masked_patch_loss, mae.loss

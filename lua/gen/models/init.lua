@@ -6,7 +6,8 @@
 --   gen.models.unet    the diffusion UNet (Ho et al., 2020)
 local M = {}
 
-local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true, pixelcnn = true }
+local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true, vqvae = true,
+  pixelcnn = true }
 
 -- Submodules load on first use. A broken model file raises its own load error here.
 setmetatable(M, { __index = function(t, k)

@@ -5,7 +5,7 @@
 local base = require "gen.nn.module"
 
 local nn = { Module = base.Module, Parameter = base.Parameter, init = require "gen.nn.init_fns" }
-for _, kind in ipairs { "containers", "linear", "conv", "norm", "embedding", "attention", "activation" } do
+for _, kind in ipairs { "containers", "linear", "conv", "norm", "embedding", "attention", "activation", "quantize" } do
   for name, class in pairs(require("gen.nn." .. kind)) do
     assert(nn[name] == nil, "gen.nn: " .. name .. " defined twice")
     nn[name] = class
