@@ -69,7 +69,7 @@ function M.sample(model, n, opts)
   local who = "gen.autoregressive.pixelcnn.sample"
   if math.type(n) ~= "integer" or n < 1 then error(string.format("%s: n must be a positive integer, got %s", who, tostring(n)), 2) end
   local temperature = opts.temperature or 1
-  if type(temperature) ~= "number" or not (temperature > 0) or temperature == math.huge then
+  if type(temperature) ~= "number" or temperature ~= temperature or temperature <= 0 or temperature == math.huge then
     error(string.format("%s: temperature must be a positive number, got %s", who, tostring(temperature)), 2)
   end
   local map = opts.map
@@ -107,6 +107,65 @@ function M.sample(model, n, opts)
   end)
   model:train(was_training)
   return x
+end
+
+---------------------------------------------------------------- priors over VQ-VAE codes
+
+-- codes of a CodePrior: a tensor {B, h, w} (one level) or {top = ..., bottom = ...} (two levels)
+local function split(prior, codes, who)
+  if prior.levels == 1 then
+    if not gen.is_tensor(codes) then error(who .. ": one level: codes must be an int64 tensor {B, h, w}", 3) end
+    return codes
+  end
+  if type(codes) ~= "table" or gen.is_tensor(codes) or not gen.is_tensor(codes.top) or not gen.is_tensor(codes.bottom) then
+    error(who .. ": two levels: codes must be {top = ..., bottom = ...}", 3)
+  end
+  return codes.top, codes.bottom
+end
+
+--- code_log_prob(prior, codes [, labels]) -> log p(codes) in nats per image {B}: log p(top) (+
+-- log p(bottom | top) with two levels), and the per-level terms.
+function M.code_log_prob(prior, codes, labels)
+  local top, bottom = split(prior, codes, "gen.autoregressive.pixelcnn.code_log_prob")
+  local lt = M.log_prob(prior.top, top, labels)
+  if not bottom then return lt, { top = lt } end
+  local lb = M.log_prob(prior.bottom, bottom, labels, prior:top_map(top))
+  return lt + lb, { top = lt, bottom = lb }
+end
+
+--- code_loss(prior, codes [, labels]) -> the training loss (mean NLL per code, summed over the
+-- levels) and a table of the per-level means (numbers, nats per code).
+function M.code_loss(prior, codes, labels)
+  local top, bottom = split(prior, codes, "gen.autoregressive.pixelcnn.code_loss")
+  local lt = M.loss(prior.top, top, labels)
+  if not bottom then return lt, { top = lt:item() } end
+  local lb = M.loss(prior.bottom, bottom, labels, prior:top_map(top))
+  return lt + lb, { top = lt:item(), bottom = lb:item() }
+end
+
+--- code_bits(prior, codes [, {labels, batch = 256}]) -> bits per code position of every level
+-- ({top = ..., bottom = ...}; log2 of the codebook size is the uniform prior's), evaluated
+-- without gradients.
+function M.code_bits(prior, codes, opts)
+  opts = opts or {}
+  local top, bottom = split(prior, codes, "gen.autoregressive.pixelcnn.code_bits")
+  local out = { top = (M.bits_per_dim(prior.top, top, { labels = opts.labels, batch = opts.batch })) }
+  if bottom then
+    local maps = gen.no_grad(function() return prior:top_map(top) end)
+    out.bottom = M.bits_per_dim(prior.bottom, bottom, { labels = opts.labels, maps = maps, batch = opts.batch })
+  end
+  return out
+end
+
+--- sample_codes(prior, n [, {labels, temperature, generator}]) -> codes as the VQ-VAE's
+-- decode_indices takes them: the top grid, then (two levels) the bottom one given it.
+function M.sample_codes(prior, n, opts)
+  opts = opts or {}
+  local o = { labels = opts.labels, temperature = opts.temperature, generator = opts.generator }
+  local top = M.sample(prior.top, n, o)
+  if prior.levels == 1 then return top end
+  o.map = gen.no_grad(function() return prior:top_map(top) end)
+  return { top = top, bottom = M.sample(prior.bottom, n, o) }
 end
 
 return M

@@ -235,4 +235,51 @@ function PixelCNN:extra_repr()
     self.cond_channels > 0 and ", cond_channels=" .. self.cond_channels or "")
 end
 
+local CodePrior = nn.Module:extend("CodePrior")
+M.CodePrior = CodePrior
+
+--- CodePrior{levels = 1 | 2, codebook_size = K, grid = {h, w} or {top = {h, w}, bottom = {h, w}}, width,
+--   layers, kernel, first_kernel, head, classes, map_dim = width}: the prior over the codes of a
+-- VQ-VAE (model.levels, model.codebook_size, model.grid give the options). One level: a
+-- GatedPixelCNN over the code grid (`top`). Two levels (VQ-VAE-2): p(top) p(bottom | top), the
+-- bottom PixelCNN conditioned on the top codes, embedded (`top_embed`, map_dim numbers per code)
+-- and upsampled (nearest) to the bottom grid as its spatial map.
+function CodePrior:init(opts)
+  local who = "gen.models.pixelcnn.CodePrior"
+  local levels = opts.levels or 1
+  if levels ~= 1 and levels ~= 2 then error(string.format("%s: levels must be 1 or 2, got %s", who, tostring(levels)), 3) end
+  local k = opts.codebook_size
+  if math.type(k) ~= "integer" or k < 1 then error(string.format("%s: codebook_size must be a positive integer, got %s", who, tostring(k)), 3) end
+  local grid = opts.grid
+  local top_grid = levels == 1 and grid or (type(grid) == "table" and grid.top)
+  local function square(g, name)
+    if type(g) ~= "table" or math.type(g[1]) ~= "integer" or g[1] < 1 or g[2] ~= g[1] then
+      error(string.format("%s: %s must be a square grid {n, n}", who, name), 4)
+    end
+    return g[1]
+  end
+  self.levels, self.codebook_size = levels, k
+  local function prior(resolution, cond_channels)
+    return PixelCNN { input = "codes", levels = k, resolution = resolution, width = opts.width, layers = opts.layers,
+      kernel = opts.kernel, first_kernel = opts.first_kernel, head = opts.head, classes = opts.classes, cond_channels = cond_channels }
+  end
+  self.top = prior(square(top_grid, levels == 1 and "grid" or "grid.top"))
+  if levels == 2 then
+    local b, t = square(grid.bottom, "grid.bottom"), top_grid[1]
+    if b % t ~= 0 then error(string.format("%s: the bottom grid (%d) must be a multiple of the top grid (%d)", who, b, t), 3) end
+    self.scale = b // t
+    local dim = opts.map_dim or self.top.width
+    self.top_embed = nn.Embedding(k, dim)
+    self.bottom = prior(b, dim)
+  end
+end
+
+--- The bottom prior's spatial map {B, map_dim, hb, wb} of top codes {B, ht, wt}.
+function CodePrior:top_map(top)
+  local m = self.top_embed(top):permute(1, 4, 2, 3):contiguous()
+  return self.scale > 1 and gen.upsample(m, { scale = self.scale }) or m
+end
+
+function CodePrior:extra_repr() return string.format("levels=%d, K=%d", self.levels, self.codebook_size) end
+
 return M
