@@ -233,3 +233,39 @@ describe("gen.models.pixelcnn.GatedPixelCNN", function()
     assert.has_error(function() ar.sample(cond, 2) end, who .. "the model is class-conditional (classes = 3): labels are required")
   end)
 end)
+
+describe("gen.models.pixelcnn.CodePrior", function()
+  it("models top codes, then bottom codes given the top ones (VQ-VAE-2), with exact bits per code", function()
+    gen.manual_seed(3)
+    local prior = pixelcnn.CodePrior { levels = 2, codebook_size = 5, grid = { top = { 3, 3 }, bottom = { 6, 6 } }, width = 4,
+      layers = 2, first_kernel = 3, head = 4 }
+    local codes = { top = gen.randint(1, 5, { 4, 3, 3 }), bottom = gen.randint(1, 5, { 4, 6, 6 }) }
+    local loss, parts = ar.code_loss(prior, codes)
+    assert.is_true(math.abs(loss:item() - parts.top - parts.bottom) < 1e-5)
+    local logp, per = ar.code_log_prob(prior, codes)
+    assert.same({ 4 }, logp.shape)
+    -- the mean losses are the per-code NLLs: 9 top and 36 bottom codes per image
+    assert.is_true(math.abs(-per.top:mean():item() / 9 - parts.top) < 1e-4)
+    assert.is_true(math.abs(-per.bottom:mean():item() / 36 - parts.bottom) < 1e-4)
+    -- the bottom prior sees the top codes
+    local other = { top = codes.top:clone():fill_(1), bottom = codes.bottom }
+    local _, per2 = ar.code_log_prob(prior, other)
+    assert.is_true((per2.bottom - per.bottom):abs():max():item() > 1e-6)
+    -- uniform logits: exactly log2 K bits per code on both levels
+    gen.no_grad(function()
+      for _, p in ipairs { prior.top, prior.bottom } do p.out2.weight:zero_(); p.out2.bias:zero_() end
+    end)
+    local bits = ar.code_bits(prior, codes, { batch = 3 })
+    assert.is_true(math.abs(bits.top - math.log(5, 2)) < 1e-6 and math.abs(bits.bottom - math.log(5, 2)) < 1e-6)
+    local s = ar.sample_codes(prior, 2, { generator = gen.Generator(1) })
+    assert.same({ 2, 3, 3 }, s.top.shape)
+    assert.same({ 2, 6, 6 }, s.bottom.shape)
+    assert.has_error(function() ar.code_loss(prior, codes.top) end, "gen.autoregressive.pixelcnn.code_loss: two levels: codes must be {top = ..., bottom = ...}")
+    assert.has_error(function() pixelcnn.CodePrior { levels = 2, codebook_size = 5, grid = { top = { 3, 3 }, bottom = { 7, 7 } } } end,
+      "gen.models.pixelcnn.CodePrior: the bottom grid (7) must be a multiple of the top grid (3)")
+    assert.has_error(function() pixelcnn.CodePrior { levels = 3, codebook_size = 5, grid = { 3, 3 } } end,
+      "gen.models.pixelcnn.CodePrior: levels must be 1 or 2, got 3")
+    local one = pixelcnn.CodePrior { levels = 1, codebook_size = 5, grid = { 3, 3 }, width = 4, layers = 1 }
+    assert.same({ 2, 3, 3 }, ar.sample_codes(one, 2).shape)
+  end)
+end)
