@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from twin_models import VAE, DCGANUpdate, UNet
 from twin_mae import make_step as mae_make_step
+from twin_pixelcnn import make_step as pixelcnn_make_step
 
 threads, name = int(sys.argv[1]), sys.argv[2]
 quick = os.environ.get("GEN_BENCH_QUICK") == "1"
@@ -115,7 +116,12 @@ def mae_step():
     return bench(step), params
 
 
-workloads = {"mae_step": mae_step, "dcgan_step": dcgan_step, "vae_mlp_step": vae_mlp_step, "unet_ddpm_step": unet_ddpm_step,
+def pixelcnn_step():
+    step, params = pixelcnn_make_step(batch=64, width=64, layers=8)
+    return bench(step), params
+
+
+workloads = {"pixelcnn_step": pixelcnn_step, "mae_step": mae_step, "dcgan_step": dcgan_step, "vae_mlp_step": vae_mlp_step, "unet_ddpm_step": unet_ddpm_step,
              "unet_ddim_sample": unet_ddim_sample}
 seconds, params = workloads[name]()
 peak = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
