@@ -184,7 +184,7 @@ def train(args):
     t1 = time.perf_counter()
     bpd = test_bits_per_dim(model, test[:m])
     print("torch twin: %d steps in %.1f s (%.3f s/step); test NLL %.4f bits/dim over %d images (%.1f s); %d params"
-          % (args.steps, seconds, seconds / args.steps, bpd, m, time.perf_counter() - t1, sum(p.numel() for p in model.parameters())))
+          % (args.steps, seconds, seconds / args.steps, bpd, m, time.perf_counter() - t1, sum(p.numel() for p in model.parameters())), flush=True)
 
 
 if __name__ == "__main__":
