@@ -106,6 +106,25 @@ workloads.glow_step = function()
   return seconds, model:num_parameters()
 end
 
+--- The training step of examples/autoregressive/pixelcnn.lua (--on pixels) with its defaults: gated
+--- PixelCNN width 64, 8 layers (kernel 7 then 3), batch 64 of 28 x 28 pixels, 256-way softmax,
+--- Adam(1e-3). The twin is bench/twin_pixelcnn.py.
+workloads.pixelcnn_step = function()
+  local pixelcnn = require "gen.models.pixelcnn"
+  local ar = require "gen.autoregressive.pixelcnn"
+  local model = pixelcnn.GatedPixelCNN { width = 64, layers = 8 }
+  local opt = gen.optim.Adam(model, { lr = 1e-3 })
+  local x = gen.randint(0, 255, { 64, 1, 28, 28 }):float()
+  local seconds = bench(function()
+    opt:zero_grad()
+    local loss = ar.loss(model, x)
+    loss:backward()
+    opt:step()
+    return loss:item()
+  end)
+  return seconds, model:num_parameters()
+end
+
 local function ddpm_unet() return unet.UNet { channels = 1, widths = { 32, 64, 64 } } end
 
 workloads.unet_ddpm_step = function()

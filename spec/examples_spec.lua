@@ -294,6 +294,66 @@ describe("examples/autoregressive/vqvae.lua", function()
   end)
 end)
 
+describe("examples/autoregressive/pixelcnn.lua", function()
+  local tiny = "--batch 8 --width 8 --layers 2 --test-images 16 --grid 2 --seed 2"
+  it("--on pixels trains, reports the test bits/dim, and samples a class reproducibly", function()
+    local gen = require "gen"
+    local out = base .. "/pixelcnn"
+    local ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --steps 3 --log-every 1 --conditional %s --out %s", tiny, out))
+    assert.is_true(ok, log)
+    local csv = read(out .. "/log.csv")
+    assert.truthy(csv:match("^step,loss,bits_per_dim\n"), csv)
+    local rows = {}
+    for line in csv:gmatch("\n([^\n]+)") do rows[#rows + 1] = line end
+    assert.equal(3, #rows, csv)
+    for _, line in ipairs(rows) do
+      local nats, bits = line:match("^%d+,([^,]+),([^,]+)$")
+      assert.truthy(tonumber(nats) and math.abs(tonumber(nats) / math.log(2) - tonumber(bits)) < 1e-3, line)
+    end
+    local nll = read(out .. "/test_nll.txt")
+    local bpd = tonumber(nll and nll:match("^test NLL: ([%d.]+) bits/dim over 16 images"))
+    assert.truthy(bpd and bpd > 0 and bpd < 8.5, nll)
+    assert.same({ 1, 2 * 30 + 2, 2 * 30 + 2 }, gen.image.load(out .. "/samples.png").shape)
+    local cmd = string.format("bin/gen examples/autoregressive/pixelcnn.lua --sample 3 --class 4 --conditional %s --out %s", tiny, out)
+    ok, log = sh(cmd)
+    assert.is_true(ok, log)
+    local first = read(out .. "/samples.idx")
+    assert.same({ 3, 28, 28 }, gen.data.idx.read(out .. "/samples.idx").shape)
+    assert.is_true(sh(cmd))
+    assert.equal(first, read(out .. "/samples.idx"))
+    -- --stage1 belongs to --on codes, and --class to a conditional model
+    ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --stage1 %s --out %s", out, base .. "/pixelcnn_x"))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("--stage1 is for --on codes", 1, true), log)
+    ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --sample 2 --class 3 %s --out %s", tiny, out))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("--class needs a class-conditional model", 1, true), log)
+  end)
+
+  it("--on codes trains the top and bottom priors of a VQ-VAE-2 and decodes their samples; refuses another stage 1", function()
+    local gen = require "gen"
+    local out, stage1 = base .. "/vq_pixelcnn", base .. "/vqvae2" -- trained by the vqvae runs above
+    local args = string.format("--on codes --stage1 %s --train-images 32 %s", stage1, tiny)
+    local ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --steps 3 --log-every 1 %s --out %s", args, out))
+    assert.is_true(ok, log)
+    local csv = read(out .. "/log.csv")
+    assert.truthy(csv:match("^step,loss,top,bottom\n"), csv)
+    for line in csv:gmatch("\n([^\n]+)") do
+      local loss, top, bottom = line:match("^%d+,([^,]+),([^,]+),([^,]+)$")
+      assert.truthy(top and math.abs(tonumber(loss) - tonumber(top) - tonumber(bottom)) < 1e-3 and tonumber(bottom) > 0, line)
+    end
+    local nll = read(out .. "/test_nll.txt")
+    assert.truthy(nll and nll:match("^test NLL of the codes: [%d.]+ bits per top code, [%d.]+ per bottom code %(uniform: 5.00%)"), nll)
+    ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --sample 2 %s --out %s", args, out))
+    assert.is_true(ok, log)
+    assert.same({ 2, 28, 28 }, gen.data.idx.read(out .. "/samples.idx").shape)
+    -- a PixelCNN checkpoint is not a VQ-VAE
+    ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --on codes --stage1 %s --steps 1 --out %s", base .. "/pixelcnn", base .. "/pixelcnn_x"))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("--stage1: expected a vqvae checkpoint", 1, true), log)
+  end)
+end)
+
 describe("bad command-line input", function()
   -- one line on stderr, exit status 2, never a traceback, never a silent fallback
   local cases = {

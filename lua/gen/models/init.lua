@@ -10,7 +10,8 @@
 local M = {}
 
 local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true,
-  noisy_classifier = true, realnvp = true, glow = true, vqvae = true, gpt = true }
+  noisy_classifier = true, realnvp = true, glow = true, vqvae = true, gpt = true,
+  pixelcnn = true }
 
 -- Submodules load on first use. A broken model file raises its own load error here.
 setmetatable(M, { __index = function(t, k)

@@ -63,4 +63,109 @@ function M.Upsample:init(opts) self.opts = opts or { scale = 2 } end
 function M.Upsample:forward(x) return gen.upsample(x, self.opts) end
 function M.Upsample:extra_repr() return string.format("scale=%s, mode=%s", tostring(self.opts.scale), self.opts.mode or "nearest") end
 
+-- Masked convolutions (van den Oord et al., 2016): output pixel (r, c) may see only the input
+-- pixels before it in raster order (type A), or those and (r, c) itself (type B). The mask
+-- multiplies the weight (w * mask), so the convolution is the ordinary fast one and the masked
+-- entries get zero gradient through the product. Three kernel shapes:
+--   "full"        k x k, the PixelCNN mask: the rows above the centre, and the centre row up to
+--                 the centre (A: excluding it);
+--   "vertical"    (k//2 + 1) x k, the rows above and the current row (A: above only), the input
+--                 padded on top so the kernel's last row is the output's row;
+--   "horizontal"  1 x (k//2 + 1), the pixels to the left and the current one (A: left only),
+--                 the input padded on the left.
+-- The vertical and horizontal shapes are the two stacks of the gated PixelCNN, which store
+-- only the unmasked half of the kernel (type B needs no mask at all). The mask is recomputed
+-- from the options, not stored: the state dict is that of a Conv2d with the same kernel
+-- shape, {weight, bias}.
+M.MaskedConv2d = Module:extend("MaskedConv2d")
+local stacks = { full = true, vertical = true, horizontal = true }
+
+-- The 0/1 mask of a kernel {kh, kw} (a Lua table of rows), or nil when nothing is masked.
+local function kernel_mask(stack, mask_type, k)
+  local half = k // 2
+  if stack == "full" then
+    local rows = {}
+    for i = 1, k do
+      rows[i] = {}
+      for j = 1, k do
+        local before = i <= half or (i == half + 1 and (j <= half or (mask_type == "B" and j == half + 1)))
+        rows[i][j] = before and 1 or 0
+      end
+    end
+    return rows
+  end
+  if mask_type == "B" then return nil end
+  if stack == "vertical" then
+    local rows = {}
+    for i = 1, half + 1 do
+      rows[i] = {}
+      for j = 1, k do rows[i][j] = i <= half and 1 or 0 end
+    end
+    return rows
+  end
+  local row = {}
+  for j = 1, half + 1 do row[j] = j <= half and 1 or 0 end
+  return { row }
+end
+
+--- MaskedConv2d(in, out, kernel_size, {mask = "B", stack = "full", bias = true}): kernel_size odd;
+-- stride 1 and the output the size of the input.
+function M.MaskedConv2d:init(cin, cout, k, opts)
+  opts = opts or {}
+  local mask_type, stack = opts.mask or "B", opts.stack or "full"
+  if mask_type ~= "A" and mask_type ~= "B" then
+    error(string.format("gen.nn.MaskedConv2d: mask must be \"A\" or \"B\", got %s", tostring(mask_type)), 3)
+  end
+  if not stacks[stack] then
+    error(string.format("gen.nn.MaskedConv2d: stack must be \"full\", \"vertical\" or \"horizontal\", got %s", tostring(stack)), 3)
+  end
+  if math.type(k) ~= "integer" or k < 1 or k % 2 == 0 then
+    error(string.format("gen.nn.MaskedConv2d: kernel_size must be an odd positive integer, got %s", tostring(k)), 3)
+  end
+  if stack == "full" and k == 1 and mask_type == "A" then
+    error("gen.nn.MaskedConv2d: a 1x1 type A full mask sees nothing (use kernel_size >= 3)", 3)
+  end
+  for _, v in ipairs { cin, cout } do
+    if math.type(v) ~= "integer" or v < 1 then
+      error(string.format("gen.nn.MaskedConv2d: channels must be positive integers, got %s, %s", tostring(cin), tostring(cout)), 3)
+    end
+  end
+  local half = k // 2
+  local kh, kw = k, k
+  if stack == "vertical" then kh = half + 1 elseif stack == "horizontal" then kh, kw = 1, half + 1 end
+  self.in_channels, self.out_channels, self.kernel_size = cin, cout, k
+  self.mask_type, self.stack = mask_type, stack
+  -- zero padding {left, right, top, bottom} that keeps the output the size of the input
+  self.pad = ({ full = { half, half, half, half }, vertical = { half, half, half, 0 }, horizontal = { half, 0, 0, 0 } })[stack]
+  self._mask_rows = kernel_mask(stack, mask_type, k)
+  self._masks = {} -- dtype -> {1, 1, kh, kw} mask tensor, built on first use
+  local fan_in = cin * kh * kw
+  self.weight = uniform_fan_in({ cout, cin, kh, kw }, fan_in)
+  if opts.bias ~= false then self.bias = uniform_fan_in({ cout }, fan_in) end
+end
+
+--- The masked weight w * mask (the weight itself when nothing is masked).
+function M.MaskedConv2d:masked_weight()
+  local w = self.weight
+  if not self._mask_rows then return w end
+  local m = self._masks[w.dtype]
+  if not m then
+    m = gen.tensor({ { self._mask_rows } }, w.dtype)
+    self._masks[w.dtype] = m
+  end
+  return w * m
+end
+
+function M.MaskedConv2d:forward(x)
+  if not gen.is_tensor(x) or x:dim() ~= 4 or x:size(2) ~= self.in_channels then
+    error(string.format("gen.nn.MaskedConv2d: expected input {B, %d, H, W}, got %s", self.in_channels,
+      gen.is_tensor(x) and "{" .. table.concat(x.shape, ",") .. "}" or type(x)), 2)
+  end
+  return gen.conv2d(gen.pad(x, self.pad), self:masked_weight(), self.bias)
+end
+function M.MaskedConv2d:extra_repr()
+  return string.format("%d, %d, kernel_size=%d, mask=%s, stack=%s%s", self.in_channels, self.out_channels, self.kernel_size,
+    self.mask_type, self.stack, self.bias and "" or ", bias=false")
+end
+
 return M
