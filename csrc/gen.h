@@ -166,6 +166,16 @@ double gen_get_flat(const gen_tensor *t, int64_t linear_index); /* row-major ind
  * converted with saturation and NaN as INT64_MIN, never an out-of-range conversion. For indices. */
 int64_t gen_get_flat_i64(const gen_tensor *t, int64_t linear_index);
 double gen_read_f64(const void *p, gen_dtype dt);
+/* Element i of a float32 or float64 buffer p of dtype dt, the pointer taken once outside the loops. */
+static inline double gen_float_at(const char *p, gen_dtype dt, int64_t i) {
+  return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
+}
+static inline void gen_float_put(char *p, gen_dtype dt, int64_t i, double v) {
+  if (dt == GEN_FLOAT32)
+    ((float *)p)[i] = (float)v;
+  else
+    ((double *)p)[i] = v;
+}
 void gen_write_f64(void *p, gen_dtype dt, double v);
 /* Broadcast shapes a and b into out (ndim returned), or -1 with an error set. */
 int gen_broadcast_shapes(int na, const int64_t *a, int nb, const int64_t *b, int64_t *out);

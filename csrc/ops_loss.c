@@ -22,17 +22,6 @@ static const gen_op pointwise_ops[] = {GEN_OP_MSE_LOSS, GEN_OP_L1_LOSS, GEN_OP_B
                                        GEN_OP_KL_NORMAL};
 _Static_assert(GEN_COUNT_OF(pointwise_ops) == PW_COUNT, "every pointwise loss needs its op");
 
-/* element i of a float buffer p of dtype dt (the pointer taken once, outside the loops) */
-static inline double ld(const char *p, gen_dtype dt, int64_t i) {
-  return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
-}
-static inline void st(char *p, gen_dtype dt, int64_t i, double v) {
-  if (dt == GEN_FLOAT32)
-    ((float *)p)[i] = (float)v;
-  else
-    ((double *)p)[i] = v;
-}
-
 static double clamp_log(double v) { return v > 0 ? fmax(log(v), -100.0) : -100.0; }
 
 /* the loss of one element (a, b) */
@@ -100,8 +89,8 @@ static double generic_block(pointwise k, const char *a, gen_dtype ta, const char
                             int64_t lo, int64_t hi) {
   double sum = 0;
   for (int64_t i = lo; i < hi; i++) {
-    double v = pointwise_value(k, ld(a, ta, i), ld(b, tb, i));
-    if (el) st(el, dt, i, v);
+    double v = pointwise_value(k, gen_float_at(a, ta, i), gen_float_at(b, tb, i));
+    if (el) gen_float_put(el, dt, i, v);
     sum += v;
   }
   return sum;
@@ -163,7 +152,9 @@ static void pointwise_grad_block(pointwise k, bool wrt_b, bool fast_g, char *po,
     fast_grad_range(k, wrt_b, (const float *)pa, (const float *)pb, (const float *)pg, (float)scalar, (float *)po, lo, hi);
   } else {
     for (int64_t e = lo; e < hi; e++)
-      st(po, dt, e, (pg ? ld(pg, gdt, e) : scalar) * pointwise_grad(k, wrt_b, ld(pa, adt, e), ld(pb, bdt, e)));
+      gen_float_put(po, dt, e,
+                    (pg ? gen_float_at(pg, gdt, e) : scalar) *
+                        pointwise_grad(k, wrt_b, gen_float_at(pa, adt, e), gen_float_at(pb, bdt, e)));
   }
 }
 

@@ -31,14 +31,14 @@
 #include "autograd.h"
 #include "kernels/gemm.h"
 
-static inline double ld(const char *p, gen_dtype dt, int64_t i) {
-  return dt == GEN_FLOAT32 ? ((const float *)p)[i] : ((const double *)p)[i];
-}
-static inline void st(char *p, gen_dtype dt, int64_t i, double v) {
-  if (dt == GEN_FLOAT32)
-    ((float *)p)[i] = (float)v;
-  else
-    ((double *)p)[i] = v;
+/* sum over c of (z[r][c] - q[r][c])^2, in order */
+static double row_sq_dist(const char *pz, const char *pq, gen_dtype dt, int64_t r, int64_t d) {
+  double s = 0;
+  for (int64_t c = 0; c < d; c++) {
+    double diff = gen_float_at(pz, dt, r * d + c) - gen_float_at(pq, dt, r * d + c);
+    s += diff * diff;
+  }
+  return s;
 }
 
 /* Checks z against the codebook; sets N, D, K. */
@@ -93,7 +93,7 @@ static void argmin_rows(int64_t *idx, const char *dots, gen_dtype dt, const doub
     int64_t best = 0;
     double bestd = INFINITY;
     for (int64_t j = 0; j < k; j++) {
-      double dist = enorm[j] - 2 * ld(dots, dt, r * k + j);
+      double dist = enorm[j] - 2 * gen_float_at(dots, dt, r * k + j);
       if (dist < bestd) { /* strict: ties keep the lower index; NaN never wins */
         bestd = dist;
         best = j;
@@ -119,7 +119,7 @@ static int nearest_codes(int64_t *idx, const gen_tensor *z, const gen_tensor *e,
   for (int64_t j = 0; j < k; j++) {
     double s = 0;
     for (int64_t c = 0; c < d; c++) {
-      double v = ld(pe, dt, j * d + c);
+      double v = gen_float_at(pe, dt, j * d + c);
       s += v * v;
     }
     enorm[j] = s;
@@ -209,15 +209,16 @@ static int vq_loss_backward(gen_node *nd, gen_tensor *g, gen_tensor **grad_in) {
     for (int64_t r = 0; r < n; r++) {
       int64_t k = pi[r] - 1;
       for (int64_t c = 0; c < d; c++)
-        st(po, dt, k * d + c, ld(po, dt, k * d + c) + gs * (ld(pq, dt, r * d + c) - ld(pz, dt, r * d + c)));
+        gen_float_put(po, dt, k * d + c,
+                      gen_float_at(po, dt, k * d + c) + gs * (gen_float_at(pq, dt, r * d + c) - gen_float_at(pz, dt, r * d + c)));
     }
   } else {
     int64_t count = n * d;
     if (count > GEN_PARALLEL_GRAIN) {
 #pragma omp parallel for
-      for (int64_t i = 0; i < count; i++) st(po, dt, i, gs * (ld(pz, dt, i) - ld(pq, dt, i)));
+      for (int64_t i = 0; i < count; i++) gen_float_put(po, dt, i, gs * (gen_float_at(pz, dt, i) - gen_float_at(pq, dt, i)));
     } else {
-      for (int64_t i = 0; i < count; i++) st(po, dt, i, gs * (ld(pz, dt, i) - ld(pq, dt, i)));
+      for (int64_t i = 0; i < count; i++) gen_float_put(po, dt, i, gs * (gen_float_at(pz, dt, i) - gen_float_at(pq, dt, i)));
     }
   }
   grad_in[0] = out;
@@ -238,28 +239,14 @@ static gen_tensor *vq_loss(gen_op op, gen_tensor *z, gen_tensor *codebook, gen_t
     gather_codes(gen_data_ptr(q), gen_data_ptr(ce), (const int64_t *)gen_data_ptr(ci), n, d, gen_dtype_size(dt));
     if (n * d > GEN_PARALLEL_GRAIN) {
 #pragma omp parallel for
-      for (int64_t r = 0; r < n; r++) {
-        double s = 0;
-        for (int64_t c = 0; c < d; c++) {
-          double diff = ld(pz, dt, r * d + c) - ld(pq, dt, r * d + c);
-          s += diff * diff;
-        }
-        rowsum[r] = s;
-      }
+      for (int64_t r = 0; r < n; r++) rowsum[r] = row_sq_dist(pz, pq, dt, r, d);
     } else {
-      for (int64_t r = 0; r < n; r++) {
-        double s = 0;
-        for (int64_t c = 0; c < d; c++) {
-          double diff = ld(pz, dt, r * d + c) - ld(pq, dt, r * d + c);
-          s += diff * diff;
-        }
-        rowsum[r] = s;
-      }
+      for (int64_t r = 0; r < n; r++) rowsum[r] = row_sq_dist(pz, pq, dt, r, d);
     }
     double total = 0;
     for (int64_t r = 0; r < n; r++) total += rowsum[r];
     /* the mean over no elements is NaN, as in mse_loss */
-    st(gen_data_ptr(out), dt, 0, n > 0 ? total / (double)(n * d) : NAN);
+    gen_float_put(gen_data_ptr(out), dt, 0, n > 0 ? total / (double)(n * d) : NAN);
   } else if (q && !rowsum) {
     gen_fail("out of memory: needs %lld bytes for the row sums", (long long)(8 * n));
   }
@@ -323,23 +310,23 @@ int gen_vq_ema_update_(gen_tensor *codebook, gen_tensor *cluster_size, gen_tenso
   for (int64_t r = 0; r < n; r++) { /* rows in order: the same sums for any thread count */
     int64_t j = pi[r] - 1;
     cnt[j] += 1;
-    for (int64_t c = 0; c < d; c++) sum[j * d + c] += ld(pz, dt, r * d + c);
+    for (int64_t c = 0; c < d; c++) sum[j * d + c] += gen_float_at(pz, dt, r * d + c);
   }
   char *pc = gen_data_ptr(cluster_size), *pm = gen_data_ptr(embed_sum), *pe = gen_data_ptr(codebook);
   double total = 0;
   for (int64_t j = 0; j < k; j++) {
-    double nk = decay * ld(pc, dt, j) + (1 - decay) * cnt[j];
-    st(pc, dt, j, nk);
-    total += ld(pc, dt, j);
+    double nk = decay * gen_float_at(pc, dt, j) + (1 - decay) * cnt[j];
+    gen_float_put(pc, dt, j, nk);
+    total += gen_float_at(pc, dt, j);
   }
   for (int64_t j = 0; j < k; j++) {
-    double smoothed = (ld(pc, dt, j) + eps) / (total + (double)k * eps) * total;
+    double smoothed = (gen_float_at(pc, dt, j) + eps) / (total + (double)k * eps) * total;
     for (int64_t c = 0; c < d; c++) {
-      double m = decay * ld(pm, dt, j * d + c) + (1 - decay) * sum[j * d + c];
-      st(pm, dt, j * d + c, m);
-      if (smoothed > 0) st(pe, dt, j * d + c, ld(pm, dt, j * d + c) / smoothed); /* no data yet: keep e_k */
+      double m = decay * gen_float_at(pm, dt, j * d + c) + (1 - decay) * sum[j * d + c];
+      gen_float_put(pm, dt, j * d + c, m);
+      if (smoothed > 0) gen_float_put(pe, dt, j * d + c, gen_float_at(pm, dt, j * d + c) / smoothed); /* no data yet: keep e_k */
     }
-    if (counts) st(gen_data_ptr(counts), counts->dtype, j, cnt[j]);
+    if (counts) gen_float_put(gen_data_ptr(counts), counts->dtype, j, cnt[j]);
   }
   free(cnt);
   free(sum);

@@ -328,6 +328,17 @@ static int l_barrier(lua_State *L) {
 
 static MPI_Op mpi_op(reduce_op op) { return op == OP_MAX ? MPI_MAX : MPI_SUM; }
 
+/* A posted request: a non-blocking call returns it (on top of the stack); a blocking one waits
+ * for it and returns the tensor it wrote (argument 1). */
+static int posted(lua_State *L, request *r, int nonblocking, const char *fname) {
+  r->pending = 1;
+  if (nonblocking) return 1;
+  wait_req(L, &r->req, fname);
+  complete(r);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int start_all_reduce(lua_State *L, const char *fname, int nonblocking) {
   need_active(L, fname);
   gen_tensor *t = tensor_arg(L, 1, fname, 1);
@@ -337,12 +348,7 @@ static int start_all_reduce(lua_State *L, const char *fname, int nonblocking) {
   r->result = t;
   check_rc(L, MPI_Iallreduce(MPI_IN_PLACE, data(t), (int)numel(t), mpi_type(t->dtype), mpi_op(op), MPI_COMM_WORLD, &r->req),
            fname);
-  r->pending = 1;
-  if (nonblocking) return 1;
-  wait_req(L, &r->req, fname);
-  complete(r);
-  lua_settop(L, 1);
-  return 1;
+  return posted(L, r, nonblocking, fname);
 }
 
 static int l_all_reduce(lua_State *L) { return start_all_reduce(L, "gen.dist.all_reduce", 0); }
@@ -384,12 +390,7 @@ static int start_all_gather(lua_State *L, const char *fname, int nonblocking) {
   MPI_Datatype ty = mpi_type(t->dtype);
   int n = (int)numel(t);
   check_rc(L, MPI_Iallgather(data(t), n, ty, data(out), n, ty, MPI_COMM_WORLD, &r->req), fname);
-  r->pending = 1;
-  if (nonblocking) return 1;
-  wait_req(L, &r->req, fname);
-  complete(r);
-  lua_settop(L, 1);
-  return 1;
+  return posted(L, r, nonblocking, fname);
 }
 
 static int l_all_gather(lua_State *L) { return start_all_gather(L, "gen.dist.all_gather", 0); }
