@@ -351,7 +351,8 @@ describe("examples/autoregressive/pixelcnn.lua", function()
     local other = base .. "/vqvae2_other"
     assert.is_true(sh(string.format("bin/gen examples/autoregressive/vqvae.lua --steps 1 --levels 2 --ema --batch 16 "
       .. "--codebook-size 32 --code-dim 8 --width 16 --test-images 16 --seed 5 --out %s", other)))
-    ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --sample 2 %s --out %s", string.format("--on codes --stage1 %s --train-images 32 %s", other, tiny), out))
+    local other_args = string.format("--on codes --stage1 %s --train-images 32 %s", other, tiny)
+    ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --sample 2 %s --out %s", other_args, out))
     assert.is_not_true(ok)
     assert.truthy(log:find("it was trained on the codes of the vqvae in " .. stage1 .. " (fingerprint ", 1, true), log)
     assert.truthy(log:find("--stage1 " .. other .. " holds another one", 1, true), log)
