@@ -172,11 +172,11 @@ static void divide(gen_tensor *t, int p) {
 /* ---- the progress thread ---- */
 
 static pthread_t progress_tid;
-static int progress_on;                          /* the thread exists (set and read by the Lua thread) */
-static int progress_flying, progress_quit;       /* under progress_mu */
+static int progress_on;                    /* the thread exists (set and read by the Lua thread) */
+static int progress_flying, progress_quit; /* under progress_mu */
 static pthread_mutex_t progress_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t progress_cv = PTHREAD_COND_INITIALIZER;
-static MPI_Comm progress_comm = MPI_COMM_NULL;   /* nobody sends on it: the probes only drive progress */
+static MPI_Comm progress_comm = MPI_COMM_NULL; /* nobody sends on it: the probes only drive progress */
 
 static void *progress_main(void *unused) {
   (void)unused;
