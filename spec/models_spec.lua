@@ -81,6 +81,56 @@ describe("VAE", function()
     end
   end)
 
+  it("a discretized decoder gives a probability of the 8-bit image: mean and log-scale channels", function()
+    local ae = require "gen.autoencoder"
+    for _, m in ipairs { vae.MLP { outputs = 2 }, vae.Conv { outputs = 2 } } do
+      local x = gen.randint(0, 255, { 2, 1, 28, 28 }):float() / 255
+      local out, mu, logvar = m(x)
+      assert.same({ 2, 2, 28, 28 }, out.shape)
+      local loss, recon = vae.elbo_loss(x, out, mu, logvar, { likelihood = "discretized" })
+      assert.is_true(recon:item() > 0 and loss:item() >= recon:item())
+      loss:backward()
+      assert.truthy(m.mu.weight.grad)
+      local mean = ae.decoded_mean(out, "discretized")
+      assert.same({ 2, 1, 28, 28 }, mean.shape)
+      assert.is_true(mean:min():item() >= 0 and mean:max():item() <= 1)
+    end
+    -- a sharp Gaussian centred on the pixel values puts all of each pixel's mass in its own bin
+    local x = gen.tensor { 0, 1 / 255, 0.5, 254 / 255, 1 }:view(1, 1, 1, 5)
+    local centre = (x * 2 - 1):clamp(-0.999999, 0.999999)
+    local out = gen.cat({ (((centre + 1) / (1 - centre)):log() * 0.5), gen.full({ 1, 1, 1, 5 }, -9) }, 2) -- atanh, log-scale
+    assert.near(0, ae.log_likelihood(x, out, "discretized"):item(), 1e-4)
+    assert.has_error(function() ae.log_likelihood(x, out:narrow(2, 1, 1), "discretized") end,
+      "gen.autoencoder.log_likelihood: a discretized likelihood needs 2 output channels (mean and log-scale) for 1 image channels, got 1 (build the model with outputs = 2)")
+    assert.has_error(function() ae.log_likelihood(x, out, "laplace") end)
+    assert.has_error(function() vae.MLP { outputs = 3 } end, "MLPVAE: outputs must be 1 or 2, got 3")
+  end)
+
+  it("the importance-weighted bound: exact when q is the posterior, tighter with more samples", function()
+    local ae = require "gen.autoencoder"
+    local images = gen.randint(0, 255, { 6, 1, 28, 28 }):byte()
+    -- a decoder that ignores z has the prior as its posterior: an encoder giving N(0, I) makes every
+    -- weight p(x), so the bound is -log p(x) for any k (16 samples a pass: k = 40 takes three), and equals the ELBO
+    local const = gen.randn(1, 1, 28, 28)
+    local blind = {
+      encode = function(_, x) return gen.zeros(x:size(1), 3), gen.zeros(x:size(1), 3) end,
+      decode = function(_, z) return const:expand(z:size(1), 1, 28, 28) end,
+    }
+    local exact = -ae.log_likelihood(images:float() / 255, const:expand(6, 1, 28, 28), "gaussian"):mean():item()
+    for _, k in ipairs { 1, 7, 40 } do
+      local nll = ae.iw_nll(blind, images, { k = k, likelihood = "gaussian", samples = 16, generator = gen.Generator(k) })
+      assert.near(exact, nll, 1e-3 * math.abs(exact))
+    end
+    assert.near(exact, ae.test_nll(blind, images, { likelihood = "gaussian", generator = gen.Generator(0) }), 1e-3 * math.abs(exact))
+    -- an untrained VAE's q is far from its posterior: 64 samples tighten the bound a lot
+    gen.manual_seed(3)
+    local m = vae.MLP { hidden = 32, latent = 4 }
+    local one = ae.iw_nll(m, images, { k = 1, generator = gen.Generator(1) })
+    local many = ae.iw_nll(m, images, { k = 64, samples = 100, generator = gen.Generator(1) })
+    assert.is_true(many < one, string.format("k = 64: %.3f, k = 1: %.3f", many, one))
+    assert.has_error(function() ae.iw_nll(m, images, { k = 0 }) end, "gen.autoencoder.iw_nll: k must be a positive integer, got 0")
+  end)
+
   it("interpolates linearly and spherically", function()
     local a, b = gen.tensor { { 1, 0 } }, gen.tensor { { 0, 1 } }
     assert.same({ { 0.5, 0.5 } }, models.interpolate(a, b, 0.5, "linear"):totable())

@@ -478,6 +478,30 @@ function M.fingerprint(model)
 end
 
 
+--- settings(run, keys [, opts]): an object for a checkpoint's state that saves run[k] for the keys
+-- and, on load (--resume, --sample), fails with a message naming the flag to pass when the run
+-- differs. opts.optional: checkpoints written without it load as they are; opts.applies(k): whether
+-- a key counts for this run.
+function M.settings(run, keys, opts)
+  opts = opts or {}
+  local s = { optional_state = opts.optional or false }
+  function s.state_dict()
+    local t = {}
+    for _, k in ipairs(keys) do t[k] = run[k] end
+    return t
+  end
+  function s.load_state_dict(_, saved)
+    for _, k in ipairs(keys) do
+      if saved[k] ~= nil and saved[k] ~= run[k] and (not opts.applies or opts.applies(k)) then
+        local flag = "--" .. k:gsub("_", "-")
+        local fix = type(saved[k]) ~= "boolean" and (flag .. " " .. tostring(saved[k])) or saved[k] and ("add " .. flag) or ("drop " .. flag)
+        error(string.format("it was trained with %s %s, not %s: %s", flag, tostring(saved[k]), tostring(run[k]), fix), 0)
+      end
+    end
+  end
+  return s
+end
+
 function M.state_with_step(state, step)
   local s = { step = step }
   for k, v in pairs(state) do s[k] = v end

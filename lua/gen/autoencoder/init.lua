@@ -7,10 +7,13 @@
 -- (beta-weighted) ELBO,
 --   z = mu + sigma * eps, eps ~ N(0, I), sigma = exp(logvar / 2)
 --   -ELBO(x) = -E_q[log p(x | z)] + beta * KL(q(z | x) || N(0, I))
--- with a Bernoulli likelihood (pixels as probabilities; the decoder gives logits) or a Gaussian
--- one with unit variance (-log p = ||x - mean||^2 / 2 + D/2 log 2 pi). Losses are per sample (sums
--- over pixels and latents, averaged over the batch), so they read in nats.
+-- with a Bernoulli likelihood (pixels as probabilities; the decoder gives logits), a Gaussian
+-- one with unit variance (-log p = ||x - mean||^2 / 2 + D/2 log 2 pi), or a Gaussian with a learned
+-- scale discretized to the 8-bit bins (a probability, comparable with PixelCNN's); and the
+-- importance-weighted bound (Burda et al., 2016), which tightens the ELBO with k samples. Losses
+-- are per sample (sums over pixels and latents, averaged over the batch), so they read in nats.
 local gen = require "gen"
+local likelihood_lib = require "gen.likelihood"
 
 local M = {}
 
@@ -20,20 +23,59 @@ function M.reparameterize(mu, logvar, opts)
   return mu + (logvar * 0.5):exp() * eps
 end
 
+local HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+local LIKELIHOODS = { bernoulli = true, gaussian = true, discretized = true }
+
+local function check_likelihood(name, fname)
+  name = name or "bernoulli"
+  if not LIKELIHOODS[name] then
+    error(string.format('gen.autoencoder.%s: likelihood must be "bernoulli", "gaussian" or "discretized", got %s', fname,
+      tostring(name)), 3)
+  end
+  return name
+end
+
+--- log_likelihood(x, out [, likelihood]) -> log p(x | z) in nats, one number per sample ({N}), for
+-- images x in [0, 1] and the decoder's output out:
+--   "bernoulli" (default): out are logits, pixels are probabilities;
+--   "gaussian": N(sigmoid(out), 1) per pixel (a density: not comparable with discrete models);
+--   "discretized": out has 2C channels, the mean (through tanh) and the log-scale of a Gaussian on
+--   [-1, 1] integrated over each 8-bit pixel's bin (gen.likelihood.discretized_gaussian_log_likelihood):
+--   a probability of the 8-bit image, so its bits/dim compare with PixelCNN's.
+function M.log_likelihood(x, out, likelihood)
+  likelihood = check_likelihood(likelihood, "log_likelihood")
+  local n = x:size(1)
+  local per_pixel
+  if likelihood == "bernoulli" then
+    per_pixel = gen.bce_with_logits(out, x, { reduction = "none" }) * -1
+  elseif likelihood == "gaussian" then
+    local d = gen.sigmoid(out) - x
+    per_pixel = d * d * -0.5 - HALF_LOG_2PI
+  else
+    local c = out:size(2) // 2
+    if out:size(2) ~= 2 * x:size(2) then
+      error(string.format("gen.autoencoder.log_likelihood: a discretized likelihood needs %d output channels (mean and "
+        .. "log-scale) for %d image channels, got %d (build the model with outputs = 2)", 2 * x:size(2), x:size(2), out:size(2)), 2)
+    end
+    local mean, log_scale = out:narrow(2, 1, c):tanh(), out:narrow(2, c + 1, c)
+    per_pixel = likelihood_lib.discretized_gaussian_log_likelihood(x * 2 - 1, mean, log_scale)
+  end
+  return per_pixel:reshape(n, -1):sum(2)
+end
+
+--- The image a decoder's output stands for, in [0, 1]: the Bernoulli's probabilities, the
+-- Gaussian's mean (the first C channels of a discretized one).
+function M.decoded_mean(out, likelihood)
+  likelihood = check_likelihood(likelihood, "decoded_mean")
+  if likelihood == "discretized" then return (out:narrow(2, 1, out:size(2) // 2):tanh() + 1) * 0.5 end
+  return gen.sigmoid(out)
+end
+
 --- Returns the loss (-ELBO with KL weighted by beta, per sample), and the reconstruction and KL
--- terms. x in [0, 1] like the decoder's output; opts = {beta = 1, likelihood = "bernoulli" | "gaussian"}.
+-- terms. x in [0, 1]; opts = {beta = 1, likelihood = "bernoulli" | "gaussian" | "discretized"}.
 function M.elbo_loss(x, logits, mu, logvar, opts)
   opts = opts or {}
-  local n = x:size(1)
-  local recon
-  if (opts.likelihood or "bernoulli") == "bernoulli" then
-    recon = gen.bce_with_logits(logits, x, { reduction = "sum" }) / n
-  elseif opts.likelihood == "gaussian" then
-    local d = x:numel() / n
-    recon = gen.mse_loss(gen.sigmoid(logits), x, { reduction = "sum" }) * (0.5 / n) + 0.5 * d * math.log(2 * math.pi)
-  else
-    error("gen.autoencoder.elbo_loss: likelihood must be \"bernoulli\" or \"gaussian\"", 2)
-  end
+  local recon = M.log_likelihood(x, logits, check_likelihood(opts.likelihood, "elbo_loss")):mean() * -1
   local kl = gen.kl_normal(mu, logvar) -- "mean": summed over latents, averaged over the batch
   return recon + kl * (opts.beta or 1), recon, kl
 end
@@ -47,9 +89,52 @@ function M.test_nll(model, images, opts)
   gen.no_grad(function()
     for i = 1, n, bs do
       local x = images:narrow(1, i, math.min(bs, n - i + 1)):float() / 255
+      if x:dim() == 3 then x = x:unsqueeze(2) end
       local mu, logvar = model:encode(x)
       local logits = model:decode(M.reparameterize(mu, logvar, opts))
       total = total + M.elbo_loss(x, logits, mu, logvar, { likelihood = opts.likelihood }):item() * x:size(1)
+    end
+  end)
+  return total / n
+end
+
+--- iw_nll(model, images [, opts]) -> the importance-weighted bound on -log p(x) (Burda et al.,
+-- 2016), in nats per image, averaged over the images (uint8, scaled to [0, 1]):
+--   log p(x) >= E log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x),  z_i ~ q(z | x),
+-- tighter as k grows (k = 1 is the ELBO; the bound converges to log p(x) as k -> infinity).
+-- opts: k (1000), likelihood, samples (decoder passes of at most this many samples, 10000),
+-- generator (for the z_i), progress (a function(done, total)).
+function M.iw_nll(model, images, opts)
+  opts = opts or {}
+  local k, per_pass = opts.k or 1000, opts.samples or 10000
+  if math.type(k) ~= "integer" or k < 1 then error("gen.autoencoder.iw_nll: k must be a positive integer, got " .. tostring(k), 2) end
+  local likelihood = check_likelihood(opts.likelihood, "iw_nll")
+  local n = images:size(1)
+  local m = math.max(1, per_pass // k) -- images per pass
+  local total = 0
+  gen.no_grad(function()
+    for i = 1, n, m do
+      local x = images:narrow(1, i, math.min(m, n - i + 1)):float() / 255
+      if x:dim() == 3 then x = x:unsqueeze(2) end
+      local b = x:size(1)
+      local mu, logvar = model:encode(x)
+      local sigma = (logvar * 0.5):exp()
+      local log_q_const = (logvar * -0.5):sum(2) - HALF_LOG_2PI * mu:size(2) -- log q(z | x) = this - |eps|^2 / 2
+      local pieces = {}
+      for j = 1, k, math.max(1, per_pass // b) do
+        local kc = math.min(math.max(1, per_pass // b), k - j + 1)
+        local eps = gen.randn({ kc, b, mu:size(2) }, { generator = opts.generator })
+        local z = mu:unsqueeze(1) + sigma:unsqueeze(1) * eps -- {kc, b, latent}
+        local out = model:decode(z:reshape(kc * b, -1))
+        local xs = x:unsqueeze(1):expand(kc, table.unpack(x.shape)):reshape(kc * b, table.unpack(x.shape, 2))
+        local log_px = M.log_likelihood(xs, out, likelihood):view(kc, b)
+        local log_pz = (z * z):sum(3) * -0.5 - HALF_LOG_2PI * mu:size(2)
+        local log_qz = (eps * eps):sum(3) * -0.5 + log_q_const:unsqueeze(1)
+        pieces[#pieces + 1] = log_px + log_pz - log_qz
+      end
+      local log_w = #pieces == 1 and pieces[1] or gen.cat(pieces, 1)
+      total = total - (log_w:double():logsumexp(1) - math.log(k)):sum():item()
+      if opts.progress then opts.progress(math.min(i + m - 1, n), n) end
     end
   end)
   return total / n

@@ -68,26 +68,11 @@ local function load_image(run, path, option, lo, hi, pad_value)
   return gen.pad(x, { 2, 2, 2, 2 }, "constant", pad_value)
 end
 
---- settings(run, keys [, optional]): an object for a checkpoint's state that saves run[k] for the
--- keys and, on load, fails with a message naming the flag to pass when the run differs (betas and
--- timesteps count only for vp). optional: checkpoints without it load as they are.
+--- settings(run, keys [, optional]): experiment.settings, where betas and timesteps count only for
+-- the vp process (the others do not read them).
 function M.settings(run, keys, optional)
-  local s = { optional_state = optional or false }
-  function s.state_dict()
-    local t = {}
-    for _, k in ipairs(keys) do t[k] = run[k] end
-    return t
-  end
-  function s.load_state_dict(_, saved)
-    for _, k in ipairs(keys) do
-      if saved[k] ~= nil and saved[k] ~= run[k] and (k ~= "betas" and k ~= "timesteps" or run.process == "vp") then
-        local flag = "--" .. k:gsub("_", "-")
-        local fix = type(saved[k]) ~= "boolean" and (flag .. " " .. tostring(saved[k])) or saved[k] and ("add " .. flag) or ("drop " .. flag)
-        error(string.format("it was trained with %s %s, not %s: %s", flag, tostring(saved[k]), tostring(run[k]), fix), 0)
-      end
-    end
-  end
-  return s
+  return experiment.settings(run, keys, { optional = optional,
+    applies = function(k) return k ~= "betas" and k ~= "timesteps" or run.process == "vp" end })
 end
 
 -- The options that say what noisy images a network was trained on (a noisy classifier's record).

@@ -20,8 +20,6 @@ local M = {}
 
 local function fail(fn, msg, ...) error(string.format("gen.diffusion." .. fn .. ": " .. msg, ...), 3) end
 
-local HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
 local function exp(v) return type(v) == "number" and math.exp(v) or gen.exp(v) end
 
 --- normal_kl(mean1, logvar1, mean2, logvar2): KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)) in
@@ -31,28 +29,9 @@ function M.normal_kl(mean1, logvar1, mean2, logvar2)
   return (exp(dlog) - 1 - dlog + diff * diff * exp(-logvar2)) * 0.5
 end
 
---- The standard normal CDF, 0.5 (1 + erf(x / sqrt 2)).
-function M.standard_normal_cdf(x) return (gen.erf(x * (1 / math.sqrt(2))) + 1) * 0.5 end
-
---- discretized_gaussian_log_likelihood(x, mean, log_scale): log P(x) in nats per element of the
--- Gaussian N(mean, e^(2 log_scale)) integrated over x's bin, for x in [-1, 1] on 256 levels (bins
--- of width 2/255 centred on them; the end bins reach to -inf and +inf), as in Ho et al. (2020).
--- Far out in a tail the probability is taken from the density at the bin's centre, so the result
--- stays finite and differentiable.
-function M.discretized_gaussian_log_likelihood(x, mean, log_scale)
-  local half = 1 / 255
-  local inv_std = gen.exp(log_scale * -1)
-  local centred = x - mean
-  local upper = M.standard_normal_cdf((centred + half) * inv_std)
-  local lower = M.standard_normal_cdf((centred - half) * inv_std)
-  local lowest, highest = x:lt(-0.999), x:gt(0.999)
-  local p = gen.where(lowest, upper, gen.where(highest, lower * -1 + 1, upper - lower))
-  -- the density times the bin width where the difference of CDFs underflows
-  local z = centred * inv_std
-  local log_density = z * z * -0.5 - log_scale - HALF_LOG_2PI + math.log(2 * half)
-  local tiny = p:lt(1e-12)
-  return gen.where(tiny, log_density, p:clamp(1e-12, nil):log())
-end
+-- The discretized Gaussian of L_0 is shared with the VAE's decoder: it lives in gen.likelihood.
+M.standard_normal_cdf = likelihood.standard_normal_cdf
+M.discretized_gaussian_log_likelihood = likelihood.discretized_gaussian_log_likelihood
 
 ---------------------------------------------------------------- the chain's coefficients
 
