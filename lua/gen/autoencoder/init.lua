@@ -39,7 +39,7 @@ end
 -- images x in [0, 1] and the decoder's output out:
 --   "bernoulli" (default): out are logits, pixels are probabilities;
 --   "gaussian": N(sigmoid(out), 1) per pixel (a density: not comparable with discrete models);
---   "discretized": out has 2C channels, the mean (through tanh) and the log-scale of a Gaussian on
+--   "discretized": out has 2C channels, the mean (through tanh) and the log-scale (at least -7) of a Gaussian on
 --   [-1, 1] integrated over each 8-bit pixel's bin (gen.likelihood.discretized_gaussian_log_likelihood):
 --   a probability of the 8-bit image, so its bits/dim compare with PixelCNN's.
 function M.log_likelihood(x, out, likelihood)
@@ -57,7 +57,9 @@ function M.log_likelihood(x, out, likelihood)
       error(string.format("gen.autoencoder.log_likelihood: a discretized likelihood needs %d output channels (mean and "
         .. "log-scale) for %d image channels, got %d (build the model with outputs = 2)", 2 * x:size(2), x:size(2), out:size(2)), 2)
     end
-    local mean, log_scale = out:narrow(2, 1, c):tanh(), out:narrow(2, c + 1, c)
+    -- log-scales below -7 (a standard deviation under a quarter of a bin) buy nothing and, unbounded,
+    -- let the scale underflow to 0 and the likelihood's gradient to NaN (PixelCNN++ clamps the same)
+    local mean, log_scale = out:narrow(2, 1, c):tanh(), out:narrow(2, c + 1, c):clamp(-7, nil)
     per_pixel = likelihood_lib.discretized_gaussian_log_likelihood(x * 2 - 1, mean, log_scale)
   end
   return per_pixel:reshape(n, -1):sum(2)
