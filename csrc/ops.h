@@ -51,6 +51,7 @@
   X(MSE_LOSS, "mse_loss") X(L1_LOSS, "l1_loss") X(BCE_WITH_LOGITS, "bce_with_logits")              \
   X(BINARY_CROSS_ENTROPY, "binary_cross_entropy") X(CROSS_ENTROPY, "cross_entropy")                \
   X(NLL_LOSS, "nll_loss") X(KL_NORMAL, "kl_normal")                                              \
+  X(DISCRETIZED_GAUSSIAN_LL, "discretized_gaussian_log_likelihood")                                \
   /* gradient hooks (ops_hook.c) */                                                               \
   X(GRAD_HOOK, "grad_hook")                                                                        \
   /* vector quantization (ops_quantize.c) */                                                      \

@@ -1,6 +1,7 @@
 /* bind_loss.c — Lua binding of ops_loss.c: the losses, each with {reduction = "mean" | "sum" | "none"}. */
 #include <string.h>
 
+#include "../ops_likelihood.h"
 #include "../ops_loss.h"
 #include "bind.h"
 
@@ -35,6 +36,14 @@ static int l_cross_entropy(lua_State *L) { return loss(L, gen_cross_entropy, "ge
 static int l_nll_loss(lua_State *L) { return loss(L, gen_nll_loss, "gen.nll_loss"); }
 static int l_kl_normal(lua_State *L) { return loss(L, gen_kl_normal, "gen.kl_normal"); }
 
+static int l_discretized_gaussian_log_likelihood(lua_State *L) {
+  const char *fname = "gen.discretized_gaussian_log_likelihood";
+  gen_tensor *x = bind_tensor(L, 1, fname), *mean = bind_tensor(L, 2, fname), *log_scale = bind_tensor(L, 3, fname);
+  gen_tensor **slot = bind_slot(L);
+  *slot = gen_discretized_gaussian_log_likelihood(x, mean, log_scale);
+  return bind_result(L, *slot, fname);
+}
+
 static const luaL_Reg functions[] = {{"mse_loss", l_mse_loss},
                                      {"l1_loss", l_l1_loss},
                                      {"bce_with_logits", l_bce_with_logits},
@@ -42,6 +51,7 @@ static const luaL_Reg functions[] = {{"mse_loss", l_mse_loss},
                                      {"cross_entropy", l_cross_entropy},
                                      {"nll_loss", l_nll_loss},
                                      {"kl_normal", l_kl_normal},
+                                     {"discretized_gaussian_log_likelihood", l_discretized_gaussian_log_likelihood},
                                      {NULL, NULL}};
 
 void bind_register_loss(lua_State *L) { luaL_setfuncs(L, functions, 0); }

@@ -17,7 +17,6 @@ local M = {}
 
 M.LEVELS = 256
 
-local HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 local function check_range(range, fname)
   range = range or { 0, 1 }
@@ -77,20 +76,26 @@ function M.standard_normal_cdf(x) return (gen.erf(x * (1 / math.sqrt(2))) + 1) *
 -- Gaussian N(mean, e^(2 log_scale)) integrated over x's bin, for x in [-1, 1] on 256 levels (bins
 -- of width 2/255 centred on them; the end bins reach to -inf and +inf), as in Ho et al. (2020).
 -- Far out in a tail the probability is taken from the density at the bin's centre, so the result
--- stays finite and differentiable.
+-- stays finite and differentiable. The arguments broadcast; one fused op (csrc/ops_likelihood.c).
 function M.discretized_gaussian_log_likelihood(x, mean, log_scale)
-  local half = 1 / 255
-  local inv_std = gen.exp(log_scale * -1)
-  local centred = x - mean
-  local upper = M.standard_normal_cdf((centred + half) * inv_std)
-  local lower = M.standard_normal_cdf((centred - half) * inv_std)
-  local lowest, highest = x:lt(-0.999), x:gt(0.999)
-  local p = gen.where(lowest, upper, gen.where(highest, lower * -1 + 1, upper - lower))
-  -- the density times the bin width where the difference of CDFs underflows
-  local z = centred * inv_std
-  local log_density = z * z * -0.5 - log_scale - HALF_LOG_2PI + math.log(2 * half)
-  local tiny = p:lt(1e-12)
-  return gen.where(tiny, log_density, p:clamp(1e-12, nil):log())
+  local args = { x, mean, log_scale }
+  local shape, ndim = {}, 0
+  for _, t in ipairs(args) do
+    if not gen.is_tensor(t) then error("gen.likelihood.discretized_gaussian_log_likelihood: expected tensors, got " .. type(t), 2) end
+    ndim = math.max(ndim, t:dim())
+  end
+  for d = 1, ndim do -- right-aligned, as broadcasting does
+    shape[d] = 1
+    for _, t in ipairs(args) do
+      local size = t.shape[d - ndim + t:dim()] or 1
+      if size ~= 1 and shape[d] ~= 1 and size ~= shape[d] then
+        error(string.format("gen.likelihood.discretized_gaussian_log_likelihood: shapes {%s}, {%s} and {%s} do not broadcast",
+          table.concat(x.shape, ","), table.concat(mean.shape, ","), table.concat(log_scale.shape, ",")), 2)
+      end
+      if size ~= 1 then shape[d] = size end
+    end
+  end
+  return gen.discretized_gaussian_log_likelihood(x:expand(shape), mean:expand(shape), log_scale:expand(shape))
 end
 
 return M
