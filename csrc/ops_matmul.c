@@ -40,14 +40,16 @@ typedef struct {
 static bool blas_compatible(const gen_tensor *t, blas_layout *l) {
   int d = t->ndim;
   int64_t rows = t->shape[d - 2], cols = t->shape[d - 1], rs = t->stride[d - 2], cs = t->stride[d - 1];
-  if (cs == 1 || cols == 1) {
+  /* A stride of 0 between several rows (or columns) is a broadcast (expand), not a matrix BLAS can
+   * read: such a slice is copied. */
+  if ((cs == 1 || cols == 1) && !(rows > 1 && rs == 0)) {
     l->trans = CblasNoTrans;
-    l->ld = rows == 1 || rs == 0 ? (cols > 1 ? cols : 1) : rs;
+    l->ld = rows == 1 ? (cols > 1 ? cols : 1) : rs;
     if (l->ld >= (cols > 1 ? cols : 1)) return true;
   }
-  if (rs == 1 || rows == 1) {
+  if ((rs == 1 || rows == 1) && !(cols > 1 && cs == 0)) {
     l->trans = CblasTrans;
-    l->ld = cols == 1 || cs == 0 ? (rows > 1 ? rows : 1) : cs;
+    l->ld = cols == 1 ? (rows > 1 ? rows : 1) : cs;
     if (l->ld >= (rows > 1 ? rows : 1)) return true;
   }
   return false;

@@ -151,6 +151,13 @@ describe("second-order gradient checks", function()
     assert.is_true(ggc(function(a, b) return gen.cat({ sq(a), b }, 1) end, { x23, y23 }))
   end)
 
+  it("matmul reads broadcast (stride-0) operands, as the backward of a sum makes them", function()
+    local w = gen.tensor({ 0.3, -1.2, 0.5, 2.0 }, "float64")
+    local g = gen.full({ 1 }, 5, "float64"):expand(5):reshape(5, 1)
+    close(gen.matmul(g, w:reshape(1, 4)), gen.full({ 5, 4 }, 5, "float64") * w)
+    close(gen.matmul(w:reshape(1, 4):expand(3, 4), gen.eye(4):double()), w:reshape(1, 4):expand(3, 4):contiguous())
+  end)
+
   it("matmul and linear", function()
     assert.is_true(ggc(function(a, b) return gen.matmul(a * a, b) end, { r(2, 2, 3), r(3, 4) }))
     assert.is_true(ggc(function(a, b) return gen.matmul(a, b * b) end, { r(3), r(2, 3, 2) }))
