@@ -87,8 +87,8 @@ function M.r1_penalty(D, real, gamma, opts)
   return per_sample_sum(g * g):mean() * (gamma / 2 * every), out
 end
 
---- Whether a lazily applied penalty is due at D step `step` (1-based): every `every` steps.
-function M.lazy_due(step, every) return every <= 1 or step % every == 0 end
+--- Whether a lazily applied penalty is due at D step `step` (1-based): steps 1, 1 + every, ...
+function M.lazy_due(step, every) return every <= 1 or (step - 1) % every == 0 end
 
 --- WGAN-GP penalty: lambda E[(||grad d(x_hat)|| - 1)^2] at x_hat = e real + (1 - e) fake with one
 -- e ~ U[0, 1] per sample. fake is detached here. opts: lambda (10), generator (for e), labels.
@@ -119,7 +119,7 @@ end
 --   loss            the objective: "nonsaturating" (default) or "bce", "minimax", "hinge", "wgan"
 --   r1, r1_every    R1 weight gamma on real data (0: off), applied every r1_every D steps (1)
 --   gp              WGAN-GP weight lambda (0: off)
---   critic_iters    D updates per G update (1): the G update runs when step % critic_iters == 0
+--   critic_iters    D updates per G update (1): G is updated at steps 1, 1 + critic_iters, ...
 --   step            this step's number (1-based), for r1_every and critic_iters
 -- Returns {loss_d = number, loss_g = number} (no loss_g when the G update is skipped), plus r1
 -- and gp (the penalties' values) when they ran.
@@ -146,7 +146,7 @@ function M.step(G, D, opt_g, opt_d, x, z, opts)
   ;(penalty and loss_d + penalty or loss_d):backward()
   opt_d:step()
   result.loss_d = loss_d:item()
-  if step % n_critic == 0 then
+  if (step - 1) % n_critic == 0 then
     opt_g:zero_grad()
     local loss_g = M.generator_loss(D(generated, labels), kind)
     loss_g:backward()
