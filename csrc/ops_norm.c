@@ -384,9 +384,9 @@ static int check_affine(const gen_tensor *t, int64_t count, gen_dtype dt, const 
 
 /* ---- create_graph: the same backward in differentiable ops ----
  * The statistics are recomputed from x as ops (mean, rsqrt of the biased variance + eps), so the
- * second derivative sees how they depend on x. Each norm is viewed as "sets" rows (what one mean
- * and rstd describe) of P elements: group norm {N, G, C/G*S}, batch norm {C, N*S} (a permuted
- * copy), layer norm {M, D}; then, per set,
+ * second derivative sees how they depend on x. A "set" is what one mean and rstd describe: group
+ * norm views x as {N, G, C/G*S} and reduces dim 3, batch norm reduces {N, C, S} over N and S,
+ * layer norm {M, D} over D (no copies); then, per set,
  *   dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),  dxhat = dy w.  */
 typedef enum { SETS_GROUP, SETS_BATCH, SETS_ROWS } sets_kind;
 
@@ -395,22 +395,25 @@ typedef struct {
   int64_t n, c, s, groups; /* rows: n = M, c = D */
 } sets_layout;
 
-/* t in the [N, C, S] (or [M, D]) layout -> {sets..., P} */
+/* t in the [N, C, S] (or [M, D]) layout -> the sets layout: group norm's {N, G, P} (a view);
+ * batch norm and layer norm keep theirs and reduce over several dims instead (set_mean). */
 static gen_tensor *to_sets(gen_arena *A, gen_tensor *t, const sets_layout *l) {
-  switch (l->kind) {
-  case SETS_GROUP: return GEN_KEEP(A, gen_reshape(t, 3, (int64_t[3]){l->n, l->groups, l->c / l->groups * l->s}));
-  case SETS_BATCH:
-    return GEN_KEEP(A, gen_reshape(GEN_KEEP(A, gen_permute(t, (int[3]){1, 0, 2})), 2, (int64_t[2]){l->c, l->n * l->s}));
-  default: return t;
-  }
+  if (l->kind == SETS_GROUP) return GEN_KEEP(A, gen_reshape(t, 3, (int64_t[3]){l->n, l->groups, l->c / l->groups * l->s}));
+  return t;
 }
 
 static gen_tensor *from_sets(gen_arena *A, gen_tensor *t, const sets_layout *l) {
+  if (l->kind == SETS_GROUP) return GEN_KEEP(A, gen_reshape(t, 3, (int64_t[3]){l->n, l->c, l->s}));
+  return t;
+}
+
+/* The mean of each set, kept broadcastable: over dim 2 of {N, G, P}, dims 2 and 0 of {N, C, S},
+ * dim 1 of {M, D}. */
+static gen_tensor *set_mean(gen_arena *A, gen_tensor *t, const sets_layout *l) {
   switch (l->kind) {
-  case SETS_GROUP: return GEN_KEEP(A, gen_reshape(t, 3, (int64_t[3]){l->n, l->c, l->s}));
-  case SETS_BATCH:
-    return GEN_KEEP(A, gen_permute(GEN_KEEP(A, gen_reshape(t, 3, (int64_t[3]){l->c, l->n, l->s})), (int[3]){1, 0, 2}));
-  default: return t;
+  case SETS_GROUP: return GEN_KEEP(A, gen_mean(t, 2, true));
+  case SETS_BATCH: return GEN_KEEP(A, gen_mean(GEN_KEEP(A, gen_mean(t, 2, true)), 0, true));
+  default: return GEN_KEEP(A, gen_mean(t, 1, true));
   }
 }
 
@@ -447,15 +450,14 @@ static int norm_graph_common(gen_node *node, gen_tensor *g, gen_tensor **grad_in
     dx = GEN_KEEP(A, gen_mul(dxhat, r));
   } else if (!ar.failed) {
     gen_tensor *xs = to_sets(A, x3, l);
-    int last = rows ? 1 : l->kind == SETS_GROUP ? 2 : 1;
-    gen_tensor *mu = GEN_KEEP(A, gen_mean(xs, last, true));
+    gen_tensor *mu = set_mean(A, xs, l);
     gen_tensor *dev = GEN_KEEP(A, gen_sub(xs, mu));
-    gen_tensor *var = GEN_KEEP(A, gen_mean(GEN_KEEP(A, gen_mul(dev, dev)), last, true));
+    gen_tensor *var = set_mean(A, GEN_KEEP(A, gen_mul(dev, dev)), l);
     gen_tensor *rstd = GEN_KEEP(A, gen_unary(GEN_UN_RSQRT, GEN_KEEP(A, gen_add(var, scalar_like(A, x, eps))), 0, 0));
     gen_tensor *xh = GEN_KEEP(A, gen_mul(dev, rstd));
     gen_tensor *d = to_sets(A, dxhat, l);
-    gen_tensor *md = GEN_KEEP(A, gen_mean(d, last, true));
-    gen_tensor *mdx = GEN_KEEP(A, gen_mean(GEN_KEEP(A, gen_mul(d, xh)), last, true));
+    gen_tensor *md = set_mean(A, d, l);
+    gen_tensor *mdx = set_mean(A, GEN_KEEP(A, gen_mul(d, xh)), l);
     gen_tensor *inner = GEN_KEEP(A, gen_sub(GEN_KEEP(A, gen_sub(d, md)), GEN_KEEP(A, gen_mul(xh, mdx))));
     dx = from_sets(A, GEN_KEEP(A, gen_mul(rstd, inner)), l);
     xhat = from_sets(A, xh, l);

@@ -227,10 +227,21 @@ static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
 
 /* f'(x) as a tensor with no history, for the piecewise-linear ops whose f'' is 0 where defined. */
 static gen_tensor *constant_derivative(gen_unop op, gen_tensor *x, double p1, double p2) {
-  gen_tensor *d = gen_empty(x->dtype, x->ndim, x->shape);
-  if (!d) return NULL;
-  int64_t k = gen_numel(d);
-  for (int64_t i = 0; i < k; i++) gen_float_put(gen_data_ptr(d), d->dtype, i, derivative(op, gen_get_flat(x, i), 0, p1, p2));
+  gen_tensor *cx = gen_contiguous_raw(x), *d = cx ? gen_empty(x->dtype, x->ndim, x->shape) : NULL;
+  if (d) {
+    int64_t k = gen_numel(d);
+    const char *px = gen_data_ptr(cx);
+    char *pd = gen_data_ptr(d);
+    if (d->dtype == GEN_FLOAT32 && (op == GEN_UN_RELU || op == GEN_UN_LEAKY_RELU)) { /* the hot ones */
+      float slope = op == GEN_UN_RELU ? 0.0f : (float)p1;
+      const float *xs = (const float *)px;
+      float *ds = (float *)pd;
+      for (int64_t i = 0; i < k; i++) ds[i] = xs[i] > 0 ? 1.0f : slope;
+    } else {
+      for (int64_t i = 0; i < k; i++) gen_float_put(pd, d->dtype, i, derivative(op, gen_float_at(px, cx->dtype, i), 0, p1, p2));
+    }
+  }
+  gen_release(cx);
   return d;
 }
 
