@@ -283,25 +283,25 @@ static int topo_sort_roots(int n_roots, gen_node *const *roots, node_vec *order)
     if (!roots[r] || roots[r]->visit_mark == mark || roots[r]->visit_mark == mark + 1) continue;
     rc = vec_push(&stack, roots[r]);
     roots[r]->visit_mark = mark;
-  while (rc == 0 && stack.len) {
-    gen_node *n = stack.items[stack.len - 1];
-    bool descended = false;
-    for (int i = 0; i < n->n_inputs; i++) {
-      gen_node *c = n->edges[i].node;
-      if (c && c->visit_mark != mark && c->visit_mark != mark + 1) {
-        c->visit_mark = mark;
-        if ((rc = vec_push(&stack, c)) < 0) break;
-        descended = true;
-        break;
+    while (rc == 0 && stack.len) {
+      gen_node *n = stack.items[stack.len - 1];
+      bool descended = false;
+      for (int i = 0; i < n->n_inputs; i++) {
+        gen_node *c = n->edges[i].node;
+        if (c && c->visit_mark != mark && c->visit_mark != mark + 1) {
+          c->visit_mark = mark;
+          if ((rc = vec_push(&stack, c)) < 0) break;
+          descended = true;
+          break;
+        }
+      }
+      if (rc < 0) break;
+      if (!descended) {
+        n->visit_mark = mark + 1;
+        stack.len--;
+        rc = vec_push(order, n);
       }
     }
-    if (rc < 0) break;
-    if (!descended) {
-      n->visit_mark = mark + 1;
-      stack.len--;
-      rc = vec_push(order, n);
-    }
-  }
   }
   free(stack.items);
   return rc;

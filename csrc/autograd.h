@@ -32,7 +32,8 @@
  * backward(node, grad_out, grad_in) writes a new reference into grad_in[i] for every input i with
  * node->edges[i] live (gen_edge_live), shaped like that input (node->edges[i].shape); it may leave a
  * slot NULL for "zero gradient". It runs with grad mode off, so it may freely call the ordinary ops.
- * It returns 0, or -1 with an error set.
+ * It returns 0, or -1 with an error set. An op may also give a graph_backward, the same gradient
+ * written with differentiable ops, which gen_grad runs with grad mode on (see "double backward").
  *
  * gen_backward() sorts the graph iteratively (an explicit stack: a 1000-step sampler left in grad
  * mode must not overflow the C stack), runs nodes in reverse topological order, accumulates into

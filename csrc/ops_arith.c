@@ -368,7 +368,9 @@ static int neg_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
 
 gen_tensor *gen_neg(gen_tensor *a) {
   gen_tensor *out = gen_scale_raw(a, -1.0);
-  return gen_record(out, &(gen_record_args){.op = GEN_OP_NEG, .backward = neg_backward, .graph_backward = neg_graph_backward, .inputs = GEN_TENSORS(a)});
+  return gen_record(
+      out, &(gen_record_args){
+               .op = GEN_OP_NEG, .backward = neg_backward, .graph_backward = neg_graph_backward, .inputs = GEN_TENSORS(a)});
 }
 
 int gen_binary_(gen_binop op, gen_tensor *a, gen_tensor *b) {

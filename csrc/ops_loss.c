@@ -229,7 +229,8 @@ static int pointwise_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **gra
       d = i == 0 ? GEN_KEEP(A, gen_sub(GEN_KEEP(A, gen_unary(GEN_UN_SIGMOID, a, 0, 0)), b)) : GEN_KEEP(A, gen_neg(a));
       break;
     case PW_KL: /* mu; (exp(lv) - 1) / 2 */
-      d = i == 0 ? a : GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_unary(GEN_UN_EXP, b, 0, 0)), -1.0)), 0.5));
+      d = i == 0 ? a
+                 : GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_unary(GEN_UN_EXP, b, 0, 0)), -1.0)), 0.5));
       break;
     default: gen_arena_free(A); return gen_fail_int("create_graph is not supported through %s", gen_op_name(n->op));
     }

@@ -467,8 +467,7 @@ static int norm_graph_common(gen_node *node, gen_tensor *g, gen_tensor **grad_in
   for (int i = 1; i <= 2 && !ar.failed; i++) { /* dw = sum dy xhat, db = sum dy over everything but the parameter's axis */
     if (node->n_inputs <= i || !gen_edge_live(&node->edges[i])) continue;
     gen_tensor *t = i == 1 ? GEN_KEEP(A, gen_mul(g3, xhat)) : g3;
-    gen_tensor *r = rows ? GEN_KEEP(A, gen_sum(t, 0, false))
-                         : GEN_KEEP(A, gen_sum(GEN_KEEP(A, gen_sum(t, 2, false)), 0, false));
+    gen_tensor *r = rows ? GEN_KEEP(A, gen_sum(t, 0, false)) : GEN_KEEP(A, gen_sum(GEN_KEEP(A, gen_sum(t, 2, false)), 0, false));
     if ((grad_in[i] = GEN_KEEP(A, gen_reshape(r, node->edges[i].ndim, node->edges[i].shape)))) gen_retain(grad_in[i]);
   }
   bool failed = ar.failed;
@@ -862,9 +861,11 @@ gen_tensor *gen_dropout(gen_tensor *x, double p, bool training, gen_generator *g
         wr(out, i, rd(cx, i) * m);
       }
     }
-    out = gen_record(
-        out, &(gen_record_args){
-                 .op = GEN_OP_DROPOUT, .backward = dropout_backward, .graph_backward = dropout_graph_backward, .inputs = GEN_TENSORS(x), .saved = GEN_TENSORS(mask)});
+    out = gen_record(out, &(gen_record_args){.op = GEN_OP_DROPOUT,
+                                             .backward = dropout_backward,
+                                             .graph_backward = dropout_graph_backward,
+                                             .inputs = GEN_TENSORS(x),
+                                             .saved = GEN_TENSORS(mask)});
   }
   gen_release(mask);
   gen_release(cx);

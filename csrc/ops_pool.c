@@ -309,12 +309,12 @@ static gen_tensor *apply_adjoint(gen_tensor *g, const pixel_map *m, gen_tensor *
                g->dtype == GEN_FLOAT32);
   gen_release(cg);
   return gen_record(dx, &(gen_record_args){.op = GEN_OP_RESAMPLE_BACKWARD,
-                                          .backward = adjoint_backward,
-                                          .graph_backward = adjoint_graph_backward,
-                                          .inputs = GEN_TENSORS(g),
-                                          .saved = GEN_TENSORS(argmax),
-                                          .extra = c,
-                                          .free_extra = map_free});
+                                           .backward = adjoint_backward,
+                                           .graph_backward = adjoint_graph_backward,
+                                           .inputs = GEN_TENSORS(g),
+                                           .saved = GEN_TENSORS(argmax),
+                                           .extra = c,
+                                           .free_extra = map_free});
 }
 
 /* Runs the map (which it takes ownership of) and records it for backward. With fixed_argmax,
@@ -341,7 +341,8 @@ static gen_tensor *apply_map(gen_tensor *x, pixel_map *m, gen_tensor *fixed_argm
     return NULL;
   }
   if (fixed_argmax)
-    run_planes(m, max_gather_plane, gen_data_ptr(cx), gen_data_ptr(out), (int64_t *)gen_data_ptr(argmax), x->dtype == GEN_FLOAT32);
+    run_planes(m, max_gather_plane, gen_data_ptr(cx), gen_data_ptr(out), (int64_t *)gen_data_ptr(argmax),
+               x->dtype == GEN_FLOAT32);
   else
     map_forward(m, cx, out, argmax ? (int64_t *)gen_data_ptr(argmax) : NULL);
   gen_release(cx);

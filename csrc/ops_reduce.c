@@ -274,8 +274,7 @@ static gen_tensor *sum_or_mean(gen_op op, gen_tensor *a, int dim, bool keepdim) 
     if (!(out = m)) return NULL;
   }
   reduce_attrs ra = {dim, keepdim, scale, 0};
-  return gen_record(
-      out, &(gen_record_args){.op = op,
+  return gen_record(out, &(gen_record_args){.op = op,
                                             .backward = sum_mean_backward,
                                             .graph_backward = sum_mean_graph_backward,
                                             .inputs = GEN_TENSORS(a),
@@ -710,7 +709,8 @@ static gen_tensor *softmax_impl(gen_tensor *a, int dim, bool log_space) {
     }
   }
   gen_release(r.c);
-  return record_reduce(out, a, log_space ? GEN_OP_LOG_SOFTMAX : GEN_OP_SOFTMAX, softmax_backward, softmax_graph_backward, dim, false, out, NULL, 0);
+  return record_reduce(out, a, log_space ? GEN_OP_LOG_SOFTMAX : GEN_OP_SOFTMAX, softmax_backward, softmax_graph_backward, dim,
+                       false, out, NULL, 0);
 }
 
 gen_tensor *gen_softmax(gen_tensor *a, int dim) { return softmax_impl(a, dim, false); }

@@ -178,9 +178,11 @@ gen_tensor *gen_permute(gen_tensor *a, const int *dims) {
   gen_tensor *out = gen_as_strided(a, a->ndim, shape, stride, a->offset);
   permute_attrs at = {{0}};
   memcpy(at.dims, dims, sizeof(int) * (size_t)a->ndim);
-  return gen_record(
-      out,
-      &(gen_record_args){.op = GEN_OP_PERMUTE, .backward = permute_backward, .graph_backward = permute_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&at)});
+  return gen_record(out, &(gen_record_args){.op = GEN_OP_PERMUTE,
+                                            .backward = permute_backward,
+                                            .graph_backward = permute_backward,
+                                            .inputs = GEN_TENSORS(a),
+                                            .attrs = GEN_ATTRS(&at)});
 }
 
 /* ---- narrow and select: backward writes g into a zero tensor of the input's shape ---- */
@@ -239,8 +241,10 @@ static int slice_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in
     int64_t shape[GEN_MAX_DIMS];
     memcpy(shape, e->shape, sizeof shape);
     shape[dim] = sizes[k];
-    if (!(parts[np] = gen_zeros(g->dtype, e->ndim, shape))) rc = -1;
-    else np++;
+    if (!(parts[np] = gen_zeros(g->dtype, e->ndim, shape)))
+      rc = -1;
+    else
+      np++;
   }
   if (rc == 0) {
     if (np == 1) {
@@ -257,12 +261,11 @@ static int slice_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in
 
 static gen_tensor *slice_record(gen_tensor *out, gen_tensor *a, gen_op op, int dim, int64_t start, int64_t length) {
   slice_attrs at = {dim, start, length};
-  return gen_record(out,
-                    &(gen_record_args){.op = op,
-                                       .backward = slice_backward,
-                                       .graph_backward = slice_graph_backward,
-                                       .inputs = GEN_TENSORS(a),
-                                       .attrs = GEN_ATTRS(&at)});
+  return gen_record(out, &(gen_record_args){.op = op,
+                                            .backward = slice_backward,
+                                            .graph_backward = slice_graph_backward,
+                                            .inputs = GEN_TENSORS(a),
+                                            .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_narrow(gen_tensor *a, int dim, int64_t start, int64_t length) {
@@ -375,12 +378,11 @@ static gen_tensor *cat_small(int n, gen_tensor *const *ts, int dim) {
     start += ts[i]->shape[dim];
   }
   cat_attrs at = {dim};
-  return gen_record(out,
-                    &(gen_record_args){.op = GEN_OP_CAT,
-                                       .backward = cat_backward,
-                                       .graph_backward = cat_graph_backward,
-                                       .inputs = {n, ts},
-                                       .attrs = GEN_ATTRS(&at)});
+  return gen_record(out, &(gen_record_args){.op = GEN_OP_CAT,
+                                            .backward = cat_backward,
+                                            .graph_backward = cat_graph_backward,
+                                            .inputs = {n, ts},
+                                            .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_cat(int n, gen_tensor *const *ts, int dim) {

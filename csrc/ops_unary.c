@@ -277,8 +277,10 @@ static int unary_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in
     break;
   }
   case GEN_UN_GELU: { /* Phi(x) + x phi(x) */
-    gen_tensor *cdf = GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, un(GEN_UN_ERF, GEN_KEEP(A, gen_scale(x, SQRT_HALF)))), 1.0)), 0.5));
-    gen_tensor *pdf = GEN_KEEP(A, gen_scale(GEN_KEEP(A, un(GEN_UN_EXP, GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_mul(x, x)), -0.5)))), INV_SQRT_2PI));
+    gen_tensor *cdf = GEN_KEEP(
+        A, gen_scale(GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, un(GEN_UN_ERF, GEN_KEEP(A, gen_scale(x, SQRT_HALF)))), 1.0)), 0.5));
+    gen_tensor *pdf = GEN_KEEP(
+        A, gen_scale(GEN_KEEP(A, un(GEN_UN_EXP, GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_mul(x, x)), -0.5)))), INV_SQRT_2PI));
     d = GEN_KEEP(A, gen_add(cdf, GEN_KEEP(A, gen_mul(x, pdf))));
     break;
   }
@@ -287,14 +289,16 @@ static int unary_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in
     gen_tensor *inner = GEN_KEEP(A, gen_mul(x, GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_scale(x2, 0.044715)), 1.0))));
     gen_tensor *t = GEN_KEEP(A, un(GEN_UN_TANH, GEN_KEEP(A, gen_scale(inner, SQRT_2_OVER_PI))));
     gen_tensor *sech2 = GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_neg(GEN_KEEP(A, gen_mul(t, t)))), 1.0));
-    gen_tensor *du = GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_scale(x2, 3 * 0.044715)), 1.0)), SQRT_2_OVER_PI));
+    gen_tensor *du =
+        GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_scale(x2, 3 * 0.044715)), 1.0)), SQRT_2_OVER_PI));
     gen_tensor *right = GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_mul(GEN_KEEP(A, gen_mul(x, sech2)), du)), 0.5));
     d = GEN_KEEP(A, gen_add(GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_add_scalar(t, 1.0)), 0.5)), right));
     break;
   }
   case GEN_UN_SOFTPLUS: { /* sigmoid(beta x), 1 past the threshold */
     gen_tensor *s = GEN_KEEP(A, un(GEN_UN_SIGMOID, GEN_KEEP(A, gen_scale(x, p1))));
-    gen_tensor *mask = GEN_KEEP(A, gen_binary_raw(GEN_BIN_GT, GEN_KEEP(A, gen_scale_raw(x, p1)), GEN_KEEP(A, gen_scalar(x->dtype, p2))));
+    gen_tensor *mask =
+        GEN_KEEP(A, gen_binary_raw(GEN_BIN_GT, GEN_KEEP(A, gen_scale_raw(x, p1)), GEN_KEEP(A, gen_scalar(x->dtype, p2))));
     d = GEN_KEEP(A, gen_where(mask, GEN_KEEP(A, gen_scalar(x->dtype, 1.0)), s));
     break;
   }
@@ -305,7 +309,8 @@ static int unary_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in
     break;
   }
   case GEN_UN_ERF:
-    d = GEN_KEEP(A, gen_scale(GEN_KEEP(A, un(GEN_UN_EXP, GEN_KEEP(A, gen_neg(GEN_KEEP(A, gen_mul(x, x)))))), 2 * INV_SQRT_2PI * SQRT_2));
+    d = GEN_KEEP(
+        A, gen_scale(GEN_KEEP(A, un(GEN_UN_EXP, GEN_KEEP(A, gen_neg(GEN_KEEP(A, gen_mul(x, x)))))), 2 * INV_SQRT_2PI * SQRT_2));
     break;
   default: gen_arena_free(A); return gen_fail_int("internal: no graph backward for unary op %d", (int)at->op);
   }
@@ -426,12 +431,11 @@ static int where_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in
 }
 
 static gen_tensor *record_where(gen_tensor *out, gen_op op, int n_in, gen_tensor **inputs, gen_tensor *mask) {
-  return gen_record(
-      out, &(gen_record_args){.op = op,
-                              .backward = where_backward,
-                              .graph_backward = where_graph_backward,
-                              .inputs = {n_in, inputs},
-                              .saved = GEN_TENSORS(mask)});
+  return gen_record(out, &(gen_record_args){.op = op,
+                                            .backward = where_backward,
+                                            .graph_backward = where_graph_backward,
+                                            .inputs = {n_in, inputs},
+                                            .saved = GEN_TENSORS(mask)});
 }
 
 gen_tensor *gen_where(gen_tensor *mask, gen_tensor *a, gen_tensor *b) {
