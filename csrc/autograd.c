@@ -646,6 +646,12 @@ int gen_grad(int n_out, gen_tensor *const *outputs, gen_tensor *const *grad_outp
     rc = run_node(n, &req);
     if (rc == 0 && !retain_graph) release_saved(n);
   }
+  for (int j = 0; j < n_in && rc == 0; j++) /* an input given twice gets its gradient twice */
+    for (int k = 0; k < j && !results[j]; k++)
+      if (inputs[k] == inputs[j] && results[k]) {
+        gen_retain(results[k]);
+        results[j] = results[k];
+      }
 done:
   grad_enabled = saved_mode;
   for (size_t k = 0; k < order.len; k++) {

@@ -14,6 +14,7 @@
 
 #include "autograd.h"
 #include "ops_arith.h"
+#include "ops_index.h"
 #include "ops_shape.h"
 #include "ops_unary.h"
 
@@ -532,10 +533,37 @@ static int extreme_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return 0;
 }
 
+/* create_graph: g scattered to the chosen positions by a recorded scatter_add (dim kept, or the
+ * flattened input for a reduction over everything) */
+static int extreme_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *pos = gen_node_saved(n, 0);
+  if (!pos) return -1;
+  const gen_edge *e = &n->edges[0];
+  int dim = GEN_NODE_ATTRS(n, reduce_attrs)->dim;
+  int nd = dim == GEN_DIM_ALL ? 1 : e->ndim, d0 = dim == GEN_DIM_ALL ? 0 : dim;
+  int64_t kshape[GEN_MAX_DIMS], full[GEN_MAX_DIMS], kstride[GEN_MAX_DIMS];
+  if (dim == GEN_DIM_ALL) {
+    kshape[0] = 1;
+    full[0] = gen_numel_of(e->ndim, e->shape);
+  } else {
+    for (int d = 0; d < nd; d++) kshape[d] = d == dim ? 1 : e->shape[d], full[d] = e->shape[d];
+  }
+  gen_contiguous_strides(nd, kshape, kstride);
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *cp = GEN_KEEP(A, gen_contiguous_raw(pos));
+  gen_tensor *pk = cp ? GEN_KEEP(A, gen_as_strided(cp, nd, kshape, kstride, cp->offset)) : NULL;
+  gen_tensor *gk = GEN_KEEP(A, gen_reshape(g, nd, kshape));
+  gen_tensor *zeros = GEN_KEEP(A, gen_zeros(g->dtype, nd, full));
+  gen_tensor *r = GEN_KEEP(A, gen_scatter_add(zeros, d0, pk, gk));
+  gen_tensor *out = GEN_KEEP(A, gen_reshape(r, e->ndim, e->shape));
+  return (grad_in[0] = gen_arena_take(A, out)) ? 0 : -1;
+}
+
 static gen_tensor *extreme(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices, row_kind kind) {
   gen_tensor *out = NULL, *pos = NULL;
   if (reduce_rows(a, dim, keepdim, kind, 0, &out, &pos) < 0) return NULL;
-  out = record_reduce(out, a, kind == ROW_MAX ? GEN_OP_MAX : GEN_OP_MIN, extreme_backward, NULL, dim, keepdim, pos, NULL, 0);
+  out = record_reduce(out, a, kind == ROW_MAX ? GEN_OP_MAX : GEN_OP_MIN, extreme_backward, extreme_graph_backward, dim, keepdim,
+                      pos, NULL, 0);
   if (out && indices)
     *indices = pos;
   else
@@ -764,10 +792,19 @@ static int cumsum_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return grad_in[0] ? 0 : -1;
 }
 
+/* the reversed scan as ops: dx_k = sum_j dy_j - sum_{j < k} dy_j = sum(dy) - cumsum(dy)_k + dy_k */
+static int cumsum_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  int dim = GEN_NODE_ATTRS(n, reduce_attrs)->dim;
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *total = GEN_KEEP(A, gen_sum(g, dim, true)), *c = GEN_KEEP(A, gen_cumsum(g, dim));
+  gen_tensor *r = GEN_KEEP(A, gen_add(GEN_KEEP(A, gen_sub(total, c)), g));
+  return (grad_in[0] = gen_arena_take(A, r)) ? 0 : -1;
+}
+
 gen_tensor *gen_cumsum(gen_tensor *a, int dim) {
   if (!gen_dtype_is_float(a->dtype) && a->dtype != GEN_INT64)
     return gen_fail("needs a float or int64 tensor, got %s", gen_dtype_name(a->dtype));
   gen_tensor *out = cumsum_raw(a, dim, false);
   if (!out || !gen_dtype_is_float(a->dtype)) return out;
-  return record_reduce(out, a, GEN_OP_CUMSUM, cumsum_backward, NULL, dim, false, NULL, NULL, 0);
+  return record_reduce(out, a, GEN_OP_CUMSUM, cumsum_backward, cumsum_graph_backward, dim, false, NULL, NULL, 0);
 }

@@ -18,9 +18,12 @@ describe("gen.autograd.grad", function()
     close(g[1], x * w * 2)
     assert.is_nil(x.grad)
     assert.is_nil(w.grad)
-    local gx, gw = table.unpack(gen.autograd.grad({ y }, { x, w }))
+    local gx, gw, gx2 = table.unpack(gen.autograd.grad({ y }, { x, w, x }, { retain_graph = true }))
     close(gx, x * w * 2)
     close(gw, x * x)
+    close(gx2, gx)
+    local v = r(3)
+    close(gen.autograd.grad(x, x, { grad_outputs = v })[1], v) -- an output that is the input itself
   end)
 
   it("takes grad_outputs, several outputs, and non-leaf inputs", function()
@@ -137,6 +140,26 @@ describe("second-order gradient checks", function()
     assert.is_true(ggc(function(a) return a:logsumexp(2) end, { x23 }))
     assert.is_true(ggc(function(a) return gen.softmax(a, 2) end, { x23 }))
     assert.is_true(ggc(function(a) return gen.log_softmax(a, 1) end, { x23 }))
+  end)
+
+  it("max, min, sort, top-k, cumsum", function()
+    local a = r(3, 4)
+    assert.is_true(ggc(function(t) return (t * t):max(2) end, { a }))
+    assert.is_true(ggc(function(t) return (t * t):max(1, true) end, { a }))
+    assert.is_true(ggc(function(t) return (t * t):min() end, { a }))
+    assert.is_true(ggc(function(t) return ((t * t):sort(2)) end, { a }))
+    assert.is_true(ggc(function(t) return ((t * t):topk(2, 1)) end, { a }))
+    assert.is_true(ggc(function(t) return (t * t):cumsum(2) end, { a }))
+  end)
+
+  it("index_select, gather, scatter_add, embedding", function()
+    local L = function(t) return gen.tensor(t, "int64") end
+    local a = r(3, 4)
+    assert.is_true(ggc(function(t) return (t * t):index_select(1, L { 3, 1, 3 }) end, { a }))
+    assert.is_true(ggc(function(t) return (t * t):index_select(2, L { 4, 1 }) end, { a }))
+    assert.is_true(ggc(function(t) return (t * t):gather(2, L { { 1, 1 }, { 4, 2 }, { 3, 3 } }) end, { a }))
+    assert.is_true(ggc(function(t, s) return (t * t):scatter_add(1, L { { 1, 2, 1, 3 } }, s * s) end, { a, r(1, 4) }))
+    assert.is_true(ggc(function(w) return gen.embedding(L { { 1, 3 }, { 3, 3 } }, w * w) end, { a }))
   end)
 
   it("views, copies and cat", function()
@@ -262,13 +285,16 @@ describe("create_graph through an unsupported op", function()
     end)
   end
 
-  it("checks before running anything, and only on the paths to the inputs", function()
+  it("checks only the paths to the inputs", function()
     local x, w = r(2, 3):requires_grad_(), r(4, 3):requires_grad_()
-    -- the embedding lies on the path to w only: a gradient in x does not go through it
-    local e = gen.embedding(gen.tensor({ 1, 2 }, "int64"), w)
-    local y = (gen.matmul(x, e:t()) ^ 2):sum()
+    -- the cross-entropy lies on the path to w only: a gradient in x does not go through it
+    local e = gen.cross_entropy(w, gen.tensor({ 1, 2, 3, 1 }, "int64"), { reduction = "none" })
+    local y = (gen.matmul(x, w:t()) ^ 2):sum() + e:sum()
     local gx = gen.autograd.grad(y, x, { create_graph = true })[1]
     assert.is_true(gx.requires_grad)
+    local ok, err = pcall(gen.autograd.grad, y, w, { create_graph = true })
+    assert.is_false(ok)
+    assert.equal("gen.autograd.grad: create_graph is not supported through cross_entropy", err)
   end)
 end)
 
