@@ -107,9 +107,12 @@ gen_tensor *gen_node_saved_input(gen_node *node, int saved_i, int input_i) {
     gen_retain(t);
     return t;
   }
-  if (e->leaf) { /* the leaf holds the same values (it cannot be written in place while it requires grad) */
-    gen_retain(e->leaf);
-    return e->leaf;
+  if (e->leaf) { /* a copy of a leaf: leaf + (copy - leaf), the difference constant, keeps the
+                  * values the forward read even if the leaf was stepped in place since */
+    gen_tensor *d = gen_binary_raw(GEN_BIN_SUB, t, e->leaf);
+    gen_tensor *r = d ? gen_add(e->leaf, d) : NULL;
+    gen_release(d);
+    return r;
   }
   return alias_with_identity(t, e->node);
 }

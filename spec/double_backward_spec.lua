@@ -218,6 +218,28 @@ describe("second-order gradient checks", function()
     end
   end)
 
+  it("a convolution's saved copy of a non-contiguous leaf keeps the leaf's identity and forward values", function()
+    local x = r(2, 2, 5, 5):requires_grad_()
+    local function run(w)
+      local y = gen.conv2d(x, w, nil, { padding = 1 })
+      local gx = gen.autograd.grad((y * y):sum(), x, { create_graph = true })[1]
+      return gx, gen.autograd.grad((gx * gx):sum(), w)[1]
+    end
+    local base = r(3, 2, 3, 3)
+    local wc = base:clone():requires_grad_()
+    local wn = base:permute(1, 2, 4, 3):contiguous():permute(1, 2, 4, 3):requires_grad_() -- same values, strided
+    assert.is_false(wn:is_contiguous())
+    local gx1, gw1 = run(wc)
+    local gx2, gw2 = run(wn)
+    close(gx1, gx2)
+    close(gw1, gw2)
+    -- a leaf stepped in place after the forward: the recorded gradient still uses the forward's values
+    local y = gen.conv2d(x, wn, nil, { padding = 1 })
+    gen.no_grad(function() wn:add_(1) end)
+    local gx3 = gen.autograd.grad((y * y):sum(), x, { create_graph = true })[1]
+    close(gx3, gx1)
+  end)
+
   it("pooling, upsampling and padding", function()
     local x = r(1, 2, 4, 4)
     assert.is_true(ggc(function(a) return gen.avg_pool2d(a * a, 2) end, { x }))

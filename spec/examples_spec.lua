@@ -387,7 +387,7 @@ describe("bad command-line input", function()
     { "gan/dcgan", "--steps -3", "option --steps must be at least 0, got -3" },
     { "gan/dcgan", "--batch 0", "option --batch must be at least 1, got 0" },
     { "gan/dcgan", "--steps 1.5", "option --steps needs an integer, got '1.5'" },
-    { "gan/dcgan", "--loss wasserstein", "option --loss must be one of nonsaturating|minimax, got 'wasserstein'" },
+    { "gan/dcgan", "--loss wasserstein", "option --loss must be one of nonsaturating|bce|minimax|hinge|wgan, got 'wasserstein'" },
     { "diffusion/ddpm", "--sampler ddmi", "option --sampler must be one of" },
     { "autoencoder/vae", "--model resnet", "option --model must be one of mlp|conv, got 'resnet'" },
     { "gan/cgan", "--sample 4 --class 11", "option --class must be in 1..10, got 11", "cgan" },
