@@ -15,7 +15,9 @@
 #include "autograd.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/fastmath.h"
+#include "ops_arith.h"
 #include "ops_reduce.h"
+#include "ops_unary.h"
 
 typedef enum { PW_MSE, PW_L1, PW_BCE_LOGITS, PW_BCE, PW_KL, PW_COUNT } pointwise;
 
@@ -202,6 +204,44 @@ static int pointwise_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
   return 0;
 }
 
+/* create_graph: the partial derivatives in differentiable ops, times g (a 0-d g broadcasts; "mean"
+ * divides it). binary_cross_entropy, with its clamped logs, has none. */
+static int pointwise_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  const pointwise_attrs *at = GEN_NODE_ATTRS(n, pointwise_attrs);
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *a = GEN_KEEP(A, gen_node_saved_input(n, 0, 0)), *b = GEN_KEEP(A, gen_node_saved_input(n, 1, 1));
+  gen_tensor *gs = at->reduction == GEN_REDUCE_MEAN ? GEN_KEEP(A, gen_scale(g, 1.0 / at->divisor)) : g;
+  for (int i = 0; i < 2 && !ar.failed; i++) {
+    if (!gen_edge_live(&n->edges[i])) continue;
+    gen_tensor *d = NULL; /* d loss / d input i */
+    switch (at->kind) {
+    case PW_MSE: d = GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_sub(a, b)), i == 0 ? 2.0 : -2.0)); break;
+    case PW_L1: { /* sign(a - b), a constant */
+      gen_tensor *diff = GEN_KEEP(A, gen_binary_raw(GEN_BIN_SUB, a, b));
+      gen_tensor *sg = GEN_KEEP(A, diff ? gen_empty(diff->dtype, diff->ndim, diff->shape) : NULL);
+      for (int64_t e = 0; sg && e < gen_numel(sg); e++) {
+        double v = gen_get_flat(diff, e);
+        gen_float_put(gen_data_ptr(sg), sg->dtype, e, (i == 0 ? 1 : -1) * (v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0));
+      }
+      d = sg;
+      break;
+    }
+    case PW_BCE_LOGITS:
+      d = i == 0 ? GEN_KEEP(A, gen_sub(GEN_KEEP(A, gen_unary(GEN_UN_SIGMOID, a, 0, 0)), b)) : GEN_KEEP(A, gen_neg(a));
+      break;
+    case PW_KL: /* mu; (exp(lv) - 1) / 2 */
+      d = i == 0 ? a
+                 : GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_unary(GEN_UN_EXP, b, 0, 0)), -1.0)), 0.5));
+      break;
+    default: gen_arena_free(A); return gen_fail_int("create_graph is not supported through %s", gen_op_name(n->op));
+    }
+    if ((grad_in[i] = GEN_KEEP(A, gen_mul(gs, d)))) gen_retain(grad_in[i]);
+  }
+  bool failed = ar.failed;
+  gen_arena_free(A);
+  return failed ? -1 : 0;
+}
+
 static gen_tensor *pointwise_loss(pointwise k, gen_tensor *a, gen_tensor *b, gen_reduction r) {
   if (!gen_same_shape(a, b)) {
     char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
@@ -228,6 +268,7 @@ static gen_tensor *pointwise_loss(pointwise k, gen_tensor *a, gen_tensor *b, gen
   pointwise_attrs at = {r, k, divisor};
   out = gen_record(out, &(gen_record_args){.op = pointwise_ops[k],
                                            .backward = pointwise_backward,
+                                           .graph_backward = k == PW_BCE ? NULL : pointwise_graph_backward,
                                            .inputs = GEN_TENSORS(a, b),
                                            .saved = GEN_TENSORS(ca, cb),
                                            .attrs = GEN_ATTRS(&at)});

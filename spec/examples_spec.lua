@@ -41,6 +41,31 @@ describe("examples/gan/dcgan.lua", function()
     assert.equal(first, read(base .. "/a/samples.idx"))
   end)
 
+  it("trains with the gradient penalties on (R1 lazily; WGAN-GP with critic iterations; hinge)", function()
+    local function losses_of(dir, header)
+      local log = read(dir .. "/log.csv")
+      assert.truthy(log:find("^" .. header .. "\n"), log)
+      local n = 0
+      for line in log:gmatch("[^\n]+") do
+        if not line:find("^step") then
+          n = n + 1
+          for v in line:gmatch("[^,]+") do assert.truthy(tonumber(v) and tonumber(v) == tonumber(v) and math.abs(tonumber(v)) < 1e6, line) end
+        end
+      end
+      return n
+    end
+    local common = " --steps 3 --batch 8 --log-every 1 --seed 5 --out " .. base
+    local ok, out = sh("bin/gen examples/gan/dcgan.lua --r1 10 --r1-every 2" .. common .. "/r1")
+    assert.is_true(ok, out)
+    assert.equal(3, losses_of(base .. "/r1", "step,loss_d,loss_g,r1"))
+    ok, out = sh("bin/gen examples/gan/dcgan.lua --loss wgan --gp 10 --critic-iters 2" .. common .. "/gp")
+    assert.is_true(ok, out)
+    assert.equal(3, losses_of(base .. "/gp", "step,loss_d,loss_g,gp"))
+    ok, out = sh("bin/gen examples/gan/dcgan.lua --loss hinge --steps 0 --critic-iters 0 --out " .. base .. "/bad")
+    assert.is_not_true(ok)
+    assert.truthy(out:find("--critic-iters must be at least 1", 1, true), out)
+  end)
+
   it("rejects unknown options", function()
     local ok, out = sh("bin/gen examples/gan/dcgan.lua --bogus 1 --out " .. base .. "/c")
     assert.is_not_true(ok)
@@ -371,7 +396,7 @@ describe("bad command-line input", function()
     { "gan/dcgan", "--steps -3", "option --steps must be at least 0, got -3" },
     { "gan/dcgan", "--batch 0", "option --batch must be at least 1, got 0" },
     { "gan/dcgan", "--steps 1.5", "option --steps needs an integer, got '1.5'" },
-    { "gan/dcgan", "--loss wasserstein", "option --loss must be one of nonsaturating|minimax, got 'wasserstein'" },
+    { "gan/dcgan", "--loss wasserstein", "option --loss must be one of nonsaturating|bce|minimax|hinge|wgan, got 'wasserstein'" },
     { "diffusion/ddpm", "--sampler ddmi", "option --sampler must be one of" },
     { "autoencoder/vae", "--model resnet", "option --model must be one of mlp|conv, got 'resnet'" },
     { "gan/cgan", "--sample 4 --class 11", "option --class must be in 1..10, got 11", "cgan" },
