@@ -23,6 +23,10 @@ return {
   binary_cross_entropy = function() local x = leaf(2, 3); return gen.binary_cross_entropy(gen.sigmoid(x), gen.rand(2, 3):double()), x end,
   cross_entropy = function() local x = leaf(2, 3); return gen.cross_entropy(x, L { 1, 3 }), x end,
   nll_loss = function() local x = leaf(2, 3); return gen.nll_loss(x, L { 1, 3 }), x end,
+  discretized_gaussian_log_likelihood = function()
+    local m = leaf(4)
+    return gen.discretized_gaussian_log_likelihood(gen.tensor({ -1, 0, 0.2, 1 }, "float64"), m, gen.full({ 4 }, -1.0, "float64")), m
+  end,
   grad_hook = function()
     local h = gen.autograd.gradient_hook(function(g) return g end)
     local x = leaf(3)
