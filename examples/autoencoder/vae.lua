@@ -1,6 +1,6 @@
 -- A variational autoencoder on Fashion-MNIST (Kingma & Welling, 2014), MLP or convolutional.
 --   bin/gen examples/autoencoder/vae.lua --epochs 10 [--model conv] [--beta 1] [--likelihood gaussian]
---   bin/gen examples/autoencoder/vae.lua --likelihood discretized --iw 1000   # test bits/dim, ELBO and IW bound
+--   bin/gen examples/autoencoder/vae.lua --likelihood discretized --lr 5e-4 --clip 200 --iw 1000   # bits/dim: ELBO, IW bound
 --   bin/gen examples/autoencoder/vae.lua --sample 10000
 local gen = require "gen"
 local vae = require "gen.models.vae"
@@ -11,7 +11,7 @@ local likelihood = require "gen.likelihood"
 local run = experiment.parse("vae", arg, { epochs = 10, batch = 128, lr = 1e-3, beta = 1.0, latent = 20,
   model = experiment.choice("mlp", { "mlp", "conv" }),
   likelihood = experiment.choice("bernoulli", { "bernoulli", "gaussian", "discretized" }),
-  iw = 0, test_images = 10000 })
+  iw = 0, test_images = 10000, clip = 0 })
 if run.iw < 0 then experiment.fail(run.script, "option --iw must be a number of samples >= 0, got " .. run.iw) end
 if run.test_images < 1 then experiment.fail(run.script, "option --test-images must be >= 1, got " .. run.test_images) end
 gen.manual_seed(run.seed)
@@ -24,6 +24,7 @@ local function step(x)
   local logits, mu, logvar = model(x)
   local loss, recon, kl = autoencoder.elbo_loss(x, logits, mu, logvar, { beta = run.beta, likelihood = run.likelihood })
   loss:backward()
+  if run.clip > 0 then gen.optim.clip_grad_norm(model:parameters(), run.clip) end -- --clip N: gradient norm at most N
   opt:step()
   return { loss = loss:item(), recon = recon:item(), kl = kl:item() }
 end
