@@ -3,6 +3,8 @@
 
 #include <cblas.h>
 
+const char *gen_sgemm_backend(void) { return "openblas"; }
+
 void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b,
               int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt) {
   if (m == 0 || n == 0) return;

@@ -9,14 +9,13 @@
  */
 #include "gemm_packed.h"
 
+#include "isa.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2,fma")))
 
-bool gen_gemm_packed_available(void) {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
+bool gen_gemm_packed_available(void) { return gen_isa() >= GEN_ISA_AVX2; }
 
 AVX2 static void block_6x16(int64_t k, const float *a, const float *b, float *c, int64_t ldc, bool accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
