@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "kernels/cross_entropy.h"
 #include "kernels/fastmath.h"
 #include "kernels/isa.h"
 #include "ops_reduce.h"
@@ -301,6 +302,18 @@ typedef struct {
   double count; /* of the loss elements, for reduction "mean" */
 } class_attrs;
 
+/* Image i of class_backward in float32: out = g * d, g one number or one per position. */
+static void class_backward_image_f32(float *out, const float *d, const float *g, float scalar, bool per_position, int64_t c,
+                                     int64_t s, int64_t i) {
+  for (int64_t k = 0; k < c; k++) {
+    int64_t base = (i * c + k) * s;
+    if (per_position)
+      for (int64_t j = 0; j < s; j++) out[base + j] = g[i * s + j] * d[base + j];
+    else
+      for (int64_t j = 0; j < s; j++) out[base + j] = scalar * d[base + j];
+  }
+}
+
 /* saved: dx (input shape: softmax - onehot, or -onehot) */
 static int class_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *d = gen_node_saved(n, 0);
@@ -315,6 +328,20 @@ static int class_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   int64_t nb = d->shape[0], c = d->shape[1], s = gen_numel_of(d->ndim - 2, d->shape + 2);
   double scalar = r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? at->count : 1);
   size_t es = gen_dtype_size(d->dtype);
+  if (d->dtype == GEN_FLOAT32 && cg->dtype == GEN_FLOAT32) { /* the float32 models' path: no dtype switch per element */
+    float *o = (float *)gen_data_ptr(out);
+    const float *dd = (const float *)gen_data_ptr(d), *gg = (const float *)gen_data_ptr(cg);
+    float sc = (float)scalar;
+    if (nb * c * s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t i = 0; i < nb; i++) class_backward_image_f32(o, dd, gg, sc, r == GEN_REDUCE_NONE, c, s, i);
+    } else {
+      for (int64_t i = 0; i < nb; i++) class_backward_image_f32(o, dd, gg, sc, r == GEN_REDUCE_NONE, c, s, i);
+    }
+    gen_release(cg);
+    grad_in[0] = out;
+    return 0;
+  }
   for (int64_t i = 0; i < nb; i++)
     for (int64_t k = 0; k < c; k++)
       for (int64_t j = 0; j < s; j++) {
@@ -366,7 +393,9 @@ static gen_tensor *class_loss(gen_tensor *x, gen_tensor *t, gen_reduction r, boo
   if (dx) {
     size_t es = gen_dtype_size(x->dtype);
     const int64_t *tv = (const int64_t *)gen_data_ptr(ct);
-    if (nb * c * s > GEN_PARALLEL_GRAIN) {
+    if (from_logits && x->dtype == GEN_FLOAT32) {
+      gen_cross_entropy_f32((float *)gen_data_ptr(el), (float *)gen_data_ptr(dx), (const float *)gen_data_ptr(cx), tv, nb, c, s);
+    } else if (nb * c * s > GEN_PARALLEL_GRAIN) {
 #pragma omp parallel for
       for (int64_t row = 0; row < nb * s; row++) class_loss_row(x, cx, dx, el, tv, c, s, es, from_logits, row);
     } else {

@@ -143,11 +143,13 @@ static void unary_row(const unary_job *j, int64_t r) {
 
 static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double p1, double p2) {
   bool dense_f32 = out->dtype == GEN_FLOAT32 && a->dtype == GEN_FLOAT32 && gen_is_contiguous(out) && gen_is_contiguous(a);
-  if (dense_f32 && (op == GEN_UN_SILU || op == GEN_UN_SIGMOID || op == GEN_UN_GELU)) { /* the vectorized kernels */
+  if (dense_f32 && (op == GEN_UN_SILU || op == GEN_UN_SIGMOID || op == GEN_UN_GELU || op == GEN_UN_TANH)) { /* vectorized */
     const float *x = (const float *)gen_data_ptr(a);
     float *y = (float *)gen_data_ptr(out);
     if (op == GEN_UN_SILU)
       gen_silu_f32(y, x, gen_numel(out));
+    else if (op == GEN_UN_TANH)
+      gen_tanh_f32(y, x, gen_numel(out));
     else if (op == GEN_UN_GELU)
       gen_gelu_f32(y, x, gen_numel(out));
     else

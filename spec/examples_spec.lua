@@ -347,6 +347,15 @@ describe("examples/autoregressive/pixelcnn.lua", function()
     ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --sample 2 %s --out %s", args, out))
     assert.is_true(ok, log)
     assert.same({ 2, 28, 28 }, gen.data.idx.read(out .. "/samples.idx").shape)
+    -- the priors remember whose codes they learned: another VQ-VAE-2 of the same shape is refused
+    local other = base .. "/vqvae2_other"
+    assert.is_true(sh(string.format("bin/gen examples/autoregressive/vqvae.lua --steps 1 --levels 2 --ema --batch 16 "
+      .. "--codebook-size 32 --code-dim 8 --width 16 --test-images 16 --seed 5 --out %s", other)))
+    local other_args = string.format("--on codes --stage1 %s --train-images 32 %s", other, tiny)
+    ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --sample 2 %s --out %s", other_args, out))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("it was trained on the codes of the vqvae in " .. stage1 .. " (fingerprint ", 1, true), log)
+    assert.truthy(log:find("--stage1 " .. other .. " holds another one", 1, true), log)
     -- a PixelCNN checkpoint is not a VQ-VAE
     ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --on codes --stage1 %s --steps 1 --out %s", base .. "/pixelcnn", base .. "/pixelcnn_x"))
     assert.is_not_true(ok)

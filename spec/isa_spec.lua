@@ -113,7 +113,7 @@ local function references(r)
     o:backward(i[p .. "_g"]:double())
     ref[p], ref[p .. "_dq"], ref[p .. "_dk"], ref[p .. "_dv"] = o, q.grad, k.grad, v.grad
   end
-  for _, f in ipairs { "silu", "sigmoid", "gelu" } do
+  for _, f in ipairs { "silu", "sigmoid", "gelu", "tanh" } do
     local ax = i["act_" .. f .. "_x"]:double():requires_grad_()
     local ay = gen[f](ax)
     ay:backward(i["act_" .. f .. "_g"]:double())
@@ -124,6 +124,12 @@ local function references(r)
     local l = gen[f](lx, lt)
     l:backward()
     ref[f], ref[f .. "_dx"], ref[f .. "_el"] = l, lx.grad, gen[f](lx:detach(), lt, { reduction = "none" })
+  end
+  for _, name in ipairs { "ce2", "ce4" } do
+    local cx = i[name .. "_x"]:double():requires_grad_()
+    local l = gen.cross_entropy(cx, i[name .. "_t"]:long())
+    l:backward()
+    ref[name], ref[name .. "_dx"] = l, cx.grad
   end
   local a, b, rr = i.ew_a:double(), i.ew_b:double(), i.ew_r:double()
   ref.ew_add, ref.ew_sub, ref.ew_mul, ref.ew_div, ref.ew_bcast, ref.ew_axpby = a + b, a - b, a * b, a / b, a / rr, a * 0.3 + b * 1.7
@@ -143,7 +149,7 @@ end
 -- their sums the same way at every width. GEMM-based ones compare to float64 only (gen's AVX-512
 -- SGEMM and OpenBLAS round differently).
 local function same_bits_everywhere(name) return name:match("^act_") or name:match("^ew_") or name:match("^mse_loss")
-  or name:match("^bce_with_logits") end
+  or name:match("^bce_with_logits") or name:match("^ce%d") end
 
 describe("dispatched kernels", function()
   teardown(function() -- busted keeps the closures (and so runs) to the end of the suite: let the tensors go

@@ -38,6 +38,11 @@ GEN_ISA_BODY void sigmoid_range_body(float *y, const float *x, int64_t lo, int64
 }
 GEN_ISA_KERNEL(void, sigmoid_range, (float *y, const float *x, int64_t lo, int64_t hi), (y, x, lo, hi))
 
+GEN_ISA_BODY void tanh_range_body(float *y, const float *x, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) y[i] = gen_tanh_approx(x[i]);
+}
+GEN_ISA_KERNEL(void, tanh_range, (float *y, const float *x, int64_t lo, int64_t hi), (y, x, lo, hi))
+
 /* gelu(x) = x / 2 (1 + erf(x / sqrt 2)) */
 GEN_ISA_BODY void gelu_range_body(float *y, const float *x, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) {
@@ -79,6 +84,8 @@ void gen_silu_backward_f32(float *dx, const float *x, const float *dy, int64_t n
 }
 
 void gen_sigmoid_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, sigmoid_range(y, x, lo, hi)); }
+
+void gen_tanh_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, tanh_range(y, x, lo, hi)); }
 
 void gen_gelu_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, gelu_range(y, x, lo, hi)); }
 

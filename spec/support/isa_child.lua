@@ -79,7 +79,7 @@ end
 
 -- activations, losses and elementwise ops, on more elements than one parallel grain
 local n = 40000 + 13
-local acts = { "silu", "sigmoid", "gelu" }
+local acts = { "silu", "sigmoid", "gelu", "tanh" }
 for _, f in ipairs(acts) do
   cases[#cases + 1] = function()
     local x = input("act_" .. f .. "_x", gen.randn(n) * 4):requires_grad_()
@@ -96,6 +96,18 @@ for _, f in ipairs { "mse_loss", "bce_with_logits" } do
     l:backward()
     local e = gen[f](x:detach(), t, { reduction = "none" })
     return { [f] = l, [f .. "_dx"] = x.grad, [f .. "_el"] = e }
+  end
+end
+-- softmax cross entropy on rows {N, C} and on images {N, C, H, W} (classes strided)
+for _, shape in ipairs { { 300, 37 }, { 3, 10, 13, 11 } } do
+  cases[#cases + 1] = function()
+    local name = "ce" .. #shape
+    local x = input(name .. "_x", gen.randn(table.unpack(shape)) * 3):requires_grad_()
+    local tshape = { shape[1], table.unpack(shape, 3) }
+    local t = input(name .. "_t", gen.randint(1, shape[2], tshape):double())
+    local l = gen.cross_entropy(x, t:long())
+    l:backward()
+    return { [name] = l, [name .. "_dx"] = x.grad }
   end
 end
 cases[#cases + 1] = function()
