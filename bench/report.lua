@@ -85,17 +85,48 @@ end
 local function mb(x) return x and x.kb > 0 and string.format("%.0f", x.kb / 1024) or "" end
 local function ratio(a, b) return a and b and string.format("%.2fx", a.s / b.s) or "" end
 
+-- The machine (bench/run.sh writes it): CPU model, ISA level in use, FMA peak per core of each ISA.
+local machine = { peak = {} }
+local mf = io.open(os.getenv("GEN_BENCH_MACHINE") or "build/bench/machine.txt")
+if mf then
+  for line in mf:lines() do
+    local isa, gf = line:match("^peak (%S+) %d+ (%S+)")
+    if isa then machine.peak[isa] = tonumber(gf) end
+    machine.cpu = machine.cpu or line:match("^cpu (.+)")
+    machine.isa = machine.isa or line:match("^isa (%S+)")
+    machine.load = machine.load or line:match("^load (.+)")
+  end
+  mf:close()
+end
+local peak = machine.isa and machine.peak[machine.isa]
+
+-- Floating-point operations of the GEMM-bound workloads (forward + backward for the layers:
+-- three products of the forward's size; attention: seven T x T x d products per head; the
+-- convolutions counted as direct convolution, so Winograd's savings show as more than 100%).
+local function workload_flops(w)
+  local n = tonumber(w:match("^sgemm(%d+)$"))
+  if n then return 2 * n ^ 3 end
+  local per = {
+    linear = 3 * 2 * 128 * 784 * 400,
+    conv_s1 = 3 * 2 * 32 * 64 * 28 * 28 * 64 * 9,
+    conv_s2 = 3 * 2 * 64 * 128 * 7 * 7 * 64 * 16,
+    attn256 = 8 * 4 * 7 * 2 * 256 * 256 * 32,
+    attn784 = 4 * 4 * 7 * 2 * 784 * 784 * 64,
+  }
+  return per[w]
+end
+
 local out = {
-  "| workload | threads | gen | PyTorch | PyTorch / gen | gen GFLOPS | raw sgemm GFLOPS | gen / raw | gen peak RSS (MB) | PyTorch peak RSS (MB) |",
-  "|---|---|---|---|---|---|---|---|---|---|",
+  "| workload | threads | gen | PyTorch | PyTorch / gen | gen GFLOPS | gen / FMA peak | raw OpenBLAS sgemm GFLOPS"
+    .. " | raw gen sgemm GFLOPS | gen peak RSS (MB) | PyTorch peak RSS (MB) |",
+  "|---|---|---|---|---|---|---|---|---|---|---|",
 }
 for _, r in ipairs(ops) do
-  local n = tonumber(r.w:match("^sgemm(%d+)$"))
-  local flops = n and 2 * n ^ 3 or r.w == "linear" and 3 * 2 * 128 * 784 * 400 or nil
+  local flops = workload_flops(r.w)
   local function gflops(x) return flops and x and string.format("%.1f", flops / x.s / 1e9) or "" end
-  out[#out + 1] = string.format("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |", r.w, r.th, fmt_time(r.gen),
-    fmt_time(r.torch), ratio(r.torch, r.gen), gflops(r.gen), gflops(r.raw),
-    r.raw and r.gen and string.format("%.1f%%", 100 * r.raw.s / r.gen.s) or "", mb(r.gen), mb(r.torch))
+  local of_peak = flops and r.gen and peak and string.format("%.0f%%", 100 * flops / r.gen.s / 1e9 / (peak * r.th)) or ""
+  out[#out + 1] = string.format("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.w, r.th, fmt_time(r.gen),
+    fmt_time(r.torch), ratio(r.torch, r.gen), gflops(r.gen), of_peak, gflops(r.raw), gflops(r.rawgen), mb(r.gen), mb(r.torch))
 end
 if #e2e > 0 then
   out[#out + 1] = ""
@@ -116,7 +147,17 @@ local cpu = io.popen("lscpu | sed -n 's/^Model name:[ ]*//p'"):read("l") or "?"
 local cores = io.popen("nproc"):read("l") or "?"
 local span = not first and "at an unrecorded time" or (first == last and first or (first .. " to " .. last)) .. " UTC"
 if first and undated > 0 then span = span .. " (some rows earlier)" end
-local text = string.format("Measured %s on %s (%s cores).\n\n%s\n", span, cpu, cores, table.concat(out, "\n"))
+local isa_note = ""
+if machine.isa then
+  local peaks = {}
+  for _, isa in ipairs { "avx512", "avx2" } do
+    if machine.peak[isa] then peaks[#peaks + 1] = string.format("%s %.0f", isa, machine.peak[isa]) end
+  end
+  isa_note = string.format(" gen's kernels at ISA level %s; measured FMA peak per core (GFLOPS): %s;"
+    .. " load average at the start: %s.", machine.isa, #peaks > 0 and table.concat(peaks, ", ") or "?", machine.load or "?")
+end
+local text = string.format("Measured %s on %s (%s cores).%s\n\n%s\n", span, machine.cpu or cpu, cores, isa_note,
+  table.concat(out, "\n"))
 print(text)
 if readme_path == "-" then return end
 

@@ -15,8 +15,17 @@ if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
     echo "bench: PyTorch is missing; run: sudo apt-get install -y python3-torch"; exit 1; fi
 fi
 mkdir -p build/bench
-cc -O2 -o build/bench/sgemm_raw bench/sgemm_raw.c -I/usr/include/x86_64-linux-gnu/openblas-openmp \
+make -s all >/dev/null # sgemm_raw links gen's SGEMM objects
+cc -O2 -fopenmp -o build/bench/sgemm_raw bench/sgemm_raw.c build/csrc/kernels/gemm_sgemm.o build/csrc/kernels/isa.o \
+  -I/usr/include/x86_64-linux-gnu/openblas-openmp \
   -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas
+cc -O2 -fopenmp -o build/bench/peak bench/peak.c
+# the machine: CPU model, the ISA level gen runs at, each ISA's FMA peak per core, the load
+isa=$(lua5.4 -e 'package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+  package.cpath = (os.getenv("GEN_BUILD") or "build") .. "/?.so;" .. package.cpath
+  io.write(require("gen").config().isa)')
+{ build/bench/peak 1; echo "isa $isa"; echo "load $(cut -d' ' -f1-3 /proc/loadavg)"; } >build/bench/machine.txt
+sed 's/^/bench: /' build/bench/machine.txt
 
 ops=(add4 add4_grad matmul64 sgemm256 sgemm512 sgemm1024 sgemm2048 linear conv_s2 conv_s1 convT attn256 attn784)
 e2e=(dcgan_step dcgan_d_step dcgan_r1_step vae_mlp_step mae_step glow_step gpt_prior_step gpt_prior_sample gpt_prior_sample_nocache pixelcnn_step
@@ -49,8 +58,11 @@ for round in $(seq "$rounds"); do
       case " ${ops[*]} " in *" $w "*) script=bench/ops;; *) script=bench/e2e;; esac
       record gen lua5.4 "$script.lua" "$threads" "$w"
       case $w in example_*|*_nocache) ;; *) record torch torch_py "$script.py" "$threads" "$w";; esac
-      case $w in sgemm*) record raw build/bench/sgemm_raw "$threads" "${w#sgemm}";; linear) record raw build/bench/sgemm_raw "$threads" linear;; esac
+      case $w in sgemm*|linear) record raw build/bench/sgemm_raw "$threads" "${w#sgemm}";; esac
+      if [ "$isa" = avx512 ]; then
+        case $w in sgemm*|linear) record rawgen build/bench/sgemm_raw "$threads" "${w#sgemm}" gen;; esac
+      fi
     done
   done
 done
-lua5.4 bench/report.lua "$results" "$readme" "${all[@]}"
+GEN_BENCH_MACHINE=build/bench/machine.txt lua5.4 bench/report.lua "$results" "$readme" "${all[@]}"

@@ -239,8 +239,7 @@ static gen_tensor *new_scratch(int threads, int64_t slot_bytes) {
  * w2[o][4c + 2 pr + ps][a][b] = w[o][c][2a + pr][2b + ps]. So they run through F(4x4, 2x2) too. */
 #define WINO_SEGMENTS 8
 #define SEGMENT_TILES 128
-static bool winograd_enabled = true, winograd_available = false;
-__attribute__((constructor)) static void detect_winograd(void) { winograd_available = gen_wino_available(); }
+static bool winograd_enabled = true; /* gen_wino_available() follows the ISA level, which GEN_ISA may lower */
 bool gen_conv_set_winograd(bool enabled) {
   bool was = winograd_enabled;
   winograd_enabled = enabled;
@@ -248,13 +247,13 @@ bool gen_conv_set_winograd(bool enabled) {
 }
 
 static bool use_winograd(const gen_conv_geom *g, int64_t groups, int64_t out_channels, gen_dtype dt) {
-  return winograd_enabled && winograd_available && dt == GEN_FLOAT32 && groups == 1 && g->kh == g->kw &&
+  return winograd_enabled && gen_wino_available() && dt == GEN_FLOAT32 && groups == 1 && g->kh == g->kw &&
          (g->kh == 3 || g->kh == 2) && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->ph < g->kh && g->pw < g->kw &&
          g->c >= 8 && out_channels >= 8;
 }
 
 static bool use_polyphase(const gen_conv_geom *g, int64_t groups, int64_t out_channels, gen_dtype dt) {
-  return winograd_enabled && winograd_available && dt == GEN_FLOAT32 && groups == 1 && g->kh == 4 && g->kw == 4 && g->sh == 2 &&
+  return winograd_enabled && gen_wino_available() && dt == GEN_FLOAT32 && groups == 1 && g->kh == 4 && g->kw == 4 && g->sh == 2 &&
          g->sw == 2 && g->ph == 1 && g->pw == 1 && g->dh == 1 && g->dw == 1 && g->h % 2 == 0 && g->w % 2 == 0 && 4 * g->c >= 8 &&
          out_channels >= 8;
 }

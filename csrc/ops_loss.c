@@ -15,6 +15,7 @@
 #include "autograd.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/fastmath.h"
+#include "kernels/isa.h"
 #include "ops_arith.h"
 #include "ops_reduce.h"
 #include "ops_unary.h"
@@ -79,12 +80,14 @@ __attribute__((always_inline)) static inline double fast_block_of(pointwise k, c
   }
   return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
-GEN_SIMD_CLONES static double mse_block(const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
+GEN_ISA_BODY double mse_block_body(const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
   return fast_block_of(PW_MSE, a, b, el, lo, hi);
 }
-GEN_SIMD_CLONES static double bce_logits_block(const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
+GEN_ISA_KERNEL(double, mse_block, (const float *a, const float *b, float *el, int64_t lo, int64_t hi), (a, b, el, lo, hi))
+GEN_ISA_BODY double bce_logits_block_body(const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
   return fast_block_of(PW_BCE_LOGITS, a, b, el, lo, hi);
 }
+GEN_ISA_KERNEL(double, bce_logits_block, (const float *a, const float *b, float *el, int64_t lo, int64_t hi), (a, b, el, lo, hi))
 static double fast_block(pointwise k, const float *a, const float *b, float *el, int64_t lo, int64_t hi) {
   return k == PW_MSE ? mse_block(a, b, el, lo, hi) : bce_logits_block(a, b, el, lo, hi);
 }
@@ -128,8 +131,8 @@ static double pointwise_forward(pointwise k, const gen_tensor *a, const gen_tens
 }
 
 /* out = (g or scale) * d loss / d input over [lo, hi), one loop per case so that each vectorizes */
-GEN_SIMD_CLONES static void fast_grad_range(pointwise k, bool wrt_b, const float *a, const float *b, const float *g, float scale,
-                                            float *out, int64_t lo, int64_t hi) {
+GEN_ISA_BODY void fast_grad_range_body(pointwise k, bool wrt_b, const float *a, const float *b, const float *g, float scale,
+                                       float *out, int64_t lo, int64_t hi) {
   if (k == PW_BCE_LOGITS && !wrt_b) {
     if (g)
       for (int64_t i = lo; i < hi; i++) out[i] = g[i] * (gen_sigmoid_approx(a[i]) - b[i]);
@@ -145,6 +148,10 @@ GEN_SIMD_CLONES static void fast_grad_range(pointwise k, bool wrt_b, const float
       for (int64_t i = lo; i < hi; i++) out[i] = scale * sign * (a[i] - b[i]);
   }
 }
+GEN_ISA_KERNEL(void, fast_grad_range,
+               (pointwise k, bool wrt_b, const float *a, const float *b, const float *g, float scale, float *out, int64_t lo,
+                int64_t hi),
+               (k, wrt_b, a, b, g, scale, out, lo, hi))
 
 /* Block bi of pointwise_backward: (g or scalar) * d loss / d a (or b when wrt_b). */
 static void pointwise_grad_block(pointwise k, bool wrt_b, bool fast_g, char *po, gen_dtype dt, const char *pa, gen_dtype adt,

@@ -91,6 +91,8 @@ void bind_register_optim(lua_State *L);
 void bind_register_file(lua_State *L);
 void bind_register_signal(lua_State *L);
 void bind_register_hooks(lua_State *L);
+/* gen.config; it also decides the ISA level (GEN_ISA), so it is registered first */
+void bind_register_config(lua_State *L);
 /* t:backward() names its thread before the engine runs, for the gradient hooks (bind_hooks.c). */
 void bind_hooks_enter(lua_State *L);
 

@@ -268,6 +268,7 @@ gen_generator *bind_generator_opt(lua_State *L, int idx, const char *fname) {
 int luaopen_gen_core(lua_State *L);
 int luaopen_gen_core(lua_State *L) {
   lua_newtable(L);
+  bind_register_config(L);
   bind_register_tensor(L); /* first: it makes the tensor metatable the others extend */
   bind_register_arith(L);
   bind_register_reduce(L);

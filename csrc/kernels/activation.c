@@ -15,43 +15,52 @@
 
 #include "../gen.h"
 #include "fastmath.h"
+#include "isa.h"
 
 #define BLOCK 4096
 
-GEN_SIMD_CLONES static void silu_range(float *y, const float *x, int64_t lo, int64_t hi) {
+GEN_ISA_BODY void silu_range_body(float *y, const float *x, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) y[i] = x[i] * gen_sigmoid_approx(x[i]);
 }
+GEN_ISA_KERNEL(void, silu_range, (float *y, const float *x, int64_t lo, int64_t hi), (y, x, lo, hi))
 
-GEN_SIMD_CLONES static void silu_backward_range(float *dx, const float *x, const float *dy, int64_t lo, int64_t hi) {
+GEN_ISA_BODY void silu_backward_range_body(float *dx, const float *x, const float *dy, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) {
     float s = gen_sigmoid_approx(x[i]);
     dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
   }
 }
+GEN_ISA_KERNEL(void, silu_backward_range, (float *dx, const float *x, const float *dy, int64_t lo, int64_t hi),
+               (dx, x, dy, lo, hi))
 
-GEN_SIMD_CLONES static void sigmoid_range(float *y, const float *x, int64_t lo, int64_t hi) {
+GEN_ISA_BODY void sigmoid_range_body(float *y, const float *x, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) y[i] = gen_sigmoid_approx(x[i]);
 }
+GEN_ISA_KERNEL(void, sigmoid_range, (float *y, const float *x, int64_t lo, int64_t hi), (y, x, lo, hi))
 
-GEN_SIMD_CLONES static void tanh_range(float *y, const float *x, int64_t lo, int64_t hi) {
+GEN_ISA_BODY void tanh_range_body(float *y, const float *x, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) y[i] = gen_tanh_approx(x[i]);
 }
+GEN_ISA_KERNEL(void, tanh_range, (float *y, const float *x, int64_t lo, int64_t hi), (y, x, lo, hi))
 
 /* gelu(x) = x / 2 (1 + erf(x / sqrt 2)) */
-GEN_SIMD_CLONES static void gelu_range(float *y, const float *x, int64_t lo, int64_t hi) {
+GEN_ISA_BODY void gelu_range_body(float *y, const float *x, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) {
     float g;
     y[i] = 0.5f * x[i] * gen_one_plus_erf_approx(x[i], &g);
   }
 }
+GEN_ISA_KERNEL(void, gelu_range, (float *y, const float *x, int64_t lo, int64_t hi), (y, x, lo, hi))
 
 /* gelu'(x) = (1 + erf(x / sqrt 2)) / 2 + x e^(-x^2 / 2) / sqrt(2 pi) */
-GEN_SIMD_CLONES static void gelu_backward_range(float *dx, const float *x, const float *dy, int64_t lo, int64_t hi) {
+GEN_ISA_BODY void gelu_backward_range_body(float *dx, const float *x, const float *dy, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) {
     float g, c = gen_one_plus_erf_approx(x[i], &g);
     dx[i] = dy[i] * (0.5f * c + x[i] * g * 0.39894228040143268f);
   }
 }
+GEN_ISA_KERNEL(void, gelu_backward_range, (float *dx, const float *x, const float *dy, int64_t lo, int64_t hi),
+               (dx, x, dy, lo, hi))
 
 /* Runs BODY(lo, hi) over [0, n) in blocks, in parallel when n is large. */
 #define FOR_BLOCKS(n, BODY)                                                                                                      \

@@ -5,10 +5,11 @@
  * queries x BK keys; S, P, dP are one BQ x BK tile (row stride nk). ops_attention.c holds the
  * derivation summary, the autograd glue and the any-dtype reference kernel these must match.
  *
- * What makes this fast: tile GEMMs go to BLAS; everything between them runs over contiguous float
- * rows in loops the compiler vectorizes (`omp simd` reductions, and gen_exp_approx (fastmath.h) instead of
- * libm's scalar exp, which otherwise costs more than the GEMMs); masking work is only done on
- * tiles that need it (a causal tile entirely at or below the diagonal needs none).
+ * What makes this fast: tile GEMMs go to gen_gemm (gen's AVX-512 SGEMM or BLAS); everything between
+ * them runs over contiguous float rows in loops the compiler vectorizes, one copy per ISA level
+ * (isa.h), with gen_exp_approx (fastmath.h) instead of libm's scalar exp, which otherwise costs more
+ * than the GEMMs; masking work is only done on tiles that need it (a causal tile entirely at or
+ * below the diagonal needs none).
  *
  * Parallelism and determinism: the forward pass runs one task per (slice, query tile), the
  * backward one task per slice (it owns dK and dV of the slice and adds the key-tile contributions
@@ -28,9 +29,84 @@
 
 #include "fastmath.h"
 #include "gemm.h"
+#include "isa.h"
 
 #define BQ GEN_ATTN_BQ
 #define BK GEN_ATTN_BK
+
+/* ---------------------------------------------------------------- row loops, one copy per ISA level
+ * Sums run in LANES partial sums (one AVX-512 vector, two AVX2 ones, four SSE ones: the compiler
+ * maps the inner loop onto whatever the level has) added by a fixed tree at the end, so every level
+ * rounds the same way and gives the same bits; products are never contracted into FMAs (ISO C). */
+#define LANES 16
+
+GEN_ISA_BODY float lanes_total(float part[LANES]) {
+  for (int w = LANES / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; l++) part[l] += part[l + w];
+  return part[0];
+}
+
+GEN_ISA_BODY float dot_body(const float *x, const float *y, int64_t n) {
+  float part[LANES] = {0};
+  int64_t i = 0;
+  for (; i + LANES <= n; i += LANES)
+    for (int l = 0; l < LANES; l++) part[l] += x[i + l] * y[i + l];
+  for (int l = 0; i + l < n; l++) part[l] += x[i + l] * y[i + l];
+  return lanes_total(part);
+}
+GEN_ISA_KERNEL(float, dot, (const float *x, const float *y, int64_t n), (x, y, n))
+
+/* max(init, row[0 .. n)): exact in any order */
+GEN_ISA_BODY float row_max_body(const float *row, int64_t n, float init) {
+  float mx = init;
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+  return mx;
+}
+GEN_ISA_KERNEL(float, row_max, (const float *row, int64_t n, float init), (row, n, init))
+
+/* row = e^(row - shift); returns the sum of the new row */
+GEN_ISA_BODY float exp_shift_sum_body(float *row, int64_t n, float shift) {
+  float part[LANES] = {0};
+  int64_t j = 0;
+  for (; j + LANES <= n; j += LANES)
+    for (int l = 0; l < LANES; l++) {
+      float p = gen_exp_approx(row[j + l] - shift);
+      row[j + l] = p;
+      part[l] += p;
+    }
+  for (int l = 0; j + l < n; l++) {
+    float p = gen_exp_approx(row[j + l] - shift);
+    row[j + l] = p;
+    part[l] += p;
+  }
+  return lanes_total(part);
+}
+GEN_ISA_KERNEL(float, exp_shift_sum, (float *row, int64_t n, float shift), (row, n, shift))
+
+/* row = e^(row - shift) */
+GEN_ISA_BODY void exp_shift_body(float *row, int64_t n, float shift) {
+  for (int64_t j = 0; j < n; j++) row[j] = gen_exp_approx(row[j] - shift);
+}
+GEN_ISA_KERNEL(void, exp_shift, (float *row, int64_t n, float shift), (row, n, shift))
+
+/* y = a x (y may be x) */
+GEN_ISA_BODY void scale_row_body(float *y, const float *x, int64_t n, float a) {
+  for (int64_t j = 0; j < n; j++) y[j] = x[j] * a;
+}
+GEN_ISA_KERNEL(void, scale_row, (float *y, const float *x, int64_t n, float a), (y, x, n, a))
+
+/* y += a x */
+GEN_ISA_BODY void axpy_row_body(float *y, const float *x, int64_t n, float a) {
+  for (int64_t j = 0; j < n; j++) y[j] += a * x[j];
+}
+GEN_ISA_KERNEL(void, axpy_row, (float *y, const float *x, int64_t n, float a), (y, x, n, a))
+
+/* dS = P (dP - D_i), in place in dp */
+GEN_ISA_BODY void softmax_grad_row_body(float *dp, const float *p, int64_t n, float di) {
+  for (int64_t j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - di);
+}
+GEN_ISA_KERNEL(void, softmax_grad_row, (float *dp, const float *p, int64_t n, float di), (dp, p, n, di))
 
 /* Masks a score tile s [nq, nk] at query i0, key j0 of slice (bi, hi): -inf where causality or a
  * uint8 mask hides a key, plus a float mask's value. */
@@ -64,13 +140,7 @@ static inline bool tile_masked(const gen_attn_shape *a, int64_t i0, int64_t j0, 
  *   s [nq, nk] = scale q [nq, d] k [nk, d]^T */
 static void scores_direct(float *s, const float *q, const float *k, int64_t nq, int64_t nk, int64_t d, float scale) {
   for (int64_t i = 0; i < nq; i++)
-    for (int64_t j = 0; j < nk; j++) {
-      const float *qr = q + i * d, *kr = k + j * d;
-      float dot = 0;
-#pragma omp simd reduction(+ : dot)
-      for (int64_t c = 0; c < d; c++) dot += qr[c] * kr[c];
-      s[i * nk + j] = scale * dot;
-    }
+    for (int64_t j = 0; j < nk; j++) s[i * nk + j] = scale * dot(q + i * d, k + j * d, d);
 }
 
 /* acc [nq, dv] += p [nq, nk] v [nk, dv]; hidden keys (p = 0) are skipped */
@@ -79,10 +149,7 @@ static void pv_direct(float *acc, const float *p, const float *v, int64_t nq, in
     float *ar = acc + i * dv;
     for (int64_t j = 0; j < nk; j++) {
       float pj = p[i * nk + j];
-      if (pj == 0) continue;
-      const float *vr = v + j * dv;
-#pragma omp simd
-      for (int64_t c = 0; c < dv; c++) ar[c] += pj * vr[c];
+      if (pj != 0) axpy_row(ar, v + j * dv, dv, pj);
     }
   }
 }
@@ -108,24 +175,15 @@ static void forward_tile(const gen_attn_shape *a, const float *q, const float *k
       gen_gemm(false, true, nq, nk, a->d, a->scale, q + i0 * a->d, a->d, k + j0 * a->d, a->d, 0, s, nk, GEN_FLOAT32);
     if (tile_masked(a, i0, j0, nk)) mask_tile(a, s, bi, hi, i0, nq, j0, nk);
     for (int64_t i = 0; i < nq; i++) {
-      float *row = s + i * nk, mx = m[i];
-#pragma omp simd reduction(max : mx)
-      for (int64_t j = 0; j < nk; j++) mx = row[j] > mx ? row[j] : mx;
+      float *row = s + i * nk, mx = row_max(row, nk, m[i]);
       if (mx == -INFINITY) { /* every key so far hidden: contributes nothing */
         memset(row, 0, sizeof(float) * (size_t)nk);
         continue;
       }
-      float sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < nk; j++) {
-        float p = gen_exp_approx(row[j] - mx);
-        row[j] = p;
-        sum += p;
-      }
+      float sum = exp_shift_sum(row, nk, mx);
       if (mx != m[i]) {
         float corr = m[i] == -INFINITY ? 0.0f : expf(m[i] - mx);
-        float *ar = acc + i * dv;
-        for (int64_t c = 0; c < dv; c++) ar[c] *= corr;
+        scale_row(acc + i * dv, acc + i * dv, dv, corr);
         l[i] *= corr;
         m[i] = mx;
       }
@@ -137,10 +195,7 @@ static void forward_tile(const gen_attn_shape *a, const float *q, const float *k
       gen_gemm(false, false, nq, dv, nk, 1, s, nk, v + j0 * dv, dv, 1, acc, dv, GEN_FLOAT32);
   }
   for (int64_t i = 0; i < nq; i++) {
-    float inv = l[i] > 0 ? 1.0f / l[i] : 0.0f;
-    const float *ar = acc + i * dv;
-    float *orow = o + (i0 + i) * dv;
-    for (int64_t c = 0; c < dv; c++) orow[c] = ar[c] * inv;
+    scale_row(o + (i0 + i) * dv, acc + i * dv, dv, l[i] > 0 ? 1.0f / l[i] : 0.0f);
     lse[i0 + i] = l[i] > 0 ? (double)m[i] + log((double)l[i]) : -INFINITY;
   }
 }
@@ -179,13 +234,7 @@ static void backward_slice(const gen_attn_shape *a, const float *q, const float 
                            float *p, float *dp, float *dsum) {
   int64_t d = a->d, w = a->dv;
   float scale = (float)a->scale;
-  for (int64_t i = 0; i < a->tq; i++) { /* D_i = dO_i . O_i */
-    float s = 0;
-    const float *gr = dout + i * w, *orow = o + i * w;
-#pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < w; c++) s += gr[c] * orow[c];
-    dsum[i] = s;
-  }
+  for (int64_t i = 0; i < a->tq; i++) dsum[i] = dot(dout + i * w, o + i * w, w); /* D_i = dO_i . O_i */
   memset(dq, 0, sizeof(float) * (size_t)(a->tq * d));
   memset(dk, 0, sizeof(float) * (size_t)(a->tk * d));
   memset(dv, 0, sizeof(float) * (size_t)(a->tk * w));
@@ -203,19 +252,13 @@ static void backward_slice(const gen_attn_shape *a, const float *q, const float 
           memset(row, 0, sizeof(float) * (size_t)nk);
           continue;
         }
-        float lf = (float)L;
-#pragma omp simd
-        for (int64_t j = 0; j < nk; j++) row[j] = gen_exp_approx(row[j] - lf);
+        exp_shift(row, nk, (float)L);
       }
       /* dV_j += P^T dO_i */
       gen_gemm(true, false, nk, w, nq, 1, p, nk, dout + i0 * w, w, 1, dv + j0 * w, w, GEN_FLOAT32);
       /* dP = dO_i V_j^T, then dS = P (dP - D), the scale folded into the next two products */
       gen_gemm(false, true, nq, nk, w, 1, dout + i0 * w, w, v + j0 * w, w, 0, dp, nk, GEN_FLOAT32);
-      for (int64_t i = 0; i < nq; i++) {
-        float *pr = p + i * nk, *dr = dp + i * nk, di = dsum[i0 + i];
-#pragma omp simd
-        for (int64_t j = 0; j < nk; j++) dr[j] = pr[j] * (dr[j] - di);
-      }
+      for (int64_t i = 0; i < nq; i++) softmax_grad_row(dp + i * nk, p + i * nk, nk, dsum[i0 + i]);
       gen_gemm(false, false, nq, d, nk, scale, dp, nk, k + j0 * d, d, 1, dq + i0 * d, d, GEN_FLOAT32);
       gen_gemm(true, false, nk, d, nq, scale, dp, nk, q + i0 * d, d, 1, dk + j0 * d, d, GEN_FLOAT32);
     }

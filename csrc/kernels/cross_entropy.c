@@ -17,12 +17,13 @@
 
 #include "../gen.h"
 #include "fastmath.h"
+#include "isa.h"
 
 #define TILE 64
 
 /* One row of c contiguous logits (s = 1). Everything is computed from x - max, which is exact in
  * float32 however large the logits (the loss of logits near 1e4 keeps its digits). */
-GEN_SIMD_CLONES static void row_contiguous(float *loss, float *dx, const float *x, int64_t target, int64_t c) {
+GEN_ISA_BODY void row_contiguous_body(float *loss, float *dx, const float *x, int64_t target, int64_t c) {
   float m = -INFINITY;
   for (int64_t k = 0; k < c; k++) m = x[k] > m ? x[k] : m;
   float sum = 0;
@@ -32,10 +33,12 @@ GEN_SIMD_CLONES static void row_contiguous(float *loss, float *dx, const float *
   dx[target] -= 1.0f;
   *loss = (m - x[target]) + ls;
 }
+GEN_ISA_KERNEL(void, row_contiguous, (float *loss, float *dx, const float *x, int64_t target, int64_t c),
+               (loss, dx, x, target, c))
 
 /* Positions j0 .. j0 + w - 1 of one image: logits x[k * s + j]. */
-GEN_SIMD_CLONES static void tile_strided(float *loss, float *dx, const float *x, const int64_t *t, int64_t c, int64_t s,
-                                         int64_t j0, int64_t w) {
+GEN_ISA_BODY void tile_strided_body(float *loss, float *dx, const float *x, const int64_t *t, int64_t c, int64_t s, int64_t j0,
+                                    int64_t w) {
   float m[TILE], sum[TILE], ls[TILE];
   for (int64_t j = 0; j < w; j++) m[j] = -INFINITY, sum[j] = 0;
   for (int64_t k = 0; k < c; k++) {
@@ -58,6 +61,9 @@ GEN_SIMD_CLONES static void tile_strided(float *loss, float *dx, const float *x,
     loss[j0 + j] = (m[j] - x[k * s + j0 + j]) + ls[j];
   }
 }
+GEN_ISA_KERNEL(void, tile_strided,
+               (float *loss, float *dx, const float *x, const int64_t *t, int64_t c, int64_t s, int64_t j0, int64_t w),
+               (loss, dx, x, t, c, s, j0, w))
 
 /* Unit u: row u (s = 1), or tile u % tiles of image u / tiles. */
 static void unit(float *loss, float *dx, const float *x, const int64_t *t, int64_t c, int64_t s, int64_t tiles, int64_t u) {

@@ -13,14 +13,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Hot elementwise loops get an AVX2+FMA clone beside the baseline x86-64 one, chosen once at load
- * time (an ifunc), so one build runs everywhere and uses 8-wide vectors where the CPU has them. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define GEN_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define GEN_SIMD_CLONES
-#endif
-
 /* e^x for x <= 88, within 1e-7 relative down to e^-87, and exactly 0 below about -87.7, where
  * the exponent bits reach 0 (so -inf gives 0; NaN stays NaN). Cephes' expf: x = n ln2 + r with
  * |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n through the exponent bits. */

@@ -2,12 +2,25 @@
 #include "gemm.h"
 
 #include <cblas.h>
+#include <omp.h>
+
+#include "gemm_sgemm.h"
+
+const char *gen_sgemm_backend(void) { return gen_sgemm_available() ? "gen" : "openblas"; }
 
 void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b,
               int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt) {
   if (m == 0 || n == 0) return;
   CBLAS_TRANSPOSE tA = ta ? CblasTrans : CblasNoTrans, tB = tb ? CblasTrans : CblasNoTrans;
-  if (dt == GEN_FLOAT32)
+  if (dt == GEN_FLOAT32 && gen_sgemm_available()) {
+    /* Outside a parallel region OpenBLAS would thread a large product itself; gen's SGEMM gets the
+     * threads through gen_gemm_blocked (its bits depend on the shape alone, so any split is safe). */
+    int threads = gen_get_num_threads();
+    if (threads > 1 && m * n * k >= GEN_GEMM_BLOCKED_WORK && !omp_in_parallel())
+      gen_gemm_blocked(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, dt, threads);
+    else
+      gen_sgemm(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc);
+  } else if (dt == GEN_FLOAT32)
     cblas_sgemm(CblasRowMajor, tA, tB, (int)m, (int)n, (int)k, (float)alpha, a, (int)lda, b, (int)ldb, (float)beta, c, (int)ldc);
   else
     cblas_dgemm(CblasRowMajor, tA, tB, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);

@@ -24,4 +24,7 @@ void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, c
 void gen_gemm_blocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b,
                       int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt, int threads);
 
+/* "gen" when float32 GEMMs run on gen's own AVX-512 SGEMM (gemm_sgemm.c), "openblas" otherwise */
+const char *gen_sgemm_backend(void);
+
 #endif

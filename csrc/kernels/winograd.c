@@ -131,32 +131,70 @@ static void locate(const gen_wino_geom *g, int64_t t0, int64_t nt, tile_pos *pos
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define AVX2 __attribute__((target("avx2,fma")))
 
-/* ---------------------------------------------------------------- 1-d transforms on vectors */
+#include "isa.h"
+#define AVX2   GEN_TARGET_AVX2
+#define AVX512 GEN_TARGET_AVX512
 
-/* (r0 .. r5) = B^T (d0 .. d5) */
-AVX2 static inline void bt6(const __m256 d[6], __m256 r[6]) {
-  __m256 four = _mm256_set1_ps(4), five = _mm256_set1_ps(5), two = _mm256_set1_ps(2);
-  __m256 a = _mm256_fnmadd_ps(four, d[2], d[4]), b = _mm256_fnmadd_ps(four, d[1], d[3]);
-  __m256 c = _mm256_sub_ps(d[4], d[2]), e = _mm256_mul_ps(two, _mm256_sub_ps(d[3], d[1]));
-  r[0] = _mm256_fmadd_ps(four, d[0], _mm256_fnmadd_ps(five, d[2], d[4]));
-  r[1] = _mm256_add_ps(a, b);
-  r[2] = _mm256_sub_ps(a, b);
-  r[3] = _mm256_add_ps(c, e);
-  r[4] = _mm256_sub_ps(c, e);
-  r[5] = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
-}
+/* ---------------------------------------------------------------- 1-d transforms on vectors
+ * One body per vector width (P: the intrinsics' prefix, V: the vector type): the AVX-512 level runs
+ * the same operations on 16 tiles that the AVX2 level runs on 8, so both give the same bits. */
+#define WINO_1D_TRANSFORMS(ATTR, V, P, SUF)                                                                                      \
+  /* (r0 .. r5) = B^T (d0 .. d5) */                                                                                              \
+  ATTR static inline void bt6##SUF(const V d[6], V r[6]) {                                                                       \
+    V four = P##_set1_ps(4), five = P##_set1_ps(5), two = P##_set1_ps(2);                                                        \
+    V a = P##_fnmadd_ps(four, d[2], d[4]), b = P##_fnmadd_ps(four, d[1], d[3]);                                                  \
+    V c = P##_sub_ps(d[4], d[2]), e = P##_mul_ps(two, P##_sub_ps(d[3], d[1]));                                                   \
+    r[0] = P##_fmadd_ps(four, d[0], P##_fnmadd_ps(five, d[2], d[4]));                                                            \
+    r[1] = P##_add_ps(a, b);                                                                                                     \
+    r[2] = P##_sub_ps(a, b);                                                                                                     \
+    r[3] = P##_add_ps(c, e);                                                                                                     \
+    r[4] = P##_sub_ps(c, e);                                                                                                     \
+    r[5] = P##_fmadd_ps(four, d[1], P##_fnmadd_ps(five, d[3], d[5]));                                                            \
+  }                                                                                                                              \
+  /* (y0 .. y3) = A^T (m0 .. m5) */                                                                                              \
+  ATTR static inline void at6##SUF(const V m[6], V y[4]) {                                                                       \
+    V a = P##_add_ps(m[1], m[2]), b = P##_sub_ps(m[1], m[2]);                                                                    \
+    V c = P##_add_ps(m[3], m[4]), d = P##_sub_ps(m[3], m[4]);                                                                    \
+    y[0] = P##_add_ps(P##_add_ps(m[0], a), c);                                                                                   \
+    y[1] = P##_fmadd_ps(P##_set1_ps(2), d, b);                                                                                   \
+    y[2] = P##_fmadd_ps(P##_set1_ps(4), c, a);                                                                                   \
+    y[3] = P##_add_ps(P##_fmadd_ps(P##_set1_ps(8), d, b), m[5]);                                                                 \
+  }                                                                                                                              \
+  /* (r0 .. r4) = B^T (d0 .. d4) of F(4x4, 2x2) */                                                                               \
+  ATTR static inline void bt5##SUF(const V d[5], V r[5]) {                                                                       \
+    V two = P##_set1_ps(2), three = P##_set1_ps(3);                                                                              \
+    V d31 = P##_sub_ps(d[3], d[1]);                                                                                              \
+    r[0] = P##_add_ps(P##_fmsub_ps(two, P##_sub_ps(d[0], d[2]), d[1]), d[3]);                                                    \
+    r[1] = P##_fnmadd_ps(two, d[1], P##_sub_ps(d[3], d[2]));                                                                     \
+    r[2] = P##_fnmadd_ps(three, d[2], P##_fmadd_ps(two, d[1], d[3]));                                                            \
+    r[3] = d31;                                                                                                                  \
+    r[4] = P##_fnmadd_ps(two, d31, P##_sub_ps(d[4], d[2]));                                                                      \
+  }                                                                                                                              \
+  /* (y0 .. y3) = A^T (m0 .. m4) of F(4x4, 2x2) */                                                                               \
+  ATTR static inline void at5##SUF(const V m[5], V y[4]) {                                                                       \
+    V a = P##_add_ps(m[1], m[2]), b = P##_sub_ps(m[1], m[2]);                                                                    \
+    y[0] = P##_add_ps(P##_add_ps(m[0], a), m[3]);                                                                                \
+    y[1] = P##_fmadd_ps(P##_set1_ps(2), m[3], b);                                                                                \
+    y[2] = P##_fmadd_ps(P##_set1_ps(4), m[3], a);                                                                                \
+    y[3] = P##_add_ps(P##_fmadd_ps(P##_set1_ps(8), m[3], b), m[4]);                                                              \
+  }                                                                                                                              \
+  /* the transforms of a geometry's alpha (the branch is the same on every call of a pass) */                                    \
+  ATTR static inline void bt##SUF(int alpha, const V *d, V *r) {                                                                 \
+    if (alpha == 6)                                                                                                              \
+      bt6##SUF(d, r);                                                                                                            \
+    else                                                                                                                         \
+      bt5##SUF(d, r);                                                                                                            \
+  }                                                                                                                              \
+  ATTR static inline void at##SUF(int alpha, const V *m, V *y) {                                                                 \
+    if (alpha == 6)                                                                                                              \
+      at6##SUF(m, y);                                                                                                            \
+    else                                                                                                                         \
+      at5##SUF(m, y);                                                                                                            \
+  }
 
-/* (y0 .. y3) = A^T (m0 .. m5) */
-AVX2 static inline void at6(const __m256 m[6], __m256 y[4]) {
-  __m256 a = _mm256_add_ps(m[1], m[2]), b = _mm256_sub_ps(m[1], m[2]);
-  __m256 c = _mm256_add_ps(m[3], m[4]), d = _mm256_sub_ps(m[3], m[4]);
-  y[0] = _mm256_add_ps(_mm256_add_ps(m[0], a), c);
-  y[1] = _mm256_fmadd_ps(_mm256_set1_ps(2), d, b);
-  y[2] = _mm256_fmadd_ps(_mm256_set1_ps(4), c, a);
-  y[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), d, b), m[5]);
-}
+WINO_1D_TRANSFORMS(AVX2, __m256, _mm256, )
+WINO_1D_TRANSFORMS(AVX512, __m512, _mm512, 16)
 
 /* (r0 .. r5) = A (g0 .. g3), the adjoint of at6 */
 AVX2 static inline void a6(const __m256 g[4], __m256 r[6]) {
@@ -171,26 +209,6 @@ AVX2 static inline void a6(const __m256 g[4], __m256 r[6]) {
   r[5] = g[3];
 }
 
-/* (r0 .. r4) = B^T (d0 .. d4) of F(4x4, 2x2) */
-AVX2 static inline void bt5(const __m256 d[5], __m256 r[5]) {
-  __m256 two = _mm256_set1_ps(2), three = _mm256_set1_ps(3);
-  __m256 d31 = _mm256_sub_ps(d[3], d[1]);
-  r[0] = _mm256_add_ps(_mm256_fmsub_ps(two, _mm256_sub_ps(d[0], d[2]), d[1]), d[3]);
-  r[1] = _mm256_fnmadd_ps(two, d[1], _mm256_sub_ps(d[3], d[2]));
-  r[2] = _mm256_fnmadd_ps(three, d[2], _mm256_fmadd_ps(two, d[1], d[3]));
-  r[3] = d31;
-  r[4] = _mm256_fnmadd_ps(two, d31, _mm256_sub_ps(d[4], d[2]));
-}
-
-/* (y0 .. y3) = A^T (m0 .. m4) of F(4x4, 2x2) */
-AVX2 static inline void at5(const __m256 m[5], __m256 y[4]) {
-  __m256 a = _mm256_add_ps(m[1], m[2]), b = _mm256_sub_ps(m[1], m[2]);
-  y[0] = _mm256_add_ps(_mm256_add_ps(m[0], a), m[3]);
-  y[1] = _mm256_fmadd_ps(_mm256_set1_ps(2), m[3], b);
-  y[2] = _mm256_fmadd_ps(_mm256_set1_ps(4), m[3], a);
-  y[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), m[3], b), m[4]);
-}
-
 /* (r0 .. r4) = A (g0 .. g3) of F(4x4, 2x2), the adjoint of at5 */
 AVX2 static inline void a5(const __m256 g[4], __m256 r[5]) {
   __m256 even = _mm256_add_ps(g[0], g[2]), odd = _mm256_add_ps(g[1], g[3]);
@@ -202,19 +220,6 @@ AVX2 static inline void a5(const __m256 g[4], __m256 r[5]) {
   r[4] = g[3];
 }
 
-/* the transforms of a geometry's alpha (the branch is the same on every call of a pass) */
-AVX2 static inline void bt(int alpha, const __m256 *d, __m256 *r) {
-  if (alpha == 6)
-    bt6(d, r);
-  else
-    bt5(d, r);
-}
-AVX2 static inline void at(int alpha, const __m256 *m, __m256 *y) {
-  if (alpha == 6)
-    at6(m, y);
-  else
-    at5(m, y);
-}
 AVX2 static inline void a_adj(int alpha, const __m256 *g, __m256 *r) {
   if (alpha == 6)
     a6(g, r);
@@ -247,6 +252,34 @@ AVX2 static inline void transpose4x8(__m256 v[4]) {
   __m256 lo23 = _mm256_unpacklo_ps(v[2], v[3]), hi23 = _mm256_unpackhi_ps(v[2], v[3]);
   v[0] = _mm256_shuffle_ps(lo01, lo23, 0x44), v[1] = _mm256_shuffle_ps(lo01, lo23, 0xEE);
   v[2] = _mm256_shuffle_ps(hi01, hi23, 0x44), v[3] = _mm256_shuffle_ps(hi01, hi23, 0xEE);
+}
+
+/* transpose8 in each 256-bit half of eight ZMM rows: with tile k in the low half of r[k] and tile
+ * k + 8 in its high half, r[s] ends as value s of tiles 0 .. 15 in order */
+AVX512 static inline void transpose8x2(__m512 r[8]) {
+  __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t1 = _mm512_unpackhi_ps(r[0], r[1]);
+  __m512 t2 = _mm512_unpacklo_ps(r[2], r[3]), t3 = _mm512_unpackhi_ps(r[2], r[3]);
+  __m512 t4 = _mm512_unpacklo_ps(r[4], r[5]), t5 = _mm512_unpackhi_ps(r[4], r[5]);
+  __m512 t6 = _mm512_unpacklo_ps(r[6], r[7]), t7 = _mm512_unpackhi_ps(r[6], r[7]);
+  __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);
+  __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);
+  __m512 u4 = _mm512_shuffle_ps(t4, t6, 0x44), u5 = _mm512_shuffle_ps(t4, t6, 0xEE);
+  __m512 u6 = _mm512_shuffle_ps(t5, t7, 0x44), u7 = _mm512_shuffle_ps(t5, t7, 0xEE);
+  /* permute2f128's 0x20 and 0x31 within each half */
+  __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+  __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+  r[0] = _mm512_permutex2var_ps(u0, lo, u4), r[4] = _mm512_permutex2var_ps(u0, hi, u4);
+  r[1] = _mm512_permutex2var_ps(u1, lo, u5), r[5] = _mm512_permutex2var_ps(u1, hi, u5);
+  r[2] = _mm512_permutex2var_ps(u2, lo, u6), r[6] = _mm512_permutex2var_ps(u2, hi, u6);
+  r[3] = _mm512_permutex2var_ps(u3, lo, u7), r[7] = _mm512_permutex2var_ps(u3, hi, u7);
+}
+
+/* transpose4x8 in each 128-bit lane: afterwards lane L of v[k] holds tile 4 L + k */
+AVX512 static inline void transpose4x16(__m512 v[4]) {
+  __m512 lo01 = _mm512_unpacklo_ps(v[0], v[1]), hi01 = _mm512_unpackhi_ps(v[0], v[1]);
+  __m512 lo23 = _mm512_unpacklo_ps(v[2], v[3]), hi23 = _mm512_unpackhi_ps(v[2], v[3]);
+  v[0] = _mm512_shuffle_ps(lo01, lo23, 0x44), v[1] = _mm512_shuffle_ps(lo01, lo23, 0xEE);
+  v[2] = _mm512_shuffle_ps(hi01, hi23, 0x44), v[3] = _mm512_shuffle_ps(hi01, hi23, 0xEE);
 }
 
 /* ---------------------------------------------------------------- weights */
@@ -385,13 +418,59 @@ AVX2 static void prefetch_band(const gen_wino_geom *g, const float *plane, int64
   }
 }
 
+/* The horizontal pass of one channel: tile k's rows of its Z band at zt(k), the result into
+ * dst + panel * C * 16 (dst: the channel's row of panel 0). */
+static inline const float *band_tile(const gen_wino_geom *g, const float *bands, int64_t band0, int64_t t) {
+  return bands + (t / g->tw - band0) * g->alpha * g->zw + t % g->tw * 4;
+}
+
+/* eight tiles per transpose, half a panel at a time */
+AVX2 static void horizontal8(const gen_wino_geom *g, const float *bands, int64_t band0, int64_t t0, int64_t nt, int64_t ntp,
+                             float *dst0, int64_t xi_stride) {
+  int a = (int)g->alpha;
+  for (int64_t q = 0; q < ntp * (GEN_NR / LANES); q++) {
+    const float *zt[LANES];
+    for (int k = 0; k < LANES; k++) zt[k] = q * LANES + k < nt ? band_tile(g, bands, band0, t0 + q * LANES + k) : NULL;
+    float *dst = dst0 + q / 2 * g->c * GEN_NR + q % 2 * LANES;
+    for (int i = 0; i < a; i++) {
+      __m256 s[8], r[6];
+      for (int k = 0; k < LANES; k++) s[k] = zt[k] ? _mm256_loadu_ps(zt[k] + i * g->zw) : _mm256_setzero_ps();
+      transpose8(s);
+      bt(a, s, r);
+      for (int j = 0; j < a; j++) _mm256_storeu_ps(dst + (i * a + j) * xi_stride, r[j]);
+    }
+  }
+}
+
+/* AVX-512: a whole panel of sixteen tiles per transpose, the same arithmetic */
+AVX512 static void horizontal16(const gen_wino_geom *g, const float *bands, int64_t band0, int64_t t0, int64_t nt, int64_t ntp,
+                                float *dst0, int64_t xi_stride) {
+  int a = (int)g->alpha;
+  for (int64_t q = 0; q < ntp; q++) {
+    const float *zt[GEN_NR];
+    for (int k = 0; k < GEN_NR; k++) zt[k] = q * GEN_NR + k < nt ? band_tile(g, bands, band0, t0 + q * GEN_NR + k) : NULL;
+    float *dst = dst0 + q * g->c * GEN_NR;
+    for (int i = 0; i < a; i++) {
+      __m512 s[8], r[6];
+      for (int k = 0; k < LANES; k++) {
+        __m256 lo = zt[k] ? _mm256_loadu_ps(zt[k] + i * g->zw) : _mm256_setzero_ps();
+        __m256 hi = zt[k + LANES] ? _mm256_loadu_ps(zt[k + LANES] + i * g->zw) : _mm256_setzero_ps();
+        s[k] = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+      }
+      transpose8x2(s);
+      bt16(a, s, r);
+      for (int j = 0; j < a; j++) _mm512_storeu_ps(dst + (i * a + j) * xi_stride, r[j]);
+    }
+  }
+}
+
 /* V panels of one chunk: for each channel, the Z bands of the chunk's tile rows, then per group
- * of eight tiles the horizontal pass through a transpose. */
+ * of eight (AVX-512: sixteen) tiles the horizontal pass through a transpose. */
 AVX2 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, int64_t nt, int64_t ntp, float *v,
                             int64_t xi_stride, float *bands) {
+  bool wide = gen_isa() >= GEN_ISA_AVX512;
   int64_t zw = g->zw, hw = g->h * g->w, band0 = t0 / g->tw, band_floats = g->alpha * zw;
   int64_t nbands = (t0 + nt - 1) / g->tw - band0 + 1;
-  int a = (int)g->alpha;
   memset(bands, 0, sizeof(float) * (size_t)(nbands * band_floats));
   for (int64_t c = 0; c < g->c; c++) {
     for (int64_t b = 0; b < nbands && c + 1 < g->c; b++) {
@@ -402,28 +481,64 @@ AVX2 static void pack_input(const gen_wino_geom *g, const float *x, int64_t t0, 
       int64_t band = band0 + b, n = band / g->th;
       band_transform(g, x + (n * g->c + c) * hw, band % g->th, bands + b * band_floats);
     }
-    for (int64_t q = 0; q < ntp * (GEN_NR / LANES); q++) {
-      const float *zt[LANES];
-      for (int k = 0; k < LANES; k++) {
-        int64_t t = t0 + q * LANES + k;
-        zt[k] = q * LANES + k < nt ? bands + (t / g->tw - band0) * band_floats + t % g->tw * 4 : NULL;
-      }
-      float *dst = v + (q / 2 * g->c + c) * GEN_NR + q % 2 * LANES;
-      for (int i = 0; i < a; i++) {
-        __m256 s[8], r[6];
-        for (int k = 0; k < LANES; k++) s[k] = zt[k] ? _mm256_loadu_ps(zt[k] + i * zw) : _mm256_setzero_ps();
-        transpose8(s);
-        bt(a, s, r);
-        for (int j = 0; j < a; j++) _mm256_storeu_ps(dst + (i * a + j) * xi_stride, r[j]);
-      }
-    }
+    if (wide)
+      horizontal16(g, bands, band0, t0, nt, ntp, v + c * GEN_NR, xi_stride);
+    else
+      horizontal8(g, bands, band0, t0, nt, ntp, v + c * GEN_NR, xi_stride);
   }
 }
 
 /* ---------------------------------------------------------------- M -> output tiles */
 
+/* Writes row i of a 4x4 output tile: v its four values */
+static inline void store_tile_row(const gen_wino_geom *g, const tile_pos *p, int i, int64_t o, __m128 v, float *out) {
+  if (p->oy + i >= g->ho) return;
+  float *dst = out + (p->n * g->o + o) * g->ho * g->wo + (p->oy + i) * g->wo + p->ox;
+  if (p->ox + 4 <= g->wo) {
+    _mm_storeu_ps(dst, v);
+  } else {
+    float vals[4];
+    _mm_storeu_ps(vals, v);
+    for (int64_t j = 0; j < g->wo - p->ox; j++) dst[j] = vals[j];
+  }
+}
+
+/* AVX-512: sixteen tiles (one panel of M) per pass, the same arithmetic as unpack_output */
+AVX512 static void unpack_output16(const gen_wino_geom *g, const float *m, int64_t xi_stride, const tile_pos *pos, int64_t nt,
+                                   int64_t ldm, const float *bias, float *out) {
+  int a = (int)g->alpha;
+  for (int64_t o = 0; o < g->o; o++) {
+    __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+    for (int64_t q = 0; q * GEN_NR < nt; q++) {
+      __m512 cols[4][6];
+      for (int s = 0; s < a; s++) {
+        __m512 col[6] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                         _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()},
+               y[4];
+        for (int r = 0; r < a; r++) col[r] = _mm512_loadu_ps(m + (r * a + s) * xi_stride + o * ldm + q * GEN_NR);
+        at16(a, col, y);
+        for (int i = 0; i < 4; i++) cols[i][s] = y[i];
+      }
+      for (int i = 0; i < 4; i++) {
+        __m512 y[4];
+        float rows[4][GEN_NR];
+        at16(a, cols[i], y);
+        for (int j = 0; j < 4; j++) y[j] = _mm512_add_ps(y[j], b);
+        transpose4x16(y);
+        for (int j = 0; j < 4; j++) _mm512_storeu_ps(rows[j], y[j]);
+        for (int k = 0; k < GEN_NR && q * GEN_NR + k < nt; k++)
+          store_tile_row(g, &pos[q * GEN_NR + k], i, o, _mm_loadu_ps(&rows[k % 4][k / 4 * 4]), out);
+      }
+    }
+  }
+}
+
 AVX2 static void unpack_output(const gen_wino_geom *g, const float *m, int64_t xi_stride, const tile_pos *pos, int64_t nt,
                                int64_t ldm, const float *bias, float *out) {
+  if (gen_isa() >= GEN_ISA_AVX512) {
+    unpack_output16(g, m, xi_stride, pos, nt, ldm, bias, out);
+    return;
+  }
   int64_t plane = g->ho * g->wo;
   int a = (int)g->alpha;
   for (int64_t o = 0; o < g->o; o++) {

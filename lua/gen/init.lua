@@ -19,7 +19,7 @@ local not_methods = {
   is_grad_enabled = true, memory = true, set_num_threads = true, set_winograd = true, set_memory_limit = true,
   get_num_threads = true, time = true, is_tensor = true, Tensor = true, tensor_mt = true,
   generator_mt = true, cat = true, stack = true, where = true, save = true, load = true,
-  from_bytes = true,
+  from_bytes = true, config = true,
 }
 
 -- Core entry points used by Lua modules (optimizers, gradcheck), not public gen.* names.

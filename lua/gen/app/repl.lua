@@ -80,7 +80,8 @@ function M.run()
   local read, rl = reader()
   local interactive = rl ~= nil or is_tty()
   if interactive then
-    print(string.format("gen REPL (Lua 5.4, %d threads). `gen` is loaded; exit with Ctrl-D or os.exit().", gen.get_num_threads()))
+    print(string.format("gen REPL (Lua 5.4, %d threads, %s kernels). `gen` is loaded; exit with Ctrl-D or os.exit().",
+      gen.get_num_threads(), gen.config().isa))
   end
   local buffer
   while true do
