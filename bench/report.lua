@@ -106,7 +106,8 @@ for _, r in ipairs(ops) do
 end
 if #e2e > 0 then
   out[#out + 1] = ""
-  out[#out + 1] = "| workload | threads | gen | PyTorch | PyTorch / gen | gen 2T speed-up | PyTorch 2T speed-up | gen peak RSS (MB) | PyTorch peak RSS (MB) | parameters | measured (UTC) |"
+  out[#out + 1] = "| workload | threads | gen | PyTorch | PyTorch / gen | gen 2T speed-up | PyTorch 2T speed-up | gen peak RSS (MB) "
+    .. "| PyTorch peak RSS (MB) | parameters | measured (UTC) |"
   out[#out + 1] = "|---|---|---|---|---|---|---|---|---|---|---|"
   for _, r in ipairs(e2e) do
     local one = r.th == 2 and rows[r.w .. "@1"] or {}

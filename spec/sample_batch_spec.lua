@@ -115,12 +115,13 @@ describe("the block cache", function()
     -- went back to the system at each round and came back as 51,200 fresh pages
     local n = 50 << 20
     local function round()
-      local a, b, c = gen.empty(n), gen.empty(n), gen.empty(n)
-      a:fill_(1)
-      b:fill_(2)
-      c:fill_(3)
-      local s = a[1]:item() + b[n]:item() + c[n // 2]:item()
-      a, b, c = nil, nil, nil
+      local s = (function() -- the three die with this scope
+        local a, b, c = gen.empty(n), gen.empty(n), gen.empty(n)
+        a:fill_(1)
+        b:fill_(2)
+        c:fill_(3)
+        return a[1]:item() + b[n]:item() + c[n // 2]:item()
+      end)()
       collectgarbage()
       return s
     end
