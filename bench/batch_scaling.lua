@@ -5,8 +5,10 @@
 -- so that peak RSS is that configuration's own.
 --   lua5.4 bench/batch_scaling.lua [THREADS] [MODEL ...]      every configuration, one process each
 --   lua5.4 bench/batch_scaling.lua THREADS MODEL MODE BATCH   one configuration (used by the above)
--- Prints "model mode batch ms/image peak-RSS-MB" lines; each number is the median of a few calls
--- after a warm-up call (the number of calls shrinks with the batch so that each row takes ~2-4 s).
+-- Prints "model mode batch ms/image cpu-ms/image peak-RSS-MB" lines: the median wall time of a few
+-- calls after a warm-up call (fewer calls at bigger batches), and the process CPU time over the
+-- same calls (os.clock), which a host loaded by other jobs inflates less than wall time (use one
+-- thread for it to mean time per image).
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = (os.getenv("GEN_BUILD") or "build") .. "/?.so;" .. package.cpath
 
@@ -20,7 +22,7 @@ if not arg[3] or not tonumber(arg[4]) then
   if #models == 0 then models = MODELS end
   print(string.format("# threads %d, %s; load: %s", threads,
     io.popen("lscpu | sed -n 's/^Model name:[ ]*//p'"):read("l") or "?", io.popen("uptime"):read("l")))
-  print(string.format("%-8s %-8s %6s %10s %8s", "model", "mode", "batch", "ms/image", "RSS MB"))
+  print(string.format("%-8s %-8s %6s %10s %10s %8s", "model", "mode", "batch", "ms/image", "cpu ms/img", "RSS MB"))
   for _, m in ipairs(models) do
     for _, mode in ipairs { "forward", "train" } do
       local batches = { table.unpack(BATCHES) }
@@ -67,20 +69,23 @@ local model, forward = assert(build[model_name], "unknown model " .. tostring(mo
 local function call()
   if mode == "forward" then return gen.no_grad(forward):sum():item() end
   model:zero_grad()
-  local loss = forward():square():mean()
+  local y = forward()
+  local loss = (y * y):mean()
   loss:backward()
   return loss:item()
 end
 -- about 32 images' worth of work per sample at small batches, at least 3 samples
-local samples = math.max(3, math.min(15, (16 * 1024) // (batch * 16)))
+local samples = tonumber(os.getenv("GEN_BATCH_SAMPLES")) or math.max(3, math.min(15, (16 * 1024) // (batch * 16)))
 call()
-local times = {}
+local times, c0 = {}, os.clock()
 for i = 1, samples do
   local t0 = gen.time()
   call()
   times[i] = gen.time() - t0
 end
+local cpu = (os.clock() - c0) / samples
 table.sort(times)
 local median = times[(#times + 1) // 2]
 local rss = io.open("/proc/self/status"):read("a"):match("VmHWM:%s+(%d+)")
-print(string.format("%-8s %-8s %6d %10.3f %8.0f", model_name, mode, batch, 1e3 * median / batch, tonumber(rss) / 1024))
+print(string.format("%-8s %-8s %6d %10.3f %10.3f %8.0f", model_name, mode, batch, 1e3 * median / batch, 1e3 * cpu / batch,
+  tonumber(rss) / 1024))
