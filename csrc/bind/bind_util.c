@@ -82,7 +82,7 @@ void bind_push_owned(lua_State *L, gen_tensor *t) {
  * bounds the garbage to about a quarter of the live size (RSS stays flat in a loop) and costs one
  * Lua-heap traversal per that much allocation: cheap, since tensor userdata are small. (With the
  * whole live size as the threshold, a UNet forward at batch 1024 held 1.5 GB of garbage beside its
- * live tensors; each collection now comes after at least 2 MB of allocation, whose writing alone
+ * live tensors; each collection still comes after at least 8 MB of allocation, whose writing alone
  * outweighs the traversal.) The floor is small (8 MB) because a tensor
  * freed soon is a tensor reused while still in cache: with 64 MB, a loop of small products wrote
  * every output to memory that had left the caches, 15-20% slower than the same BLAS calls on
