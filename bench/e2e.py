@@ -137,6 +137,63 @@ def unet_ddim_sample():
     return 50 * statistics.median_low(times), count(model)
 
 
+def sampling(kind, batch):
+    """EDM/Heun (18 Karras noise levels, 35 network evaluations) or rectified flow (25 Euler steps
+    uniform in t) on the unconditional UNet without autograd, as gen.diffusion.sample runs them.
+    Batch 64: one sample with each step stamped (the sum of the steps after the first plus the
+    median step for the first); batch 1: a whole one-image sample per iteration."""
+    model = UNet().eval()
+    if kind == "edm":
+        sd, rho, smin, smax, n = 0.5, 7.0, 0.002, 80.0, 18
+        a, b = smax ** (1 / rho), smin ** (1 / rho)
+        sigmas = [(a + i / (n - 1) * (b - a)) ** rho for i in range(n)] + [0.0]
+
+        def denoise(x, s):
+            c_skip, c_out = sd * sd / (s * s + sd * sd), s * sd / math.sqrt(s * s + sd * sd)
+            c_in, c_noise = 1 / math.sqrt(s * s + sd * sd), math.log(s) / 4
+            out = model(x * c_in, torch.full((x.shape[0],), 1000 * c_noise))
+            return x * c_skip + out * c_out
+
+        def step(x, s, s_next):
+            d = denoise(x, s)
+            slope = (x - d) / s
+            if s_next == 0:
+                return d
+            y = x + slope * (s_next - s)
+            slope2 = (y - denoise(y, s_next)) / s_next
+            return x + (slope + slope2) * ((s_next - s) / 2)
+
+        start = smax
+    else:
+        n = 25
+        ts = [min(0.999, (n - i) / n) for i in range(n)] + [0.0]
+        sigmas = [t / (1 - t) for t in ts]
+
+        def step(x, s, s_next):  # x is x^ = x_t / (1 - t); D from the velocity
+            t = s / (1 + s)
+            v = model(x * (1 - t), torch.full((x.shape[0],), 1000 * t))
+            d = (x - v * s) / (1 + s)
+            return d if s_next == 0 else d + (x - d) * (s_next / s)
+
+        start = 1.0
+
+    def sample(b, stamps=None):
+        x = torch.randn(b, 1, 32, 32) * start
+        for i in range(n):
+            x = step(x, sigmas[i], sigmas[i + 1])
+            if stamps is not None:
+                stamps.append(time.perf_counter())
+        return x
+
+    with torch.no_grad():
+        if batch == 1:
+            return bench(lambda: sample(1).sum().item()), count(model)
+        stamps = [time.perf_counter()]
+        sample(batch, stamps)
+    times = [stamps[i + 1] - stamps[i] for i in range(n)]
+    return sum(times[1:]) + statistics.median_low(times), count(model)
+
+
 def mae_step():
     step, params = mae_make_step()
     return bench(step), params
@@ -162,9 +219,12 @@ def pixelcnn_step():
     return bench(step), params
 
 
-workloads = {"pixelcnn_step": pixelcnn_step, "glow_step": glow_step, "gpt_prior_step": gpt_prior_step, "gpt_prior_sample": gpt_prior_sample, "mae_step": mae_step, "dcgan_step": dcgan_step, "dcgan_d_step": lambda: dcgan_d_step(False),
+workloads = {"pixelcnn_step": pixelcnn_step, "glow_step": glow_step, "gpt_prior_step": gpt_prior_step, "gpt_prior_sample": gpt_prior_sample,
+             "mae_step": mae_step, "dcgan_step": dcgan_step, "dcgan_d_step": lambda: dcgan_d_step(False),
              "dcgan_r1_step": lambda: dcgan_d_step(True), "vae_mlp_step": vae_mlp_step, "unet_ddpm_step": unet_ddpm_step,
-             "unet_ddim_sample": unet_ddim_sample}
+             "unet_ddim_sample": unet_ddim_sample,
+             "edm_heun_sample": lambda: sampling("edm", 64), "edm_heun_sample_b1": lambda: sampling("edm", 1),
+             "flow_sample": lambda: sampling("flow", 64), "flow_sample_b1": lambda: sampling("flow", 1)}
 seconds, params = workloads[name]()
 peak = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 print("%s %d %.9g %s params=%d" % (name, threads, seconds, peak, params))

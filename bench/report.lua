@@ -1,5 +1,7 @@
 -- Turns bench results into the tables of bench/README.md.
 -- Usage: lua5.4 bench/report.lua RESULTS README|- [WORKLOAD...]
+-- RESULTS is bench/results.txt, committed: a run on one machine updates its own rows and keeps the
+-- rows measured before (each row says when it was measured).
 -- RESULTS holds lines "<who> <workload> <threads> <seconds> <peak kB> [params=N] [when=T]"; a later
 -- line for the same who/workload/threads replaces an earlier one, so a partial rerun updates only
 -- its rows. The file is rewritten with one line per key. The WORKLOADs give the row order. The
@@ -51,7 +53,7 @@ for _, line in ipairs(lines) do
   local key = w .. "@" .. th
   rows[key] = rows[key] or { w = w, th = tonumber(th), e2e = false }
   local params, when = line:match("params=(%d+)"), line:match("when=(%S+)")
-  rows[key][who] = { s = tonumber(s), kb = tonumber(kb), params = tonumber(params) }
+  rows[key][who] = { s = tonumber(s), kb = tonumber(kb), params = tonumber(params), when = when }
   if params then rows[key].e2e = true end
   if not when then undated = undated + 1 end
   if when then
@@ -84,6 +86,11 @@ local function fmt_time(x)
 end
 local function mb(x) return x and x.kb > 0 and string.format("%.0f", x.kb / 1024) or "" end
 local function ratio(a, b) return a and b and string.format("%.2fx", a.s / b.s) or "" end
+-- when the row was measured: partial reruns leave rows of several dates in one table
+local function measured(r)
+  local x = r.gen or r.torch
+  return x and x.when and x.when:gsub("^%d%d%d%d%-", ""):gsub("T", " ") or ""
+end
 
 -- The machine (bench/run.sh writes it): CPU model, ISA level in use, FMA peak per core of each ISA.
 local machine = { peak = {} }
@@ -118,28 +125,30 @@ end
 
 local out = {
   "| workload | threads | gen | PyTorch | PyTorch / gen | gen GFLOPS | gen / FMA peak | raw OpenBLAS sgemm GFLOPS"
-    .. " | raw gen sgemm GFLOPS | gen peak RSS (MB) | PyTorch peak RSS (MB) |",
-  "|---|---|---|---|---|---|---|---|---|---|---|",
+    .. " | raw gen sgemm GFLOPS | gen peak RSS (MB) | PyTorch peak RSS (MB) | measured (UTC) |",
+  "|---|---|---|---|---|---|---|---|---|---|---|---|",
 }
 for _, r in ipairs(ops) do
   local flops = workload_flops(r.w)
   local function gflops(x) return flops and x and string.format("%.1f", flops / x.s / 1e9) or "" end
   local of_peak = flops and r.gen and peak and string.format("%.0f%%", 100 * flops / r.gen.s / 1e9 / (peak * r.th)) or ""
-  out[#out + 1] = string.format("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.w, r.th, fmt_time(r.gen),
-    fmt_time(r.torch), ratio(r.torch, r.gen), gflops(r.gen), of_peak, gflops(r.raw), gflops(r.rawgen), mb(r.gen), mb(r.torch))
+  out[#out + 1] = string.format("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.w, r.th, fmt_time(r.gen),
+    fmt_time(r.torch), ratio(r.torch, r.gen), gflops(r.gen), of_peak, gflops(r.raw), gflops(r.rawgen), mb(r.gen), mb(r.torch),
+    measured(r))
 end
 if #e2e > 0 then
   out[#out + 1] = ""
-  out[#out + 1] = "| workload | threads | gen | PyTorch | PyTorch / gen | gen 2T speed-up | PyTorch 2T speed-up | gen peak RSS (MB) | PyTorch peak RSS (MB) | parameters |"
-  out[#out + 1] = "|---|---|---|---|---|---|---|---|---|---|"
+  out[#out + 1] = "| workload | threads | gen | PyTorch | PyTorch / gen | gen 2T speed-up | PyTorch 2T speed-up | gen peak RSS (MB) "
+    .. "| PyTorch peak RSS (MB) | parameters | measured (UTC) |"
+  out[#out + 1] = "|---|---|---|---|---|---|---|---|---|---|---|"
   for _, r in ipairs(e2e) do
     local one = r.th == 2 and rows[r.w .. "@1"] or {}
     local g = fmt_time(r.gen)
     -- the examples' loops have no twin; their rate is what a user sees in the progress bar
     if r.gen and r.w:match("^example_") then g = string.format("%s (%.2f steps/s)", g, 1 / r.gen.s) end
-    out[#out + 1] = string.format("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |", r.w, r.th, g, fmt_time(r.torch),
+    out[#out + 1] = string.format("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.w, r.th, g, fmt_time(r.torch),
       ratio(r.torch, r.gen), ratio(one.gen, r.th == 2 and r.gen or nil), ratio(one.torch, r.th == 2 and r.torch or nil),
-      mb(r.gen), mb(r.torch), r.gen and r.gen.params or "")
+      mb(r.gen), mb(r.torch), r.gen and r.gen.params or "", measured(r))
   end
 end
 

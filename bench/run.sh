@@ -28,8 +28,9 @@ isa=$(lua5.4 -e 'package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 sed 's/^/bench: /' build/bench/machine.txt
 
 ops=(add4 add4_grad matmul64 sgemm256 sgemm512 sgemm1024 sgemm2048 linear conv_s2 conv_s1 convT attn256 attn784)
-e2e=(dcgan_step dcgan_d_step dcgan_r1_step vae_mlp_step mae_step glow_step gpt_prior_step gpt_prior_sample gpt_prior_sample_nocache pixelcnn_step
-     unet_ddpm_step unet_ddim_sample example_dcgan example_vae example_ddpm)
+e2e=(dcgan_step dcgan_d_step dcgan_r1_step vae_mlp_step mae_step glow_step gpt_prior_step gpt_prior_sample gpt_prior_sample_nocache
+     pixelcnn_step unet_ddpm_step unet_ddim_sample edm_heun_sample edm_heun_sample_b1 flow_sample flow_sample_b1
+     example_dcgan example_vae example_ddpm)
 all=("${ops[@]}" "${e2e[@]}")
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
@@ -37,7 +38,9 @@ for w in "${selected[@]}"; do
   case " ${all[*]} " in *" $w "*) ;; *) echo "bench: unknown workload '$w' (known: ${all[*]})"; exit 1;; esac
 done
 
-results=build/bench/results.txt readme=bench/README.md
+# bench/results.txt is committed: a partial run replaces its own workloads' lines and the tables are
+# regenerated from all of them, so rows measured in other checkouts or on other days stay
+results=bench/results.txt readme=bench/README.md
 if [ "${GEN_BENCH_QUICK:-}" = 1 ]; then results=build/bench/quick.txt readme=-; fi
 touch "$results"
 when=$(date -u +%Y-%m-%dT%H:%M)

@@ -30,11 +30,12 @@ end
 -- Reconstructions of the first n test images (the rows: original | noisy | reconstruction of the noisy one).
 local test = gen.data.fashion_mnist { split = "test" }
 local test_images = test.images:narrow(1, 1, math.min(run.test_images, test.images:size(1)))
-local function sample(n)
-  local x = test.images:narrow(1, 1, n):float():div(255)
-  local noisy = test_noise(x, gen.Generator(1))
+local function sample(n, _, draw)
+  local first = draw and draw.first or 1 -- a batch of a --sample draw: test images first..first+n-1
+  local x = test.images:narrow(1, first, n):float():div(255)
+  local noisy = test_noise(x, gen.Generator(first))
   local recon = model(x)
-  experiment.write_reconstructions(run.out .. "/reconstructions.png", { x, noisy, model(noisy), recon })
+  if first == 1 then experiment.write_reconstructions(run.out .. "/reconstructions.png", { x, noisy, model(noisy), recon }) end
   return recon * 2 - 1
 end
 

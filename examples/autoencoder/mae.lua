@@ -33,15 +33,16 @@ end
 -- The first n test images, masked, and reconstructed: visible patches as they are, masked ones predicted.
 local test = gen.data.fashion_mnist { split = "test" }
 local test_images = test.images:narrow(1, 1, math.min(run.test_images, test.images:size(1)))
-local function sample(n)
-  local x = test.images:narrow(1, 1, n):float():div(255)
-  local masking = autoencoder.random_masking(n, model.num_patches, { mask_ratio = run.mask_ratio, generator = gen.Generator(1) })
+local function sample(n, _, draw)
+  local first = draw and draw.first or 1 -- a batch of a --sample draw: test images first..first+n-1
+  local x = test.images:narrow(1, first, n):float():div(255)
+  local masking = autoencoder.random_masking(n, model.num_patches, { mask_ratio = run.mask_ratio, generator = gen.Generator(first) })
   local patches = model:patchify(x)
   local pred = autoencoder.mae.to_pixels(model(x, masking), patches, objective)
   local m = masking.mask:view(n, -1, 1)
   local masked = model:unpatchify(patches * (1 - m) + m * 0.5) -- masked patches grey
   local recon = model:unpatchify(patches * (1 - m) + pred * m)
-  experiment.write_reconstructions(run.out .. "/reconstructions.png", { x, masked, recon })
+  if first == 1 then experiment.write_reconstructions(run.out .. "/reconstructions.png", { x, masked, recon }) end
   return recon * 2 - 1
 end
 

@@ -30,8 +30,8 @@ local function step(x)
 end
 
 -- Decoded means of prior samples, mapped to [-1, 1] for the sample files.
-local function sample(n)
-  return autoencoder.decoded_mean(model:decode(gen.randn(n, model.latent)), run.likelihood) * 2 - 1
+local function sample(n, _, draw)
+  return autoencoder.decoded_mean(model:decode(experiment.noise(draw, n, model.latent)), run.likelihood) * 2 - 1
 end
 
 local test = gen.data.fashion_mnist { split = "test" }

@@ -58,9 +58,9 @@ local function step(x, y)
 end
 
 local lo, hi = stage1.range[1], stage1.range[2]
-local function sample(n)
+local function sample(n, _, draw)
   model:eval()
-  local labels = classes > 0 and experiment.class_labels(run, n, classes) or nil
+  local labels = classes > 0 and experiment.class_labels(run, n, classes, draw) or nil
   local codes = autoregressive.sample(model, n, { labels = labels, temperature = run.temperature, top_k = run.top_k,
     top_p = run.top_p })
   model:train()

@@ -101,8 +101,8 @@ end
 
 -- samples drawn in raster order, mapped to [-1, 1] (codes decoded by the VQ-VAE); conditional
 -- models also return the labels
-local function sample(n)
-  local labels = classes > 0 and experiment.class_labels(run, n, classes) or nil
+local function sample(n, _, draw)
+  local labels = classes > 0 and experiment.class_labels(run, n, classes, draw) or nil
   local o = { labels = labels, temperature = run.temperature }
   if codes then return vq:decode_indices(ar.sample_codes(model, n, o)):clamp(0, 1) * 2 - 1, labels end
   return ar.sample(model, n, o):float() * (2 / 255) - 1, labels

@@ -31,12 +31,13 @@ end
 
 -- Reconstructions of the first n test images (rows: original | reconstruction), through the codes.
 local test = gen.data.fashion_mnist { split = "test" }
-local function sample(n)
+local function sample(n, _, draw)
+  local first = draw and draw.first or 1 -- a batch of a --sample draw: test images first..first+n-1
   model:eval()
-  local x = test.images:narrow(1, 1, n):float():div(255)
+  local x = test.images:narrow(1, first, n):float():div(255)
   local recon = model:decode_indices(model:encode_indices(x)):clamp(0, 1)
   model:train()
-  experiment.write_reconstructions(run.out .. "/reconstructions.png", { x, recon })
+  if first == 1 then experiment.write_reconstructions(run.out .. "/reconstructions.png", { x, recon }) end
   return recon * 2 - 1
 end
 

@@ -32,8 +32,8 @@ end
 
 -- Samples with the EMA weights (unless --raw-weights); 32x32 images cropped back to 28x28. With
 -- --classifier, classes as --class says (or cycling), for the classifier's guidance.
-local function sample(n)
-  return d.sample_images(model, ema, n, run.classifier ~= "" and experiment.class_labels(run, n, 10) or nil)
+local function sample(n, _, draw)
+  return d.sample_images(model, ema, n, run.classifier ~= "" and experiment.class_labels(run, n, 10, draw) or nil, draw)
 end
 
 experiment.train(run, {

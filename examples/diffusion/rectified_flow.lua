@@ -29,7 +29,7 @@ local function step(x, y)
 end
 
 -- --class K draws class K; otherwise the classes cycle along the rows of the grid.
-local function sample(n) return d.sample_images(model, ema, n, experiment.class_labels(run, n, classes)) end
+local function sample(n, _, draw) return d.sample_images(model, ema, n, experiment.class_labels(run, n, classes, draw), draw) end
 
 experiment.train(run, {
   state = { model = model, optimizer = opt, ema = ema, diffusion = d.settings },

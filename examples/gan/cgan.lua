@@ -25,9 +25,9 @@ local function step(x, y)
 end
 
 -- --class K draws class K; otherwise classes cycle 1..10 (rows of the sample grid).
-local function sample(n)
-  local labels = experiment.class_labels(run, n, 10)
-  return G(gen.randn(n, G.z_dim), labels), labels
+local function sample(n, _, draw)
+  local labels = experiment.class_labels(run, n, 10, draw)
+  return G(experiment.noise(draw, n, G.z_dim), labels), labels
 end
 
 experiment.train(run, {

@@ -42,7 +42,7 @@ end
 
 -- Samples with batch statistics (train-mode batch norm), as the DCGAN paper's generator runs;
 -- running averages lag far behind a generator that is still moving.
-local function sample(n) return G(gen.randn(n, run.z_dim)) end
+local function sample(n, _, draw) return G(experiment.noise(draw, n, run.z_dim)) end
 
 experiment.train(run, {
   state = { G = G, D = D, opt_g = opt_g, opt_d = opt_d },

@@ -21,5 +21,5 @@ experiment.train(run, {
   data = gen.data.fashion_mnist { split = "train" },
   losses = { "loss_d", "loss_g" },
   step = step,
-  sample = function(n) return G(gen.randn(n, run.z_dim)) end,
+  sample = function(n, _, draw) return G(experiment.noise(draw, n, run.z_dim)) end,
 })

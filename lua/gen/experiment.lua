@@ -8,10 +8,12 @@
 -- Options every example takes: --out DIR (runs/NAME), --epochs N, --steps N (either bounds
 -- training; both count the total across resumes), --batch N, --seed N, --threads N, --resume,
 -- --sample N (load DIR's checkpoint, write N images as DIR/samples.idx and DIR/samples.png),
--- --class K and --guidance W (conditional models), --log-every N, --eval N (after training or
--- --sample, score N fresh samples with gen.metrics against the test set: printed and written to
--- DIR/metrics.txt, drawn --eval-batch N (64) at a time; conditional models' sample functions return the requested labels too, which
--- adds the classifier's agreement with them), --detect-anomaly (gen.autograd.detect_anomaly: the first
+-- --sample-batch B (64: --sample and --eval draw B images at a time, so time per image and memory
+-- stay those of batch B whatever N is), --class K and --guidance W (conditional models),
+-- --log-every N, --eval N (after training or --sample, score N fresh samples with gen.metrics
+-- against the test set: printed and written to DIR/metrics.txt, drawn --sample-batch at a time, or
+-- --eval-batch B if given; conditional models' sample functions return the requested labels too,
+-- which adds the classifier's agreement with them), --detect-anomaly (gen.autograd.detect_anomaly: the first
 -- op producing NaN or Inf stops the run, named with its line), --dist (data-parallel over the
 -- ranks of `mpirun -np P`: see "Data-parallel runs" below; --dist-deterministic reduces gradients
 -- in a fixed rank order, --dist-sync-bn normalizes batch norms over the global batch).
@@ -32,11 +34,11 @@ local gen = require "gen"
 local M = {}
 
 local common = { out = "", epochs = 0, steps = 0, batch = 64, seed = 0, threads = 0, resume = false, sample = 0,
-  class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500, eval = 0, eval_batch = 64,
+  sample_batch = 64, class = 0, guidance = 0.0, log_every = 50, checkpoint_every = 500, eval = 0, eval_batch = 0,
   detect_anomaly = false, dist = false, dist_deterministic = false, dist_sync_bn = false, stage1 = "" }
 -- the smallest value each common count accepts
-local minimum = { epochs = 0, steps = 0, batch = 1, seed = 0, threads = 0, sample = 0, class = 0, log_every = 1,
-  checkpoint_every = 1, eval = 0, eval_batch = 1 }
+local minimum = { epochs = 0, steps = 0, batch = 1, seed = 0, threads = 0, sample = 0, sample_batch = 1, class = 0,
+  log_every = 1, checkpoint_every = 1, eval = 0, eval_batch = 0 }
 
 local Choice = {}
 --- An option that takes one of a fixed set of strings: experiment.choice("ddim", {"ddim", "ddpm"}).
@@ -177,20 +179,50 @@ local function plot_losses(run, losses)
   return names
 end
 
+-- The seed of image `index` of a draw seeded with `seed`: its own stream, whatever batch it falls in.
+local function image_seed(seed, index) return (seed << 32) + index end
+
+--- The noise of a batch of a draw: a tensor {n, ...dims} whose row i comes from the draw's own
+-- stream for its image (draw.generators[i]), so an image gets the same noise in any batch; without
+-- a draw (the grid after training), from gen's global stream.
+function M.noise(draw, n, ...)
+  local dims = { ... }
+  if not draw then return gen.randn(n, table.unpack(dims)) end
+  if #draw.generators ~= n then error(string.format("gen.experiment.noise: %d rows for a batch of %d images", n, #draw.generators), 2) end
+  local rows = {}
+  for i, g in ipairs(draw.generators) do rows[i] = gen.randn({ 1, table.unpack(dims) }, { generator = g }) end
+  return gen.cat(rows, 1)
+end
+
+--- n images of spec.sample (and their labels if it returns them), drawn in batches of `batch`:
+-- spec.sample(b, run, draw) for each batch, without autograd, where draw = {first = index of the
+-- batch's first image in 1..n, generators = one gen.Generator per image of the batch, seeded from
+-- (seed, image index)}. A sample function that draws all its randomness from draw.generators
+-- (experiment.noise, the diffusion samplers' generator option) gives the same images for every
+-- batch size; the others draw from gen's global stream, seeded with `seed` once, and are
+-- reproducible for a given batch size. Why batches: a UNet pass over 2000 images held 3.1 GB and
+-- ran 72 s per sampling step, 10x the time of the same images 64 at a time.
+function M.draw(run, spec, n, seed, batch)
+  batch = batch or run.sample_batch
+  if math.type(batch) ~= "integer" or batch < 1 then M.fail(run.script, "option --sample-batch must be >= 1, got " .. tostring(batch)) end
+  gen.manual_seed(seed)
+  local parts, part_labels = {}, {}
+  for first = 1, n, batch do
+    local b = math.min(batch, n - first + 1)
+    local draw = { first = first, generators = {} }
+    for i = 1, b do draw.generators[i] = gen.Generator(image_seed(seed, first + i - 1)) end
+    local images, labels = gen.no_grad(spec.sample, b, run, draw)
+    parts[#parts + 1], part_labels[#part_labels + 1] = images, labels
+  end
+  return gen.cat(parts), #part_labels == #parts and gen.cat(part_labels) or nil
+end
+
 --- Scores n samples of spec.sample with gen.metrics; prints the line and writes DIR/metrics.txt.
 function M.evaluate(run, spec, n)
   local metrics = require "gen.metrics"
-  gen.manual_seed(run.seed + 2)
   local t0 = gen.time()
-  if run.eval_batch < 1 then error("--eval-batch must be >= 1, got " .. run.eval_batch, 0) end
-  -- in batches: a UNet pass over 500 images (250 with guidance) holds 130 MB per activation and
-  -- ran 1.7x slower per image than one over 64, whose 16 MB activations stay in L3
-  local parts, part_labels = {}, {}
-  for first = 1, n, run.eval_batch do
-    local images, labels = gen.no_grad(spec.sample, math.min(run.eval_batch, n - first + 1), run)
-    parts[#parts + 1], part_labels[#part_labels + 1] = images, labels
-  end
-  local images, labels = gen.cat(parts), #part_labels == #parts and gen.cat(part_labels) or nil
+  local batch = run.eval_batch > 0 and run.eval_batch or run.sample_batch
+  local images, labels = M.draw(run, spec, n, run.seed + 2, batch)
   local seconds = gen.time() - t0
   local r = metrics.evaluate(images:clamp(-1, 1), { labels = labels })
   local line = string.format("%s: %d samples (%.1f s)  FID %.2f  KID %.4f  IS %.2f  coverage %.3f%s", run.name, r.n, seconds,
@@ -280,8 +312,9 @@ function M.train(run, spec)
   if run.sample > 0 and not ctx.main then return end
   if run.sample > 0 then
     load_checkpoint(run, ck_path, spec.state, "--sample")
-    gen.manual_seed(run.seed + 1)
-    local images = gen.no_grad(spec.sample, run.sample, run)
+    local t0 = gen.time()
+    local images = M.draw(run, spec, run.sample, run.seed + 1)
+    if os.getenv("GEN_SAMPLE_TIME") then io.stderr:write(string.format("sampling: %.2f s\n", gen.time() - t0)) end
     M.write_samples(run.out, images, spec.nrow)
     print(string.format("wrote %d samples to %s/samples.idx and %s/samples.png", run.sample, run.out, run.out))
     if run.eval > 0 then M.evaluate(run, spec, run.eval) end
@@ -384,11 +417,12 @@ function M.probe(run, features, name)
 end
 
 --- The labels of n samples of a class-conditional model: all --class K, or, without --class, the
--- classes 1..classes cycling (so each column of a grid with nrow = classes is one class).
-function M.class_labels(run, n, classes)
+-- classes 1..classes cycling (so each column of a grid with nrow = classes is one class). With a
+-- draw (see M.draw), the labels of its batch: the cycle continues from image draw.first.
+function M.class_labels(run, n, classes, draw)
   if run.class > classes then M.fail(run.script, string.format("option --class must be in 1..%d, got %d", classes, run.class)) end
-  local labels = {}
-  for i = 1, n do labels[i] = run.class > 0 and run.class or (i - 1) % classes + 1 end
+  local labels, first = {}, draw and draw.first or 1
+  for i = 1, n do labels[i] = run.class > 0 and run.class or (first + i - 2) % classes + 1 end
   return gen.tensor(labels, "int64")
 end
 

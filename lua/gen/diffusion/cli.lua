@@ -133,9 +133,9 @@ function M.build(run)
   end
 
   --- n images {n, 1, 28, 28}: d.sample's 32x32 images with the sampling weights, cropped back to
-  -- the data's 28x28; and the labels they were drawn for.
-  function d.sample_images(model, ema, n, labels)
-    local x = d.with_sampling_weights(ema, d.sample, model, n, labels)
+  -- the data's 28x28; and the labels they were drawn for. draw: gen.experiment's batch of a draw.
+  function d.sample_images(model, ema, n, labels, draw)
+    local x = d.with_sampling_weights(ema, d.sample, model, n, labels, draw)
     return x:narrow(3, 3, 28):narrow(4, 3, 28), labels
   end
 
@@ -156,12 +156,14 @@ function M.build(run)
   end
 
   --- n images {n, 1, 32, 32} from model (EMA weights swapped in by the caller), labels optional.
-  function d.sample(model, n, labels)
+  -- With a draw (gen.experiment.draw), every image's noise comes from its own generator: the same
+  -- images in any --sample-batch.
+  function d.sample(model, n, labels, draw)
     local steps = run.sample_steps
     if steps == 0 then steps = (run.sampler == "ddpm" and process.T) or 50 end
     local opts = { sampler = run.sampler, steps = steps, schedule = run.schedule, labels = labels,
       guidance = labels and run.guidance or nil, churn = run.churn, resample = run.resample,
-      variance = run.learn_variance and "learned" or nil }
+      variance = run.learn_variance and "learned" or nil, generator = draw and draw.generators or nil }
     if run.eta >= 0 then opts.eta = run.eta end
     if run.init_image ~= "" then
       opts.init = load_image(run, run.init_image, "init-image", -1, 1, -1):expand(n, 1, 32, 32)

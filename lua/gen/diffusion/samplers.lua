@@ -104,7 +104,9 @@ end
 -- (gen.diffusion.processes), calling denoise(x, sigma) -> D(x, sigma), the denoised estimate. The
 -- probability-flow ODE in this form is dx/dsigma = (x - D(x, sigma)) / sigma (Karras et al., 2022,
 -- eq. 3 with s = 1, sigma(t) = t). Options every one takes:
---   generator  the gen.Generator for every random draw (default: gen's global stream)
+--   generator  the gen.Generator for every random draw (default: gen's global stream), or a list
+--              of one generator per image (the first dimension): image i's noise then comes from
+--              generator i alone, so it does not depend on the batch it is drawn in
 --   callback   callback(i, x, denoised, sigma) after step i, with the new x at sigma = sigmas[i + 1]
 --   progress   false: no progress bar
 --   mask, known  inpainting: mask (1 = known) and the known image x_0 (both broadcast to x); after
@@ -116,7 +118,15 @@ end
 
 local function fail(fn, msg, ...) error(string.format("gen.diffusion." .. fn .. ": " .. msg, ...), 3) end
 
-local function randn(x, g) return gen.randn(x.shape, { generator = g }) end
+-- Standard normal noise of a shape; with a list of generators, row i from generator i.
+local function randn_shape(shape, g)
+  if type(g) ~= "table" then return gen.randn(shape, { generator = g }) end
+  if #g ~= shape[1] then fail("sample", "%d generators for %d images", #g, shape[1]) end
+  local row, rows = { 1, table.unpack(shape, 2) }, {}
+  for i, gi in ipairs(g) do rows[i] = gen.randn(row, { generator = gi }) end
+  return gen.cat(rows, 1)
+end
+local function randn(x, g) return randn_shape(x.shape, g) end
 
 -- One Euler step of the ODE from sigma to sigma_next given D at (x, sigma):
 -- x + (sigma_next - sigma) (x - D) / sigma, computed as D + (sigma_next / sigma) (x - D), which is
@@ -386,8 +396,7 @@ function M.sample(denoiser, shape, opts)
   local steps = opts.steps or 50
   if math.type(steps) ~= "integer" or steps < 1 then fail("sample", "steps must be a positive integer, got %s", tostring(steps)) end
   local sigmas = schedules.step_sigmas(process, opts.schedule or "uniform", steps, opts)
-  local g = opts.generator
-  local z = gen.randn(shape, { generator = g })
+  local z = randn_shape(shape, opts.generator)
   local x
   if opts.init then
     local init, strength = opts.init, opts.strength or 1
