@@ -77,6 +77,7 @@ describe("every example", function()
   local cases = {
     { "gan/gan", "--loss minimax" }, { "gan/cgan", "" }, { "gan/cgan", "--model dcgan", "cdcgan" },
     { "autoencoder/vae", "--model conv" }, { "diffusion/ddpm", "--sample-steps 2" },
+    { "autoencoder/vae", "--likelihood discretized --clip 200 --iw 3 --test-images 20", "vae_discretized" },
     { "diffusion/rectified_flow", "--sample-steps 2" },
     { "diffusion/ddpm", "--process edm --parameterization edm --sampler heun --schedule karras --sample-steps 2 --adaptive-norm", "edm" },
     { "diffusion/rectified_flow", "--process vp --parameterization v --weighting min_snr --sampler dpmpp_2m --schedule logsnr --sample-steps 2", "vflow" },

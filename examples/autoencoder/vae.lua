@@ -61,7 +61,7 @@ local function report()
 end
 
 experiment.train(run, {
-  state = { model = model, optimizer = opt, settings = experiment.settings(run, { "likelihood", "model", "latent" }, { optional = true }) },
+  state = { model = model, optimizer = opt, config = experiment.settings(run, { "likelihood", "model", "latent" }, { optional = true }) },
   data = gen.data.fashion_mnist { split = "train" },
   transform = { range = { 0, 1 } },
   losses = { "loss", "recon", "kl" },
