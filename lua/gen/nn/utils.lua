@@ -61,11 +61,11 @@ function M.spectral_norm(m, opts)
   check_module(who, m)
   opts = opts or {}
   local name = opts.name or "weight"
+  if hooks(m) and hooks(m)[name] then error(string.format("%s: '%s' of %s is already spectrally normalized", who, name, m.__name), 2) end
   local w = rawget(m, name)
   if not (gen.is_tensor(w) and base.is_parameter(w)) then
     error(string.format("%s: %s has no parameter '%s'", who, m.__name, tostring(name)), 2)
   end
-  if hooks(m) and hooks(m)[name] then error(string.format("%s: '%s' of %s is already spectrally normalized", who, name, m.__name), 2) end
   if w:dim() < 2 then error(string.format("%s: '%s' must have at least 2 dims, got {%s}", who, name, table.concat(w.shape, ",")), 2) end
   local iters = opts.power_iterations or 1
   if math.type(iters) ~= "integer" or iters < 1 then
