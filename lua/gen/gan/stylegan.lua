@@ -39,8 +39,8 @@ function M.check_r1(who)
 end
 
 --- step(G, D, opt_g, opt_d, x, {labels, mixing = 0.9, r1 = 0, r1_every = 16, step = 1, ema})
--- -> {loss_d, loss_g, r1 (on steps that ran it, else nil)}. ema (a gen.optim.EMA of G) is
--- updated after G's step.
+-- -> {loss_d, loss_g, r1 (on steps that ran it, else nil: the penalty gamma/2 E||grad||^2, before
+-- the scaling by r1_every)}. ema (a gen.optim.EMA of G) is updated after G's step.
 function M.step(G, D, opt_g, opt_d, x, opts)
   opts = opts or {}
   local labels, gamma, every = opts.labels, opts.r1 or 0, opts.r1_every or 16
@@ -50,13 +50,13 @@ function M.step(G, D, opt_g, opt_d, x, opts)
   local fake = G(gen.randn(n, G.z_dim), { labels = labels, mixing = opts.mixing or 0.9 })
 
   opt_d:zero_grad()
-  local loss_d = gan.discriminator_loss(D(x, labels), D(fake:detach(), labels))
-  local total, r1 = loss_d, nil
+  local r1, real_logits
   if gamma > 0 and (opts.step or 1) % every == 0 then
-    local d = labels and function(v) return D(v, labels) end or D
-    r1 = gan.r1_penalty(d, x, gamma)
-    total = loss_d + r1 * every
+    -- the penalty comes scaled by `every`, with D's logits on x (their graph serves the loss too)
+    r1, real_logits = gan.r1_penalty(D, x, gamma, { every = every, labels = labels })
   end
+  local loss_d = gan.discriminator_loss(real_logits or D(x, labels), D(fake:detach(), labels))
+  local total = r1 and loss_d + r1 or loss_d
   total:backward()
   opt_d:step()
 
@@ -65,7 +65,7 @@ function M.step(G, D, opt_g, opt_d, x, opts)
   loss_g:backward()
   opt_g:step()
   if opts.ema then opts.ema:update() end
-  return { loss_d = loss_d:item(), loss_g = loss_g:item(), r1 = r1 and r1:item() or nil }
+  return { loss_d = loss_d:item(), loss_g = loss_g:item(), r1 = r1 and r1:item() / every or nil }
 end
 
 local function blank(like) return gen.full({ 1, table.unpack(like.shape, 2) }, -1, like.dtype) end
