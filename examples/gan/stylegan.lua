@@ -34,8 +34,9 @@ local function step(x, _, i)
   return train.step(G, D, opt_g, opt_d, x, { mixing = run.mixing, r1 = run.r1, r1_every = run.r1_every, step = i, ema = ema })
 end
 
--- Samples of the EMA generator in evaluation mode (w_avg frozen), truncated by --psi; 32x32
--- samples are cropped to the data's 28x28.
+-- Samples of the EMA generator in evaluation mode (w_avg frozen), truncated by --psi, 250 at a
+-- time (--sample 10000 in one batch would hold gigabytes of activations); 32x32 samples are
+-- cropped to the data's 28x28.
 local function with_ema(fn)
   ema:swap()
   G:eval()
@@ -47,8 +48,12 @@ local function with_ema(fn)
 end
 local function sample(n)
   return with_ema(function()
-    local x = G(gen.randn(n, run.z_dim), { psi = run.psi })
-    return resolution == 32 and x:narrow(3, 3, 28):narrow(4, 3, 28) or x
+    local parts = {}
+    for first = 1, n, 250 do
+      local x = G(gen.randn(math.min(250, n - first + 1), run.z_dim), { psi = run.psi })
+      parts[#parts + 1] = resolution == 32 and x:narrow(3, 3, 28):narrow(4, 3, 28) or x
+    end
+    return gen.cat(parts, 1)
   end)
 end
 
