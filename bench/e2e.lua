@@ -53,6 +53,30 @@ workloads.dcgan_step = function()
   return seconds, G:num_parameters() + D:num_parameters()
 end
 
+-- One D update of the DCGAN on real and (fixed) generated images, plain or with R1 (gamma 10) on
+-- the real batch every step: the R1 step differentiates D's input gradient (double backward).
+local function dcgan_d_step(r1)
+  local gan = require "gen.gan"
+  local G, D = dcgan.Generator { z_dim = 100 }, dcgan.Discriminator()
+  local opt_d = gen.optim.Adam(D, { lr = 2e-4, betas = { 0.5, 0.999 } })
+  local x = gen.rand(64, 1, 28, 28) * 2 - 1
+  local fake = gen.no_grad(G, gen.randn(64, 100))
+  local ones, zeros = gen.ones(64, 1), gen.zeros(64, 1)
+  local seconds = bench(function()
+    opt_d:zero_grad()
+    local penalty, real_out
+    if r1 then penalty, real_out = gan.r1_penalty(D, x, 10) else real_out = D(x) end
+    local loss = gen.bce_with_logits(real_out, ones) + gen.bce_with_logits(D(fake), zeros)
+    if penalty then loss = loss + penalty end
+    loss:backward()
+    opt_d:step()
+    return loss:item()
+  end)
+  return seconds, D:num_parameters()
+end
+workloads.dcgan_d_step = function() return dcgan_d_step(false) end
+workloads.dcgan_r1_step = function() return dcgan_d_step(true) end
+
 workloads.vae_mlp_step = function()
   local model = vae.MLP { input = 784, hidden = 400, latent = 20 }
   local opt = gen.optim.Adam(model, { lr = 1e-3 })

@@ -49,6 +49,30 @@ def dcgan_step():
     return bench(step), count(update.G, update.D)
 
 
+def dcgan_d_step(r1):
+    """One D update of the DCGAN on real and fixed generated images, plain or with R1 (gamma 10)
+    on the real batch, through torch.autograd.grad(create_graph=True), as gen.gan.r1_penalty."""
+    update = DCGANUpdate()
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        fake = update.G(torch.randn(64, 100))
+
+    def step():
+        update.opt_d.zero_grad(set_to_none=True)
+        xr = x.detach().requires_grad_(r1)
+        out = update.D(xr)
+        loss = F.binary_cross_entropy_with_logits(out, update.real) + \
+            F.binary_cross_entropy_with_logits(update.D(fake), update.fake)
+        if r1:
+            g, = torch.autograd.grad(out.sum(), xr, create_graph=True)
+            loss = loss + g.pow(2).flatten(1).sum(1).mean() * 5
+        loss.backward()
+        update.opt_d.step()
+        return loss.item()
+
+    return bench(step), count(update.D)
+
+
 def vae_mlp_step():
     model = VAE()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -149,7 +173,8 @@ def stylegan_r1_step():
     return bench(step), params
 
 
-workloads = {"stylegan_step": stylegan_step, "stylegan_r1_step": stylegan_r1_step, "pixelcnn_step": pixelcnn_step, "glow_step": glow_step, "gpt_prior_step": gpt_prior_step, "gpt_prior_sample": gpt_prior_sample, "mae_step": mae_step, "dcgan_step": dcgan_step, "vae_mlp_step": vae_mlp_step, "unet_ddpm_step": unet_ddpm_step,
+workloads = {"stylegan_step": stylegan_step, "stylegan_r1_step": stylegan_r1_step, "pixelcnn_step": pixelcnn_step, "glow_step": glow_step, "gpt_prior_step": gpt_prior_step, "gpt_prior_sample": gpt_prior_sample, "mae_step": mae_step, "dcgan_step": dcgan_step, "dcgan_d_step": lambda: dcgan_d_step(False),
+             "dcgan_r1_step": lambda: dcgan_d_step(True), "vae_mlp_step": vae_mlp_step, "unet_ddpm_step": unet_ddpm_step,
              "unet_ddim_sample": unet_ddim_sample}
 seconds, params = workloads[name]()
 peak = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0]

@@ -19,7 +19,7 @@ cc -O2 -o build/bench/sgemm_raw bench/sgemm_raw.c -I/usr/include/x86_64-linux-gn
   -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas
 
 ops=(add4 add4_grad matmul64 sgemm256 sgemm512 sgemm1024 sgemm2048 linear conv_s2 conv_s1 convT attn256 attn784)
-e2e=(dcgan_step vae_mlp_step mae_step glow_step gpt_prior_step gpt_prior_sample gpt_prior_sample_nocache pixelcnn_step stylegan_step
+e2e=(dcgan_step dcgan_d_step dcgan_r1_step vae_mlp_step mae_step glow_step gpt_prior_step gpt_prior_sample gpt_prior_sample_nocache pixelcnn_step stylegan_step stylegan_r1_step
      unet_ddpm_step unet_ddim_sample example_dcgan example_vae example_ddpm)
 all=("${ops[@]}" "${e2e[@]}")
 selected=("$@")

@@ -32,7 +32,8 @@
  * backward(node, grad_out, grad_in) writes a new reference into grad_in[i] for every input i with
  * node->edges[i] live (gen_edge_live), shaped like that input (node->edges[i].shape); it may leave a
  * slot NULL for "zero gradient". It runs with grad mode off, so it may freely call the ordinary ops.
- * It returns 0, or -1 with an error set.
+ * It returns 0, or -1 with an error set. An op may also give a graph_backward, the same gradient
+ * written with differentiable ops, which gen_grad runs with grad mode on (see "double backward").
  *
  * gen_backward() sorts the graph iteratively (an explicit stack: a 1000-step sampler left in grad
  * mode must not overflow the C stack), runs nodes in reverse topological order, accumulates into
@@ -60,6 +61,7 @@ typedef struct gen_edge {
   gen_dtype dtype;
   int ndim;
   int64_t shape[GEN_MAX_DIMS];
+  bool skip; /* engine scratch: gen_grad prunes an edge that leads to none of its inputs */
 } gen_edge;
 
 struct gen_node {
@@ -68,9 +70,13 @@ struct gen_node {
   gen_backward_fn backward;
   int n_inputs;
   gen_edge edges[GEN_NODE_MAX_INPUTS];
+  /* The backward written with differentiable ops, run when a graph of the backward pass is being
+   * created (gen_grad with create_graph); NULL when the op does not support it. */
+  gen_backward_fn graph_backward;
   int n_saved;
   gen_tensor *saved[GEN_NODE_MAX_SAVED];
   uint64_t saved_version[GEN_NODE_MAX_SAVED];
+  bool saved_is_output[GEN_NODE_MAX_SAVED]; /* an alias of the op's own result (no identity) */
   /* the op's attribute struct (GEN_ATTRS / GEN_NODE_ATTRS) */
   _Alignas(max_align_t) unsigned char attrs[GEN_NODE_ATTR_BYTES];
   void *extra; /* op-owned memory too large for attrs, freed with free_extra */
@@ -81,6 +87,8 @@ struct gen_node {
   gen_tensor *grad_accum;
   int64_t pending;
   uint64_t visit_mark;
+  bool reach;  /* gen_grad: some edge leads to an input asked for */
+  bool target; /* gen_grad: the grad_fn of an input asked for */
 };
 
 /* Grad mode (on by default). gen_no_grad in Lua turns it off around a function call. */
@@ -129,6 +137,8 @@ typedef struct {
 typedef struct {
   gen_op op;
   gen_backward_fn backward;
+  /* Optional: the same backward written with differentiable ops (see "Double backward" below). */
+  gen_backward_fn graph_backward;
   gen_tensor_list inputs; /* an edge each, in order; NULL entries are inputs with no gradient */
   /* Kept for backward, fetched with gen_node_saved(node, i) in order. NULL entries are skipped, so
    * optional ones go last. out itself may appear: it is saved without a reference cycle. */
@@ -166,6 +176,53 @@ void gen_set_grad_hooks(gen_grad_ready_fn ready, gen_backward_end_fn end);
 
 /* grad may be NULL for a one-element root (then it is 1). */
 int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph);
+
+/* ---- double backward ----
+ * gen_grad returns d(sum_i <outputs[i], grad_outputs[i]>)/d inputs[j] in results[j] (a new
+ * reference each; NULL when the input is not reached from the outputs, or reached but given no
+ * gradient: used[j] tells the two apart) without touching any leaf's .grad. It runs only the nodes
+ * on a path from an output to an input (the other edges are pruned with gen_edge.skip).
+ *
+ * With create_graph it runs every node's graph_backward with grad mode on, so the gradients it
+ * computes are themselves recorded: they are functions of the forward graph's tensors and can be
+ * differentiated again. A graph_backward is written with the differentiable ops (gen_mul,
+ * gen_conv_transpose2d, ...) on tensors that carry their autograd identity: saved inputs are the
+ * input tensors themselves (or gen_node_saved_input for a saved copy), and a saved own result is
+ * swapped, for the duration of the call, for an alias whose grad_fn is the node itself. A node
+ * without a graph_backward fails the call before anything runs ("create_graph is not supported
+ * through <op>").
+ *
+ * Cycles: the recorded graph points only backwards, at the forward graph (through saved tensors
+ * and the aliases), never the reverse: gen_grad writes no .grad and the forward nodes keep no
+ * reference to what their backward produced once the sweep ends. So refcounting frees it all.
+ * grad_outputs may be NULL, or hold NULL entries, for one-element outputs (then 1). */
+int gen_grad(int n_out, gen_tensor *const *outputs, gen_tensor *const *grad_outputs, int n_in, gen_tensor *const *inputs,
+             bool create_graph, bool retain_graph, gen_tensor **results, bool *used);
+
+/* For a graph_backward: saved tensor saved_i, which holds the values of input input_i (possibly a
+ * contiguous copy made by the forward), as a tensor with that input's autograd identity. New
+ * reference, or NULL with an error set. */
+gen_tensor *gen_node_saved_input(gen_node *node, int saved_i, int input_i);
+/* The temporaries of a graph_backward, freed together: GEN_KEEP(&ar, expr) evaluates expr only
+ * while nothing has failed (so a NULL never reaches an op) and keeps its result:
+ *     gen_arena ar = {0};
+ *     gen_tensor *s = GEN_KEEP(&ar, gen_unary(GEN_UN_SIGMOID, x, 0, 0));
+ *     gen_tensor *d = GEN_KEEP(&ar, gen_mul(g, s));
+ *     grad_in[0] = gen_arena_take(&ar, d);      -- NULL if anything failed; frees the rest */
+#define GEN_ARENA_MAX 64
+typedef struct {
+  gen_tensor *t[GEN_ARENA_MAX];
+  int n;
+  bool failed;
+} gen_arena;
+gen_tensor *gen_arena_keep(gen_arena *a, gen_tensor *t);
+#define GEN_KEEP(a, expr) ((a)->failed ? NULL : gen_arena_keep((a), (expr)))
+/* A new reference to t (NULL when the arena failed), then every temporary is released. */
+gen_tensor *gen_arena_take(gen_arena *a, gen_tensor *t);
+void gen_arena_free(gen_arena *a);
+
+/* How many times each op's graph_backward ran inside a second-order check (counting on). */
+int64_t gen_graph_backward_count(gen_op op);
 
 /* Errors (and returns -1) when t takes part in autograd and must not be written in place. */
 int gen_check_inplace(gen_tensor *t);

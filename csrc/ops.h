@@ -42,6 +42,7 @@
   X(CONV2D, "conv2d") X(CONV_TRANSPOSE2D, "conv_transpose2d") X(MAX_POOL2D, "max_pool2d")          \
   X(AVG_POOL2D, "avg_pool2d") X(UPSAMPLE_NEAREST, "upsample_nearest")                              \
   X(UPSAMPLE_BILINEAR, "upsample_bilinear") X(PAD, "pad")                                          \
+  X(RESAMPLE_BACKWARD, "resample_backward")                                                        \
   /* normalization, regularization (ops_norm.c) */                                                \
   X(BATCH_NORM, "batch_norm") X(GROUP_NORM, "group_norm") X(LAYER_NORM, "layer_norm")              \
   X(DROPOUT, "dropout")                                                                            \

@@ -13,6 +13,8 @@
 
 #include "autograd.h"
 #include "iter.h"
+#include "ops_reduce.h"
+#include "ops_unary.h"
 
 /* ---- raw tensor-level kernels (no autograd): broadcasting, dtype promotion, threads ---- */
 
@@ -218,6 +220,106 @@ static int pow_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return rc;
 }
 
+/* ---- the same backwards with differentiable ops, for create_graph (autograd.h) ---- */
+
+gen_tensor *gen_scale(gen_tensor *a, double s) {
+  gen_tensor *k = gen_scalar(a->dtype, s);
+  gen_tensor *out = k ? gen_mul(a, k) : NULL;
+  gen_release(k);
+  return out;
+}
+
+gen_tensor *gen_add_scalar(gen_tensor *a, double s) {
+  gen_tensor *k = gen_scalar(a->dtype, s);
+  gen_tensor *out = k ? gen_add(a, k) : NULL;
+  gen_release(k);
+  return out;
+}
+
+/* grad_in[i] = sum_to(t) for input i (t consumed; NULL t is an error already set) */
+static int to_input(gen_node *n, int i, gen_tensor *t, gen_tensor **grad_in) {
+  if (!t) return -1;
+  grad_in[i] = gen_sum_to(t, n->edges[i].ndim, n->edges[i].shape);
+  gen_release(t);
+  return grad_in[i] ? 0 : -1;
+}
+
+static int add_sub_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  if (gen_edge_live(&n->edges[0])) {
+    gen_retain(g);
+    if (to_input(n, 0, g, grad_in) < 0) return -1;
+  }
+  if (!gen_edge_live(&n->edges[1])) return 0;
+  if (n->op == GEN_OP_ADD) gen_retain(g);
+  return to_input(n, 1, n->op == GEN_OP_ADD ? g : gen_neg(g), grad_in);
+}
+
+static int mul_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *a = gen_node_saved(n, 0), *b = a ? gen_node_saved(n, 1) : NULL;
+  if (!b) return -1;
+  if (gen_edge_live(&n->edges[0]) && to_input(n, 0, gen_mul(g, b), grad_in) < 0) return -1;
+  if (gen_edge_live(&n->edges[1]) && to_input(n, 1, gen_mul(g, a), grad_in) < 0) return -1;
+  return 0;
+}
+
+static int div_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *a = gen_node_saved(n, 0), *b = a ? gen_node_saved(n, 1) : NULL;
+  if (!b) return -1;
+  gen_tensor *g_over_b = gen_div(g, b);
+  if (!g_over_b) return -1;
+  int rc = 0;
+  if (gen_edge_live(&n->edges[0])) {
+    gen_retain(g_over_b);
+    rc = to_input(n, 0, g_over_b, grad_in);
+  }
+  if (rc == 0 && gen_edge_live(&n->edges[1])) { /* -(g / b) (a / b) */
+    gen_tensor *q = gen_div(a, b), *t = q ? gen_mul(g_over_b, q) : NULL;
+    rc = to_input(n, 1, t ? gen_neg(t) : NULL, grad_in);
+    gen_release(q);
+    gen_release(t);
+  }
+  gen_release(g_over_b);
+  return rc;
+}
+
+static int pow_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *a = gen_node_saved(n, 0), *b = a ? gen_node_saved(n, 1) : NULL;
+  if (!b) return -1;
+  int rc = 0;
+  if (gen_edge_live(&n->edges[0])) { /* g b a^(b-1) */
+    gen_tensor *bm1 = gen_add_scalar(b, -1.0), *p = bm1 ? gen_pow(a, bm1) : NULL, *q = p ? gen_mul(p, b) : NULL;
+    rc = to_input(n, 0, q ? gen_mul(g, q) : NULL, grad_in);
+    gen_release(bm1);
+    gen_release(p);
+    gen_release(q);
+  }
+  if (rc == 0 && gen_edge_live(&n->edges[1])) { /* g a^b log a, with log taken of 1 where a is 0 */
+    gen_tensor *zero = gen_scalar(a->dtype, 0.0), *one = zero ? gen_scalar(a->dtype, 1.0) : NULL;
+    gen_tensor *is0 = one ? gen_binary_raw(GEN_BIN_EQ, a, zero) : NULL;
+    gen_tensor *safe = is0 ? gen_where(is0, one, a) : NULL, *la = safe ? gen_unary(GEN_UN_LOG, safe, 0, 0) : NULL;
+    gen_tensor *p = la ? gen_pow(a, b) : NULL, *q = p ? gen_mul(p, la) : NULL;
+    rc = to_input(n, 1, q ? gen_mul(g, q) : NULL, grad_in);
+    gen_release(zero);
+    gen_release(one);
+    gen_release(is0);
+    gen_release(safe);
+    gen_release(la);
+    gen_release(p);
+    gen_release(q);
+  }
+  return rc;
+}
+
+static gen_backward_fn graph_backward_of(gen_op op) {
+  switch (op) {
+  case GEN_OP_ADD:
+  case GEN_OP_SUB: return add_sub_graph_backward;
+  case GEN_OP_MUL: return mul_graph_backward;
+  case GEN_OP_DIV: return div_graph_backward;
+  default: return pow_graph_backward;
+  }
+}
+
 static gen_backward_fn backward_of(gen_op op) {
   switch (op) {
   case GEN_OP_ADD:
@@ -241,6 +343,7 @@ gen_tensor *gen_binary(gen_binop bop, gen_tensor *a, gen_tensor *b) {
   bool saves = op != GEN_OP_ADD && op != GEN_OP_SUB;
   return gen_record(out, &(gen_record_args){.op = op,
                                             .backward = backward_of(op),
+                                            .graph_backward = graph_backward_of(op),
                                             .inputs = GEN_TENSORS(a, b),
                                             .saved = saves ? GEN_TENSORS(a, b) : (gen_tensor_list){0}});
 }
@@ -257,9 +360,17 @@ static int neg_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return grad_in[0] ? 0 : -1;
 }
 
+static int neg_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  (void)n;
+  grad_in[0] = gen_neg(g);
+  return grad_in[0] ? 0 : -1;
+}
+
 gen_tensor *gen_neg(gen_tensor *a) {
   gen_tensor *out = gen_scale_raw(a, -1.0);
-  return gen_record(out, &(gen_record_args){.op = GEN_OP_NEG, .backward = neg_backward, .inputs = GEN_TENSORS(a)});
+  return gen_record(
+      out, &(gen_record_args){
+               .op = GEN_OP_NEG, .backward = neg_backward, .graph_backward = neg_graph_backward, .inputs = GEN_TENSORS(a)});
 }
 
 int gen_binary_(gen_binop op, gen_tensor *a, gen_tensor *b) {

@@ -31,6 +31,9 @@ gen_tensor *gen_pow(gen_tensor *a, gen_tensor *b);
 gen_tensor *gen_neg(gen_tensor *a);
 /* Any binop as a differentiable op when it is one of the above, else the raw kernel (comparisons). */
 gen_tensor *gen_binary(gen_binop op, gen_tensor *a, gen_tensor *b);
+/* Differentiable a * s and a + s for a number s (what create_graph backwards are built from). */
+gen_tensor *gen_scale(gen_tensor *a, double s);
+gen_tensor *gen_add_scalar(gen_tensor *a, double s);
 /* In place: a = a op b (b broadcast to a's shape; the result dtype must be a's). */
 int gen_binary_(gen_binop op, gen_tensor *a, gen_tensor *b);
 

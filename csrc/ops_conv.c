@@ -25,6 +25,8 @@
 #include "kernels/gemm.h"
 #include "kernels/im2col.h"
 #include "kernels/winograd.h"
+#include "ops_reduce.h"
+#include "ops_shape.h"
 
 /* The column matrix of one image, C*kh*kw x Ho*Wo elements of up to 8 bytes (chunk_images sizes
  * chunks by it), must be computable: an empty weight or batch can carry sizes that overflow it
@@ -586,11 +588,84 @@ static int conv_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
   return rc;
 }
 
+/* ---- create_graph: the same gradients as recorded ops ----
+ * With g the conv2d geometry (image {N, C, H, W} -> output {N, O, Ho, Wo}, weight {O, C/G, kh, kw}):
+ *   d image  = conv_transpose2d(d out, W)   (output_padding restores the rows the stride dropped)
+ *   d weight = a conv2d of the image with d out as its kernel, stride and dilation swapped:
+ *     dW[o, c, i, j] = sum_{n, y, x} dout[n, o, y, x] img[n, c, y sh + i dh - ph, x sw + j dw - pw]
+ *     i.e. conv2d(img as {C/G, G*N, H, W}, dout as {G*O/G, N, Ho, Wo}, stride (dh, dw),
+ *     dilation (sh, sw), padding (ph, pw), groups G), cut to kh x kw and transposed to {O, C/G}.
+ * conv_transpose2d's gradients are the same three with the roles of its input and output swapped.
+ * These backwards do not depend on the kernel (Winograd, polyphase, im2col, 1x1) that computed the
+ * forward: the convolutions they record pick their own, each exact to float rounding, and their
+ * own backwards are these again, so any order of derivative is available. */
+static gen_conv_opts conv_opts_of(const gen_conv_geom *g, int64_t groups, int64_t oph, int64_t opw) {
+  return (gen_conv_opts){.stride = {g->sh, g->sw},
+                         .padding = {g->ph, g->pw},
+                         .dilation = {g->dh, g->dw},
+                         .output_padding = {oph, opw},
+                         .groups = groups};
+}
+
+/* The conv2d image gradient: conv_transpose2d(dout, w) back to {N, C, H, W}. */
+static gen_tensor *image_grad_graph(gen_tensor *dout, gen_tensor *w, const gen_conv_geom *g, int64_t groups) {
+  int64_t oph = g->h - ((g->ho - 1) * g->sh - 2 * g->ph + g->dh * (g->kh - 1) + 1);
+  int64_t opw = g->w - ((g->wo - 1) * g->sw - 2 * g->pw + g->dw * (g->kw - 1) + 1);
+  gen_conv_opts o = conv_opts_of(g, groups, oph, opw);
+  return gen_conv_transpose2d(dout, w, NULL, &o);
+}
+
+/* The conv2d weight gradient {O, C/G, kh, kw} from img {N, C, H, W} and dout {N, O, Ho, Wo}. */
+static gen_tensor *weight_grad_graph(gen_tensor *img, gen_tensor *dout, const gen_conv_geom *g, int64_t groups) {
+  int64_t n = g->n, cg = g->c / groups, o = dout->shape[1], og = o / groups;
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *x5 = GEN_KEEP(A, gen_reshape(img, 5, (int64_t[5]){n, groups, cg, g->h, g->w}));
+  gen_tensor *xp = GEN_KEEP(A, gen_permute(x5, (int[5]){2, 1, 0, 3, 4}));
+  gen_tensor *xi = GEN_KEEP(A, gen_reshape(xp, 4, (int64_t[4]){cg, groups * n, g->h, g->w}));
+  gen_tensor *d5 = GEN_KEEP(A, gen_reshape(dout, 5, (int64_t[5]){n, groups, og, g->ho, g->wo}));
+  gen_tensor *dp = GEN_KEEP(A, gen_permute(d5, (int[5]){1, 2, 0, 3, 4}));
+  gen_tensor *dk = GEN_KEEP(A, gen_reshape(dp, 4, (int64_t[4]){o, n, g->ho, g->wo}));
+  gen_conv_opts co = {.stride = {g->dh, g->dw}, .padding = {g->ph, g->pw}, .dilation = {g->sh, g->sw}, .groups = groups};
+  gen_tensor *full = GEN_KEEP(A, gen_conv2d(xi, dk, NULL, &co)); /* {C/G, O, >= kh, >= kw} */
+  gen_tensor *cut = full && (full->shape[2] != g->kh || full->shape[3] != g->kw)
+                        ? GEN_KEEP(A, gen_narrow(GEN_KEEP(A, gen_narrow(full, 2, 0, g->kh)), 3, 0, g->kw))
+                        : full;
+  return gen_arena_take(A, GEN_KEEP(A, gen_permute(cut, (int[4]){1, 0, 2, 3})));
+}
+
+static gen_tensor *bias_grad_graph(gen_tensor *dout) {
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *s3 = GEN_KEEP(A, gen_sum(dout, 3, false)), *s2 = GEN_KEEP(A, gen_sum(s3, 2, false));
+  return gen_arena_take(A, GEN_KEEP(A, gen_sum(s2, 0, false)));
+}
+
+static int conv_graph_backward(gen_node *n, gen_tensor *gout, gen_tensor **grad_in) {
+  const conv_attrs *at = GEN_NODE_ATTRS(n, conv_attrs);
+  gen_conv_geom g = at->g;
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *x = GEN_KEEP(A, gen_node_saved_input(n, 0, 0)), *w = GEN_KEEP(A, gen_node_saved_input(n, 1, 1));
+  bool transposed = n->op == GEN_OP_CONV_TRANSPOSE2D;
+  if (!ar.failed && gen_edge_live(&n->edges[0])) {
+    gen_conv_opts o = conv_opts_of(&g, at->groups, 0, 0);
+    grad_in[0] = transposed ? gen_conv2d(gout, w, NULL, &o) : image_grad_graph(gout, w, &g, at->groups);
+    if (!grad_in[0]) ar.failed = true;
+  }
+  if (!ar.failed && gen_edge_live(&n->edges[1])) {
+    grad_in[1] = transposed ? weight_grad_graph(gout, x, &g, at->groups) : weight_grad_graph(x, gout, &g, at->groups);
+    if (!grad_in[1]) ar.failed = true;
+  }
+  if (!ar.failed && n->n_inputs > 2 && gen_edge_live(&n->edges[2]) && !(grad_in[2] = bias_grad_graph(gout))) ar.failed = true;
+  bool failed = ar.failed;
+  gen_arena_free(A);
+  return failed ? -1 : 0;
+}
+
 static gen_tensor *record_conv(gen_tensor *out, gen_op op, gen_tensor *x, gen_tensor *w, gen_tensor *b, gen_tensor *cx,
                                gen_tensor *cw, const gen_conv_geom *g, int64_t groups) {
   conv_attrs at = {*g, groups};
   return gen_record(out, &(gen_record_args){.op = op,
                                             .backward = conv_backward,
+                                            .graph_backward = conv_graph_backward,
                                             .inputs = b ? GEN_TENSORS(x, w, b) : GEN_TENSORS(x, w),
                                             .saved = GEN_TENSORS(cx, cw),
                                             .attrs = GEN_ATTRS(&at)});

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "ops_shape.h"
 
 static int check_indices(const gen_tensor *idx, int64_t size, const char *what) {
   if (idx->dtype != GEN_INT64) return gen_fail_int("%s must be an int64 tensor, got %s", what, gen_dtype_name(idx->dtype));
@@ -89,6 +90,27 @@ static int rows_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
   return 0;
 }
 
+/* create_graph: the same scatter as a recorded scatter_add of g into zeros, through the index
+ * broadcast over g's other dims (embedding: g as {k, D} rows of the weight). */
+static int rows_graph_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *idx = gen_node_saved(node, 0);
+  if (!idx) return -1;
+  int dim = GEN_NODE_ATTRS(node, index_attrs)->dim;
+  int wi = node->op == GEN_OP_EMBEDDING ? 1 : 0;
+  const gen_edge *e = &node->edges[wi];
+  int64_t k = gen_numel(idx);
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *g2 = wi ? GEN_KEEP(A, gen_reshape(g, 2, (int64_t[2]){k, e->shape[1]})) : g;
+  int64_t shape[GEN_MAX_DIMS], stride[GEN_MAX_DIMS] = {0};
+  for (int d = 0; g2 && d < g2->ndim; d++) shape[d] = d == dim ? k : 1;
+  stride[dim] = 1;
+  gen_tensor *line = g2 ? GEN_KEEP(A, gen_as_strided(idx, g2->ndim, shape, stride, idx->offset)) : NULL;
+  gen_tensor *full = line ? GEN_KEEP(A, gen_expand_raw(line, g2->ndim, g2->shape)) : NULL;
+  gen_tensor *zeros = GEN_KEEP(A, gen_zeros(g->dtype, e->ndim, e->shape));
+  gen_tensor *r = GEN_KEEP(A, gen_scatter_add(zeros, dim, full, g2));
+  return (grad_in[wi] = gen_arena_take(A, r)) ? 0 : -1;
+}
+
 static gen_tensor *record_rows(gen_tensor *out, gen_op op, int n_in, gen_tensor **inputs, gen_tensor *flat_idx, int dim) {
   if (!out || !gen_needs_grad(n_in, inputs)) return out; /* before copying the index */
   gen_tensor *ci = gen_contiguous_raw(flat_idx);
@@ -97,9 +119,12 @@ static gen_tensor *record_rows(gen_tensor *out, gen_op op, int n_in, gen_tensor 
     return NULL;
   }
   index_attrs at = {dim};
-  out = gen_record(
-      out, &(gen_record_args){
-               .op = op, .backward = rows_backward, .inputs = {n_in, inputs}, .saved = GEN_TENSORS(ci), .attrs = GEN_ATTRS(&at)});
+  out = gen_record(out, &(gen_record_args){.op = op,
+                                           .backward = rows_backward,
+                                           .graph_backward = rows_graph_backward,
+                                           .inputs = {n_in, inputs},
+                                           .saved = GEN_TENSORS(ci),
+                                           .attrs = GEN_ATTRS(&at)});
   gen_release(ci);
   return out;
 }
@@ -202,6 +227,14 @@ static int gather_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) 
   return 0;
 }
 
+static int gather_graph_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *ci = gen_node_saved(node, 0);
+  gen_tensor *zeros = ci ? gen_zeros(g->dtype, node->edges[0].ndim, node->edges[0].shape) : NULL;
+  grad_in[0] = zeros ? gen_scatter_add(zeros, GEN_NODE_ATTRS(node, index_attrs)->dim, ci, g) : NULL;
+  gen_release(zeros);
+  return grad_in[0] ? 0 : -1;
+}
+
 gen_tensor *gen_gather(gen_tensor *a, int dim, gen_tensor *index) {
   if (check_gather_shapes(a, dim, index) < 0) return NULL;
   gen_tensor *ci = gen_contiguous_raw(index);
@@ -209,6 +242,7 @@ gen_tensor *gen_gather(gen_tensor *a, int dim, gen_tensor *index) {
   index_attrs at = {dim};
   out = gen_record(out, &(gen_record_args){.op = GEN_OP_GATHER,
                                            .backward = gather_backward,
+                                           .graph_backward = gather_graph_backward,
                                            .inputs = GEN_TENSORS(a),
                                            .saved = GEN_TENSORS(ci),
                                            .attrs = GEN_ATTRS(&at)});
@@ -225,6 +259,18 @@ static int scatter_add_backward(gen_node *node, gen_tensor *g, gen_tensor **grad
   if (gen_edge_live(&node->edges[2])) {
     gen_tensor *ci = gen_node_saved(node, 0);
     if (!ci || !(grad_in[2] = gather_raw(g, GEN_NODE_ATTRS(node, index_attrs)->dim, ci))) return -1;
+  }
+  return 0;
+}
+
+static int scatter_add_graph_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  if (gen_edge_live(&node->edges[0])) {
+    gen_retain(g);
+    grad_in[0] = g;
+  }
+  if (gen_edge_live(&node->edges[2])) {
+    gen_tensor *ci = gen_node_saved(node, 0);
+    if (!ci || !(grad_in[2] = gen_gather(g, GEN_NODE_ATTRS(node, index_attrs)->dim, ci))) return -1;
   }
   return 0;
 }
@@ -251,6 +297,7 @@ gen_tensor *gen_scatter_add(gen_tensor *a, int dim, gen_tensor *index, gen_tenso
   index_attrs at = {dim};
   out = gen_record(out, &(gen_record_args){.op = GEN_OP_SCATTER_ADD,
                                            .backward = scatter_add_backward,
+                                           .graph_backward = scatter_add_graph_backward,
                                            .inputs = GEN_TENSORS(a, index, src),
                                            .saved = GEN_TENSORS(ci),
                                            .attrs = GEN_ATTRS(&at)});

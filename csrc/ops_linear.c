@@ -12,6 +12,7 @@
 #include "autograd.h"
 #include "ops_matmul.h"
 #include "ops_reduce.h"
+#include "ops_shape.h"
 
 static gen_tensor *rows_view(gen_tensor *t, int64_t rows, int64_t cols) {
   return gen_reshape_raw(t, 2, (int64_t[2]){rows, cols});
@@ -46,6 +47,28 @@ static int linear_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return rc;
 }
 
+/* The same three products in differentiable ops, for create_graph. */
+static int linear_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *x = gen_node_saved(n, 0), *w = x ? gen_node_saved(n, 1) : NULL;
+  if (!w) return -1;
+  int64_t in = w->shape[1], out = w->shape[0], m = gen_numel(x) / (in ? in : 1);
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *g2 = GEN_KEEP(A, gen_reshape(g, 2, (int64_t[2]){m, out}));
+  if (gen_edge_live(&n->edges[0])) {
+    gen_tensor *dx = GEN_KEEP(A, gen_matmul(g2, w));
+    if ((grad_in[0] = GEN_KEEP(A, gen_reshape(dx, x->ndim, x->shape)))) gen_retain(grad_in[0]);
+  }
+  if (gen_edge_live(&n->edges[1])) {
+    gen_tensor *x2 = GEN_KEEP(A, gen_reshape(x, 2, (int64_t[2]){m, in}));
+    if ((grad_in[1] = GEN_KEEP(A, gen_matmul(GEN_KEEP(A, gen_transpose_last2(g2)), x2)))) gen_retain(grad_in[1]);
+  }
+  if (n->n_inputs > 2 && gen_edge_live(&n->edges[2]))
+    if ((grad_in[2] = GEN_KEEP(A, gen_sum(g2, 0, false)))) gen_retain(grad_in[2]);
+  bool failed = ar.failed;
+  gen_arena_free(A);
+  return failed ? -1 : 0;
+}
+
 gen_tensor *gen_linear(gen_tensor *x, gen_tensor *w, gen_tensor *b) {
   char sx[GEN_SHAPE_STR_MAX], sw[GEN_SHAPE_STR_MAX];
   if (w->ndim != 2) return gen_fail("weight must be {out, in}, got %s", gen_shape_str(sw, sizeof sw, w->ndim, w->shape));
@@ -76,6 +99,7 @@ gen_tensor *gen_linear(gen_tensor *x, gen_tensor *w, gen_tensor *b) {
   if (!res) return NULL;
   return gen_record(res, &(gen_record_args){.op = GEN_OP_LINEAR,
                                             .backward = linear_backward,
+                                            .graph_backward = linear_graph_backward,
                                             .inputs = b ? GEN_TENSORS(x, w, b) : GEN_TENSORS(x, w),
                                             .saved = GEN_TENSORS(x, w)});
 }

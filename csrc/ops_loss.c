@@ -13,8 +13,11 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "kernels/cross_entropy.h"
 #include "kernels/fastmath.h"
+#include "ops_arith.h"
 #include "ops_reduce.h"
+#include "ops_unary.h"
 
 typedef enum { PW_MSE, PW_L1, PW_BCE_LOGITS, PW_BCE, PW_KL, PW_COUNT } pointwise;
 
@@ -201,6 +204,44 @@ static int pointwise_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
   return 0;
 }
 
+/* create_graph: the partial derivatives in differentiable ops, times g (a 0-d g broadcasts; "mean"
+ * divides it). binary_cross_entropy, with its clamped logs, has none. */
+static int pointwise_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  const pointwise_attrs *at = GEN_NODE_ATTRS(n, pointwise_attrs);
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *a = GEN_KEEP(A, gen_node_saved_input(n, 0, 0)), *b = GEN_KEEP(A, gen_node_saved_input(n, 1, 1));
+  gen_tensor *gs = at->reduction == GEN_REDUCE_MEAN ? GEN_KEEP(A, gen_scale(g, 1.0 / at->divisor)) : g;
+  for (int i = 0; i < 2 && !ar.failed; i++) {
+    if (!gen_edge_live(&n->edges[i])) continue;
+    gen_tensor *d = NULL; /* d loss / d input i */
+    switch (at->kind) {
+    case PW_MSE: d = GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_sub(a, b)), i == 0 ? 2.0 : -2.0)); break;
+    case PW_L1: { /* sign(a - b), a constant */
+      gen_tensor *diff = GEN_KEEP(A, gen_binary_raw(GEN_BIN_SUB, a, b));
+      gen_tensor *sg = GEN_KEEP(A, diff ? gen_empty(diff->dtype, diff->ndim, diff->shape) : NULL);
+      for (int64_t e = 0; sg && e < gen_numel(sg); e++) {
+        double v = gen_get_flat(diff, e);
+        gen_float_put(gen_data_ptr(sg), sg->dtype, e, (i == 0 ? 1 : -1) * (v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0));
+      }
+      d = sg;
+      break;
+    }
+    case PW_BCE_LOGITS:
+      d = i == 0 ? GEN_KEEP(A, gen_sub(GEN_KEEP(A, gen_unary(GEN_UN_SIGMOID, a, 0, 0)), b)) : GEN_KEEP(A, gen_neg(a));
+      break;
+    case PW_KL: /* mu; (exp(lv) - 1) / 2 */
+      d = i == 0 ? a
+                 : GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_unary(GEN_UN_EXP, b, 0, 0)), -1.0)), 0.5));
+      break;
+    default: gen_arena_free(A); return gen_fail_int("create_graph is not supported through %s", gen_op_name(n->op));
+    }
+    if ((grad_in[i] = GEN_KEEP(A, gen_mul(gs, d)))) gen_retain(grad_in[i]);
+  }
+  bool failed = ar.failed;
+  gen_arena_free(A);
+  return failed ? -1 : 0;
+}
+
 static gen_tensor *pointwise_loss(pointwise k, gen_tensor *a, gen_tensor *b, gen_reduction r) {
   if (!gen_same_shape(a, b)) {
     char sa[GEN_SHAPE_STR_MAX], sb[GEN_SHAPE_STR_MAX];
@@ -227,6 +268,7 @@ static gen_tensor *pointwise_loss(pointwise k, gen_tensor *a, gen_tensor *b, gen
   pointwise_attrs at = {r, k, divisor};
   out = gen_record(out, &(gen_record_args){.op = pointwise_ops[k],
                                            .backward = pointwise_backward,
+                                           .graph_backward = k == PW_BCE ? NULL : pointwise_graph_backward,
                                            .inputs = GEN_TENSORS(a, b),
                                            .saved = GEN_TENSORS(ca, cb),
                                            .attrs = GEN_ATTRS(&at)});
@@ -294,6 +336,18 @@ typedef struct {
   double count; /* of the loss elements, for reduction "mean" */
 } class_attrs;
 
+/* Image i of class_backward in float32: out = g * d, g one number or one per position. */
+static void class_backward_image_f32(float *out, const float *d, const float *g, float scalar, bool per_position, int64_t c,
+                                     int64_t s, int64_t i) {
+  for (int64_t k = 0; k < c; k++) {
+    int64_t base = (i * c + k) * s;
+    if (per_position)
+      for (int64_t j = 0; j < s; j++) out[base + j] = g[i * s + j] * d[base + j];
+    else
+      for (int64_t j = 0; j < s; j++) out[base + j] = scalar * d[base + j];
+  }
+}
+
 /* saved: dx (input shape: softmax - onehot, or -onehot) */
 static int class_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *d = gen_node_saved(n, 0);
@@ -308,6 +362,20 @@ static int class_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   int64_t nb = d->shape[0], c = d->shape[1], s = gen_numel_of(d->ndim - 2, d->shape + 2);
   double scalar = r == GEN_REDUCE_NONE ? 0 : gen_read_f64(gen_data_ptr(cg), cg->dtype) / (r == GEN_REDUCE_MEAN ? at->count : 1);
   size_t es = gen_dtype_size(d->dtype);
+  if (d->dtype == GEN_FLOAT32 && cg->dtype == GEN_FLOAT32) { /* the float32 models' path: no dtype switch per element */
+    float *o = (float *)gen_data_ptr(out);
+    const float *dd = (const float *)gen_data_ptr(d), *gg = (const float *)gen_data_ptr(cg);
+    float sc = (float)scalar;
+    if (nb * c * s > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+      for (int64_t i = 0; i < nb; i++) class_backward_image_f32(o, dd, gg, sc, r == GEN_REDUCE_NONE, c, s, i);
+    } else {
+      for (int64_t i = 0; i < nb; i++) class_backward_image_f32(o, dd, gg, sc, r == GEN_REDUCE_NONE, c, s, i);
+    }
+    gen_release(cg);
+    grad_in[0] = out;
+    return 0;
+  }
   for (int64_t i = 0; i < nb; i++)
     for (int64_t k = 0; k < c; k++)
       for (int64_t j = 0; j < s; j++) {
@@ -359,7 +427,9 @@ static gen_tensor *class_loss(gen_tensor *x, gen_tensor *t, gen_reduction r, boo
   if (dx) {
     size_t es = gen_dtype_size(x->dtype);
     const int64_t *tv = (const int64_t *)gen_data_ptr(ct);
-    if (nb * c * s > GEN_PARALLEL_GRAIN) {
+    if (from_logits && x->dtype == GEN_FLOAT32) {
+      gen_cross_entropy_f32((float *)gen_data_ptr(el), (float *)gen_data_ptr(dx), (const float *)gen_data_ptr(cx), tv, nb, c, s);
+    } else if (nb * c * s > GEN_PARALLEL_GRAIN) {
 #pragma omp parallel for
       for (int64_t row = 0; row < nb * s; row++) class_loss_row(x, cx, dx, el, tv, c, s, es, from_logits, row);
     } else {

@@ -17,6 +17,7 @@
 #include "autograd.h"
 #include "kernels/gemm.h"
 #include "ops_reduce.h"
+#include "ops_shape.h"
 
 gen_tensor *gen_transpose_last2_raw(gen_tensor *t) {
   int64_t shape[GEN_MAX_DIMS], stride[GEN_MAX_DIMS];
@@ -39,14 +40,16 @@ typedef struct {
 static bool blas_compatible(const gen_tensor *t, blas_layout *l) {
   int d = t->ndim;
   int64_t rows = t->shape[d - 2], cols = t->shape[d - 1], rs = t->stride[d - 2], cs = t->stride[d - 1];
-  if (cs == 1 || cols == 1) {
+  /* A stride of 0 between several rows (or columns) is a broadcast (expand), not a matrix BLAS can
+   * read: such a slice is copied. */
+  if ((cs == 1 || cols == 1) && !(rows > 1 && rs == 0)) {
     l->trans = CblasNoTrans;
-    l->ld = rows == 1 || rs == 0 ? (cols > 1 ? cols : 1) : rs;
+    l->ld = rows == 1 ? (cols > 1 ? cols : 1) : rs;
     if (l->ld >= (cols > 1 ? cols : 1)) return true;
   }
-  if (rs == 1 || rows == 1) {
+  if ((rs == 1 || rows == 1) && !(cols > 1 && cs == 0)) {
     l->trans = CblasTrans;
-    l->ld = cols == 1 || cs == 0 ? (rows > 1 ? rows : 1) : cs;
+    l->ld = cols == 1 ? (rows > 1 ? rows : 1) : cs;
     if (l->ld >= (rows > 1 ? rows : 1)) return true;
   }
   return false;
@@ -231,6 +234,53 @@ done:
   return rc;
 }
 
+gen_tensor *gen_transpose_last2(gen_tensor *t) {
+  int dims[GEN_MAX_DIMS];
+  for (int d = 0; d < t->ndim; d++) dims[d] = d;
+  dims[t->ndim - 2] = t->ndim - 1;
+  dims[t->ndim - 1] = t->ndim - 2;
+  return gen_permute(t, dims);
+}
+
+/* as_matrix with a recorded reshape */
+static gen_tensor *as_matrix_graph(gen_tensor *t, bool left) {
+  if (t->ndim >= 2) {
+    gen_retain(t);
+    return t;
+  }
+  return gen_reshape(t, 2, (int64_t[2]){left ? 1 : t->shape[0], left ? t->shape[0] : 1});
+}
+
+/* dA = g B^T, dB = A^T g, each summed over broadcast batch dims, in differentiable ops */
+static int matmul_graph_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *a = gen_node_saved(node, 0), *b = a ? gen_node_saved(node, 1) : NULL;
+  if (!b) return -1;
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *a2 = GEN_KEEP(A, as_matrix_graph(a, true)), *b2 = GEN_KEEP(A, as_matrix_graph(b, false));
+  if (ar.failed) return gen_arena_take(A, NULL), -1;
+  int64_t gshape[GEN_MAX_DIMS];
+  int nb = GEN_NODE_ATTRS(node, matmul_attrs)->batch_dims;
+  for (int d = 0; d < nb; d++) gshape[d] = g->shape[d];
+  gshape[nb] = a2->shape[a2->ndim - 2];
+  gshape[nb + 1] = b2->shape[b2->ndim - 1];
+  gen_tensor *g2 = GEN_KEEP(A, gen_reshape(g, nb + 2, gshape));
+  if (gen_edge_live(&node->edges[0])) {
+    gen_tensor *ga = GEN_KEEP(A, gen_matmul(g2, GEN_KEEP(A, gen_transpose_last2(b2))));
+    gen_tensor *r = GEN_KEEP(A, gen_sum_to(ga, a2->ndim, a2->shape));
+    grad_in[0] = GEN_KEEP(A, gen_reshape(r, a->ndim, a->shape));
+    if (grad_in[0]) gen_retain(grad_in[0]);
+  }
+  if (gen_edge_live(&node->edges[1])) {
+    gen_tensor *gb = GEN_KEEP(A, gen_matmul(GEN_KEEP(A, gen_transpose_last2(a2)), g2));
+    gen_tensor *r = GEN_KEEP(A, gen_sum_to(gb, b2->ndim, b2->shape));
+    grad_in[1] = GEN_KEEP(A, gen_reshape(r, b->ndim, b->shape));
+    if (grad_in[1]) gen_retain(grad_in[1]);
+  }
+  bool failed = ar.failed;
+  gen_arena_free(A);
+  return failed ? -1 : 0;
+}
+
 gen_tensor *gen_matmul(gen_tensor *a, gen_tensor *b) {
   if (a->ndim == 0 || b->ndim == 0) return gen_fail("needs tensors with at least 1 dimension, got %d and %d", a->ndim, b->ndim);
   if (a->ndim == 1 && b->ndim == 1 && a->shape[0] != b->shape[0])
@@ -262,6 +312,7 @@ gen_tensor *gen_matmul(gen_tensor *a, gen_tensor *b) {
   matmul_attrs at = {nd - (a->ndim >= 2) - (b->ndim >= 2)};
   return gen_record(out, &(gen_record_args){.op = GEN_OP_MATMUL,
                                             .backward = matmul_backward,
+                                            .graph_backward = matmul_graph_backward,
                                             .inputs = GEN_TENSORS(a, b),
                                             .saved = GEN_TENSORS(a, b),
                                             .attrs = GEN_ATTRS(&at)});

@@ -14,4 +14,7 @@ gen_tensor *gen_addmm_raw(const gen_tensor *bias, gen_tensor *a, gen_tensor *b);
 /* A view with the last two dims swapped (no copy, no autograd). */
 gen_tensor *gen_transpose_last2_raw(gen_tensor *t);
 
+/* Differentiable transpose of the last two dims (a permute view). */
+gen_tensor *gen_transpose_last2(gen_tensor *t);
+
 #endif

@@ -19,7 +19,10 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "ops_arith.h"
+#include "ops_reduce.h"
 #include "ops_shape.h"
+#include "ops_unary.h"
 
 typedef struct {
   int64_t n, c, s, groups; /* groups == 0: batch-norm sets (one per channel) */
@@ -280,6 +283,7 @@ typedef struct {
   norm_layout layout;
   bool fixed; /* eval-mode batch norm: the statistics are constants */
   bool has_w;
+  double eps; /* for the create_graph backward, which recomputes the statistics */
 } norm_attrs;
 
 /* saved: x, stats {2, sets} float64 (mean; rstd), w (optional) */
@@ -378,6 +382,107 @@ static int check_affine(const gen_tensor *t, int64_t count, gen_dtype dt, const 
   return 0;
 }
 
+/* ---- create_graph: the same backward in differentiable ops ----
+ * The statistics are recomputed from x as ops (mean, rsqrt of the biased variance + eps), so the
+ * second derivative sees how they depend on x. A "set" is what one mean and rstd describe: group
+ * norm views x as {N, G, C/G*S} and reduces dim 3, batch norm reduces {N, C, S} over N and S,
+ * layer norm {M, D} over D (no copies); then, per set,
+ *   dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),  dxhat = dy w.  */
+typedef enum { SETS_GROUP, SETS_BATCH, SETS_ROWS } sets_kind;
+
+typedef struct {
+  sets_kind kind;
+  int64_t n, c, s, groups; /* rows: n = M, c = D */
+} sets_layout;
+
+/* t in the [N, C, S] (or [M, D]) layout -> the sets layout: group norm's {N, G, P} (a view);
+ * batch norm and layer norm keep theirs and reduce over several dims instead (set_mean). */
+static gen_tensor *to_sets(gen_arena *A, gen_tensor *t, const sets_layout *l) {
+  if (l->kind == SETS_GROUP) return GEN_KEEP(A, gen_reshape(t, 3, (int64_t[3]){l->n, l->groups, l->c / l->groups * l->s}));
+  return t;
+}
+
+static gen_tensor *from_sets(gen_arena *A, gen_tensor *t, const sets_layout *l) {
+  if (l->kind == SETS_GROUP) return GEN_KEEP(A, gen_reshape(t, 3, (int64_t[3]){l->n, l->c, l->s}));
+  return t;
+}
+
+/* The mean of each set, kept broadcastable: over dim 2 of {N, G, P}, dims 2 and 0 of {N, C, S},
+ * dim 1 of {M, D}. */
+static gen_tensor *set_mean(gen_arena *A, gen_tensor *t, const sets_layout *l) {
+  switch (l->kind) {
+  case SETS_GROUP: return GEN_KEEP(A, gen_mean(t, 2, true));
+  case SETS_BATCH: return GEN_KEEP(A, gen_mean(GEN_KEEP(A, gen_mean(t, 2, true)), 0, true));
+  default: return GEN_KEEP(A, gen_mean(t, 1, true));
+  }
+}
+
+static gen_tensor *scalar_like(gen_arena *A, const gen_tensor *t, double v) { return GEN_KEEP(A, gen_scalar(t->dtype, v)); }
+
+/* grad_in for inputs (x, w, b) of a norm over sets; stats (mean; rstd) are used only when fixed */
+static int norm_graph_common(gen_node *node, gen_tensor *g, gen_tensor **grad_in, const sets_layout *l, double eps, bool fixed,
+                             gen_tensor *stats) {
+  gen_arena ar = {0}, *A = &ar;
+  bool rows = l->kind == SETS_ROWS;
+  int nd = rows ? 2 : 3;
+  int64_t shape3[3] = {l->n, l->c, l->s};
+  gen_tensor *x = GEN_KEEP(A, gen_node_saved_input(node, 0, 0));
+  gen_tensor *w = NULL;
+  bool has_w = node->n_saved > 2;
+  if (has_w) w = GEN_KEEP(A, gen_node_saved_input(node, 2, 1));
+  gen_tensor *x3 = x ? GEN_KEEP(A, gen_reshape(x, nd, shape3)) : NULL;
+  gen_tensor *g3 = GEN_KEEP(A, gen_reshape(g, nd, shape3));
+  /* the affine parameter, broadcastable against the [N, C, S] / [M, D] layout */
+  gen_tensor *wb = has_w && w ? GEN_KEEP(A, gen_reshape(w, nd, rows ? (int64_t[3]){1, l->c} : (int64_t[3]){1, l->c, 1})) : NULL;
+  gen_tensor *xhat = NULL, *dx = NULL;
+  gen_tensor *dxhat = wb ? GEN_KEEP(A, gen_mul(g3, wb)) : g3;
+  if (fixed && !ar.failed) { /* eval batch norm: mean and rstd are constants from stats */
+    gen_tensor *m = GEN_KEEP(A, gen_empty(x->dtype, 3, (int64_t[3]){1, l->c, 1}));
+    gen_tensor *r = GEN_KEEP(A, gen_empty(x->dtype, 3, (int64_t[3]){1, l->c, 1}));
+    if (!ar.failed) {
+      const double *pm = (const double *)gen_data_ptr(stats);
+      for (int64_t k = 0; k < l->c; k++) {
+        wr(m, k, pm[k]);
+        wr(r, k, pm[l->c + k]);
+      }
+    }
+    xhat = GEN_KEEP(A, gen_mul(GEN_KEEP(A, gen_sub(x3, m)), r));
+    dx = GEN_KEEP(A, gen_mul(dxhat, r));
+  } else if (!ar.failed) {
+    gen_tensor *xs = to_sets(A, x3, l);
+    gen_tensor *mu = set_mean(A, xs, l);
+    gen_tensor *dev = GEN_KEEP(A, gen_sub(xs, mu));
+    gen_tensor *var = set_mean(A, GEN_KEEP(A, gen_mul(dev, dev)), l);
+    gen_tensor *rstd = GEN_KEEP(A, gen_unary(GEN_UN_RSQRT, GEN_KEEP(A, gen_add(var, scalar_like(A, x, eps))), 0, 0));
+    gen_tensor *xh = GEN_KEEP(A, gen_mul(dev, rstd));
+    gen_tensor *d = to_sets(A, dxhat, l);
+    gen_tensor *md = set_mean(A, d, l);
+    gen_tensor *mdx = set_mean(A, GEN_KEEP(A, gen_mul(d, xh)), l);
+    gen_tensor *inner = GEN_KEEP(A, gen_sub(GEN_KEEP(A, gen_sub(d, md)), GEN_KEEP(A, gen_mul(xh, mdx))));
+    dx = from_sets(A, GEN_KEEP(A, gen_mul(rstd, inner)), l);
+    xhat = from_sets(A, xh, l);
+  }
+  if (!ar.failed && gen_edge_live(&node->edges[0]))
+    if ((grad_in[0] = GEN_KEEP(A, gen_reshape(dx, node->edges[0].ndim, node->edges[0].shape)))) gen_retain(grad_in[0]);
+  for (int i = 1; i <= 2 && !ar.failed; i++) { /* dw = sum dy xhat, db = sum dy over everything but the parameter's axis */
+    if (node->n_inputs <= i || !gen_edge_live(&node->edges[i])) continue;
+    gen_tensor *t = i == 1 ? GEN_KEEP(A, gen_mul(g3, xhat)) : g3;
+    gen_tensor *r = rows ? GEN_KEEP(A, gen_sum(t, 0, false)) : GEN_KEEP(A, gen_sum(GEN_KEEP(A, gen_sum(t, 2, false)), 0, false));
+    if ((grad_in[i] = GEN_KEEP(A, gen_reshape(r, node->edges[i].ndim, node->edges[i].shape)))) gen_retain(grad_in[i]);
+  }
+  bool failed = ar.failed;
+  gen_arena_free(A);
+  return failed ? -1 : 0;
+}
+
+static int norm_graph_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  const norm_attrs *at = GEN_NODE_ATTRS(node, norm_attrs);
+  gen_tensor *stats = gen_node_saved(node, 1);
+  if (!stats) return -1;
+  sets_layout l = {at->layout.groups ? SETS_GROUP : SETS_BATCH, at->layout.n, at->layout.c, at->layout.s, at->layout.groups};
+  return norm_graph_common(node, g, grad_in, &l, at->eps, at->fixed, stats);
+}
+
 /* How normalize() runs: which op, the layout, and where its statistics come from or go. */
 typedef struct {
   gen_op op;
@@ -414,9 +519,10 @@ static gen_tensor *normalize(gen_tensor *x, gen_tensor *w, gen_tensor *b, const 
     return NULL;
   }
   if (a->mean_out) memcpy(a->mean_out, mean, sizeof(double) * (size_t)sets);
-  norm_attrs at = {*l, a->fixed, w != NULL};
+  norm_attrs at = {*l, a->fixed, w != NULL, a->eps};
   y = gen_record(y, &(gen_record_args){.op = a->op,
                                        .backward = norm_backward,
+                                       .graph_backward = norm_graph_backward,
                                        .inputs = GEN_TENSORS(x, w, b),
                                        .saved = GEN_TENSORS(cx, stats, w),
                                        .attrs = GEN_ATTRS(&at)});
@@ -543,6 +649,7 @@ static void ln_param_grad_block(gen_tensor *dw, gen_tensor *db, const gen_tensor
 typedef struct {
   int64_t rows, dsize; /* M, D */
   bool has_w;
+  double eps;
 } layer_norm_attrs;
 
 /* saved: x (contiguous), stats {2, M} float64 (mean; rstd), w (optional) */
@@ -591,6 +698,12 @@ fail:
   return -1;
 }
 
+static int layer_norm_graph_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
+  const layer_norm_attrs *at = GEN_NODE_ATTRS(node, layer_norm_attrs);
+  sets_layout l = {SETS_ROWS, at->rows, at->dsize, 1, 0};
+  return norm_graph_common(node, g, grad_in, &l, at->eps, false, NULL);
+}
+
 gen_tensor *gen_layer_norm(gen_tensor *x, int nd, const int64_t *shape, gen_tensor *w, gen_tensor *b, double eps) {
   char sx[GEN_SHAPE_STR_MAX], sn[GEN_SHAPE_STR_MAX];
   bool ok = nd >= 1 && nd <= x->ndim && gen_dtype_is_float(x->dtype);
@@ -618,9 +731,10 @@ gen_tensor *gen_layer_norm(gen_tensor *x, int nd, const int64_t *shape, gen_tens
         ln_row_forward(y, cx, w, b, row, dsize, mean[row], rstd[row]);
       }
     }
-    layer_norm_attrs at = {rows, dsize, w != NULL};
+    layer_norm_attrs at = {rows, dsize, w != NULL, eps};
     y = gen_record(y, &(gen_record_args){.op = GEN_OP_LAYER_NORM,
                                          .backward = layer_norm_backward,
+                                         .graph_backward = layer_norm_graph_backward,
                                          .inputs = GEN_TENSORS(x, w, b),
                                          .saved = GEN_TENSORS(cx, stats, w),
                                          .attrs = GEN_ATTRS(&at)});
@@ -709,6 +823,12 @@ static int dropout_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return out ? 0 : -1;
 }
 
+static int dropout_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *mask = gen_node_saved(n, 0);
+  grad_in[0] = mask ? gen_mul(g, mask) : NULL;
+  return grad_in[0] ? 0 : -1;
+}
+
 gen_tensor *gen_dropout(gen_tensor *x, double p, bool training, gen_generator *g) {
   if (!(p >= 0 && p <= 1)) return gen_fail("probability %g is not in [0, 1]", p);
   if (!gen_dtype_is_float(x->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(x->dtype));
@@ -741,9 +861,11 @@ gen_tensor *gen_dropout(gen_tensor *x, double p, bool training, gen_generator *g
         wr(out, i, rd(cx, i) * m);
       }
     }
-    out = gen_record(
-        out, &(gen_record_args){
-                 .op = GEN_OP_DROPOUT, .backward = dropout_backward, .inputs = GEN_TENSORS(x), .saved = GEN_TENSORS(mask)});
+    out = gen_record(out, &(gen_record_args){.op = GEN_OP_DROPOUT,
+                                             .backward = dropout_backward,
+                                             .graph_backward = dropout_graph_backward,
+                                             .inputs = GEN_TENSORS(x),
+                                             .saved = GEN_TENSORS(mask)});
   }
   gen_release(mask);
   gen_release(cx);

@@ -204,6 +204,12 @@ static void bilinear_backward_plane(const pixel_map *m, const void *g, void *dx,
   }
 }
 
+/* max pooling through a fixed argmax (the map an earlier forward chose): a gather */
+static void max_gather_plane(const pixel_map *m, const void *in, void *out, int64_t *argmax, bool f32, int64_t p) {
+  int64_t base = p * m->h * m->w, ob = p * m->ho * m->wo;
+  for (int64_t o = ob; o < ob + m->ho * m->wo; o++) st(out, o, ld(in, base + argmax[o], f32), f32);
+}
+
 /* ---------------------------------------------------------------- the op around a map */
 
 static const plane_fn forward_planes[] = {max_forward_plane, avg_forward_plane, table_forward_plane, bilinear_forward_plane};
@@ -217,6 +223,32 @@ static void map_forward(const pixel_map *m, const gen_tensor *in, gen_tensor *ou
   bool f32 = in->dtype == GEN_FLOAT32;
   run_planes(m, forward_planes[m->kind], src, dst, argmax, f32);
 }
+
+static void *copy_of(const void *p, size_t bytes) {
+  void *q = p ? malloc(bytes) : NULL;
+  if (q) memcpy(q, p, bytes);
+  return q;
+}
+
+/* A deep copy of m (its tables included), for a node recorded by a create_graph backward. */
+static pixel_map *map_copy(const pixel_map *m) {
+  pixel_map *c = malloc(sizeof *c);
+  if (!c) return gen_fail("out of memory");
+  *c = *m;
+  int64_t k = m->kind == MAP_BILINEAR ? 2 : 1;
+  c->sy = copy_of(m->sy, sizeof(int64_t) * (size_t)(k * m->ho));
+  c->sx = copy_of(m->sx, sizeof(int64_t) * (size_t)(k * m->wo));
+  c->ly = copy_of(m->ly, sizeof(double) * (size_t)m->ho);
+  c->lx = copy_of(m->lx, sizeof(double) * (size_t)m->wo);
+  if ((m->sy && !c->sy) || (m->sx && !c->sx) || (m->ly && !c->ly) || (m->lx && !c->lx)) {
+    map_free(c);
+    return gen_fail("out of memory");
+  }
+  return c;
+}
+
+static gen_tensor *apply_map(gen_tensor *x, pixel_map *m, gen_tensor *fixed_argmax);
+static gen_tensor *apply_adjoint(gen_tensor *g, const pixel_map *m, gen_tensor *argmax, int ndim, const int64_t *shape);
 
 /* saved: argmax (max pooling only); the map in node->extra */
 static int map_node_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
@@ -235,8 +267,59 @@ static int map_node_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return dx ? 0 : -1;
 }
 
-/* Runs the map (which it takes ownership of) and records it for backward. */
-static gen_tensor *apply_map(gen_tensor *x, pixel_map *m) {
+/* create_graph: the backward is the adjoint map, applied as a recorded op (resample_backward) */
+static int map_node_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  const pixel_map *m = n->extra;
+  gen_tensor *argmax = m->kind == MAP_MAX ? gen_node_saved(n, 0) : NULL;
+  if (m->kind == MAP_MAX && !argmax) return -1;
+  grad_in[0] = apply_adjoint(g, m, argmax, n->edges[0].ndim, n->edges[0].shape);
+  return grad_in[0] ? 0 : -1;
+}
+
+/* resample_backward: y = M^T g. Its backward applies M (through the saved argmax for max
+ * pooling), and under create_graph records M as the original op, so every order is available. */
+static int adjoint_backward(gen_node *n, gen_tensor *gg, gen_tensor **grad_in) {
+  const pixel_map *m = n->extra;
+  gen_tensor *argmax = m->kind == MAP_MAX ? gen_node_saved(n, 0) : NULL;
+  if (m->kind == MAP_MAX && !argmax) return -1;
+  gen_tensor *cg = gen_contiguous_raw(gg), *out = cg ? gen_empty(gg->dtype, n->edges[0].ndim, n->edges[0].shape) : NULL;
+  if (out)
+    run_planes(m, m->kind == MAP_MAX ? max_gather_plane : forward_planes[m->kind], gen_data_ptr(cg), gen_data_ptr(out),
+               argmax ? (int64_t *)gen_data_ptr(argmax) : NULL, gg->dtype == GEN_FLOAT32);
+  gen_release(cg);
+  grad_in[0] = out;
+  return out ? 0 : -1;
+}
+
+static int adjoint_graph_backward(gen_node *n, gen_tensor *gg, gen_tensor **grad_in) {
+  const pixel_map *m = n->extra;
+  gen_tensor *argmax = m->kind == MAP_MAX ? gen_node_saved(n, 0) : NULL;
+  if (m->kind == MAP_MAX && !argmax) return -1;
+  pixel_map *c = map_copy(m);
+  grad_in[0] = c ? apply_map(gg, c, argmax) : NULL;
+  return grad_in[0] ? 0 : -1;
+}
+
+static gen_tensor *apply_adjoint(gen_tensor *g, const pixel_map *m, gen_tensor *argmax, int ndim, const int64_t *shape) {
+  pixel_map *c = map_copy(m);
+  if (!c) return NULL;
+  gen_tensor *cg = gen_contiguous_raw(g), *dx = cg ? gen_zeros(g->dtype, ndim, shape) : NULL;
+  if (dx)
+    run_planes(c, backward_planes[c->kind], gen_data_ptr(cg), gen_data_ptr(dx), argmax ? (int64_t *)gen_data_ptr(argmax) : NULL,
+               g->dtype == GEN_FLOAT32);
+  gen_release(cg);
+  return gen_record(dx, &(gen_record_args){.op = GEN_OP_RESAMPLE_BACKWARD,
+                                           .backward = adjoint_backward,
+                                           .graph_backward = adjoint_graph_backward,
+                                           .inputs = GEN_TENSORS(g),
+                                           .saved = GEN_TENSORS(argmax),
+                                           .extra = c,
+                                           .free_extra = map_free});
+}
+
+/* Runs the map (which it takes ownership of) and records it for backward. With fixed_argmax,
+ * max pooling gathers through it instead of searching the windows. */
+static gen_tensor *apply_map(gen_tensor *x, pixel_map *m, gen_tensor *fixed_argmax) {
   if (!gen_dtype_is_float(x->dtype)) {
     map_free(m);
     return gen_fail("needs a float tensor, got %s", gen_dtype_name(x->dtype));
@@ -246,17 +329,26 @@ static gen_tensor *apply_map(gen_tensor *x, pixel_map *m) {
   shape[x->ndim - 2] = m->ho;
   shape[x->ndim - 1] = m->wo;
   gen_tensor *cx = gen_contiguous_raw(x), *out = cx ? gen_empty(x->dtype, x->ndim, shape) : NULL;
-  gen_tensor *argmax = out && m->kind == MAP_MAX ? gen_empty(GEN_INT64, x->ndim, shape) : NULL;
+  gen_tensor *argmax = NULL;
+  if (out && m->kind == MAP_MAX) {
+    if (fixed_argmax) gen_retain(fixed_argmax);
+    argmax = fixed_argmax ? fixed_argmax : gen_empty(GEN_INT64, x->ndim, shape);
+  }
   if (!out || (m->kind == MAP_MAX && !argmax)) {
     gen_release(cx);
     gen_release(out);
     map_free(m);
     return NULL;
   }
-  map_forward(m, cx, out, argmax ? (int64_t *)gen_data_ptr(argmax) : NULL);
+  if (fixed_argmax)
+    run_planes(m, max_gather_plane, gen_data_ptr(cx), gen_data_ptr(out), (int64_t *)gen_data_ptr(argmax),
+               x->dtype == GEN_FLOAT32);
+  else
+    map_forward(m, cx, out, argmax ? (int64_t *)gen_data_ptr(argmax) : NULL);
   gen_release(cx);
   out = gen_record(out, &(gen_record_args){.op = m->op,
                                            .backward = map_node_backward,
+                                           .graph_backward = map_node_graph_backward,
                                            .inputs = GEN_TENSORS(x),
                                            .saved = GEN_TENSORS(argmax),
                                            .extra = m,
@@ -301,7 +393,7 @@ static gen_tensor *pool(map_kind kind, gen_tensor *x, const int64_t k[2], const 
   m->planes = x->shape[0] * x->shape[1], m->h = h, m->w = w;
   m->ho = (hp - k[0]) / stride[0] + 1, m->wo = (wp - k[1]) / stride[1] + 1;
   m->kh = k[0], m->kw = k[1], m->sh = stride[0], m->sw = stride[1], m->ph = pad[0], m->pw = pad[1], m->include_pad = inc;
-  return apply_map(x, m);
+  return apply_map(x, m, NULL);
 }
 
 gen_tensor *gen_max_pool2d(gen_tensor *x, const int64_t k[2], const int64_t stride[2], const int64_t pad[2]) {
@@ -383,7 +475,7 @@ gen_tensor *gen_upsample(gen_tensor *x, int64_t out_h, int64_t out_w, double sca
     nearest_table(m->sy, m->h, out_h, scale_h);
     nearest_table(m->sx, m->w, out_w, scale_w);
   }
-  return apply_map(x, m);
+  return apply_map(x, m, NULL);
 }
 
 /* Reflect (without repeating the edge) or clamp an index into [0, n); constant: -1 outside. */
@@ -430,5 +522,5 @@ gen_tensor *gen_pad(gen_tensor *x, const int64_t pads[4], gen_pad_mode mode, dou
   }
   for (int64_t y = 0; y < m->ho; y++) m->sy[y] = fold(y - pads[2], h, mode);
   for (int64_t x0 = 0; x0 < m->wo; x0++) m->sx[x0] = fold(x0 - pads[0], w, mode);
-  return apply_map(x, m);
+  return apply_map(x, m, NULL);
 }

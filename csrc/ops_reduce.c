@@ -14,6 +14,9 @@
 
 #include "autograd.h"
 #include "ops_arith.h"
+#include "ops_index.h"
+#include "ops_shape.h"
+#include "ops_unary.h"
 
 static void split_dims(const gen_tensor *a, int dim, int64_t *outer, int64_t *n, int64_t *inner) {
   *outer = gen_numel_of(dim, a->shape);
@@ -199,6 +202,33 @@ gen_tensor *gen_sum_to_shape(gen_tensor *g, int ndim, const int64_t *shape) {
   return cur;
 }
 
+gen_tensor *gen_sum_to(gen_tensor *g, int ndim, const int64_t *shape) {
+  gen_tensor *cur = g;
+  gen_retain(cur);
+  for (int d = 0; d < g->ndim - ndim && cur; d++) { /* leading dims the input did not have */
+    gen_tensor *next = gen_sum(cur, 0, false);
+    gen_release(cur);
+    cur = next;
+  }
+  for (int d = 0; d < ndim && cur; d++) {
+    if (shape[d] == 1 && cur->shape[d] != 1) {
+      gen_tensor *next = gen_sum(cur, d, true);
+      gen_release(cur);
+      cur = next;
+    }
+  }
+  return cur;
+}
+
+gen_tensor *gen_unreduce(gen_tensor *g, int dim, int ndim, const int64_t *shape) {
+  int64_t kshape[GEN_MAX_DIMS];
+  for (int d = 0; d < ndim; d++) kshape[d] = (dim == GEN_DIM_ALL || d == dim) ? 1 : shape[d];
+  gen_tensor *kept = gen_reshape(g, ndim, kshape);
+  gen_tensor *out = kept ? gen_expand(kept, ndim, shape) : NULL;
+  gen_release(kept);
+  return out;
+}
+
 /* The attributes of every reduction's node. */
 typedef struct {
   int dim; /* or GEN_DIM_ALL */
@@ -220,6 +250,18 @@ static int sum_mean_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return full ? 0 : -1;
 }
 
+static int sum_mean_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  const reduce_attrs *ra = GEN_NODE_ATTRS(n, reduce_attrs);
+  gen_tensor *full = gen_unreduce(g, ra->dim, n->edges[0].ndim, n->edges[0].shape);
+  if (full && ra->scale != 1.0) {
+    gen_tensor *scaled = gen_scale(full, ra->scale);
+    gen_release(full);
+    full = scaled;
+  }
+  grad_in[0] = full;
+  return full ? 0 : -1;
+}
+
 static gen_tensor *sum_or_mean(gen_op op, gen_tensor *a, int dim, bool keepdim) {
   if (op == GEN_OP_MEAN && !gen_dtype_is_float(a->dtype))
     return gen_fail("mean of a %s tensor (convert it with :float() first)", gen_dtype_name(a->dtype));
@@ -233,8 +275,11 @@ static gen_tensor *sum_or_mean(gen_op op, gen_tensor *a, int dim, bool keepdim) 
     if (!(out = m)) return NULL;
   }
   reduce_attrs ra = {dim, keepdim, scale, 0};
-  return gen_record(
-      out, &(gen_record_args){.op = op, .backward = sum_mean_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&ra)});
+  return gen_record(out, &(gen_record_args){.op = op,
+                                            .backward = sum_mean_backward,
+                                            .graph_backward = sum_mean_graph_backward,
+                                            .inputs = GEN_TENSORS(a),
+                                            .attrs = GEN_ATTRS(&ra)});
 }
 
 gen_tensor *gen_sum(gen_tensor *a, int dim, bool keepdim) { return sum_or_mean(GEN_OP_SUM, a, dim, keepdim); }
@@ -359,12 +404,54 @@ static int reduce_rows(gen_tensor *a, int dim, bool keepdim, row_kind kind, int6
 }
 
 /* Records a reduction of a along dim; saves save1 and save2 (either may be NULL, or out). */
-static gen_tensor *record_reduce(gen_tensor *out, gen_tensor *a, gen_op op, gen_backward_fn bw, int dim, bool keepdim,
-                                 gen_tensor *save1, gen_tensor *save2, int64_t correction) {
+static gen_tensor *record_reduce(gen_tensor *out, gen_tensor *a, gen_op op, gen_backward_fn bw, gen_backward_fn graph_bw, int dim,
+                                 bool keepdim, gen_tensor *save1, gen_tensor *save2, int64_t correction) {
   reduce_attrs ra = {dim, keepdim, 1.0, correction};
-  return gen_record(
-      out, &(gen_record_args){
-               .op = op, .backward = bw, .inputs = GEN_TENSORS(a), .saved = GEN_TENSORS(save1, save2), .attrs = GEN_ATTRS(&ra)});
+  return gen_record(out, &(gen_record_args){.op = op,
+                                            .backward = bw,
+                                            .graph_backward = graph_bw,
+                                            .inputs = GEN_TENSORS(a),
+                                            .saved = GEN_TENSORS(save1, save2),
+                                            .attrs = GEN_ATTRS(&ra)});
+}
+
+/* The mean of x over dim, kept as a size-1 dim (differentiable). */
+static gen_tensor *mean_kept(gen_tensor *x, int dim) {
+  if (dim != GEN_DIM_ALL) return gen_mean(x, dim, true);
+  int64_t ones[GEN_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) ones[d] = 1;
+  gen_tensor *m = gen_mean(x, GEN_DIM_ALL, false), *r = m ? gen_reshape(m, x->ndim, ones) : NULL;
+  gen_release(m);
+  return r;
+}
+
+/* var: g 2 (x - mean) / (n - correction); std: the same with g / (2 std) */
+static int var_std_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *x = gen_node_saved(n, 0);
+  if (!x) return -1;
+  const reduce_attrs *ra = GEN_NODE_ATTRS(n, reduce_attrs);
+  int64_t count = ra->dim == GEN_DIM_ALL ? gen_numel(x) : x->shape[ra->dim];
+  gen_tensor *gg = g;
+  gen_retain(gg);
+  if (n->op == GEN_OP_STD) {
+    gen_tensor *sd = gen_node_saved(n, 1), *q = sd ? gen_div(g, sd) : NULL;
+    gen_release(gg);
+    if (!(gg = q ? gen_scale(q, 0.5) : NULL)) {
+      gen_release(q);
+      return -1;
+    }
+    gen_release(q);
+  }
+  gen_tensor *m = mean_kept(x, ra->dim), *dev = m ? gen_sub(x, m) : NULL;
+  gen_tensor *full = dev ? gen_unreduce(gg, ra->dim, x->ndim, x->shape) : NULL;
+  gen_tensor *prod = full ? gen_mul(dev, full) : NULL;
+  grad_in[0] = prod ? gen_scale(prod, 2.0 / (double)(count - ra->correction)) : NULL;
+  gen_release(gg);
+  gen_release(m);
+  gen_release(dev);
+  gen_release(full);
+  gen_release(prod);
+  return grad_in[0] ? 0 : -1;
 }
 
 /* var: d/dx = 2 (x - mean) / (n - correction); std additionally / (2 std). saved: x, [std out] */
@@ -404,7 +491,7 @@ gen_tensor *gen_var(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
   if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
   gen_tensor *out = NULL;
   if (reduce_rows(a, dim, keepdim, ROW_VAR, correction, &out, NULL) < 0) return NULL;
-  return record_reduce(out, a, GEN_OP_VAR, var_std_backward, dim, keepdim, a, NULL, correction);
+  return record_reduce(out, a, GEN_OP_VAR, var_std_backward, var_std_graph_backward, dim, keepdim, a, NULL, correction);
 }
 
 gen_tensor *gen_std(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
@@ -413,7 +500,7 @@ gen_tensor *gen_std(gen_tensor *a, int dim, bool keepdim, int64_t correction) {
   if (reduce_rows(a, dim, keepdim, ROW_VAR, correction, &v, NULL) < 0) return NULL;
   int64_t k = gen_numel(v);
   for (int64_t i = 0; i < k; i++) put(v, i, sqrt(at(v, i)));
-  return record_reduce(v, a, GEN_OP_STD, var_std_backward, dim, keepdim, a, v, correction);
+  return record_reduce(v, a, GEN_OP_STD, var_std_backward, var_std_graph_backward, dim, keepdim, a, v, correction);
 }
 
 /* max/min: the gradient goes to the chosen position. saved: positions (1-based, reduced shape) */
@@ -446,10 +533,37 @@ static int extreme_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return 0;
 }
 
+/* create_graph: g scattered to the chosen positions by a recorded scatter_add (dim kept, or the
+ * flattened input for a reduction over everything) */
+static int extreme_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *pos = gen_node_saved(n, 0);
+  if (!pos) return -1;
+  const gen_edge *e = &n->edges[0];
+  int dim = GEN_NODE_ATTRS(n, reduce_attrs)->dim;
+  int nd = dim == GEN_DIM_ALL ? 1 : e->ndim, d0 = dim == GEN_DIM_ALL ? 0 : dim;
+  int64_t kshape[GEN_MAX_DIMS], full[GEN_MAX_DIMS], kstride[GEN_MAX_DIMS];
+  if (dim == GEN_DIM_ALL) {
+    kshape[0] = 1;
+    full[0] = gen_numel_of(e->ndim, e->shape);
+  } else {
+    for (int d = 0; d < nd; d++) kshape[d] = d == dim ? 1 : e->shape[d], full[d] = e->shape[d];
+  }
+  gen_contiguous_strides(nd, kshape, kstride);
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *cp = GEN_KEEP(A, gen_contiguous_raw(pos));
+  gen_tensor *pk = cp ? GEN_KEEP(A, gen_as_strided(cp, nd, kshape, kstride, cp->offset)) : NULL;
+  gen_tensor *gk = GEN_KEEP(A, gen_reshape(g, nd, kshape));
+  gen_tensor *zeros = GEN_KEEP(A, gen_zeros(g->dtype, nd, full));
+  gen_tensor *r = GEN_KEEP(A, gen_scatter_add(zeros, d0, pk, gk));
+  gen_tensor *out = GEN_KEEP(A, gen_reshape(r, e->ndim, e->shape));
+  return (grad_in[0] = gen_arena_take(A, out)) ? 0 : -1;
+}
+
 static gen_tensor *extreme(gen_tensor *a, int dim, bool keepdim, gen_tensor **indices, row_kind kind) {
   gen_tensor *out = NULL, *pos = NULL;
   if (reduce_rows(a, dim, keepdim, kind, 0, &out, &pos) < 0) return NULL;
-  out = record_reduce(out, a, kind == ROW_MAX ? GEN_OP_MAX : GEN_OP_MIN, extreme_backward, dim, keepdim, pos, NULL, 0);
+  out = record_reduce(out, a, kind == ROW_MAX ? GEN_OP_MAX : GEN_OP_MIN, extreme_backward, extreme_graph_backward, dim, keepdim,
+                      pos, NULL, 0);
   if (out && indices)
     *indices = pos;
   else
@@ -493,11 +607,26 @@ static int logsumexp_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) 
   return d ? 0 : -1;
 }
 
+/* g exp(x - out), out expanded back (saved: x, out) */
+static int logsumexp_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *x = gen_node_saved(n, 0), *y = x ? gen_node_saved(n, 1) : NULL;
+  if (!y) return -1;
+  int dim = GEN_NODE_ATTRS(n, reduce_attrs)->dim;
+  gen_tensor *yf = gen_unreduce(y, dim, x->ndim, x->shape), *gf = yf ? gen_unreduce(g, dim, x->ndim, x->shape) : NULL;
+  gen_tensor *d = gf ? gen_sub(x, yf) : NULL, *e = d ? gen_unary(GEN_UN_EXP, d, 0, 0) : NULL;
+  grad_in[0] = e ? gen_mul(e, gf) : NULL;
+  gen_release(yf);
+  gen_release(gf);
+  gen_release(d);
+  gen_release(e);
+  return grad_in[0] ? 0 : -1;
+}
+
 gen_tensor *gen_logsumexp(gen_tensor *a, int dim, bool keepdim) {
   if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
   gen_tensor *out = NULL;
   if (reduce_rows(a, dim, keepdim, ROW_LOGSUMEXP, 0, &out, NULL) < 0) return NULL;
-  return record_reduce(out, a, GEN_OP_LOGSUMEXP, logsumexp_backward, dim, keepdim, a, out, 0);
+  return record_reduce(out, a, GEN_OP_LOGSUMEXP, logsumexp_backward, logsumexp_graph_backward, dim, keepdim, a, out, 0);
 }
 
 /* ---------------------------------------------------------------- softmax, log_softmax
@@ -569,6 +698,30 @@ static int softmax_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return out ? 0 : -1;
 }
 
+/* softmax: y (g - sum(g y)); log_softmax: g - exp(y) sum(g) (saved: y) */
+static int softmax_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *y = gen_node_saved(n, 0);
+  if (!y) return -1;
+  int dim = GEN_NODE_ATTRS(n, reduce_attrs)->dim;
+  gen_tensor *t = NULL, *s = NULL, *u = NULL;
+  if (n->op == GEN_OP_SOFTMAX) {
+    gen_tensor *gy = gen_mul(g, y);
+    s = gy ? gen_sum(gy, dim, true) : NULL;
+    u = s ? gen_sub(g, s) : NULL;
+    grad_in[0] = u ? gen_mul(y, u) : NULL;
+    gen_release(gy);
+  } else {
+    t = gen_unary(GEN_UN_EXP, y, 0, 0);
+    s = t ? gen_sum(g, dim, true) : NULL;
+    u = s ? gen_mul(t, s) : NULL;
+    grad_in[0] = u ? gen_sub(g, u) : NULL;
+  }
+  gen_release(t);
+  gen_release(s);
+  gen_release(u);
+  return grad_in[0] ? 0 : -1;
+}
+
 static gen_tensor *softmax_impl(gen_tensor *a, int dim, bool log_space) {
   if (!gen_dtype_is_float(a->dtype)) return gen_fail("needs a float tensor, got %s", gen_dtype_name(a->dtype));
   rows r;
@@ -584,7 +737,8 @@ static gen_tensor *softmax_impl(gen_tensor *a, int dim, bool log_space) {
     }
   }
   gen_release(r.c);
-  return record_reduce(out, a, log_space ? GEN_OP_LOG_SOFTMAX : GEN_OP_SOFTMAX, softmax_backward, dim, false, out, NULL, 0);
+  return record_reduce(out, a, log_space ? GEN_OP_LOG_SOFTMAX : GEN_OP_SOFTMAX, softmax_backward, softmax_graph_backward, dim,
+                       false, out, NULL, 0);
 }
 
 gen_tensor *gen_softmax(gen_tensor *a, int dim) { return softmax_impl(a, dim, false); }
@@ -638,10 +792,19 @@ static int cumsum_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return grad_in[0] ? 0 : -1;
 }
 
+/* the reversed scan as ops: dx_k = sum_j dy_j - sum_{j < k} dy_j = sum(dy) - cumsum(dy)_k + dy_k */
+static int cumsum_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  int dim = GEN_NODE_ATTRS(n, reduce_attrs)->dim;
+  gen_arena ar = {0}, *A = &ar;
+  gen_tensor *total = GEN_KEEP(A, gen_sum(g, dim, true)), *c = GEN_KEEP(A, gen_cumsum(g, dim));
+  gen_tensor *r = GEN_KEEP(A, gen_add(GEN_KEEP(A, gen_sub(total, c)), g));
+  return (grad_in[0] = gen_arena_take(A, r)) ? 0 : -1;
+}
+
 gen_tensor *gen_cumsum(gen_tensor *a, int dim) {
   if (!gen_dtype_is_float(a->dtype) && a->dtype != GEN_INT64)
     return gen_fail("needs a float or int64 tensor, got %s", gen_dtype_name(a->dtype));
   gen_tensor *out = cumsum_raw(a, dim, false);
   if (!out || !gen_dtype_is_float(a->dtype)) return out;
-  return record_reduce(out, a, GEN_OP_CUMSUM, cumsum_backward, dim, false, NULL, NULL, 0);
+  return record_reduce(out, a, GEN_OP_CUMSUM, cumsum_backward, cumsum_graph_backward, dim, false, NULL, NULL, 0);
 }

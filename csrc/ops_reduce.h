@@ -13,6 +13,12 @@ gen_tensor *gen_sum_dim_raw(gen_tensor *a, int dim, bool keepdim);
  * reduction over `dim` for the gradient. dim may be GEN_DIM_ALL. */
 gen_tensor *gen_unreduce_raw(gen_tensor *g, int dim, bool keepdim, int ndim, const int64_t *shape);
 
+/* Differentiable versions of the two, for create_graph backwards: gen_sum_to sums g over the
+ * dims broadcast to reach it from (ndim, shape); gen_unreduce expands g (the result of a
+ * reduction over dim) back to (ndim, shape) as a view. */
+gen_tensor *gen_sum_to(gen_tensor *g, int ndim, const int64_t *shape);
+gen_tensor *gen_unreduce(gen_tensor *g, int dim, int ndim, const int64_t *shape);
+
 gen_tensor *gen_sum(gen_tensor *a, int dim, bool keepdim);
 gen_tensor *gen_mean(gen_tensor *a, int dim, bool keepdim);
 /* correction: 1 for the unbiased estimate (the default, as PyTorch), 0 for the population one */

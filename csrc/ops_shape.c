@@ -13,9 +13,10 @@
 #include "ops_arith.h"
 #include "ops_reduce.h"
 
-/* Records a single-input node with no saved tensors and no attributes. */
-static gen_tensor *record1(gen_tensor *out, gen_tensor *a, gen_op op, gen_backward_fn bw) {
-  return gen_record(out, &(gen_record_args){.op = op, .backward = bw, .inputs = GEN_TENSORS(a)});
+/* Records a single-input node with no saved tensors and no attributes. The backwards written with
+ * differentiable ops (copy, view, permute) serve as their own graph_backward. */
+static gen_tensor *record1(gen_tensor *out, gen_tensor *a, gen_op op, gen_backward_fn bw, gen_backward_fn graph_bw) {
+  return gen_record(out, &(gen_record_args){.op = op, .backward = bw, .graph_backward = graph_bw, .inputs = GEN_TENSORS(a)});
 }
 
 static int copy_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
@@ -31,7 +32,7 @@ gen_tensor *gen_clone(gen_tensor *a) {
     gen_release(out);
     return NULL;
   }
-  return record1(out, a, GEN_OP_COPY, copy_backward);
+  return record1(out, a, GEN_OP_COPY, copy_backward, copy_backward);
 }
 
 gen_tensor *gen_contiguous(gen_tensor *a) {
@@ -47,6 +48,11 @@ static int to_dtype_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return grad_in[0] ? 0 : -1;
 }
 
+static int to_dtype_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  grad_in[0] = gen_to_dtype(g, n->edges[0].dtype);
+  return grad_in[0] ? 0 : -1;
+}
+
 gen_tensor *gen_to_dtype(gen_tensor *a, gen_dtype dt) {
   if (a->dtype == dt) {
     gen_retain(a);
@@ -55,7 +61,7 @@ gen_tensor *gen_to_dtype(gen_tensor *a, gen_dtype dt) {
   gen_tensor *out = gen_to_dtype_raw(a, dt);
   if (!out) return NULL;
   if (!gen_dtype_is_float(dt)) return out; /* integer results do not take part in autograd */
-  return record1(out, a, GEN_OP_TO_DTYPE, to_dtype_backward);
+  return record1(out, a, GEN_OP_TO_DTYPE, to_dtype_backward, to_dtype_graph_backward);
 }
 
 gen_tensor *gen_detach(gen_tensor *a) { return gen_as_strided(a, a->ndim, a->shape, a->stride, a->offset); }
@@ -140,7 +146,7 @@ static gen_tensor *view_impl(gen_tensor *a, int ndim, const int64_t *shape_in, b
                     gen_shape_str(s, sizeof s, a->ndim, a->shape),
                     gen_shape_str((char[GEN_SHAPE_STR_MAX]){0}, GEN_SHAPE_STR_MAX, ndim, shape));
   }
-  return record1(out, a, GEN_OP_VIEW, view_backward);
+  return record1(out, a, GEN_OP_VIEW, view_backward, view_backward);
 }
 
 gen_tensor *gen_view(gen_tensor *a, int ndim, const int64_t *shape) { return view_impl(a, ndim, shape, false); }
@@ -172,9 +178,11 @@ gen_tensor *gen_permute(gen_tensor *a, const int *dims) {
   gen_tensor *out = gen_as_strided(a, a->ndim, shape, stride, a->offset);
   permute_attrs at = {{0}};
   memcpy(at.dims, dims, sizeof(int) * (size_t)a->ndim);
-  return gen_record(
-      out,
-      &(gen_record_args){.op = GEN_OP_PERMUTE, .backward = permute_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&at)});
+  return gen_record(out, &(gen_record_args){.op = GEN_OP_PERMUTE,
+                                            .backward = permute_backward,
+                                            .graph_backward = permute_backward,
+                                            .inputs = GEN_TENSORS(a),
+                                            .attrs = GEN_ATTRS(&at)});
 }
 
 /* ---- narrow and select: backward writes g into a zero tensor of the input's shape ---- */
@@ -206,10 +214,58 @@ static int slice_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return 0;
 }
 
+/* g placed into zeros of the input's shape, as a cat of zeros, g and zeros along the dim */
+static int slice_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  const slice_attrs *at = GEN_NODE_ATTRS(n, slice_attrs);
+  const gen_edge *e = &n->edges[0];
+  int dim = at->dim;
+  int64_t len = at->length < 0 ? 1 : at->length, after = e->shape[dim] - at->start - len;
+  gen_tensor *piece = g;
+  gen_retain(piece);
+  if (at->length < 0) { /* select: put the dim back */
+    gen_release(piece);
+    int64_t shape[GEN_MAX_DIMS];
+    memcpy(shape, e->shape, sizeof shape);
+    shape[dim] = 1;
+    if (!(piece = gen_reshape(g, e->ndim, shape))) return -1;
+  }
+  gen_tensor *parts[3];
+  int np = 0, rc = 0;
+  int64_t sizes[3] = {at->start, 0, after};
+  for (int k = 0; k < 3 && rc == 0; k++) {
+    if (k == 1) {
+      parts[np++] = piece;
+      continue;
+    }
+    if (sizes[k] == 0) continue;
+    int64_t shape[GEN_MAX_DIMS];
+    memcpy(shape, e->shape, sizeof shape);
+    shape[dim] = sizes[k];
+    if (!(parts[np] = gen_zeros(g->dtype, e->ndim, shape)))
+      rc = -1;
+    else
+      np++;
+  }
+  if (rc == 0) {
+    if (np == 1) {
+      gen_retain(piece);
+      grad_in[0] = piece;
+    } else {
+      grad_in[0] = gen_cat(np, parts, dim);
+    }
+  }
+  for (int k = 0; k < np; k++) gen_release(parts[k]);
+  if (rc < 0) gen_release(piece);
+  return rc == 0 && grad_in[0] ? 0 : -1;
+}
+
 static gen_tensor *slice_record(gen_tensor *out, gen_tensor *a, gen_op op, int dim, int64_t start, int64_t length) {
   slice_attrs at = {dim, start, length};
-  return gen_record(out,
-                    &(gen_record_args){.op = op, .backward = slice_backward, .inputs = GEN_TENSORS(a), .attrs = GEN_ATTRS(&at)});
+  return gen_record(out, &(gen_record_args){.op = op,
+                                            .backward = slice_backward,
+                                            .graph_backward = slice_graph_backward,
+                                            .inputs = GEN_TENSORS(a),
+                                            .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_narrow(gen_tensor *a, int dim, int64_t start, int64_t length) {
@@ -244,6 +300,11 @@ static int expand_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return grad_in[0] ? 0 : -1;
 }
 
+static int expand_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  grad_in[0] = gen_sum_to(g, n->edges[0].ndim, n->edges[0].shape);
+  return grad_in[0] ? 0 : -1;
+}
+
 gen_tensor *gen_expand(gen_tensor *a, int ndim, const int64_t *shape_in) {
   if (ndim < a->ndim) return gen_fail("cannot expand %d dimensions into %d", a->ndim, ndim);
   int64_t shape[GEN_MAX_DIMS];
@@ -256,7 +317,7 @@ gen_tensor *gen_expand(gen_tensor *a, int ndim, const int64_t *shape_in) {
     }
   }
   gen_tensor *out = gen_expand_raw(a, ndim, shape);
-  return record1(out, a, GEN_OP_EXPAND, expand_backward);
+  return record1(out, a, GEN_OP_EXPAND, expand_backward, expand_graph_backward);
 }
 
 /* ---- cat ---- the node's inputs are the pieces, in order */
@@ -278,6 +339,17 @@ static int cat_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
       gen_release(v);
       if (!grad_in[i]) return -1;
     }
+    start += len;
+  }
+  return 0;
+}
+
+static int cat_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  int dim = GEN_NODE_ATTRS(n, cat_attrs)->dim;
+  int64_t start = 0;
+  for (int i = 0; i < n->n_inputs; i++) {
+    int64_t len = n->edges[i].shape[dim];
+    if (gen_edge_live(&n->edges[i]) && !(grad_in[i] = gen_narrow(g, dim, start, len))) return -1;
     start += len;
   }
   return 0;
@@ -306,8 +378,11 @@ static gen_tensor *cat_small(int n, gen_tensor *const *ts, int dim) {
     start += ts[i]->shape[dim];
   }
   cat_attrs at = {dim};
-  return gen_record(out,
-                    &(gen_record_args){.op = GEN_OP_CAT, .backward = cat_backward, .inputs = {n, ts}, .attrs = GEN_ATTRS(&at)});
+  return gen_record(out, &(gen_record_args){.op = GEN_OP_CAT,
+                                            .backward = cat_backward,
+                                            .graph_backward = cat_graph_backward,
+                                            .inputs = {n, ts},
+                                            .attrs = GEN_ATTRS(&at)});
 }
 
 gen_tensor *gen_cat(int n, gen_tensor *const *ts, int dim) {

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "ops_index.h"
 
 typedef struct {
   int dim;
@@ -82,6 +83,15 @@ static int topk_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return 0;
 }
 
+/* create_graph: the same scatter, recorded (scatter_add of g into zeros through the indices) */
+static int topk_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *idx = gen_node_saved(n, 0);
+  gen_tensor *zeros = idx ? gen_zeros(g->dtype, n->edges[0].ndim, n->edges[0].shape) : NULL;
+  grad_in[0] = zeros ? gen_scatter_add(zeros, GEN_NODE_ATTRS(n, sort_attrs)->dim, idx, g) : NULL;
+  gen_release(zeros);
+  return grad_in[0] ? 0 : -1;
+}
+
 gen_tensor *gen_topk(gen_tensor *a, int64_t k, int dim, bool descending, gen_tensor **indices) {
   if (a->ndim == 0) return gen_fail("needs at least 1 dimension, got a 0-d tensor");
   if (dim < 0 || dim >= a->ndim) return gen_fail("dimension %d out of range for %d dimensions", dim + 1, a->ndim);
@@ -137,6 +147,7 @@ gen_tensor *gen_topk(gen_tensor *a, int64_t k, int dim, bool descending, gen_ten
   sort_attrs at = {dim};
   values = gen_record(values, &(gen_record_args){.op = GEN_OP_SORT,
                                                  .backward = topk_backward,
+                                                 .graph_backward = topk_graph_backward,
                                                  .inputs = GEN_TENSORS(a),
                                                  .saved = GEN_TENSORS(idx),
                                                  .attrs = GEN_ATTRS(&at)});

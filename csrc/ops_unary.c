@@ -15,6 +15,7 @@
 #include "autograd.h"
 #include "kernels/activation.h"
 #include "iter.h"
+#include "ops_arith.h"
 #include "ops_reduce.h"
 
 /* The autograd op of each unary op (gelu's tanh approximation records as gelu). */
@@ -143,11 +144,13 @@ static void unary_row(const unary_job *j, int64_t r) {
 
 static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double p1, double p2) {
   bool dense_f32 = out->dtype == GEN_FLOAT32 && a->dtype == GEN_FLOAT32 && gen_is_contiguous(out) && gen_is_contiguous(a);
-  if (dense_f32 && (op == GEN_UN_SILU || op == GEN_UN_SIGMOID || op == GEN_UN_GELU)) { /* the vectorized kernels */
+  if (dense_f32 && (op == GEN_UN_SILU || op == GEN_UN_SIGMOID || op == GEN_UN_GELU || op == GEN_UN_TANH)) { /* vectorized */
     const float *x = (const float *)gen_data_ptr(a);
     float *y = (float *)gen_data_ptr(out);
     if (op == GEN_UN_SILU)
       gen_silu_f32(y, x, gen_numel(out));
+    else if (op == GEN_UN_TANH)
+      gen_tanh_f32(y, x, gen_numel(out));
     else if (op == GEN_UN_GELU)
       gen_gelu_f32(y, x, gen_numel(out));
     else
@@ -224,6 +227,100 @@ static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return out ? 0 : -1;
 }
 
+/* f'(x) as a tensor with no history, for the piecewise-linear ops whose f'' is 0 where defined. */
+static gen_tensor *constant_derivative(gen_unop op, gen_tensor *x, double p1, double p2) {
+  gen_tensor *cx = gen_contiguous_raw(x), *d = cx ? gen_empty(x->dtype, x->ndim, x->shape) : NULL;
+  if (d) {
+    int64_t k = gen_numel(d);
+    const char *px = gen_data_ptr(cx);
+    char *pd = gen_data_ptr(d);
+    if (d->dtype == GEN_FLOAT32 && (op == GEN_UN_RELU || op == GEN_UN_LEAKY_RELU)) { /* the hot ones */
+      float slope = op == GEN_UN_RELU ? 0.0f : (float)p1;
+      const float *xs = (const float *)px;
+      float *ds = (float *)pd;
+      for (int64_t i = 0; i < k; i++) ds[i] = xs[i] > 0 ? 1.0f : slope;
+    } else {
+      for (int64_t i = 0; i < k; i++) gen_float_put(pd, d->dtype, i, derivative(op, gen_float_at(px, cx->dtype, i), 0, p1, p2));
+    }
+  }
+  gen_release(cx);
+  return d;
+}
+
+static gen_tensor *un(gen_unop op, gen_tensor *a) { return gen_unary(op, a, 0, 0); }
+
+/* g f'(x, y) with f' written in differentiable ops (saved[0] = x, saved[1] = y, both carrying
+ * their identity under create_graph), so the second derivative comes from these ops' backwards. */
+static int unary_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *x = gen_node_saved(n, 0), *y = x ? gen_node_saved(n, 1) : NULL;
+  if (!y) return -1;
+  const unary_attrs *at = GEN_NODE_ATTRS(n, unary_attrs);
+  double p1 = at->p1, p2 = at->p2;
+  gen_arena ar = {0};
+  gen_arena *A = &ar;
+  gen_tensor *d = NULL; /* f'(x) */
+  switch (at->op) {
+  case GEN_UN_EXP: d = y; break;
+  case GEN_UN_LOG: d = GEN_KEEP(A, gen_div(GEN_KEEP(A, gen_scalar(x->dtype, 1.0)), x)); break;
+  case GEN_UN_SQRT: d = GEN_KEEP(A, gen_div(GEN_KEEP(A, gen_scalar(x->dtype, 0.5)), y)); break;
+  case GEN_UN_RSQRT: d = GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_mul(GEN_KEEP(A, gen_mul(y, y)), y)), -0.5)); break;
+  case GEN_UN_TANH: d = GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_neg(GEN_KEEP(A, gen_mul(y, y)))), 1.0)); break;
+  case GEN_UN_SIGMOID: d = GEN_KEEP(A, gen_mul(y, GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_neg(y)), 1.0)))); break;
+  case GEN_UN_SIN: d = GEN_KEEP(A, un(GEN_UN_COS, x)); break;
+  case GEN_UN_COS: d = GEN_KEEP(A, gen_neg(GEN_KEEP(A, un(GEN_UN_SIN, x)))); break;
+  case GEN_UN_ABS:
+  case GEN_UN_CLAMP:
+  case GEN_UN_RELU:
+  case GEN_UN_LEAKY_RELU: d = GEN_KEEP(A, constant_derivative(at->op, x, p1, p2)); break;
+  case GEN_UN_SILU: { /* s (1 + x (1 - s)) */
+    gen_tensor *s = GEN_KEEP(A, un(GEN_UN_SIGMOID, x));
+    gen_tensor *oms = GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_neg(s)), 1.0));
+    d = GEN_KEEP(A, gen_mul(s, GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_mul(x, oms)), 1.0))));
+    break;
+  }
+  case GEN_UN_GELU: { /* Phi(x) + x phi(x) */
+    gen_tensor *cdf = GEN_KEEP(
+        A, gen_scale(GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, un(GEN_UN_ERF, GEN_KEEP(A, gen_scale(x, SQRT_HALF)))), 1.0)), 0.5));
+    gen_tensor *pdf = GEN_KEEP(
+        A, gen_scale(GEN_KEEP(A, un(GEN_UN_EXP, GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_mul(x, x)), -0.5)))), INV_SQRT_2PI));
+    d = GEN_KEEP(A, gen_add(cdf, GEN_KEEP(A, gen_mul(x, pdf))));
+    break;
+  }
+  case GEN_UN_GELU_TANH: { /* 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 k x^2), t = tanh(c (x + k x^3)) */
+    gen_tensor *x2 = GEN_KEEP(A, gen_mul(x, x));
+    gen_tensor *inner = GEN_KEEP(A, gen_mul(x, GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_scale(x2, 0.044715)), 1.0))));
+    gen_tensor *t = GEN_KEEP(A, un(GEN_UN_TANH, GEN_KEEP(A, gen_scale(inner, SQRT_2_OVER_PI))));
+    gen_tensor *sech2 = GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_neg(GEN_KEEP(A, gen_mul(t, t)))), 1.0));
+    gen_tensor *du =
+        GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_add_scalar(GEN_KEEP(A, gen_scale(x2, 3 * 0.044715)), 1.0)), SQRT_2_OVER_PI));
+    gen_tensor *right = GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_mul(GEN_KEEP(A, gen_mul(x, sech2)), du)), 0.5));
+    d = GEN_KEEP(A, gen_add(GEN_KEEP(A, gen_scale(GEN_KEEP(A, gen_add_scalar(t, 1.0)), 0.5)), right));
+    break;
+  }
+  case GEN_UN_SOFTPLUS: { /* sigmoid(beta x), 1 past the threshold */
+    gen_tensor *s = GEN_KEEP(A, un(GEN_UN_SIGMOID, GEN_KEEP(A, gen_scale(x, p1))));
+    gen_tensor *mask =
+        GEN_KEEP(A, gen_binary_raw(GEN_BIN_GT, GEN_KEEP(A, gen_scale_raw(x, p1)), GEN_KEEP(A, gen_scalar(x->dtype, p2))));
+    d = GEN_KEEP(A, gen_where(mask, GEN_KEEP(A, gen_scalar(x->dtype, 1.0)), s));
+    break;
+  }
+  case GEN_UN_ELU: { /* 1 for x > 0, alpha exp(x) otherwise */
+    gen_tensor *mask = GEN_KEEP(A, gen_binary_raw(GEN_BIN_GT, x, GEN_KEEP(A, gen_scalar(x->dtype, 0.0))));
+    gen_tensor *neg = GEN_KEEP(A, gen_scale(GEN_KEEP(A, un(GEN_UN_EXP, x)), p1));
+    d = GEN_KEEP(A, gen_where(mask, GEN_KEEP(A, gen_scalar(x->dtype, 1.0)), neg));
+    break;
+  }
+  case GEN_UN_ERF:
+    d = GEN_KEEP(
+        A, gen_scale(GEN_KEEP(A, un(GEN_UN_EXP, GEN_KEEP(A, gen_neg(GEN_KEEP(A, gen_mul(x, x)))))), 2 * INV_SQRT_2PI * SQRT_2));
+    break;
+  default: gen_arena_free(A); return gen_fail_int("internal: no graph backward for unary op %d", (int)at->op);
+  }
+  gen_tensor *r = d ? GEN_KEEP(A, gen_mul(g, d)) : NULL;
+  grad_in[0] = gen_arena_take(A, r);
+  return grad_in[0] ? 0 : -1;
+}
+
 gen_tensor *gen_unary(gen_unop op, gen_tensor *a, double p1, double p2) {
   gen_dtype dt = (gen_dtype_is_float(a->dtype) || keeps_integers(op)) ? a->dtype : GEN_FLOAT32;
   gen_tensor *out = gen_empty(dt, a->ndim, a->shape);
@@ -232,6 +329,7 @@ gen_tensor *gen_unary(gen_unop op, gen_tensor *a, double p1, double p2) {
   unary_attrs at = {op, p1, p2};
   return gen_record(out, &(gen_record_args){.op = unary_op_ids[op],
                                             .backward = unary_backward,
+                                            .graph_backward = unary_graph_backward,
                                             .inputs = GEN_TENSORS(a),
                                             .saved = GEN_TENSORS(a, out),
                                             .attrs = GEN_ATTRS(&at)});
@@ -319,9 +417,27 @@ static int where_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   return rc;
 }
 
+static int where_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
+  gen_tensor *mask = gen_node_saved(n, 0);
+  if (!mask) return -1;
+  int first = n->op == GEN_OP_MASKED_FILL ? 1 : 0;
+  for (int i = 0; i < n->n_inputs; i++) {
+    if (!gen_edge_live(&n->edges[i])) continue;
+    gen_arena ar = {0};
+    gen_tensor *zero = GEN_KEEP(&ar, gen_scalar(g->dtype, 0));
+    gen_tensor *full = GEN_KEEP(&ar, (i + first) == 0 ? gen_where(mask, g, zero) : gen_where(mask, zero, g));
+    gen_tensor *r = GEN_KEEP(&ar, gen_sum_to(full, n->edges[i].ndim, n->edges[i].shape));
+    if (!(grad_in[i] = gen_arena_take(&ar, r))) return -1;
+  }
+  return 0;
+}
+
 static gen_tensor *record_where(gen_tensor *out, gen_op op, int n_in, gen_tensor **inputs, gen_tensor *mask) {
-  return gen_record(
-      out, &(gen_record_args){.op = op, .backward = where_backward, .inputs = {n_in, inputs}, .saved = GEN_TENSORS(mask)});
+  return gen_record(out, &(gen_record_args){.op = op,
+                                            .backward = where_backward,
+                                            .graph_backward = where_graph_backward,
+                                            .inputs = {n_in, inputs},
+                                            .saved = GEN_TENSORS(mask)});
 }
 
 gen_tensor *gen_where(gen_tensor *mask, gen_tensor *a, gen_tensor *b) {

@@ -41,6 +41,31 @@ describe("examples/gan/dcgan.lua", function()
     assert.equal(first, read(base .. "/a/samples.idx"))
   end)
 
+  it("trains with the gradient penalties on (R1 lazily; WGAN-GP with critic iterations; hinge)", function()
+    local function losses_of(dir, header)
+      local log = read(dir .. "/log.csv")
+      assert.truthy(log:find("^" .. header .. "\n"), log)
+      local n = 0
+      for line in log:gmatch("[^\n]+") do
+        if not line:find("^step") then
+          n = n + 1
+          for v in line:gmatch("[^,]+") do assert.truthy(tonumber(v) and tonumber(v) == tonumber(v) and math.abs(tonumber(v)) < 1e6, line) end
+        end
+      end
+      return n
+    end
+    local common = " --steps 3 --batch 8 --log-every 1 --seed 5 --out " .. base
+    local ok, out = sh("bin/gen examples/gan/dcgan.lua --r1 10 --r1-every 2" .. common .. "/r1")
+    assert.is_true(ok, out)
+    assert.equal(3, losses_of(base .. "/r1", "step,loss_d,loss_g,r1"))
+    ok, out = sh("bin/gen examples/gan/dcgan.lua --loss wgan --gp 10 --critic-iters 2" .. common .. "/gp")
+    assert.is_true(ok, out)
+    assert.equal(3, losses_of(base .. "/gp", "step,loss_d,loss_g,gp"))
+    ok, out = sh("bin/gen examples/gan/dcgan.lua --loss hinge --steps 0 --critic-iters 0 --out " .. base .. "/bad")
+    assert.is_not_true(ok)
+    assert.truthy(out:find("--critic-iters must be at least 1", 1, true), out)
+  end)
+
   it("rejects unknown options", function()
     local ok, out = sh("bin/gen examples/gan/dcgan.lua --bogus 1 --out " .. base .. "/c")
     assert.is_not_true(ok)
@@ -384,6 +409,15 @@ describe("examples/autoregressive/pixelcnn.lua", function()
     ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --sample 2 %s --out %s", args, out))
     assert.is_true(ok, log)
     assert.same({ 2, 28, 28 }, gen.data.idx.read(out .. "/samples.idx").shape)
+    -- the priors remember whose codes they learned: another VQ-VAE-2 of the same shape is refused
+    local other = base .. "/vqvae2_other"
+    assert.is_true(sh(string.format("bin/gen examples/autoregressive/vqvae.lua --steps 1 --levels 2 --ema --batch 16 "
+      .. "--codebook-size 32 --code-dim 8 --width 16 --test-images 16 --seed 5 --out %s", other)))
+    local other_args = string.format("--on codes --stage1 %s --train-images 32 %s", other, tiny)
+    ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --sample 2 %s --out %s", other_args, out))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("it was trained on the codes of the vqvae in " .. stage1 .. " (fingerprint ", 1, true), log)
+    assert.truthy(log:find("--stage1 " .. other .. " holds another one", 1, true), log)
     -- a PixelCNN checkpoint is not a VQ-VAE
     ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --on codes --stage1 %s --steps 1 --out %s", base .. "/pixelcnn", base .. "/pixelcnn_x"))
     assert.is_not_true(ok)
@@ -399,7 +433,7 @@ describe("bad command-line input", function()
     { "gan/dcgan", "--steps -3", "option --steps must be at least 0, got -3" },
     { "gan/dcgan", "--batch 0", "option --batch must be at least 1, got 0" },
     { "gan/dcgan", "--steps 1.5", "option --steps needs an integer, got '1.5'" },
-    { "gan/dcgan", "--loss wasserstein", "option --loss must be one of nonsaturating|minimax, got 'wasserstein'" },
+    { "gan/dcgan", "--loss wasserstein", "option --loss must be one of nonsaturating|bce|minimax|hinge|wgan, got 'wasserstein'" },
     { "gan/stylegan", "--style stylegan3", "option --style must be one of modulated|adain, got 'stylegan3'" },
     { "gan/stylegan", "--resolution 64", "option --resolution must be one of 28|32, got '64'" },
     { "gan/stylegan", "--mixing 1.5", "option --mixing must be in [0, 1], got 1.5" },

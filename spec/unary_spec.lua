@@ -62,11 +62,12 @@ describe("unary math", function()
     assert.equal(0, s[3])
   end)
 
-  it("keeps float32 silu and sigmoid (vectorized kernels) within float rounding of float64", function()
+  it("keeps float32 silu, sigmoid and tanh (vectorized kernels) within float rounding of float64", function()
     -- 100001 points in [-100, 100]: past the parallel threshold, through both exponent extremes
+    -- (and tanh's switch between its series and its exponential form at |x| = 0.625)
     local x64 = gen.linspace(-100, 100, 100001):double()
-    local x32 = x64:float()
-    for _, f in ipairs { gen.silu, gen.sigmoid } do
+    local x32 = gen.cat { x64:float(), gen.linspace(-1, 1, 4001), gen.tensor { 1e-30, -1e-20, 3e-8, 0.625, -0.625 } }
+    for _, f in ipairs { gen.silu, gen.sigmoid, gen.tanh } do
       local want, got = f(x32:double()), f(x32):double()
       local err = ((got - want):abs() / (want:abs() + 1e-30)):max():item()
       assert.is_true(err < 2e-6, "relative error " .. err)
@@ -82,6 +83,9 @@ describe("unary math", function()
     local sp = gen.tensor { math.huge, -math.huge, 0 / 0, 0, -0.0 }
     local s = gen.sigmoid(sp):totable()
     assert.same({ 1, 0 }, { s[1], s[2] })
+    local t = gen.tanh(sp):totable()
+    assert.same({ 1, -1 }, { t[1], t[2] })
+    assert.is_true(t[3] ~= t[3])
     assert.is_true(s[3] ~= s[3])
     assert.equal(0.5, s[4])
     local y = gen.silu(sp):totable()

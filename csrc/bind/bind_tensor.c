@@ -732,6 +732,72 @@ static int l_backward(lua_State *L) {
   return 0;
 }
 
+/* Tensors of the list at idx (a table of tensors; nil entries allowed when allow_nil) into a
+ * Lua-owned array of n pointers. */
+static gen_tensor **tensor_list(lua_State *L, int idx, int n, bool allow_nil, const char *what, const char *fname) {
+  gen_tensor **ts = lua_newuserdatauv(L, sizeof(gen_tensor *) * (size_t)(n ? n : 1), 0);
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, idx, i + 1);
+    ts[i] = bind_totensor(L, -1);
+    if (!ts[i] && !(allow_nil && lua_isnil(L, -1)))
+      bind_error(L, fname, "%s[%d] must be a tensor, got %s", what, i + 1, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  return ts;
+}
+
+/* core.grad(outputs, inputs, grad_outputs | nil, create_graph, retain_graph) -> results, used:
+ * two lists of #inputs entries (results nil where no gradient; used false where the input is not
+ * reached). lua/gen/init.lua's gen.autograd.grad checks the arguments and applies allow_unused. */
+static int l_grad(lua_State *L) {
+  const char *fname = "gen.autograd.grad";
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n_out = (int)luaL_len(L, 1), n_in = (int)luaL_len(L, 2);
+  bool create = lua_toboolean(L, 4), retain = lua_toboolean(L, 5);
+  gen_tensor **outs = tensor_list(L, 1, n_out, false, "outputs", fname);
+  gen_tensor **ins = tensor_list(L, 2, n_in, false, "inputs", fname);
+  gen_tensor **gos = lua_istable(L, 3) ? tensor_list(L, 3, n_out, true, "grad_outputs", fname) : NULL;
+  gen_tensor **res = lua_newuserdatauv(L, sizeof(gen_tensor *) * (size_t)(n_in ? n_in : 1), 0);
+  bool *used = lua_newuserdatauv(L, sizeof(bool) * (size_t)(n_in ? n_in : 1), 0);
+  lua_createtable(L, n_in, 0); /* results, filled after the call: slots first, so nothing leaks */
+  int tres = lua_gettop(L);
+  gen_tensor ***slots = lua_newuserdatauv(L, sizeof(gen_tensor **) * (size_t)(n_in ? n_in : 1), 0);
+  for (int j = 0; j < n_in; j++) {
+    slots[j] = bind_slot(L);
+    lua_rawseti(L, tres, j + 1);
+  }
+  lua_createtable(L, n_in, 0);
+  for (int j = 0; j < n_in; j++) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, j + 1);
+  }
+  int tused = lua_gettop(L);
+  if (gen_grad(n_out, outs, gos, n_in, ins, create, retain, res, used) < 0) bind_core_error(L, fname);
+  for (int j = 0; j < n_in; j++) {
+    *slots[j] = res[j];
+    lua_pushboolean(L, used[j]);
+    lua_rawseti(L, tused, j + 1);
+    if (!res[j]) { /* no gradient: nil, not an empty tensor */
+      lua_pushnil(L);
+      lua_rawseti(L, tres, j + 1);
+    }
+  }
+  bind_pace_gc(L);
+  lua_pushvalue(L, tres);
+  lua_pushvalue(L, tused);
+  return 2;
+}
+
+static int l_graph_backward_counts(lua_State *L) {
+  lua_createtable(L, 0, GEN_OP_COUNT);
+  for (int op = 0; op < GEN_OP_COUNT; op++) {
+    lua_pushinteger(L, gen_graph_backward_count((gen_op)op));
+    lua_setfield(L, -2, gen_op_name((gen_op)op));
+  }
+  return 1;
+}
+
 static int l_set_grad_enabled(lua_State *L) {
   lua_pushboolean(L, gen_grad_enabled());
   gen_set_grad_enabled(lua_toboolean(L, 1));
@@ -867,6 +933,8 @@ static const luaL_Reg functions[] = {{"empty", l_empty},
                                      {"set_detect_anomaly", l_set_detect_anomaly},
                                      {"set_memory_limit", l_set_memory_limit},
                                      {"backward_counts", l_backward_counts},
+                                     {"graph_backward_counts", l_graph_backward_counts},
+                                     {"autograd_grad", l_grad},
                                      {"count_backward", l_count_backward},
                                      {"memory", l_memory},
                                      {"set_num_threads", l_set_num_threads},

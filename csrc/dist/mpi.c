@@ -11,7 +11,15 @@
  * Lua error naming the waiting rank after `timeout` seconds instead of a hang, and waiting ranks
  * do not spin on a core another rank needs (this machine runs two ranks on two cores).
  *
- *   init(timeout) -> rank, size      MPI_Init_thread (funneled: only the Lua thread calls MPI)
+ * Open MPI advances a non-blocking collective only inside MPI calls, so a reduction started during
+ * backward would otherwise sit still until the next test or wait. When MPI grants
+ * MPI_THREAD_MULTIPLE, a progress thread makes those calls while requests returned by iall_reduce
+ * and iall_gather are in flight (an MPI_Iprobe on a private communicator every 50 us, which runs
+ * Open MPI's progress engine, libnbc's schedules included) and sleeps on a condition variable
+ * otherwise. GEN_DIST_PROGRESS=0 (or init's second argument false) turns it off.
+ *
+ *   init(timeout, progress) -> rank, size
+ *   progress_thread() -> whether the progress thread runs
  *   rank() size() initialized() set_timeout(s) abort(code, message) finalize()
  *   barrier()
  *   all_reduce(t, op)                in place; op "sum" | "mean" | "max"
@@ -26,6 +34,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -160,6 +169,64 @@ static void divide(gen_tensor *t, int p) {
   }
 }
 
+/* ---- the progress thread ---- */
+
+static pthread_t progress_tid;
+static int progress_on;                    /* the thread exists (set and read by the Lua thread) */
+static int progress_flying, progress_quit; /* under progress_mu */
+static pthread_mutex_t progress_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t progress_cv = PTHREAD_COND_INITIALIZER;
+static MPI_Comm progress_comm = MPI_COMM_NULL; /* nobody sends on it: the probes only drive progress */
+
+static void *progress_main(void *unused) {
+  (void)unused;
+  for (;;) {
+    pthread_mutex_lock(&progress_mu);
+    while (progress_flying == 0 && !progress_quit) pthread_cond_wait(&progress_cv, &progress_mu);
+    int quit = progress_quit;
+    pthread_mutex_unlock(&progress_mu);
+    if (quit) return NULL;
+    int flag = 0;
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, progress_comm, &flag, MPI_STATUS_IGNORE);
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* One more (delta 1) or one fewer (delta -1) non-blocking request in flight. */
+static void progress_count(int delta) {
+  if (!progress_on) return;
+  pthread_mutex_lock(&progress_mu);
+  progress_flying += delta;
+  if (progress_flying > 0) pthread_cond_signal(&progress_cv);
+  pthread_mutex_unlock(&progress_mu);
+}
+
+static void progress_start(void) {
+  if (MPI_Comm_dup(MPI_COMM_WORLD, &progress_comm) != MPI_SUCCESS) return;
+  progress_quit = progress_flying = 0;
+  progress_on = pthread_create(&progress_tid, NULL, progress_main, NULL) == 0;
+  if (!progress_on) MPI_Comm_free(&progress_comm);
+}
+
+/* Before MPI_Finalize: the thread must have made its last MPI call. */
+static void progress_stop(void) {
+  if (!progress_on) return;
+  pthread_mutex_lock(&progress_mu);
+  progress_quit = 1;
+  pthread_cond_signal(&progress_cv);
+  pthread_mutex_unlock(&progress_mu);
+  pthread_join(progress_tid, NULL);
+  progress_on = 0;
+  MPI_Comm_free(&progress_comm);
+}
+
+static void finalize(void) {
+  if (!active()) return;
+  progress_stop();
+  MPI_Finalize();
+}
+
 /* ---- waiting with a deadline ---- */
 
 /* MPI's non-blocking collectives (libnbc) advance one round per MPI call, so the first
@@ -191,6 +258,7 @@ static void wait_req(lua_State *L, MPI_Request *req, const char *fname) {
 typedef struct {
   MPI_Request req;
   int pending;
+  int counted; /* counted among the progress thread's requests in flight */
   reduce_op op;
   gen_tensor *result; /* divided by size() on completion for "mean"; kept alive by a user value */
 } request;
@@ -207,8 +275,14 @@ static request *new_request(lua_State *L, int n_keep, const int *keep) {
   return r;
 }
 
-static void complete(request *r) {
+static void settle(request *r) {
   r->pending = 0;
+  if (r->counted) progress_count(-1);
+  r->counted = 0;
+}
+
+static void complete(request *r) {
+  settle(r);
   if (r->op == OP_MEAN) divide(r->result, world_size);
   if (r->result) bump(r->result);
 }
@@ -247,7 +321,7 @@ static int l_request_gc(lua_State *L) {
     if (MPI_Test(&r->req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) break;
     if (!done) sched_yield();
   }
-  r->pending = 0;
+  settle(r);
   return 0;
 }
 
@@ -259,15 +333,17 @@ static int l_init(lua_State *L) {
     if (!(t > 0)) fail(L, "gen.dist.init", "timeout must be > 0 seconds, got %g", t);
     timeout_s = t;
   }
+  int want_progress = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
   int init = 0, fin = 0;
   MPI_Finalized(&fin);
   if (fin) fail(L, "gen.dist.init", "MPI was already finalized in this process; it cannot start again");
   MPI_Initialized(&init);
   if (!init) {
     int provided = 0;
-    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    if (MPI_Init_thread(NULL, NULL, want_progress ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
       fail(L, "gen.dist.init", "MPI_Init_thread failed (is this process started by mpirun?)");
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    if (want_progress && provided == MPI_THREAD_MULTIPLE) progress_start();
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
@@ -302,8 +378,13 @@ static int l_set_timeout(lua_State *L) {
 }
 
 static int l_finalize(lua_State *L) {
-  if (active()) MPI_Finalize();
+  finalize();
   return 0;
+}
+
+static int l_progress_thread(lua_State *L) {
+  lua_pushboolean(L, progress_on);
+  return 1;
 }
 
 /* Ends every rank of the job: what a rank that cannot go on does, so the others do not wait. */
@@ -332,7 +413,11 @@ static MPI_Op mpi_op(reduce_op op) { return op == OP_MAX ? MPI_MAX : MPI_SUM; }
  * for it and returns the tensor it wrote (argument 1). */
 static int posted(lua_State *L, request *r, int nonblocking, const char *fname) {
   r->pending = 1;
-  if (nonblocking) return 1;
+  if (nonblocking) {
+    r->counted = 1;
+    progress_count(1);
+    return 1;
+  }
   wait_req(L, &r->req, fname);
   complete(r);
   lua_settop(L, 1);
@@ -421,12 +506,10 @@ static int l_reduce_scatter(lua_State *L) {
 /* Finalizes MPI when the Lua state closes (a normal end), and at exit() for os.exit without
  * closing the state. A rank ending on an error calls abort instead (lua/gen/app/run.lua). */
 static int l_shutdown_gc(lua_State *L) {
-  if (active()) MPI_Finalize();
+  finalize();
   return 0;
 }
-static void at_exit(void) {
-  if (active()) MPI_Finalize();
-}
+static void at_exit(void) { finalize(); }
 
 static const luaL_Reg functions[] = {
     {"init", l_init},
@@ -435,6 +518,7 @@ static const luaL_Reg functions[] = {
     {"size", l_size},
     {"set_timeout", l_set_timeout},
     {"finalize", l_finalize},
+    {"progress_thread", l_progress_thread},
     {"abort", l_abort},
     {"barrier", l_barrier},
     {"all_reduce", l_all_reduce},

@@ -33,6 +33,10 @@ GEN_SIMD_CLONES static void sigmoid_range(float *y, const float *x, int64_t lo, 
   for (int64_t i = lo; i < hi; i++) y[i] = gen_sigmoid_approx(x[i]);
 }
 
+GEN_SIMD_CLONES static void tanh_range(float *y, const float *x, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; i++) y[i] = gen_tanh_approx(x[i]);
+}
+
 /* gelu(x) = x / 2 (1 + erf(x / sqrt 2)) */
 GEN_SIMD_CLONES static void gelu_range(float *y, const float *x, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi; i++) {
@@ -71,6 +75,8 @@ void gen_silu_backward_f32(float *dx, const float *x, const float *dy, int64_t n
 }
 
 void gen_sigmoid_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, sigmoid_range(y, x, lo, hi)); }
+
+void gen_tanh_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, tanh_range(y, x, lo, hi)); }
 
 void gen_gelu_f32(float *y, const float *x, int64_t n) { FOR_BLOCKS(n, gelu_range(y, x, lo, hi)); }
 

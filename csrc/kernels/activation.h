@@ -14,6 +14,8 @@ void gen_silu_f32(float *y, const float *x, int64_t n);
 void gen_silu_backward_f32(float *dx, const float *x, const float *dy, int64_t n);
 /* y = sigmoid(x) */
 void gen_sigmoid_f32(float *y, const float *x, int64_t n);
+/* y = tanh(x) */
+void gen_tanh_f32(float *y, const float *x, int64_t n);
 /* y = x / 2 (1 + erf(x / sqrt 2)), PyTorch's exact GELU */
 void gen_gelu_f32(float *y, const float *x, int64_t n);
 /* dx = dy * ((1 + erf(x / sqrt 2)) / 2 + x e^(-x^2 / 2) / sqrt(2 pi)) */

@@ -95,4 +95,18 @@ static inline float gen_one_plus_erf_approx(float x, float *gauss) {
   return x >= 0 ? 2.0f - erfc : erfc;
 }
 
+/* tanh x, within 2e-7 relative: Cephes' tanhf, x + x^3 P(x^2) for |x| < 0.625, where 1 - 2 / (e^2|x| + 1)
+ * would lose the small values to cancellation, that form beyond (saturating to +-1, no overflow). */
+static inline float gen_tanh_approx(float x) {
+  float a = fabsf(x), z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  float small = p * z * x + x;
+  float big = 1.0f - 2.0f / (gen_exp_approx(a > 44.0f ? 88.0f : a + a) + 1.0f);
+  return a < 0.625f ? small : copysignf(big, x);
+}
+
 #endif

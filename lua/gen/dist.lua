@@ -33,7 +33,10 @@ local M = { mpi = mpi }
 local function fail(fname, msg, level) error("gen.dist." .. fname .. ": " .. msg, (level or 1) + 1) end
 
 --- Starts MPI (once; later calls return the same numbers). opts.timeout: seconds a collective
--- waits for the other ranks before raising (300). Returns rank, size.
+-- waits for the other ranks before raising (300). opts.progress (default true, or
+-- GEN_DIST_PROGRESS=0 for false): a thread that advances non-blocking collectives while they are
+-- in flight, so DataParallel's reductions run during backward (needs MPI_THREAD_MULTIPLE, which
+-- Open MPI grants; without it the gradient hooks test the reductions instead). Returns rank, size.
 function M.init(opts)
   opts = opts or {}
   if type(opts) ~= "table" then fail("init", "expected an options table, got " .. type(opts), 2) end
@@ -41,8 +44,14 @@ function M.init(opts)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout <= 0) then
     fail("init", "timeout must be a positive number of seconds, got " .. tostring(timeout), 2)
   end
-  return mpi.init(timeout)
+  local progress = opts.progress
+  if progress == nil then progress = os.getenv("GEN_DIST_PROGRESS") ~= "0" end
+  if type(progress) ~= "boolean" then fail("init", "progress must be true or false, got " .. tostring(progress), 2) end
+  return mpi.init(timeout, progress)
 end
+
+--- Whether a progress thread advances non-blocking collectives (see init).
+function M.progress_thread() return mpi.progress_thread() end
 
 function M.initialized() return mpi.initialized() end
 function M.rank() return mpi.rank() end
@@ -90,8 +99,9 @@ end
 -- order (the order backward finishes them): a bucket's reduction starts, non-blocking, as soon as
 -- the last of its gradients is final (gen.autograd.register_grad_ready_hook), so it overlaps the
 -- rest of backward; the backward-end hook waits for all of them and writes the averages back into
--- .grad before backward() returns. MPI progresses a started reduction only inside MPI calls, so
--- each later hook also tests the ones in flight.
+-- .grad before backward() returns. MPI progresses a started reduction only inside MPI calls: the
+-- progress thread of gen.mpi makes them (see init); without it, each later hook tests the
+-- reductions in flight.
 --
 -- deterministic = true gathers every rank's bucket and sums them in rank order 0, 1, ..., p-1 on
 -- every rank (instead of MPI's reduction, whose order depends on the algorithm MPI picks), so the
@@ -146,7 +156,7 @@ local function on_ready(self, b, slot, p)
   if self.size > 1 then b.buffer:narrow(1, slot.offset + 1, slot.numel):copy_(p.grad:view(-1)) end
   b.ready = b.ready + 1
   slot.has_grad = true
-  progress(self)
+  if not self.progress_thread then progress(self) end
   if b.ready == #b.slots then launch(self, b) end
   self.hook_seconds = self.hook_seconds + (gen.time() - t0)
 end
@@ -253,7 +263,8 @@ function M.DataParallel(model, opts)
   if bn ~= "local" and bn ~= "sync" then fail("DataParallel", 'batch_norm must be "local" or "sync", got ' .. tostring(bn), 2) end
   if not mpi.initialized() then fail("DataParallel", "MPI is not running (call gen.dist.init() first)", 2) end
   local self = setmetatable({ module = model, size = mpi.size(), rank = mpi.rank(), deterministic = opts.deterministic == true,
-    buckets = {}, in_flight = {}, handles = {}, wait_seconds = 0, hook_seconds = 0 }, DataParallel)
+    buckets = {}, in_flight = {}, handles = {}, wait_seconds = 0, hook_seconds = 0, progress_thread = mpi.progress_thread() },
+    DataParallel)
   gen.no_grad(function()
     for _, p in ipairs(model:parameters()) do mpi.broadcast(p, 0) end
     for _, b in ipairs(model:buffers()) do mpi.broadcast(b, 0) end

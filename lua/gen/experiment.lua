@@ -250,11 +250,30 @@ local function dist_mean(ctx, losses, values)
   return out
 end
 
+-- The record a two-stage script's checkpoint keeps of the stage-1 model it was trained on (added to
+-- the state by experiment.train when experiment.stage1 was called): --sample and --resume with a
+-- --stage1 whose weights differ (another run, or the same directory retrained since) would decode
+-- the prior's codes with the wrong codebook, so they are refused, naming both.
+local function stage1_identity(run)
+  local mine = run._stage1_identity
+  return {
+    optional_state = true, -- checkpoints written before this record still load
+    state_dict = function() return mine end,
+    load_state_dict = function(_, saved)
+      if type(saved) == "table" and saved.fingerprint ~= nil and saved.fingerprint ~= mine.fingerprint then
+        error(string.format("it was trained on the codes of the %s in %s (fingerprint %s), and --stage1 %s holds another one (%s)",
+          tostring(saved.kind), tostring(saved.dir), tostring(saved.fingerprint), mine.dir, mine.fingerprint), 0)
+      end
+    end,
+  }
+end
+
 --- Runs training (or sampling with --sample) as described at the top of this file.
 function M.train(run, spec)
   if run.stage1 ~= "" and not rawget(run, "_stage1_loaded") then
     M.fail(run.script, "option --stage1 is for two-stage scripts, and this one has no stage 1")
   end
+  if rawget(run, "_stage1_identity") then spec.state.stage1_used = stage1_identity(run) end
   local ctx = dist_setup(run)
   if ctx.main then writable_dir(run) end
   local ck_path = run.out .. "/checkpoint.safetensors"
@@ -427,8 +446,37 @@ function M.stage1(run, kind)
   model:eval()
   for _, p in ipairs(model:parameters()) do p:requires_grad_(false) end
   rawset(run, "_stage1_loaded", path)
+  rawset(run, "_stage1_identity", { dir = run.stage1, kind = kind, fingerprint = M.fingerprint(model) })
   return model, record.config
 end
+
+--- fingerprint(model) -> 16 hex digits that tell one trained model from another: FNV-1a (64 bit)
+-- over the exact float64 images of up to 4096 evenly spaced values of every tensor of its
+-- state dict, in name order. Values, not sums of them, so that no summation order (thread count,
+-- ISA) can change it; a sample, so that it costs milliseconds for any model size.
+function M.fingerprint(model)
+  local sd = model:state_dict()
+  local names = {}
+  for name in pairs(sd) do names[#names + 1] = name end
+  table.sort(names)
+  local h = -3750763034362895579 -- the FNV-1a 64-bit offset basis, as a signed integer
+  local function mix(bytes)
+    for i = 1, #bytes do h = (h ~ bytes:byte(i)) * 1099511628211 end
+  end
+  for _, name in ipairs(names) do
+    local flat = sd[name]:contiguous():view(-1)
+    local n = flat:numel()
+    local picks = math.min(n, 4096)
+    mix(name .. "\0" .. n .. "\0")
+    if picks > 0 then
+      local index = {}
+      for i = 1, picks do index[i] = 1 + (i - 1) * n // picks end
+      for _, v in ipairs(flat:double():index_select(1, gen.tensor(index, "int64")):totable()) do mix(string.pack("<d", v)) end
+    end
+  end
+  return string.format("%016x", h)
+end
+
 
 function M.state_with_step(state, step)
   local s = { step = step }

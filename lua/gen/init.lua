@@ -95,6 +95,64 @@ function gen.autograd.detect_anomaly(on, ...)
   return core.set_detect_anomaly(on)
 end
 
+--- Gradients of outputs with respect to inputs, returned rather than accumulated into .grad.
+-- outputs and inputs are a tensor or a list of tensors; opts:
+--   grad_outputs  a tensor or list (one per output; nil entries for one-element outputs, which get 1)
+--   create_graph  record the backward pass, so the gradients can be differentiated again (false)
+--   retain_graph  keep the forward graph's saved tensors (default: create_graph)
+--   allow_unused  give nil for an input the outputs do not depend on, instead of an error (false)
+-- Returns a list of tensors, one per input (an input that is used but gets no gradient gets zeros).
+function gen.autograd.grad(outputs, inputs, opts)
+  local fname = "gen.autograd.grad"
+  opts = opts or {}
+  if type(opts) ~= "table" then error(fname .. ": argument 3: expected an options table, got " .. type(opts), 2) end
+  local function as_list(v, what, allow_nil)
+    if gen.is_tensor(v) then return { v } end
+    if type(v) ~= "table" then
+      error(string.format("%s: %s must be a tensor or a list of tensors, got %s", fname, what, type(v)), 3)
+    end
+    local n = 0
+    for k in pairs(v) do
+      if math.type(k) ~= "integer" or k < 1 then error(string.format("%s: %s must be a list", fname, what), 3) end
+      n = math.max(n, k)
+    end
+    for i = 1, n do
+      if not gen.is_tensor(v[i]) and not (allow_nil and v[i] == nil) then
+        error(string.format("%s: %s[%d] must be a tensor, got %s", fname, what, i, type(v[i])), 3)
+      end
+    end
+    return v, n
+  end
+  local outs = as_list(outputs, "outputs")
+  local ins = as_list(inputs, "inputs")
+  if #outs == 0 then error(fname .. ": needs at least one output", 2) end
+  local gos
+  if opts.grad_outputs ~= nil then
+    local n
+    gos, n = as_list(opts.grad_outputs, "grad_outputs", true)
+    if gen.is_tensor(opts.grad_outputs) then n = 1 end
+    if n > #outs then
+      error(string.format("%s: %d grad_outputs for %d outputs", fname, n, #outs), 2)
+    end
+  end
+  local create = opts.create_graph and true or false
+  local retain = opts.retain_graph
+  if retain == nil then retain = create end
+  local ok, results, used = pcall(core.autograd_grad, outs, ins, gos, create, retain and true or false)
+  if not ok then error(results, 2) end
+  for j = 1, #ins do
+    if not used[j] then
+      if not opts.allow_unused then
+        error(string.format("%s: input %d is not used by the graph of the outputs (pass allow_unused = true to get nil)",
+          fname, j), 2)
+      end
+    elseif results[j] == nil then
+      results[j] = gen.zeros_like(ins[j])
+    end
+  end
+  return results
+end
+
 -- Gradient-ready and backward-end hooks (gen.dist.DataParallel overlaps its all-reduce with them).
 local hooks = require "gen.hooks"
 gen.autograd.register_grad_ready_hook = hooks.register_grad_ready_hook

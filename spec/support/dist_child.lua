@@ -42,6 +42,12 @@ if mode == "collectives" then
   local req = dist.mpi.iall_reduce(big, "mean")
   req:wait()
   check("iall_reduce mean", big[100000]:item() == 99999 * 1.5 and req:test())
+  -- the progress thread finishes a started reduction while this thread makes no MPI call
+  local flying = gen.ones(300000) * (rank + 1)
+  local started, t0 = dist.mpi.iall_reduce(flying, "sum"), gen.time()
+  while flying[300000]:item() ~= 3 and gen.time() - t0 < 10 do end
+  check("progress thread", dist.progress_thread() == (os.getenv("GEN_DIST_PROGRESS") ~= "0") and flying[300000]:item() == 3)
+  started:wait()
   local function err(f, ...)
     local ok, e = pcall(f, ...)
     return not ok and tostring(e) or ""
