@@ -319,6 +319,31 @@ describe("gen.gan.stylegan", function()
     end
   end)
 
+  it("R1 through the residual discriminator has the gradient of its finite differences", function()
+    if not train.r1_available() then return end -- the step test above checks the error instead
+    local gan = require "gen.gan"
+    gen.manual_seed(10)
+    local D = sg.Discriminator(opts {}):double()
+    local x = gen.rand(4, 1, 28, 28, { dtype = "float64" }) * 2 - 1
+    local function penalty() return gan.r1_penalty(D, x, 10) end
+    penalty():backward()
+    for _, p in ipairs { D.from_rgb.weight, D.blocks:get(2).conv0.weight, D.fc.weight } do
+      local grad, flat = p.grad:reshape(-1), p:view(-1)
+      for _, j in ipairs { 1, p:numel() // 2, p:numel() } do
+        local entry = flat:narrow(1, j, 1)
+        local v, h = entry:item(), 1e-5
+        gen.no_grad(function() entry:fill_(v + h) end)
+        local up = penalty():item()
+        gen.no_grad(function() entry:fill_(v - h) end)
+        local down = penalty():item()
+        gen.no_grad(function() entry:fill_(v) end)
+        local numeric, analytic = (up - down) / (2 * h), grad:narrow(1, j, 1):item()
+        assert.is_true(math.abs(numeric - analytic) <= 1e-6 + 1e-4 * math.abs(numeric),
+          string.format("element %d: analytic %.10g, numeric %.10g", j, analytic, numeric))
+      end
+    end
+  end)
+
   it("draws the three figures with one row per psi, mixing cell or interpolation", function()
     gen.manual_seed(9)
     local G = sg.Generator(opts {})
