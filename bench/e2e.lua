@@ -149,6 +149,29 @@ workloads.pixelcnn_step = function()
   return seconds, model:num_parameters()
 end
 
+--- The training step of examples/gan/stylegan.lua with its defaults (modulated convolutions, width
+--- 64, z 128, 4 mapping layers, batch 32, style mixing 0.9, Adam(2e-3, (0, 0.99)), EMA of G), through
+--- gen.gan.stylegan.step. stylegan_r1_step adds R1 (gamma 10) at every step, the cost of one
+--- regularized step of lazy R1. The twin is bench/twin_stylegan.py.
+local function stylegan_step(r1)
+  return function()
+    local sg = require "gen.models.stylegan"
+    local train = require "gen.gan.stylegan"
+    local G, D = sg.Generator {}, sg.Discriminator {}
+    local opt_g = gen.optim.Adam(G, { lr = 2e-3, betas = { 0, 0.99 }, eps = 1e-8 })
+    local opt_d = gen.optim.Adam(D, { lr = 2e-3, betas = { 0, 0.99 }, eps = 1e-8 })
+    local ema = gen.optim.EMA(G, 0.999)
+    local x = gen.rand(32, 1, 28, 28) * 2 - 1
+    local seconds = bench(function()
+      local r = train.step(G, D, opt_g, opt_d, x, { mixing = 0.9, r1 = r1, r1_every = 1, step = 1, ema = ema })
+      return r.loss_d + r.loss_g
+    end)
+    return seconds, G:num_parameters() + D:num_parameters()
+  end
+end
+workloads.stylegan_step = stylegan_step(0)
+workloads.stylegan_r1_step = stylegan_step(10)
+
 local function ddpm_unet() return unet.UNet { channels = 1, widths = { 32, 64, 64 } } end
 
 workloads.unet_ddpm_step = function()

@@ -15,6 +15,7 @@ from twin_mae import make_step as mae_make_step
 from twin_glow import make_step as glow_make_step
 import twin_gpt
 from twin_pixelcnn import make_step as pixelcnn_make_step
+from twin_stylegan import make_step as stylegan_make_step
 
 threads, name = int(sys.argv[1]), sys.argv[2]
 quick = os.environ.get("GEN_BENCH_QUICK") == "1"
@@ -219,7 +220,18 @@ def pixelcnn_step():
     return bench(step), params
 
 
-workloads = {"pixelcnn_step": pixelcnn_step, "glow_step": glow_step, "gpt_prior_step": gpt_prior_step, "gpt_prior_sample": gpt_prior_sample,
+def stylegan_step():
+    step, params = stylegan_make_step(batch=32)
+    return bench(step), params
+
+
+def stylegan_r1_step():
+    step, params = stylegan_make_step(batch=32, r1=10.0)
+    return bench(step), params
+
+
+workloads = {"stylegan_step": stylegan_step, "stylegan_r1_step": stylegan_r1_step,
+             "pixelcnn_step": pixelcnn_step, "glow_step": glow_step, "gpt_prior_step": gpt_prior_step, "gpt_prior_sample": gpt_prior_sample,
              "mae_step": mae_step, "dcgan_step": dcgan_step, "dcgan_d_step": lambda: dcgan_d_step(False),
              "dcgan_r1_step": lambda: dcgan_d_step(True), "vae_mlp_step": vae_mlp_step, "unet_ddpm_step": unet_ddpm_step,
              "unet_ddim_sample": unet_ddim_sample,

@@ -73,6 +73,43 @@ describe("examples/gan/dcgan.lua", function()
   end)
 end)
 
+describe("examples/gan/stylegan.lua", function()
+  local tiny = "--batch 8 --width 4 --z-dim 8 --mapping-layers 2 --log-every 1 --checkpoint-every 2 --seed 5"
+  it("trains, writes its figures, resumes bitwise-identically and samples with truncation", function()
+    local ok, out = sh("bin/gen examples/gan/stylegan.lua --steps 4 " .. tiny .. " --out " .. base .. "/sga")
+    assert.is_true(ok, out)
+    local log = read(base .. "/sga/log.csv")
+    assert.truthy(log:match("^step,loss_d,loss_g\n"), log)
+    for _, f in ipairs { "checkpoint.safetensors", "samples.png", "samples.idx", "style_mixing.png", "truncation.png", "interpolation.png" } do
+      assert.truthy(read(base .. "/sga/" .. f), f .. " missing")
+    end
+    assert.is_true(sh("bin/gen examples/gan/stylegan.lua --steps 2 " .. tiny .. " --out " .. base .. "/sgb"))
+    assert.is_true(sh("bin/gen examples/gan/stylegan.lua --steps 4 --resume " .. tiny .. " --out " .. base .. "/sgb"))
+    assert.equal(log, read(base .. "/sgb/log.csv"))
+    ok, out = sh("bin/gen examples/gan/stylegan.lua --sample 5 --psi 0.7 " .. tiny .. " --out " .. base .. "/sga")
+    assert.is_true(ok, out)
+    assert.same({ 5, 28, 28 }, require("gen").data.idx.read(base .. "/sga/samples.idx").shape)
+  end)
+
+  it("--style adain --resolution 32 trains on padded images and samples 28x28", function()
+    local ok, out = sh("bin/gen examples/gan/stylegan.lua --steps 2 --style adain --resolution 32 " .. tiny .. " --out " .. base .. "/sgc")
+    assert.is_true(ok, out)
+    ok, out = sh("bin/gen examples/gan/stylegan.lua --sample 3 --style adain --resolution 32 " .. tiny .. " --out " .. base .. "/sgc")
+    assert.is_true(ok, out)
+    assert.same({ 3, 28, 28 }, require("gen").data.idx.read(base .. "/sgc/samples.idx").shape)
+  end)
+
+  it("--r1 runs the lazy R1 penalty, or says it needs double backward", function()
+    local ok, out = sh("bin/gen examples/gan/stylegan.lua --steps 2 --r1 10 --r1-every 2 " .. tiny .. " --out " .. base .. "/sgd")
+    if require("gen.gan.stylegan").r1_available() then
+      assert.is_true(ok, out)
+    else
+      assert.is_not_true(ok)
+      assert.truthy(out:find("--r1 needs gen.autograd.grad", 1, true), out)
+    end
+  end)
+end)
+
 describe("every example", function()
   local cases = {
     { "gan/gan", "--loss minimax" }, { "gan/cgan", "" }, { "gan/cgan", "--model dcgan", "cdcgan" },
@@ -398,6 +435,9 @@ describe("bad command-line input", function()
     { "gan/dcgan", "--batch 0", "option --batch must be at least 1, got 0" },
     { "gan/dcgan", "--steps 1.5", "option --steps needs an integer, got '1.5'" },
     { "gan/dcgan", "--loss wasserstein", "option --loss must be one of nonsaturating|bce|minimax|hinge|wgan, got 'wasserstein'" },
+    { "gan/stylegan", "--style stylegan3", "option --style must be one of modulated|adain, got 'stylegan3'" },
+    { "gan/stylegan", "--resolution 64", "option --resolution must be one of 28|32, got '64'" },
+    { "gan/stylegan", "--mixing 1.5", "option --mixing must be in [0, 1], got 1.5" },
     { "diffusion/ddpm", "--sampler ddmi", "option --sampler must be one of" },
     { "autoencoder/vae", "--model resnet", "option --model must be one of mlp|conv, got 'resnet'" },
     { "gan/cgan", "--sample 4 --class 11", "option --class must be in 1..10, got 11", "cgan" },

@@ -7,11 +7,12 @@
 --   gen.models.noisy_classifier  a classifier of noisy images for classifier guidance (Dhariwal & Nichol, 2021)
 --   gen.models.realnvp RealNVP (Dinh et al., 2017) and gen.models.glow Glow (Kingma & Dhariwal, 2018)
 --   gen.models.gpt     a causal transformer over tokens with a key/value cache (Radford et al., 2019)
+--   gen.models.stylegan  StyleGAN / StyleGAN2 generator and residual discriminator at 28 or 32 pixels (Karras et al., 2019, 2020)
 local M = {}
 
 local known = { gan = true, dcgan = true, vae = true, unet = true, vit = true, mae = true, autoencoder = true,
   noisy_classifier = true, realnvp = true, glow = true, vqvae = true, gpt = true,
-  pixelcnn = true }
+  pixelcnn = true, stylegan = true }
 
 -- Submodules load on first use. A broken model file raises its own load error here.
 setmetatable(M, { __index = function(t, k)

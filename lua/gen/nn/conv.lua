@@ -26,7 +26,8 @@ local function conv_opts(opts)
 end
 
 M.Conv2d = Module:extend("Conv2d")
---- Conv2d(in, out, kernel_size, {stride, padding, dilation, groups, bias})
+--- Conv2d(in, out, kernel_size, {stride, padding, dilation, groups, bias}); with equalized = true
+-- (and lr_mul, gain, bias_init) the equalized learning rate (see gen.nn.init.equalize).
 function M.Conv2d:init(cin, cout, k, opts)
   opts = opts or {}
   local groups, ks = opts.groups or 1, pair(k)
@@ -35,11 +36,15 @@ function M.Conv2d:init(cin, cout, k, opts)
   end
   self.in_channels, self.out_channels, self.kernel_size, self.opts = cin, cout, k, conv_opts(opts)
   local fan_in = cin // groups * ks[1] * ks[2]
+  if init.equalize(self, "gen.nn.Conv2d", { cout, cin // groups, ks[1], ks[2] }, fan_in, opts) then return end
   self.weight = uniform_fan_in({ cout, cin // groups, ks[1], ks[2] }, fan_in)
   if opts.bias ~= false then self.bias = uniform_fan_in({ cout }, fan_in) end
 end
-function M.Conv2d:forward(x) return gen.conv2d(x, self.weight, self.bias, self.opts) end
-M.Conv2d.extra_repr = conv_repr
+function M.Conv2d:forward(x)
+  if self.weight_gain then return gen.conv2d(x, init.equalized_weight(self), init.equalized_bias(self), self.opts) end
+  return gen.conv2d(x, self.weight, self.bias, self.opts)
+end
+function M.Conv2d:extra_repr() return conv_repr(self) .. init.equalized_repr(self) end
 
 M.ConvTranspose2d = Module:extend("ConvTranspose2d")
 --- ConvTranspose2d(in, out, kernel_size, {stride, padding, output_padding, dilation, groups, bias})

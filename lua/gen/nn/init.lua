@@ -12,10 +12,12 @@ for _, kind in ipairs { "containers", "linear", "conv", "norm", "embedding", "at
   end
 end
 
--- The blocks load on first use: they build on the layers above.
+-- The blocks (shared model parts) and utils (weight reparameterizations: spectral_norm) load on
+-- first use: they build on the layers above.
+local lazy = { blocks = "gen.nn.blocks", utils = "gen.nn.utils" }
 return setmetatable(nn, { __index = function(t, k)
-  if k ~= "blocks" then return nil end
-  local blocks = require "gen.nn.blocks"
-  rawset(t, k, blocks)
-  return blocks
+  if not lazy[k] then return nil end
+  local m = require(lazy[k])
+  rawset(t, k, m)
+  return m
 end })

@@ -94,4 +94,58 @@ function M.fan_in_uniform(shape, fan_in)
   return gen.empty(shape):uniform_(-bound, bound)
 end
 
+---------------------------------------------------------------- equalized learning rate
+-- Karras et al. (2018), section 4.1: weights are stored as N(0, 1) draws and scaled at every
+-- forward by c = gain / sqrt(fan_in), so every layer's parameters move at the same speed under
+-- Adam, whatever their fan-in. With a learning-rate multiplier lr_mul (StyleGAN's mapping network
+-- uses 0.01), the stored weight is N(0, 1) / lr_mul and c = gain lr_mul / sqrt(fan_in); the bias
+-- is stored divided by lr_mul and multiplied back, so both its initial value and its effective
+-- learning rate are as asked. The state dict holds the stored tensors under the usual names.
+
+local function check_positive(who, name, v)
+  if type(v) ~= "number" or v ~= v or v <= 0 or v == math.huge then
+    error(string.format("%s: %s must be a positive number, got %s", who, name, tostring(v)), 4)
+  end
+end
+
+--- Sets up an equalized layer (weight of `shape`, fan_in) on m from opts {equalized, lr_mul,
+-- gain, bias_init, bias, generator}; returns false (doing nothing) without opts.equalized. Called
+-- by nn.Linear and nn.Conv2d.
+function M.equalize(m, who, shape, fan_in, opts)
+  if not opts.equalized then
+    for _, k in ipairs { "lr_mul", "gain", "bias_init" } do
+      if opts[k] ~= nil then error(string.format("%s: option %s needs equalized = true", who, k), 4) end
+    end
+    return false
+  end
+  local lr_mul, gain, bias_init = opts.lr_mul or 1, opts.gain or 1, opts.bias_init or 0
+  check_positive(who, "lr_mul", lr_mul)
+  check_positive(who, "gain", gain)
+  if type(bias_init) ~= "number" then error(who .. ": bias_init must be a number, got " .. type(bias_init), 4) end
+  local base = require "gen.nn.module"
+  local g = opts.generator and { generator = opts.generator } or nil
+  rawset(m, "lr_mul", lr_mul)
+  rawset(m, "weight_gain", gain * lr_mul / math.sqrt(math.max(fan_in, 1)))
+  m.weight = base.Parameter(gen.no_grad(function() return gen.randn(shape, g) / lr_mul end))
+  if opts.bias ~= false then m.bias = base.Parameter(gen.full({ shape[1] }, bias_init / lr_mul)) end
+  return true
+end
+
+--- The weight an equalized layer computes with: stored weight times c.
+function M.equalized_weight(m)
+  if m.weight_gain == 1 then return m.weight end
+  return m.weight * m.weight_gain
+end
+
+--- The bias it computes with: stored bias times lr_mul (nil without a bias).
+function M.equalized_bias(m)
+  if not m.bias or m.lr_mul == 1 then return m.bias end
+  return m.bias * m.lr_mul
+end
+
+function M.equalized_repr(m)
+  if not m.weight_gain then return "" end
+  return m.lr_mul == 1 and ", equalized" or string.format(", equalized, lr_mul=%g", m.lr_mul)
+end
+
 return M

@@ -7,15 +7,22 @@ local Module, Parameter = base.Module, base.Parameter
 local function uniform_fan_in(shape, fan_in) return Parameter(init.fan_in_uniform(shape, fan_in)) end
 
 M.Linear = Module:extend("Linear")
+--- Linear(in, out, {bias = true, equalized = false, lr_mul = 1, gain = 1, bias_init = 0, generator})
+-- With equalized = true, the equalized learning rate of Karras et al. (2018): see init_fns.equalize.
 function M.Linear:init(in_features, out_features, opts)
   opts = opts or {}
   self.in_features, self.out_features = in_features, out_features
+  if init.equalize(self, "gen.nn.Linear", { out_features, in_features }, in_features, opts) then return end
   self.weight = uniform_fan_in({ out_features, in_features }, in_features)
   if opts.bias ~= false then self.bias = uniform_fan_in({ out_features }, in_features) end
 end
-function M.Linear:forward(x) return gen.linear(x, self.weight, self.bias) end
+function M.Linear:forward(x)
+  if self.weight_gain then return gen.linear(x, init.equalized_weight(self), init.equalized_bias(self)) end
+  return gen.linear(x, self.weight, self.bias)
+end
 function M.Linear:extra_repr()
-  return string.format("%d, %d%s", self.in_features, self.out_features, self.bias and "" or ", bias=false")
+  return string.format("%d, %d%s%s", self.in_features, self.out_features, self.bias and "" or ", bias=false",
+    init.equalized_repr(self))
 end
 
 M.Identity = Module:extend("Identity")
