@@ -56,6 +56,13 @@ describe("checked sizes", function()
     -- found by fuzzing: an empty batch let the per-image column size overflow (UBSan)
     raises("gen.conv2d: sizes overflow: 2 channels, kernel 3x3, input 3x3, output 4294967297x4294967297", gen.conv2d,
       gen.zeros(0, 2, 3, 3), gen.randn(1, 2, 3, 3), nil, { padding = 1 << 31 })
+    -- found by fuzzing: a stride of 2^63 - 1 overflowed the column bounds of im2col (UBSan); one
+    -- output pixel, the top-left window, is the right answer
+    local x, w = gen.randn(1, 1, 4, 4), gen.randn(1, 1, 2, 2)
+    local y = gen.conv2d(x, w, nil, { stride = maxint })
+    assert.same({ 1, 1, 1, 1 }, y.shape)
+    assert.near((x:narrow(3, 1, 2):narrow(4, 1, 2) * w):sum():item(), y:item(), 1e-5)
+    assert.same({ 1, 1, 1, 1 }, gen.conv2d(x, w, nil, { stride = { 1, maxint }, padding = 1 }):narrow(3, 1, 1).shape)
     -- the ordinary cases still work
     assert.same({ 1, 1, 4, 6 }, gen.pad(gen.zeros(1, 1, 2, 2), { 1, 3, 1, 1 }).shape)
     assert.same({ 1, 1, 6, 6 }, gen.conv_transpose2d(gen.randn(1, 1, 3, 3), gen.randn(1, 1, 2, 2), nil, { stride = 2 }).shape)

@@ -11,10 +11,13 @@
 
 #include <string.h>
 
+/* ceil(n / d) for n >= 0, d > 0, without forming n + d - 1 (a stride may be as large as int64 allows) */
+static inline int64_t ceil_div(int64_t n, int64_t d) { return n / d + (n % d != 0); }
+
 /* The output columns ox whose input column ox*sw + shift falls inside [0, w): [*lo, *hi). */
 static inline void valid_cols(const gen_conv_geom *g, int64_t shift, int64_t *lo, int64_t *hi) {
-  int64_t a = shift >= 0 ? 0 : (-shift + g->sw - 1) / g->sw;
-  int64_t b = g->w - shift <= 0 ? 0 : (g->w - shift + g->sw - 1) / g->sw;
+  int64_t a = shift >= 0 ? 0 : ceil_div(-shift, g->sw);
+  int64_t b = g->w - shift <= 0 ? 0 : ceil_div(g->w - shift, g->sw);
   if (b > g->wo) b = g->wo;
   if (a > b) a = b;
   *lo = a, *hi = b;
