@@ -469,6 +469,17 @@ static int run_node(gen_node *n, const grad_request *req) {
   return rc == 0 && !req ? fire_hooks(n) : rc;
 }
 
+/* Frees what a node kept for its backward: the graph cannot run it again. */
+static void release_saved(gen_node *n) {
+  for (int i = 0; i < n->n_saved; i++) {
+    gen_release(n->saved[i]);
+    n->saved[i] = NULL;
+  }
+  if (n->extra && n->free_extra) n->free_extra(n->extra);
+  n->extra = NULL;
+  n->released = true;
+}
+
 int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph) {
   if (!root->requires_grad) return gen_fail_int("the tensor does not require grad and has no grad_fn");
   gen_tensor *seed;
@@ -514,15 +525,7 @@ int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph) {
     gen_node *n = order.items[k];
     gen_release(n->grad_accum);
     n->grad_accum = NULL;
-    if (!retain_graph) {
-      for (int i = 0; i < n->n_saved; i++) {
-        gen_release(n->saved[i]);
-        n->saved[i] = NULL;
-      }
-      if (n->extra && n->free_extra) n->free_extra(n->extra);
-      n->extra = NULL;
-      n->released = true;
-    }
+    if (!retain_graph) release_saved(n);
   }
   free(order.items);
   if (hook_end && hook_end(rc == 0) < 0) rc = -1;
@@ -530,16 +533,6 @@ int gen_backward(gen_tensor *root, gen_tensor *grad, bool retain_graph) {
 }
 
 /* ---- gen_grad ---- */
-
-static void release_saved(gen_node *n) {
-  for (int i = 0; i < n->n_saved; i++) {
-    gen_release(n->saved[i]);
-    n->saved[i] = NULL;
-  }
-  if (n->extra && n->free_extra) n->free_extra(n->extra);
-  n->extra = NULL;
-  n->released = true;
-}
 
 static bool is_input_leaf(int n_in, gen_tensor *const *inputs, const gen_tensor *leaf) {
   for (int j = 0; j < n_in; j++)

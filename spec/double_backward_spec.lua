@@ -321,12 +321,7 @@ describe("create_graph through an unsupported op", function()
 end)
 
 describe("double backward memory", function()
-  local function rss_kb()
-    local f = assert(io.open("/proc/self/status"))
-    local s = f:read("a")
-    f:close()
-    return tonumber(s:match("VmRSS:%s+(%d+)"))
-  end
+  local rss_kb = require("support.proc").rss_kb
 
   it("frees the second-order graph: a penalty loop holds flat memory", function()
     gen.manual_seed(11)

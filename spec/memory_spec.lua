@@ -1,12 +1,7 @@
 -- A training-like loop must hold flat memory with no collectgarbage() in user code.
 local gen = require "gen"
 
-local function rss_kb()
-  local f = assert(io.open("/proc/self/status"))
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("VmRSS:%s+(%d+)"))
-end
+local rss_kb = require("support.proc").rss_kb
 
 describe("memory", function()
   it("stays flat over thousands of autograd steps", function()

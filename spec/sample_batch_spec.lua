@@ -103,12 +103,7 @@ describe("experiment.draw (--sample-batch)", function()
 end)
 
 describe("the block cache", function()
-  local function minor_faults()
-    local f = assert(io.open("/proc/self/stat"))
-    local s = f:read("a")
-    f:close()
-    return tonumber(s:match("^%d+ %b() %S+" .. string.rep(" %S+", 6) .. " (%d+)"))
-  end
+  local minor_faults = require("support.proc").minor_faults
 
   it("reuses blocks of a working set above 512 MB instead of faulting fresh pages in", function()
     -- three 200 MB tensors live at once, freed and drawn again: with a fixed 512 MB cap one of them
