@@ -45,6 +45,8 @@ int bind_result(lua_State *L, gen_tensor *t, const char *fname);
 void bind_push_owned(lua_State *L, gen_tensor *t);
 /* Tell Lua's collector about C bytes allocated since the last call (called by bind_result). */
 void bind_pace_gc(lua_State *L);
+/* Bytes of tensor allocation after which bind_pace_gc runs the next full collection. */
+int64_t bind_gc_threshold(void);
 
 /* 1-based (or negative) dim at idx -> 0-based for a tensor of ndim dims (ndim 0 accepts 1/-1). */
 int bind_dim(lua_State *L, int idx, int ndim, const char *fname);

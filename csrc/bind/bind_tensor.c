@@ -835,7 +835,7 @@ static int l_backward_counts(lua_State *L) {
 
 static int l_memory(lua_State *L) {
   gen_memory_stats m = gen_memory();
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 5);
   lua_pushinteger(L, m.live_bytes);
   lua_setfield(L, -2, "live");
   lua_pushinteger(L, m.peak_bytes);
@@ -844,6 +844,8 @@ static int l_memory(lua_State *L) {
   lua_setfield(L, -2, "allocations");
   lua_pushinteger(L, gen_memory_limit());
   lua_setfield(L, -2, "limit");
+  lua_pushinteger(L, bind_gc_threshold());
+  lua_setfield(L, -2, "gc_threshold");
   if (lua_toboolean(L, 1)) gen_memory_reset_peak();
   return 1;
 }

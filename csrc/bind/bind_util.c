@@ -91,6 +91,8 @@ void bind_push_owned(lua_State *L, gen_tensor *t) {
 #define GC_FLOOR ((int64_t)8 << 20)
 static int64_t allocated_since_gc, gc_threshold = GC_FLOOR;
 
+int64_t bind_gc_threshold(void) { return gc_threshold; }
+
 void bind_pace_gc(lua_State *L) {
   allocated_since_gc += gen_memory_take_pressure();
   /* under a memory limit, garbage must not be what hits it: collect once live bytes pass 3/4 of
