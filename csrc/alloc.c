@@ -107,6 +107,7 @@ static size_t footprint_bound(void) { return 2 * in_use_peak > FOOTPRINT_FLOOR ?
 static free_block *evict_for(size_t need, size_t bound) {
   free_block *out = NULL;
   for (int c = CLASS_COUNT - 1; c >= 0 && cached_bytes > 0 && in_use_bytes + cached_bytes + need > bound; c--) {
+    if (!free_lists[c]) continue; /* the top classes (capacities past 2^64) are always empty */
     size_t cap = class_capacity(c);
     while (free_lists[c] && in_use_bytes + cached_bytes + need > bound) {
       free_block *b = free_lists[c];
