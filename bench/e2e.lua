@@ -29,6 +29,21 @@ local function bench(step)
   return median(times)
 end
 
+--- The median time of model's training step: zero the gradients, loss_of(), backward, then
+--- before_step() if given (gradient clipping), the optimizer step; returns it and the model's
+--- parameter count, the two numbers every workload reports.
+local function train_step(model, opt, loss_of, before_step)
+  local seconds = bench(function()
+    opt:zero_grad()
+    local loss = loss_of()
+    loss:backward()
+    if before_step then before_step() end
+    opt:step()
+    return loss:item()
+  end)
+  return seconds, model:num_parameters()
+end
+
 local workloads = {}
 
 -- One D update on real and generated images, then one G update, as examples/gan/dcgan.lua does.
@@ -81,15 +96,10 @@ workloads.vae_mlp_step = function()
   local model = vae.MLP { input = 784, hidden = 400, latent = 20 }
   local opt = gen.optim.Adam(model, { lr = 1e-3 })
   local x = gen.rand(128, 1, 28, 28)
-  local seconds = bench(function()
-    opt:zero_grad()
+  return train_step(model, opt, function()
     local logits, mu, logvar = model(x)
-    local loss = autoencoder.elbo_loss(x, logits, mu, logvar)
-    loss:backward()
-    opt:step()
-    return loss:item()
+    return autoencoder.elbo_loss(x, logits, mu, logvar)
   end)
-  return seconds, model:num_parameters()
 end
 
 -- The training step of examples/autoencoder/mae.lua with its defaults: ViT encoder dim 128, depth
@@ -100,14 +110,7 @@ workloads.mae_step = function()
   local model = mae.MAE { patch = 4, dim = 128, depth = 4, heads = 4, decoder_dim = 64, decoder_depth = 2, decoder_heads = 4 }
   local opt = gen.optim.AdamW(model, { lr = 1e-3, betas = { 0.9, 0.95 }, weight_decay = 0.05 })
   local x = gen.rand(128, 1, 28, 28)
-  local seconds = bench(function()
-    opt:zero_grad()
-    local loss = autoencoder.mae_loss(model, x, { mask_ratio = 0.75 })
-    loss:backward()
-    opt:step()
-    return loss:item()
-  end)
-  return seconds, model:num_parameters()
+  return train_step(model, opt, function() return autoencoder.mae_loss(model, x, { mask_ratio = 0.75 }) end)
 end
 
 -- The training step of examples/flows/glow.lua as measured in the README (levels 3, depth 4,
@@ -119,15 +122,8 @@ workloads.glow_step = function()
   local model = glow.Glow { levels = 3, depth = 4, hidden = 64 }
   local opt = gen.optim.Adam(model, { lr = 1e-3 })
   local images = gen.pad(gen.randint(0, 255, { 64, 1, 28, 28 }):float(), { 2, 2, 2, 2 })
-  local seconds = bench(function()
-    opt:zero_grad()
-    local loss = flows.bits_per_dim(model, images, { dims = 28 * 28 }):mean()
-    loss:backward()
-    gen.optim.clip_grad_norm(model:parameters(), 50)
-    opt:step()
-    return loss:item()
-  end)
-  return seconds, model:num_parameters()
+  return train_step(model, opt, function() return flows.bits_per_dim(model, images, { dims = 28 * 28 }):mean() end,
+    function() gen.optim.clip_grad_norm(model:parameters(), 50) end)
 end
 
 --- The training step of examples/autoregressive/pixelcnn.lua (--on pixels) with its defaults: gated
@@ -139,14 +135,7 @@ workloads.pixelcnn_step = function()
   local model = pixelcnn.GatedPixelCNN { width = 64, layers = 8 }
   local opt = gen.optim.Adam(model, { lr = 1e-3 })
   local x = gen.randint(0, 255, { 64, 1, 28, 28 }):float()
-  local seconds = bench(function()
-    opt:zero_grad()
-    local loss = ar.loss(model, x)
-    loss:backward()
-    opt:step()
-    return loss:item()
-  end)
-  return seconds, model:num_parameters()
+  return train_step(model, opt, function() return ar.loss(model, x) end)
 end
 
 --- The training step of examples/gan/stylegan.lua with its defaults (modulated convolutions, width
@@ -179,14 +168,7 @@ workloads.unet_ddpm_step = function()
   local opt = gen.optim.AdamW(model, { lr = 2e-4 })
   local schedule = diffusion.linear_schedule(1000)
   local x0 = gen.rand(32, 1, 32, 32) * 2 - 1
-  local seconds = bench(function()
-    opt:zero_grad()
-    local loss = diffusion.ddpm_loss(model, schedule, x0)
-    loss:backward()
-    opt:step()
-    return loss:item()
-  end)
-  return seconds, model:num_parameters()
+  return train_step(model, opt, function() return diffusion.ddpm_loss(model, schedule, x0) end)
 end
 
 -- One iteration is one DDIM step (a UNet forward on 64 images and the update); the library's own
@@ -286,15 +268,10 @@ workloads.gpt_prior_step = function()
   local model = require("gen.models.gpt").GPT(GPT_PRIOR)
   local opt = gen.optim.AdamW(model, { lr = 3e-4, betas = { 0.9, 0.95 }, weight_decay = 0.01 })
   local codes, labels = gen.randint(1, 512, { 64, 49 }), gen.randint(1, 10, { 64 })
-  local seconds = bench(function()
-    opt:zero_grad()
+  return train_step(model, opt, function()
     local logits = model(codes:narrow(2, 1, 48), { labels = labels })
-    local loss = gen.cross_entropy(logits:reshape(64 * 49, 512), codes:reshape(64 * 49))
-    loss:backward()
-    opt:step()
-    return loss:item()
+    return gen.cross_entropy(logits:reshape(64 * 49, 512), codes:reshape(64 * 49))
   end)
-  return seconds, model:num_parameters()
 end
 local function gpt_sample(cache)
   return function()
