@@ -108,6 +108,8 @@ static inline double derivative(gen_unop op, double x, double y, double p1, doub
   }
 }
 
+#define SPAN 4096
+
 static bool keeps_integers(gen_unop op) { return op == GEN_UN_ABS || op == GEN_UN_CLAMP || op == GEN_UN_RELU; }
 
 typedef struct {
@@ -119,10 +121,12 @@ typedef struct {
   gen_dtype dto, dta;
 } unary_job;
 
-static void unary_row(const unary_job *j, int64_t r) {
+/* Elements lo .. hi - 1 of iterator row r. */
+static void unary_span(const unary_job *j, int64_t r, int64_t lo, int64_t hi) {
   int64_t off[2];
   gen_iter_row(&j->it, r, off);
-  int64_t so = gen_iter_inner_stride(&j->it, 0), sa = gen_iter_inner_stride(&j->it, 1), n = j->it.inner;
+  int64_t so = gen_iter_inner_stride(&j->it, 0), sa = gen_iter_inner_stride(&j->it, 1), n = hi - lo;
+  off[0] += lo * so, off[1] += lo * sa;
   if (j->dto == GEN_FLOAT32 && j->dta == GEN_FLOAT32) {
     float *o = (float *)j->po + off[0];
     const float *a = (const float *)j->pa + off[1];
@@ -144,10 +148,13 @@ static void unary_row(const unary_job *j, int64_t r) {
 
 static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double p1, double p2) {
   bool dense_f32 = out->dtype == GEN_FLOAT32 && a->dtype == GEN_FLOAT32 && gen_is_contiguous(out) && gen_is_contiguous(a);
-  if (dense_f32 && (op == GEN_UN_SILU || op == GEN_UN_SIGMOID || op == GEN_UN_GELU || op == GEN_UN_TANH)) { /* vectorized */
+  if (dense_f32 && (op == GEN_UN_SILU || op == GEN_UN_SIGMOID || op == GEN_UN_GELU || op == GEN_UN_TANH || op == GEN_UN_RELU ||
+                    op == GEN_UN_LEAKY_RELU)) { /* vectorized, split over the threads */
     const float *x = (const float *)gen_data_ptr(a);
     float *y = (float *)gen_data_ptr(out);
-    if (op == GEN_UN_SILU)
+    if (op == GEN_UN_RELU || op == GEN_UN_LEAKY_RELU)
+      gen_leaky_relu_f32(y, x, op == GEN_UN_RELU ? 0.0f : (float)p1, gen_numel(out));
+    else if (op == GEN_UN_SILU)
       gen_silu_f32(y, x, gen_numel(out));
     else if (op == GEN_UN_TANH)
       gen_tanh_f32(y, x, gen_numel(out));
@@ -162,11 +169,16 @@ static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double
       .op = op, .p1 = p1, .p2 = p2, .po = gen_data_ptr(out), .pa = gen_data_ptr(a), .dto = out->dtype, .dta = a->dtype};
   const int64_t *strides[2] = {out->stride, a->stride};
   gen_iter_init(&j.it, out->ndim, out->shape, 2, strides);
+  /* rows cut into spans of at most SPAN elements: a contiguous tensor is a single row */
+  int64_t spans = (j.it.inner + SPAN - 1) / SPAN;
   if (j.it.rows * j.it.inner > GEN_PARALLEL_GRAIN / 4) {
 #pragma omp parallel for
-    for (int64_t r = 0; r < j.it.rows; r++) unary_row(&j, r);
+    for (int64_t s = 0; s < j.it.rows * spans; s++) {
+      int64_t lo = s % spans * SPAN;
+      unary_span(&j, s / spans, lo, lo + SPAN < j.it.inner ? lo + SPAN : j.it.inner);
+    }
   } else {
-    for (int64_t r = 0; r < j.it.rows; r++) unary_row(&j, r);
+    for (int64_t r = 0; r < j.it.rows; r++) unary_span(&j, r, 0, j.it.inner);
   }
   gen_bump_version(out);
 }
@@ -192,16 +204,15 @@ static int unary_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
       const float *xs = (const float *)gen_data_ptr(cx), *ys = (const float *)gen_data_ptr(cy),
                   *gs = (const float *)gen_data_ptr(cg);
       if (op == GEN_UN_RELU || op == GEN_UN_LEAKY_RELU) {
-        float slope = op == GEN_UN_RELU ? 0.0f : (float)p1;
-        for (int64_t i = 0; i < count; i++) o[i] = xs[i] > 0 ? gs[i] : gs[i] * slope;
+        gen_leaky_relu_backward_f32(o, xs, gs, op == GEN_UN_RELU ? 0.0f : (float)p1, count);
       } else if (op == GEN_UN_TANH) {
-        for (int64_t i = 0; i < count; i++) o[i] = gs[i] * (1 - ys[i] * ys[i]);
+        gen_tanh_backward_f32(o, ys, gs, count);
       } else if (op == GEN_UN_SILU) {
         gen_silu_backward_f32(o, xs, gs, count);
       } else if (op == GEN_UN_GELU) {
         gen_gelu_backward_f32(o, xs, gs, count);
       } else if (op == GEN_UN_SIGMOID) {
-        for (int64_t i = 0; i < count; i++) o[i] = gs[i] * ys[i] * (1 - ys[i]);
+        gen_sigmoid_backward_f32(o, ys, gs, count);
       } else {
         if (count > GEN_PARALLEL_GRAIN / 4) {
 #pragma omp parallel for

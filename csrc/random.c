@@ -88,14 +88,15 @@ typedef struct {
   double a, b;
 } fill_job;
 
-/* Row r of the iteration: element r * inner + j draws from its own counter, whatever the thread.
- * Neighbours share a block, so each block is computed once per row it touches. */
-static void fill_row(const fill_job *j, int64_t r) {
+/* Elements lo .. hi - 1 of row r of the iteration: element r * inner + e draws from its own
+ * counter, whatever the thread. Neighbours share a block, so each block is computed once per span
+ * it touches. */
+static void fill_span(const fill_job *j, int64_t r, int64_t lo, int64_t hi) {
   int64_t off[1];
   gen_iter_row(j->it, r, off);
   uint32_t w[4];
   int64_t have = -1; /* the block in w */
-  for (int64_t e = 0; e < j->it->inner; e++) {
+  for (int64_t e = lo; e < hi; e++) {
     int64_t i = r * j->it->inner + e;
     if (i >> 1 != have) {
       have = i >> 1;
@@ -111,7 +112,7 @@ static void fill_row(const fill_job *j, int64_t r) {
 }
 
 /* Elements [lo, hi) of a contiguous float32 uniform or Bernoulli fill (lo even): the numbers
- * fill_row gives, without its per-element dispatch and strides. Dropout masks take this path. */
+ * fill_span gives, without its per-element dispatch and strides. Dropout masks take this path. */
 static void fill_f32_span(float *o, int64_t lo, int64_t hi, fill_kind kind, uint64_t seed, uint64_t first, double a, double b) {
   for (int64_t i = lo; i < hi; i += 2) {
     uint32_t w[4];
@@ -154,11 +155,15 @@ static int fill(gen_tensor *t, gen_generator *g, fill_kind kind, double a, doubl
   int64_t s0 = gen_iter_inner_stride(&it, 0);
   fill_job j = {
       .it = &it, .base = base, .es = es, .dt = t->dtype, .s0 = s0, .kind = kind, .seed = seed, .first = first, .a = a, .b = b};
+  int64_t spans = (it.inner + FILL_SPAN - 1) / FILL_SPAN; /* a contiguous tensor is one row */
   if (n > GEN_PARALLEL_GRAIN / 8) {
 #pragma omp parallel for
-    for (int64_t r = 0; r < it.rows; r++) fill_row(&j, r);
+    for (int64_t s = 0; s < it.rows * spans; s++) {
+      int64_t lo = s % spans * FILL_SPAN;
+      fill_span(&j, s / spans, lo, lo + FILL_SPAN < it.inner ? lo + FILL_SPAN : it.inner);
+    }
   } else {
-    for (int64_t r = 0; r < it.rows; r++) fill_row(&j, r);
+    for (int64_t r = 0; r < it.rows; r++) fill_span(&j, r, 0, it.inner);
   }
   gen_bump_version(t);
   return 0;

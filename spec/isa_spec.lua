@@ -113,7 +113,7 @@ local function references(r)
     o:backward(i[p .. "_g"]:double())
     ref[p], ref[p .. "_dq"], ref[p .. "_dk"], ref[p .. "_dv"] = o, q.grad, k.grad, v.grad
   end
-  for _, f in ipairs { "silu", "sigmoid", "gelu", "tanh" } do
+  for _, f in ipairs { "silu", "sigmoid", "gelu", "tanh", "relu", "leaky_relu" } do
     local ax = i["act_" .. f .. "_x"]:double():requires_grad_()
     local ay = gen[f](ax)
     ay:backward(i["act_" .. f .. "_g"]:double())

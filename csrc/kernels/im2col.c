@@ -353,14 +353,23 @@ void gen_depth_to_space2_f32(float *x, const float *in, const float *bias, int64
   }
 }
 
+/* The 16 taps of kernel oc (of gen_polyphase_weight_f32). */
+static void polyphase_kernel(float *dst, const float *src, int64_t oc, bool inverse) {
+  for (int64_t r = 0; r < 4; r++)
+    for (int64_t s = 0; s < 4; s++) {
+      int64_t w4 = oc * 16 + r * 4 + s, w2 = ((oc * 4 + 2 * (r % 2) + s % 2) * 2 + r / 2) * 2 + s / 2;
+      if (inverse)
+        dst[w4] = src[w2];
+      else
+        dst[w2] = src[w4];
+    }
+}
+
 void gen_polyphase_weight_f32(float *dst, const float *src, int64_t o, int64_t c, bool inverse) {
-  for (int64_t oc = 0; oc < o * c; oc++)
-    for (int64_t r = 0; r < 4; r++)
-      for (int64_t s = 0; s < 4; s++) {
-        int64_t w4 = oc * 16 + r * 4 + s, w2 = ((oc * 4 + 2 * (r % 2) + s % 2) * 2 + r / 2) * 2 + s / 2;
-        if (inverse)
-          dst[w4] = src[w2];
-        else
-          dst[w2] = src[w4];
-      }
+  if (o * c * 16 > GEN_PARALLEL_GRAIN) {
+#pragma omp parallel for
+    for (int64_t oc = 0; oc < o * c; oc++) polyphase_kernel(dst, src, oc, inverse);
+  } else {
+    for (int64_t oc = 0; oc < o * c; oc++) polyphase_kernel(dst, src, oc, inverse);
+  }
 }

@@ -79,7 +79,7 @@ end
 
 -- activations, losses and elementwise ops, on more elements than one parallel grain
 local n = 40000 + 13
-local acts = { "silu", "sigmoid", "gelu", "tanh" }
+local acts = { "silu", "sigmoid", "gelu", "tanh", "relu", "leaky_relu" }
 for _, f in ipairs(acts) do
   cases[#cases + 1] = function()
     local x = input("act_" .. f .. "_x", gen.randn(n) * 4):requires_grad_()
