@@ -10,9 +10,6 @@
 #                                               over minutes, and rounds spread both sides over them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# the OpenMP spin that bin/gen sets for every script (see there), for both sides (PyTorch's step
-# time does not move with it)
-if [ -z "${GOMP_SPINCOUNT:-}" ] && [ -z "${OMP_WAIT_POLICY:-}" ]; then export GOMP_SPINCOUNT=300000; fi
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get install -y -qq python3-torch >/dev/null; else
     echo "bench: PyTorch is missing; run: sudo apt-get install -y python3-torch"; exit 1; fi
