@@ -37,12 +37,15 @@
 
 typedef enum { GEN_FLOAT32, GEN_FLOAT64, GEN_INT64, GEN_UINT8, GEN_DTYPE_COUNT } gen_dtype;
 
+struct gen_derived;
+
 typedef struct gen_storage {
   void *data;
   size_t nbytes;
   size_t capacity; /* of the allocator block holding data */
   int64_t refcount;
-  uint64_t version; /* bumped by in-place writes */
+  uint64_t version;            /* bumped by in-place writes */
+  struct gen_derived *derived; /* data computed from this storage's contents (gen_derived_get) */
 } gen_storage;
 
 struct gen_node;
@@ -127,6 +130,21 @@ int gen_memory_check(int64_t bytes);
 /* Bytes allocated since the last call to gen_memory_take_pressure(); the binding uses it to pace
  * Lua's collector, which cannot see C allocations. */
 int64_t gen_memory_take_pressure(void);
+
+/* ---- data derived from a tensor's contents, cached on its storage (tensor.c) ----
+ * A convolution's transformed weights cost as much as the convolution itself at batch 1, and a
+ * sampler applies the same weights hundreds of times: such data is kept beside the storage it was
+ * computed from, under a key the op chooses (what it is and which view of the storage it read),
+ * and is valid while the storage's version is the one it was computed at (every in-place write
+ * bumps it, so an optimizer step or a load invalidates it). It is freed with the storage. All
+ * entries together hold at most gen_derived_budget() bytes; past that, put releases the value
+ * instead (the op computes it again next time). Main thread only, like every op. */
+#define GEN_DERIVED_KEY 6
+gen_tensor *gen_derived_get(const gen_tensor *t, const int64_t key[GEN_DERIVED_KEY]);             /* a new reference, or NULL */
+void gen_derived_put(const gen_tensor *t, const int64_t key[GEN_DERIVED_KEY], gen_tensor *value); /* takes value's reference */
+int64_t gen_derived_bytes(void);
+int64_t gen_derived_budget(void);
+int64_t gen_set_derived_budget(int64_t bytes); /* returns the previous budget; 0 turns the cache off */
 
 /* ---- storage and tensors (tensor.c) ---- */
 gen_storage *gen_storage_new(size_t nbytes);

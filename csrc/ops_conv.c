@@ -266,10 +266,32 @@ static void wino_forward_chunk(const conv_job *j, int64_t ci, char *slot) {
                    (float *)slot);
 }
 
+static gen_tensor *polyphase_weight(const gen_tensor *w);
+
+/* The transformed weights U of w (with polyphase, of the 2x2 kernels w rearranges into), for the
+ * geometry wg. They depend only on w and the direction, and a sampler applies the same weights at
+ * every step (computing U was a third of a 25-step flow sample at batch 1), so they are kept on
+ * w's storage until w changes (gen_derived_get). */
+static gen_tensor *winograd_weights(const gen_tensor *w, const gen_wino_geom *wg, bool adjoint, bool polyphase) {
+  const int64_t key[GEN_DERIVED_KEY] = {GEN_OP_CONV2D, 2 * polyphase + adjoint, w->offset, w->shape[0], w->shape[1], w->shape[2]};
+  gen_tensor *u = gen_derived_get(w, key);
+  if (u) return u;
+  gen_tensor *w2 = polyphase ? polyphase_weight(w) : NULL;
+  u = w2 || !polyphase ? new_floats(gen_wino_weight_floats(wg)) : NULL;
+  if (u) {
+    gen_wino_transform_weight((float *)gen_data_ptr(u), (const float *)gen_data_ptr(w2 ? w2 : w), wg, adjoint);
+    gen_retain(u);
+    gen_derived_put(w, key, u);
+  }
+  gen_release(w2);
+  return u;
+}
+
 /* out {N, out_channels, Ho, Wo} = conv(x, w) + b with k x k kernels and padding (ph, pw); with
- * adjoint, w is {out_channels, C, k, k} and the convolution is conv2d's input gradient */
-static gen_tensor *wino_conv(const gen_tensor *x, const float *w, bool adjoint, const gen_tensor *b, int64_t out_channels,
-                             int64_t k, int64_t ph, int64_t pw) {
+ * adjoint, w is {out_channels, C, k, k} and the convolution is conv2d's input gradient; with
+ * polyphase, w is the 4x4 kernel of a stride-2 convolution whose polyphase image x is */
+static gen_tensor *wino_conv(const gen_tensor *x, const gen_tensor *w, bool adjoint, bool polyphase, const gen_tensor *b,
+                             int64_t out_channels, int64_t k, int64_t ph, int64_t pw) {
   gen_wino_geom wg = gen_wino_geometry(x->shape[0], x->shape[1], x->shape[2], x->shape[3], out_channels, k, ph, pw);
   int64_t nt = gen_wino_forward_chunk_tiles(&wg, gen_get_num_threads()), nchunks = (gen_wino_tiles(&wg) + nt - 1) / nt;
   int threads = chunk_threads(nchunks);
@@ -278,10 +300,9 @@ static gen_tensor *wino_conv(const gen_tensor *x, const float *w, bool adjoint, 
                 .x = gen_data_ptr(x),
                 .b = b ? gen_data_ptr(b) : NULL,
                 .slot_bytes = gen_wino_forward_scratch_floats(&wg, nt) * (int64_t)sizeof(float)};
-  gen_tensor *u = new_floats(gen_wino_weight_floats(&wg)), *scratch = u ? new_scratch(threads, j.slot_bytes) : NULL;
+  gen_tensor *u = winograd_weights(w, &wg, adjoint, polyphase), *scratch = u ? new_scratch(threads, j.slot_bytes) : NULL;
   gen_tensor *out = scratch ? gen_empty(GEN_FLOAT32, 4, (int64_t[4]){wg.n, out_channels, wg.ho, wg.wo}) : NULL;
   if (out) {
-    gen_wino_transform_weight((float *)gen_data_ptr(u), w, &wg, adjoint);
     j.u = (const float *)gen_data_ptr(u), j.scratch = gen_data_ptr(scratch), j.out = gen_data_ptr(out);
     run_chunks(&j, threads, nchunks, wino_forward_chunk);
   }
@@ -354,22 +375,19 @@ static gen_tensor *polyphase_weight(const gen_tensor *w) {
 
 /* conv2d forward of a polyphase-shaped convolution */
 static gen_tensor *polyphase_apply(const gen_tensor *x, const gen_tensor *w, const gen_tensor *b) {
-  gen_tensor *xs = polyphase_image(x), *w2 = xs ? polyphase_weight(w) : NULL;
-  gen_tensor *out = w2 ? wino_conv(xs, (const float *)gen_data_ptr(w2), false, b, w->shape[0], 2, 0, 0) : NULL;
+  gen_tensor *xs = polyphase_image(x);
+  gen_tensor *out = xs ? wino_conv(xs, w, false, true, b, w->shape[0], 2, 0, 0) : NULL;
   gen_release(xs);
-  gen_release(w2);
   return out;
 }
 
 /* its input gradient (conv_transpose2d's forward): dx {N, C, H, W} of dout {N, O, H/2, W/2} */
 static gen_tensor *polyphase_adjoint(const gen_tensor *dout, const gen_tensor *w, const gen_tensor *b, const gen_conv_geom *g) {
-  gen_tensor *w2 = polyphase_weight(w);
-  gen_tensor *dxs = w2 ? wino_conv(dout, (const float *)gen_data_ptr(w2), true, NULL, 4 * g->c, 2, 1, 1) : NULL;
+  gen_tensor *dxs = wino_conv(dout, w, true, true, NULL, 4 * g->c, 2, 1, 1);
   gen_tensor *dx = dxs ? gen_empty(GEN_FLOAT32, 4, (int64_t[4]){g->n, g->c, g->h, g->w}) : NULL;
   if (dx)
     gen_depth_to_space2_f32((float *)gen_data_ptr(dx), (const float *)gen_data_ptr(dxs),
                             b ? (const float *)gen_data_ptr(b) : NULL, g->n, g->c, g->h, g->w);
-  gen_release(w2);
   gen_release(dxs);
   return dx;
 }
@@ -431,7 +449,7 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
   gen_dtype dt = x->dtype;
   size_t es = gen_dtype_size(dt);
   int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw;
-  if (use_winograd(g, groups, o, dt)) return wino_conv(x, (const float *)gen_data_ptr(w), false, b, o, g->kh, g->ph, g->pw);
+  if (use_winograd(g, groups, o, dt)) return wino_conv(x, w, false, false, b, o, g->kh, g->ph, g->pw);
   if (use_polyphase(g, groups, o, dt)) return polyphase_apply(x, w, b);
   if (per_image_1x1(g, groups)) {
     gen_tensor *out = gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo});
@@ -478,7 +496,7 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
   size_t es = gen_dtype_size(dt);
   int64_t o = w->shape[0], k = (g->c / groups) * g->kh * g->kw, p = g->n * g->ho * g->wo;
   if (use_winograd(g, groups, o, dt))
-    return wino_conv(dout, (const float *)gen_data_ptr(w), true, b, g->c, g->kh, g->kh - 1 - g->ph, g->kw - 1 - g->pw);
+    return wino_conv(dout, w, true, false, b, g->c, g->kh, g->kh - 1 - g->ph, g->kw - 1 - g->pw);
   if (use_polyphase(g, groups, o, dt)) return polyphase_adjoint(dout, w, b, g);
   if (per_image_1x1(g, groups)) {
     gen_tensor *dx = gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w});

@@ -186,12 +186,76 @@ gen_storage *gen_storage_new(size_t nbytes) {
   s->nbytes = nbytes;
   s->refcount = 1;
   s->version = 0;
+  s->derived = NULL;
   count_alloc((int64_t)nbytes);
   return s;
 }
 
+/* ---- derived data (gen.h) ---- */
+
+typedef struct gen_derived {
+  int64_t key[GEN_DERIVED_KEY];
+  uint64_t version; /* of the storage when value was computed */
+  gen_tensor *value;
+  struct gen_derived *next;
+} gen_derived;
+
+static int64_t derived_bytes, derived_budget = (int64_t)256 << 20;
+
+int64_t gen_derived_bytes(void) { return derived_bytes; }
+int64_t gen_derived_budget(void) { return derived_budget; }
+int64_t gen_set_derived_budget(int64_t bytes) {
+  int64_t was = derived_budget;
+  derived_budget = bytes > 0 ? bytes : 0;
+  return was;
+}
+
+static int64_t value_bytes(const gen_tensor *v) { return (int64_t)v->storage->nbytes; }
+
+static void derived_free(gen_derived *d) {
+  derived_bytes -= value_bytes(d->value);
+  gen_release(d->value);
+  gen_free_block(d, gen_block_capacity(sizeof *d));
+}
+
+static gen_derived **derived_find(gen_storage *s, const int64_t *key) {
+  gen_derived **at = &s->derived;
+  while (*at && memcmp((*at)->key, key, sizeof(*at)->key) != 0) at = &(*at)->next;
+  return at;
+}
+
+gen_tensor *gen_derived_get(const gen_tensor *t, const int64_t key[GEN_DERIVED_KEY]) {
+  gen_derived *d = *derived_find(t->storage, key);
+  if (!d || d->version != t->storage->version || derived_budget == 0) return NULL; /* put replaces it */
+  gen_retain(d->value);
+  return d->value;
+}
+
+void gen_derived_put(const gen_tensor *t, const int64_t key[GEN_DERIVED_KEY], gen_tensor *value) {
+  gen_derived **at = derived_find(t->storage, key), *old = *at;
+  if (old) { /* stale (or the same): the new value replaces it */
+    *at = old->next;
+    derived_free(old);
+  }
+  size_t cap;
+  gen_derived *d = derived_bytes + value_bytes(value) <= derived_budget ? gen_alloc_block(sizeof *d, &cap) : NULL;
+  if (!d) {
+    gen_release(value);
+    return;
+  }
+  memcpy(d->key, key, sizeof d->key);
+  d->version = t->storage->version, d->value = value, d->next = t->storage->derived;
+  t->storage->derived = d;
+  derived_bytes += value_bytes(value);
+}
+
 void gen_storage_release(gen_storage *s) {
   if (!s || --s->refcount > 0) return;
+  while (s->derived) {
+    gen_derived *d = s->derived;
+    s->derived = d->next;
+    derived_free(d);
+  }
   atomic_fetch_sub(&live_bytes, (int64_t)s->nbytes);
   gen_free_block(s->data, s->capacity);
   gen_free_block(s, gen_block_capacity(sizeof *s));

@@ -263,6 +263,72 @@ describe("Winograd convolutions (float32): F(4x4, 3x3), F(4x4, 2x2) and 4x4 stri
   end)
 end)
 
+-- Winograd's transformed weights are kept on the weight's storage between calls (a sampler applies
+-- the same weights at every step); every in-place write must invalidate them.
+describe("the cache of transformed weights", function()
+  before_each(function() gen.manual_seed(5) end)
+  local function same(a, b) return (a - b):abs():max():item() == 0 end
+  local function fresh(f, x, w, opts) return f(x, w:clone(), nil, opts) end -- a new storage: never cached
+  local kinds = {
+    { "3x3 conv2d", gen.conv2d, { 8, 12, 3, 3 }, { 2, 12, 9, 9 }, { padding = 1 } },
+    { "2x2 conv2d", gen.conv2d, { 8, 12, 2, 2 }, { 2, 12, 9, 9 }, {} },
+    { "4x4 stride-2 conv2d (polyphase)", gen.conv2d, { 10, 8, 4, 4 }, { 2, 8, 10, 10 }, { stride = 2, padding = 1 } },
+    { "4x4 stride-2 conv_transpose2d (polyphase adjoint)", gen.conv_transpose2d, { 10, 8, 4, 4 }, { 2, 10, 5, 5 },
+      { stride = 2, padding = 1 } },
+    { "3x3 conv_transpose2d (adjoint)", gen.conv_transpose2d, { 12, 8, 3, 3 }, { 2, 12, 9, 9 }, { padding = 1 } },
+  }
+  for _, k in ipairs(kinds) do
+    local name, f, wshape, xshape, opts = k[1], k[2], k[3], k[4], k[5]
+    it(name .. ": in-place writes, optimizer steps and loads are seen at the next call", function()
+      local w, x = gen.randn(table.unpack(wshape)):requires_grad_(), gen.randn(table.unpack(xshape))
+      local before = gen.memory().weight_cache
+      local y1 = f(x, w, nil, opts)
+      assert.is_true(gen.memory().weight_cache > before) -- kept
+      assert.is_true(same(f(x, w, nil, opts), y1)) -- reused: the same bits
+      gen.no_grad(function() w:mul_(0.5) end)
+      assert.is_true(same(f(x, w, nil, opts), fresh(f, x, w, opts)))
+      gen.no_grad(function() w:narrow(1, 1, 1):fill_(0.25) end) -- a write through another view
+      assert.is_true(same(f(x, w, nil, opts), fresh(f, x, w, opts)))
+      local opt = gen.optim.Adam({ w }, { lr = 0.1 })
+      f(x, w, nil, opts):sum():backward()
+      opt:step()
+      assert.is_true(same(f(x, w, nil, opts), fresh(f, x, w, opts)))
+      gen.no_grad(function() w:copy_(gen.randn(table.unpack(wshape))) end) -- as load_state_dict does
+      assert.is_true(same(f(x, w, nil, opts), fresh(f, x, w, opts)))
+    end)
+  end
+  it("tells views of one storage apart", function()
+    local base = gen.randn(2, 8, 12, 3, 3)
+    local x = gen.randn(2, 12, 9, 9)
+    local a, b = base:select(1, 1), base:select(1, 2)
+    local ya, yb = gen.conv2d(x, a, nil, { padding = 1 }), gen.conv2d(x, b, nil, { padding = 1 })
+    assert.is_true(same(ya, gen.conv2d(x, a:clone(), nil, { padding = 1 })))
+    assert.is_true(same(yb, gen.conv2d(x, b:clone(), nil, { padding = 1 })))
+    assert.is_false(same(ya, yb))
+  end)
+  it("is freed with its weight, and bounded by gen.set_weight_cache_limit", function()
+    collectgarbage()
+    local base = gen.memory().weight_cache
+    local w, x = gen.randn(16, 16, 3, 3), gen.randn(1, 16, 8, 8)
+    gen.conv2d(x, w, nil, { padding = 1 })
+    local held = gen.memory().weight_cache - base
+    assert.is_true(held >= 36 * 16 * 16 * 4) -- 6x6 planes of a 16x16 matrix at least
+    w = nil
+    collectgarbage()
+    collectgarbage()
+    assert.equal(base, gen.memory().weight_cache)
+    local was = gen.set_weight_cache_limit(0)
+    assert.equal(gen.memory().weight_cache_limit, 0)
+    local w2 = gen.randn(16, 16, 3, 3)
+    local y = gen.conv2d(x, w2, nil, { padding = 1 })
+    assert.equal(base, gen.memory().weight_cache) -- off: nothing kept
+    assert.is_true(same(y, gen.conv2d(x, w2, nil, { padding = 1 })))
+    assert.equal(0, gen.set_weight_cache_limit(was))
+    assert.has_error(function() gen.set_weight_cache_limit(-1) end, "gen.set_weight_cache_limit: the limit must be >= 0 bytes, got -1")
+    assert.has_error(function() gen.set_weight_cache_limit("x") end, "gen.set_weight_cache_limit: expected a number of bytes, got string")
+  end)
+end)
+
 describe("linear and convolutions reject bad arguments", function()
   local x = gen.randn(2, 3, 8, 8)
   local function err(fn)

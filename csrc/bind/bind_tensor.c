@@ -835,7 +835,7 @@ static int l_backward_counts(lua_State *L) {
 
 static int l_memory(lua_State *L) {
   gen_memory_stats m = gen_memory();
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 7);
   lua_pushinteger(L, m.live_bytes);
   lua_setfield(L, -2, "live");
   lua_pushinteger(L, m.peak_bytes);
@@ -846,6 +846,10 @@ static int l_memory(lua_State *L) {
   lua_setfield(L, -2, "limit");
   lua_pushinteger(L, bind_gc_threshold());
   lua_setfield(L, -2, "gc_threshold");
+  lua_pushinteger(L, gen_derived_bytes());
+  lua_setfield(L, -2, "weight_cache");
+  lua_pushinteger(L, gen_derived_budget());
+  lua_setfield(L, -2, "weight_cache_limit");
   if (lua_toboolean(L, 1)) gen_memory_reset_peak();
   return 1;
 }
@@ -865,6 +869,18 @@ static int l_set_memory_limit(lua_State *L) {
     lua_pushinteger(L, was);
   else
     lua_pushnil(L);
+  return 1;
+}
+
+/* set_weight_cache_limit(bytes) -> the previous limit. 0 turns the cache of transformed weights off
+ * (and empties it as the entries are next looked at or their weights freed). */
+static int l_set_weight_cache_limit(lua_State *L) {
+  const char *fname = "gen.set_weight_cache_limit";
+  if (!lua_isinteger(L, 1) && !(lua_type(L, 1) == LUA_TNUMBER && lua_tonumber(L, 1) >= 0 && lua_tonumber(L, 1) < 9e18))
+    bind_error(L, fname, "expected a number of bytes, got %s", luaL_typename(L, 1));
+  lua_Integer b = lua_isinteger(L, 1) ? lua_tointeger(L, 1) : (lua_Integer)lua_tonumber(L, 1);
+  if (b < 0) bind_error(L, fname, "the limit must be >= 0 bytes, got %lld", (long long)b);
+  lua_pushinteger(L, gen_set_derived_budget(b));
   return 1;
 }
 
@@ -939,6 +955,7 @@ static const luaL_Reg functions[] = {{"empty", l_empty},
                                      {"autograd_grad", l_grad},
                                      {"count_backward", l_count_backward},
                                      {"memory", l_memory},
+                                     {"set_weight_cache_limit", l_set_weight_cache_limit},
                                      {"set_num_threads", l_set_num_threads},
                                      {"get_num_threads", l_get_num_threads},
                                      {"time", l_time},

@@ -120,7 +120,9 @@ void gen_gelu_backward_f32(float *dx, const float *x, const float *dy, int64_t n
   FOR_BLOCKS(n, gelu_backward_range(dx, x, dy, lo, hi));
 }
 
-void gen_leaky_relu_f32(float *y, const float *x, float slope, int64_t n) { FOR_BLOCKS(n, leaky_relu_range(y, x, slope, lo, hi)); }
+void gen_leaky_relu_f32(float *y, const float *x, float slope, int64_t n) {
+  FOR_BLOCKS(n, leaky_relu_range(y, x, slope, lo, hi));
+}
 
 void gen_leaky_relu_backward_f32(float *dx, const float *x, const float *dy, float slope, int64_t n) {
   FOR_BLOCKS(n, leaky_relu_backward_range(dx, x, dy, slope, lo, hi));

@@ -17,6 +17,7 @@ local not_methods = {
   randperm = true, arange = true, linspace = true, eye = true, tensor = true, manual_seed = true,
   Generator = true, get_rng_state = true, set_rng_state = true, set_grad_enabled = true,
   is_grad_enabled = true, memory = true, set_num_threads = true, set_winograd = true, set_memory_limit = true,
+  set_weight_cache_limit = true,
   get_num_threads = true, time = true, is_tensor = true, Tensor = true, tensor_mt = true,
   generator_mt = true, cat = true, stack = true, where = true, save = true, load = true,
   from_bytes = true, config = true,
