@@ -158,6 +158,32 @@ static bool per_image_1x1(const gen_conv_geom *g, int64_t groups) {
   return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 && groups == 1 && g->h * g->w >= 256;
 }
 
+/* Small per-image GEMMs (a flow's 1x1 convolutions over 4-48 channels) are below the size that
+ * gen_gemm_blocked splits, so they would run on one thread, one image after another: whole images
+ * go to the threads instead. Whether they do depends on the geometry alone (the weight gradient's
+ * sums follow the same split at any thread count). */
+#define IMAGES_PER_PART 8
+static bool small_per_image(int64_t m, int64_t n, int64_t k, int64_t images) {
+  return m * n * k < GEN_GEMM_BLOCKED_WORK && images >= 2 * IMAGES_PER_PART;
+}
+
+/* C_i = op(A) B_i (+ C_i when accumulate, the bias already filled in) for every image i: one
+ * matrix A shared, B_i and C_i at the given strides between images */
+static void per_image_gemms(bool ta, int64_t m, int64_t n, int64_t k, const char *a, int64_t lda, const char *b, int64_t b_stride,
+                            char *c, int64_t c_stride, bool accumulate, int64_t images, gen_dtype dt) {
+  size_t es = gen_dtype_size(dt);
+  if (small_per_image(m, n, k, images) && gen_get_num_threads() > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < images; i++)
+      gen_gemm(ta, false, m, n, k, 1, a, lda, b + (size_t)(i * b_stride) * es, n, accumulate ? 1 : 0,
+               c + (size_t)(i * c_stride) * es, n, dt);
+  } else {
+    for (int64_t i = 0; i < images; i++)
+      gen_gemm_blocked(ta, false, m, n, k, 1, a, lda, b + (size_t)(i * b_stride) * es, n, accumulate ? 1 : 0,
+                       c + (size_t)(i * c_stride) * es, n, dt, gen_get_num_threads());
+  }
+}
+
 /* Images per im2col chunk. One column matrix for the whole batch is C*kh*kw times the image
  * (226 MB for a 96-channel 3x3 conv on 64 images of 32x32): it overflowed the allocator's cache,
  * so every call paid fresh page faults, and it had left the caches before the GEMM read it. A
@@ -455,9 +481,9 @@ static gen_tensor *conv_apply(const gen_tensor *x, const gen_tensor *w, const ge
     gen_tensor *out = gen_empty(dt, 4, (int64_t[4]){g->n, o, g->ho, g->wo});
     int64_t hw = g->h * g->w;
     if (out && b) gen_fill_planes(gen_data_ptr(out), gen_data_ptr(b), g->n, o, hw, dt);
-    for (int64_t i = 0; out && i < g->n; i++)
-      gen_gemm_blocked(false, false, o, hw, g->c, 1, gen_data_ptr(w), g->c, gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw,
-                       b ? 1 : 0, gen_data_ptr(out) + (size_t)(i * o * hw) * es, hw, dt, gen_get_num_threads());
+    if (out)
+      per_image_gemms(false, o, hw, g->c, gen_data_ptr(w), g->c, gen_data_ptr(x), g->c * hw, gen_data_ptr(out), o * hw, b, g->n,
+                      dt);
     return out;
   }
   conv_job j = im2col_job(g, dt, groups, o, k);
@@ -502,9 +528,9 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
     gen_tensor *dx = gen_empty(dt, 4, (int64_t[4]){g->n, g->c, g->h, g->w});
     int64_t hw = g->h * g->w;
     if (dx && b) gen_fill_planes(gen_data_ptr(dx), gen_data_ptr(b), g->n, g->c, hw, dt);
-    for (int64_t i = 0; dx && i < g->n; i++)
-      gen_gemm_blocked(true, false, g->c, hw, o, 1, gen_data_ptr(w), g->c, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw,
-                       b ? 1 : 0, gen_data_ptr(dx) + (size_t)(i * g->c * hw) * es, hw, dt, gen_get_num_threads());
+    if (dx)
+      per_image_gemms(true, g->c, hw, o, gen_data_ptr(w), g->c, gen_data_ptr(dout), o * hw, gen_data_ptr(dx), g->c * hw, b, g->n,
+                      dt);
     return dx;
   }
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);
@@ -525,6 +551,17 @@ static gen_tensor *conv_adjoint(const gen_tensor *dout, const gen_tensor *dm_in,
   return dx;
 }
 
+/* dw_part = sum of dout_i x_i^T over images first .. first + count - 1 (of a 1x1 convolution), in order */
+static void weight_grad_1x1_part(const gen_tensor *x, const gen_tensor *dout, int64_t o, const gen_conv_geom *g, int64_t first,
+                                 int64_t count, char *dw_part) {
+  size_t es = gen_dtype_size(x->dtype);
+  int64_t hw = g->h * g->w, end = first + count < g->n ? first + count : g->n;
+  for (int64_t i = first; i < end; i++)
+    gen_gemm_blocked(false, true, o, g->c, hw, 1, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw,
+                     gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, i > first ? 1 : 0, dw_part, g->c, x->dtype,
+                     omp_in_parallel() ? 1 : gen_get_num_threads());
+}
+
 /* dW {O, C/G, kh, kw} = dout_g cols(x)_g^T: the weight gradient of both directions.
  * dm: dout already in channel-major layout, or NULL. */
 static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout, const gen_tensor *dm_in, const gen_conv_geom *g,
@@ -535,14 +572,26 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
   if (use_winograd(g, groups, o, dt)) return wino_weight_grad(x, dout, g->kh, g->ph, g->pw, we->ndim, we->shape);
   if (use_polyphase(g, groups, o, dt)) return polyphase_weight_grad(x, dout, we);
   if (per_image_1x1(g, groups)) {
-    /* dW = sum over images of dout_n x_n^T, accumulated in image order */
-    gen_tensor *dw = gen_empty(dt, we->ndim, we->shape);
-    int64_t hw = g->h * g->w;
-    for (int64_t i = 0; dw && i < g->n; i++)
-      gen_gemm_blocked(false, true, o, g->c, hw, 1, gen_data_ptr(dout) + (size_t)(i * o * hw) * es, hw,
-                       gen_data_ptr(x) + (size_t)(i * g->c * hw) * es, hw, i > 0 ? 1 : 0, gen_data_ptr(dw), g->c, dt,
-                       gen_get_num_threads());
+    /* dW = sum over images of dout_n x_n^T, accumulated in image order; small ones in parts of
+     * IMAGES_PER_PART images (on any thread), the parts then added in order */
+    int64_t hw = g->h * g->w, nparts = small_per_image(o, g->c, hw, g->n) ? (g->n + IMAGES_PER_PART - 1) / IMAGES_PER_PART : 1;
+    int64_t per = nparts > 1 ? IMAGES_PER_PART : g->n;
+    gen_tensor *parts = nparts > 1 ? new_buffer(dt, nparts, o * g->c) : NULL;
+    gen_tensor *dw = parts || nparts == 1 ? gen_empty(dt, we->ndim, we->shape) : NULL;
     if (dw && g->n == 0) memset(gen_data_ptr(dw), 0, (size_t)gen_numel(dw) * es);
+    if (dw && g->n > 0) {
+      char *out = gen_data_ptr(parts ? parts : dw);
+      if (parts && gen_get_num_threads() > 1) {
+#pragma omp parallel for schedule(static)
+        for (int64_t pi = 0; pi < nparts; pi++)
+          weight_grad_1x1_part(x, dout, o, g, pi * per, per, out + (size_t)(pi * o * g->c) * es);
+      } else {
+        for (int64_t pi = 0; pi < nparts; pi++)
+          weight_grad_1x1_part(x, dout, o, g, pi * per, per, out + (size_t)(pi * o * g->c) * es);
+      }
+      if (parts) gen_sum_rows_into(gen_data_ptr(dw), gen_data_ptr(parts), nparts, o * g->c, dt);
+    }
+    gen_release(parts);
     return dw;
   }
   gen_tensor *dm = dm_in ? retained(dm_in) : to_cm(dout);

@@ -77,6 +77,30 @@ describe("convolution fast paths", function()
     end
   end)
 
+  it("1x1 convolutions of few channels on many images (whole images per thread) agree with float64, at any thread count",
+    function()
+      -- 16 x 16 images of 6 and 5 channels: each image's GEMM is small, so images go to threads and
+      -- the weight gradient sums parts of 8 images; 21 images leave a short last part
+      for _, transposed in ipairs { false, true } do
+        local f = transposed and gen.conv_transpose2d or gen.conv2d
+        local x, w, b = gen.randn(21, 6, 16, 16), gen.randn(transposed and 6 or 5, transposed and 5 or 6, 1, 1), gen.randn(5)
+        local g = gen.randn(21, 5, 16, 16)
+        local function all(dt)
+          local function leaf(t) return t:type(dt):clone():requires_grad_() end
+          local xs, ws, bs = leaf(x), leaf(w), leaf(b)
+          local y = f(xs, ws, bs)
+          y:backward(g:type(dt))
+          return { y, xs.grad, ws.grad, bs.grad }
+        end
+        local got, want = all("float32"), all("float64")
+        for i = 1, 4 do
+          local err = (got[i]:double() - want[i]):abs():max():item() / want[i]:abs():max():item()
+          assert.is_true(err < 1e-5, string.format("transposed %s, result %d: %.3g", tostring(transposed), i, err))
+        end
+        threads.assert_same(function() return all("float32") end)
+      end
+    end)
+
   it("1x1 conv_transpose2d equals linear with the weight transposed, on small and large images", function()
     for _, hw in ipairs { 3, 20 } do
       local x, w, b = gen.randn(2, 6, hw, hw):requires_grad_(), gen.randn(6, 4, 1, 1):requires_grad_(), gen.randn(4):requires_grad_()
@@ -119,7 +143,10 @@ describe("convolution fast paths", function()
       local r32, r64 = { run("float32") }, { run("float64") }
       for i = 1, 4 do
         local scale = r64[i]:abs():max():item() + 1
-        assert.is_true((r32[i] - r64[i]):abs():max():item() < 1e-5 * scale, "case " .. _ .. " result " .. i)
+        local err = (r32[i] - r64[i]):abs():max():item()
+        -- 2e-5: case 7's weight gradient sums 9216 float32 products through Winograd's transforms
+        -- (1.1e-5 of the largest element with some draws), as the ISA spec allows
+        assert.is_true(err < 2e-5 * scale, "case " .. _ .. " result " .. i .. ": " .. err .. " scale " .. scale)
       end
     end
   end)
