@@ -5,6 +5,7 @@
 #   bash bench/run.sh dcgan_step vae_mlp_step   only these; the other rows of the table are kept
 #   GEN_BENCH_QUICK=1 bash bench/run.sh ...     3 iterations instead of 10, for development: the
 #                                               results go to build/bench/quick.txt, not the README
+#   GEN_BENCH_THREADS="1" (default "1 2")       the thread counts to run (the other rows are kept)
 #   GEN_BENCH_ROUNDS=N (default 3)              rounds over all selected workloads; each row reports
 #                                               the median round (a shared VM drifts by 20% and more
 #                                               over minutes, and rounds spread both sides over them)
@@ -56,7 +57,7 @@ record() { # record WHO COMMAND...: runs one workload in a fresh process and kee
 torch_py() { OPENBLAS_NUM_THREADS=$2 OMP_NUM_THREADS=$2 /usr/bin/python3 "$1" "$2" "$3"; }
 
 for round in $(seq "$rounds"); do
-  for threads in 1 2; do
+  for threads in ${GEN_BENCH_THREADS:-1 2}; do
     for w in "${selected[@]}"; do
       case " ${ops[*]} " in *" $w "*) script=bench/ops;; *) script=bench/e2e;; esac
       record gen lua5.4 "$script.lua" "$threads" "$w"
