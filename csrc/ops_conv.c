@@ -163,8 +163,8 @@ static bool per_image_1x1(const gen_conv_geom *g, int64_t groups) {
  * go to the threads instead. Whether they do depends on the geometry alone (the weight gradient's
  * sums follow the same split at any thread count). */
 #define IMAGES_PER_PART 8
-static bool small_per_image(int64_t m, int64_t n, int64_t k, int64_t images) {
-  return m * n * k < GEN_GEMM_BLOCKED_WORK && images >= 2 * IMAGES_PER_PART;
+static bool small_per_image(int64_t m, int64_t n, int64_t k, int64_t images, gen_dtype dt) {
+  return !gen_gemm_splits(m, n, k, dt) && images >= 2 * IMAGES_PER_PART;
 }
 
 /* C_i = op(A) B_i (+ C_i when accumulate, the bias already filled in) for every image i: one
@@ -172,7 +172,7 @@ static bool small_per_image(int64_t m, int64_t n, int64_t k, int64_t images) {
 static void per_image_gemms(bool ta, int64_t m, int64_t n, int64_t k, const char *a, int64_t lda, const char *b, int64_t b_stride,
                             char *c, int64_t c_stride, bool accumulate, int64_t images, gen_dtype dt) {
   size_t es = gen_dtype_size(dt);
-  if (small_per_image(m, n, k, images) && gen_get_num_threads() > 1) {
+  if (small_per_image(m, n, k, images, dt) && gen_get_num_threads() > 1) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < images; i++)
       gen_gemm(ta, false, m, n, k, 1, a, lda, b + (size_t)(i * b_stride) * es, n, accumulate ? 1 : 0,
@@ -574,7 +574,8 @@ static gen_tensor *conv_weight_grad(const gen_tensor *x, const gen_tensor *dout,
   if (per_image_1x1(g, groups)) {
     /* dW = sum over images of dout_n x_n^T, accumulated in image order; small ones in parts of
      * IMAGES_PER_PART images (on any thread), the parts then added in order */
-    int64_t hw = g->h * g->w, nparts = small_per_image(o, g->c, hw, g->n) ? (g->n + IMAGES_PER_PART - 1) / IMAGES_PER_PART : 1;
+    int64_t hw = g->h * g->w,
+            nparts = small_per_image(o, g->c, hw, g->n, dt) ? (g->n + IMAGES_PER_PART - 1) / IMAGES_PER_PART : 1;
     int64_t per = nparts > 1 ? IMAGES_PER_PART : g->n;
     gen_tensor *parts = nparts > 1 ? new_buffer(dt, nparts, o * g->c) : NULL;
     gen_tensor *dw = parts || nparts == 1 ? gen_empty(dt, we->ndim, we->shape) : NULL;

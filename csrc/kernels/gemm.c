@@ -16,7 +16,7 @@ void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, c
     /* Outside a parallel region OpenBLAS would thread a large product itself; gen's SGEMM gets the
      * threads through gen_gemm_blocked (its bits depend on the shape alone, so any split is safe). */
     int threads = gen_get_num_threads();
-    if (threads > 1 && m * n * k >= GEN_GEMM_BLOCKED_WORK && !omp_in_parallel())
+    if (threads > 1 && gen_gemm_splits(m, n, k, dt) && !omp_in_parallel())
       gen_gemm_blocked(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, dt, threads);
     else
       gen_sgemm(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc);
@@ -41,10 +41,16 @@ static void gemm_part(bool by_rows, int64_t lo, int64_t hi, bool ta, bool tb, in
              dt);
 }
 
+bool gen_gemm_splits(int64_t m, int64_t n, int64_t k, gen_dtype dt) {
+  int64_t work = m * n * k;
+  return work >= (dt == GEN_FLOAT32 && gen_sgemm_available() ? GEN_SGEMM_THREAD_WORK : GEN_GEMM_BLOCKED_WORK);
+}
+
 void gen_gemm_blocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b,
                       int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt, int threads) {
   if (m == 0 || n == 0) return;
-  if (m * n * k < GEN_GEMM_BLOCKED_WORK) { /* OpenBLAS keeps it on one thread */
+  if (!gen_gemm_splits(m, n, k, dt)) {
+    /* OpenBLAS keeps it on one thread; gen's SGEMM, whose bits do not depend on the split, too */
     gen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, dt);
     return;
   }

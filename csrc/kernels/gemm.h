@@ -15,6 +15,14 @@ void gen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, c
 /* Below this many multiply-adds OpenBLAS keeps a GEMM on one thread by itself (its threshold is
  * 4 x 65536), and gen_gemm_blocked is one gen_gemm. */
 #define GEN_GEMM_BLOCKED_WORK ((int64_t)1 << 18)
+/* gen's own SGEMM goes to the threads only from this many multiply-adds (10-20 us of one core's
+ * work): waking a sleeping OpenMP worker costs about 13 us and a whole region about 24 us here, so
+ * smaller products (a UNet's at batch 1) ran slower on 2 threads than on 1. Its bits depend on the
+ * shape alone, so where it runs them does not change them. */
+#define GEN_SGEMM_THREAD_WORK ((int64_t)1 << 21)
+/* Whether gen_gemm_blocked splits this product over threads (it depends on the shape, the dtype
+ * and the ISA level, never on the thread count). */
+bool gen_gemm_splits(int64_t m, int64_t n, int64_t k, gen_dtype dt);
 
 /* gen_gemm on `threads` threads, in blocks of C along its longer side, each block one single-threaded
  * GEMM (BLAS runs serially inside an active OpenMP region). The blocks depend on the shape alone:
