@@ -215,6 +215,12 @@ workloads.edm_heun_sample = sampling("edm", "edm", "heun", 18, "karras", 64)
 workloads.edm_heun_sample_b1 = sampling("edm", "edm", "heun", 18, "karras", 1)
 workloads.flow_sample = sampling("rectified", "velocity", "euler", 25, "uniform", 64)
 workloads.flow_sample_b1 = sampling("rectified", "velocity", "euler", 25, "uniform", 1)
+-- the other samplers, batch 64: DPM-Solver++(2M) and Euler ancestral on the EDM model (20 Karras
+-- levels, 20 network evaluations), and DDPM's ancestral sampler on a VP/epsilon model (50 uniform
+-- steps of the linear-beta chain, Ho et al.'s variance)
+workloads.edm_dpmpp_2m_sample = sampling("edm", "edm", "dpmpp_2m", 20, "karras", 64)
+workloads.edm_euler_ancestral_sample = sampling("edm", "edm", "euler_ancestral", 20, "karras", 64)
+workloads.vp_ddpm_sample = sampling("vp", "eps", "ddpm", 50, "uniform", 64)
 
 -- The examples' training loops, run in this process as `bin/gen examples/FAMILY/NAME.lua` would run them
 -- (real data loader, progress bar, loss log). Each step's start is stamped; the loop is stopped by

@@ -138,14 +138,17 @@ def unet_ddim_sample():
     return 50 * statistics.median_low(times), count(model)
 
 
-def sampling(kind, batch):
+def sampling(kind, batch, sampler=None):
     """EDM/Heun (18 Karras noise levels, 35 network evaluations) or rectified flow (25 Euler steps
-    uniform in t) on the unconditional UNet without autograd, as gen.diffusion.sample runs them.
+    uniform in t) on the unconditional UNet without autograd, as gen.diffusion.sample runs them;
+    on the EDM model also DPM-Solver++(2M) and Euler ancestral (20 levels, 20 evaluations), and
+    DDPM's ancestral sampler on a VP/epsilon model ("vp": 50 uniform steps of the linear chain).
     Batch 64: one sample with each step stamped (the sum of the steps after the first plus the
     median step for the first); batch 1: a whole one-image sample per iteration."""
     model = UNet().eval()
     if kind == "edm":
-        sd, rho, smin, smax, n = 0.5, 7.0, 0.002, 80.0, 18
+        sd, rho, smin, smax = 0.5, 7.0, 0.002, 80.0
+        n = 18 if sampler is None else 20
         a, b = smax ** (1 / rho), smin ** (1 / rho)
         sigmas = [(a + i / (n - 1) * (b - a)) ** rho for i in range(n)] + [0.0]
 
@@ -154,6 +157,26 @@ def sampling(kind, batch):
             c_in, c_noise = 1 / math.sqrt(s * s + sd * sd), math.log(s) / 4
             out = model(x * c_in, torch.full((x.shape[0],), 1000 * c_noise))
             return x * c_skip + out * c_out
+
+        old = {}
+
+        def dpmpp_2m(x, s, s_next):  # Lu et al., 2022, Algorithm 2, in lambda = -ln sigma
+            d = denoise(x, s)
+            if s_next == 0:
+                return d
+            h, dh = math.log(s) - math.log(s_next), d
+            if old:
+                r = old["h"] / h
+                dh = d * (1 + 1 / (2 * r)) - old["d"] * (1 / (2 * r))
+            old.update(d=d, h=h)
+            return x * (s_next / s) + dh * (1 - s_next / s)
+
+        def euler_ancestral(x, s, s_next):
+            d = denoise(x, s)
+            up = min(s_next, math.sqrt(s_next * s_next * (s * s - s_next * s_next) / (s * s)))
+            down = math.sqrt(s_next * s_next - up * up)
+            y = d + (x - d) * (down / s)
+            return y + torch.randn_like(x) * up if up > 0 else y
 
         def step(x, s, s_next):
             d = denoise(x, s)
@@ -165,6 +188,23 @@ def sampling(kind, batch):
             return x + (slope + slope2) * ((s_next - s) / 2)
 
         start = smax
+        step = {None: step, "dpmpp_2m": dpmpp_2m, "euler_ancestral": euler_ancestral}[sampler]
+    elif kind == "vp":  # x^ = x_t / s(t) = x_0 + sigma eps, sigma = sqrt((1 - ab) / ab)
+        n, alpha_bars = 50, linear_alpha_bars().tolist()
+        ts = [max(1, math.floor(1000 * (n - i) / n + 0.5)) for i in range(n)]
+        sigmas = [math.sqrt((1 - alpha_bars[t - 1]) / alpha_bars[t - 1]) for t in ts] + [0.0]
+        times = dict(zip(sigmas, ts))
+
+        def step(x, s, s_next):  # Ho et al.'s ancestral step with variance beta_t
+            eps = model(x / math.sqrt(1 + s * s), torch.full((x.shape[0],), float(times[s])))
+            d = x - eps * s
+            y = d + (x - d) * (s_next * s_next / s / s)
+            if s_next == 0:
+                return y
+            var = (s * s - s_next * s_next) * (1 + s_next * s_next) / (1 + s * s)
+            return y + torch.randn_like(x) * math.sqrt(var)
+
+        start = sigmas[0]
     else:
         n = 25
         ts = [min(0.999, (n - i) / n) for i in range(n)] + [0.0]
@@ -236,7 +276,10 @@ workloads = {"stylegan_step": stylegan_step, "stylegan_r1_step": stylegan_r1_ste
              "dcgan_r1_step": lambda: dcgan_d_step(True), "vae_mlp_step": vae_mlp_step, "unet_ddpm_step": unet_ddpm_step,
              "unet_ddim_sample": unet_ddim_sample,
              "edm_heun_sample": lambda: sampling("edm", 64), "edm_heun_sample_b1": lambda: sampling("edm", 1),
-             "flow_sample": lambda: sampling("flow", 64), "flow_sample_b1": lambda: sampling("flow", 1)}
+             "flow_sample": lambda: sampling("flow", 64), "flow_sample_b1": lambda: sampling("flow", 1),
+             "edm_dpmpp_2m_sample": lambda: sampling("edm", 64, "dpmpp_2m"),
+             "edm_euler_ancestral_sample": lambda: sampling("edm", 64, "euler_ancestral"),
+             "vp_ddpm_sample": lambda: sampling("vp", 64)}
 seconds, params = workloads[name]()
 peak = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 print("%s %d %.9g %s params=%d" % (name, threads, seconds, peak, params))
