@@ -430,6 +430,35 @@ static gen_tensor *polyphase_weight_grad(const gen_tensor *x, const gen_tensor *
   return dw;
 }
 
+/* A chunk's per-group GEMMs, C_g = op(A_g) op(B_g), group g's operands at g times the strides
+ * (in elements) from the first group's. */
+typedef struct {
+  bool ta, tb;
+  int64_t m, n, k;
+  const char *a, *b;
+  char *c;
+  int64_t lda, ldb, ldc, sa, sb, sc;
+} group_gemms;
+
+static void group_gemm(const group_gemms *q, int64_t gi, gen_dtype dt) {
+  size_t es = gen_dtype_size(dt);
+  gen_gemm(q->ta, q->tb, q->m, q->n, q->k, 1, q->a + (size_t)(gi * q->sa) * es, q->lda, q->b + (size_t)(gi * q->sb) * es, q->ldb,
+           0, q->c + (size_t)(gi * q->sc) * es, q->ldc, dt);
+}
+
+/* A chunk that runs alone (a single image, as a StyleGAN2 modulated convolution written as a
+ * grouped one over the batch) spreads its groups over the threads: each group's GEMM is small,
+ * and threading each one in turn cost more than it saved. A GEMM on one thread gives the bits it
+ * gives on several. */
+static void run_group_gemms(const group_gemms *q, int64_t groups, gen_dtype dt) {
+  if (groups > 1 && gen_get_num_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (int64_t gi = 0; gi < groups; gi++) group_gemm(q, gi, dt);
+  } else {
+    for (int64_t gi = 0; gi < groups; gi++) group_gemm(q, gi, dt);
+  }
+}
+
 /* out chunk = W cols(x chunk), through the channel-major layout, bias added on the way back */
 static void apply_chunk(const conv_job *j, int64_t ci, char *slot) {
   const gen_conv_geom *g = j->g;
@@ -438,9 +467,19 @@ static void apply_chunk(const conv_job *j, int64_t ci, char *slot) {
   int64_t qs = s.n * j->hwo;
   char *cols = slot, *om = slot + (size_t)(g->c * g->kh * g->kw * j->nb * j->hwo) * j->es;
   gen_im2col(cols, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, &s, j->dt);
-  for (int64_t gi = 0; gi < j->groups; gi++)
-    gen_gemm(false, false, og, qs, j->k, 1, j->w + (size_t)(gi * og * j->k) * j->es, j->k,
-             cols + (size_t)(gi * j->k * qs) * j->es, qs, 0, om + (size_t)(gi * og * qs) * j->es, qs, j->dt);
+  run_group_gemms(&(group_gemms){.m = og,
+                                 .n = qs,
+                                 .k = j->k,
+                                 .a = j->w,
+                                 .lda = j->k,
+                                 .sa = og * j->k,
+                                 .b = cols,
+                                 .ldb = qs,
+                                 .sb = j->k * qs,
+                                 .c = om,
+                                 .ldc = qs,
+                                 .sc = og * qs},
+                  j->groups, j->dt);
   gen_cm_to_nchw(j->out + (size_t)(n0 * j->o * j->hwo) * j->es, om, j->b, s.n, j->o, j->hwo, j->dt);
 }
 
@@ -450,9 +489,20 @@ static void adjoint_chunk(const conv_job *j, int64_t ci, char *slot) {
   int64_t n0 = ci * j->nb, og = j->o / j->groups;
   gen_conv_geom s = chunk(g, n0, j->nb);
   int64_t qs = s.n * j->hwo;
-  for (int64_t gi = 0; gi < j->groups; gi++)
-    gen_gemm(true, false, j->k, qs, og, 1, j->w + (size_t)(gi * og * j->k) * j->es, j->k,
-             j->dm + (size_t)(gi * og * j->p + n0 * j->hwo) * j->es, j->p, 0, slot + (size_t)(gi * j->k * qs) * j->es, qs, j->dt);
+  run_group_gemms(&(group_gemms){.ta = true,
+                                 .m = j->k,
+                                 .n = qs,
+                                 .k = og,
+                                 .a = j->w,
+                                 .lda = j->k,
+                                 .sa = og * j->k,
+                                 .b = j->dm + (size_t)(n0 * j->hwo) * j->es,
+                                 .ldb = j->p,
+                                 .sb = og * j->p,
+                                 .c = slot,
+                                 .ldc = qs,
+                                 .sc = j->k * qs},
+                  j->groups, j->dt);
   gen_col2im(j->out + (size_t)(n0 * g->c * g->h * g->w) * j->es, slot, &s, j->dt);
 }
 
@@ -464,9 +514,20 @@ static void weight_grad_chunk(const conv_job *j, int64_t ci, char *slot) {
   int64_t qs = s.n * j->hwo;
   char *dw = j->out + (size_t)(ci * j->o * j->k) * j->es;
   gen_im2col(slot, j->x + (size_t)(n0 * g->c * g->h * g->w) * j->es, &s, j->dt);
-  for (int64_t gi = 0; gi < j->groups; gi++)
-    gen_gemm(false, true, og, j->k, qs, 1, j->dm + (size_t)(gi * og * j->p + n0 * j->hwo) * j->es, j->p,
-             slot + (size_t)(gi * j->k * qs) * j->es, qs, 0, dw + (size_t)(gi * og * j->k) * j->es, j->k, j->dt);
+  run_group_gemms(&(group_gemms){.tb = true,
+                                 .m = og,
+                                 .n = j->k,
+                                 .k = qs,
+                                 .a = j->dm + (size_t)(n0 * j->hwo) * j->es,
+                                 .lda = j->p,
+                                 .sa = og * j->p,
+                                 .b = slot,
+                                 .ldb = qs,
+                                 .sb = j->k * qs,
+                                 .c = dw,
+                                 .ldc = j->k,
+                                 .sc = og * j->k},
+                  j->groups, j->dt);
 }
 
 /* out {N, O, Ho, Wo} = conv(x, w) + b: the conv2d forward (b contiguous {O} or NULL) */

@@ -101,6 +101,25 @@ describe("convolution fast paths", function()
       end
     end)
 
+  it("grouped convolutions of one image (groups spread over the threads) give the same bits at 1 and 2 threads",
+    function()
+      -- a modulated convolution written as a grouped one: {1, N Cin, H, W} with N groups
+      local x, w, b = gen.randn(1, 6 * 8, 9, 9), gen.randn(6 * 5, 8, 3, 3), gen.randn(30)
+      local g = gen.randn(1, 30, 9, 9)
+      threads.assert_same(function()
+        local xs, ws, bs = x:clone():requires_grad_(), w:clone():requires_grad_(), b:clone():requires_grad_()
+        local y = gen.conv2d(xs, ws, bs, { padding = 1, groups = 6 })
+        y:backward(g)
+        local yt = gen.conv_transpose2d(y:detach(), ws:detach(), nil, { padding = 1, groups = 6 })
+        return { y, xs.grad, ws.grad, bs.grad, yt }
+      end)
+      -- and against float64
+      local x64, w64 = x:double():requires_grad_(), w:double():requires_grad_()
+      local y64 = gen.conv2d(x64, w64, b:double(), { padding = 1, groups = 6 })
+      local y32 = gen.conv2d(x, w, b, { padding = 1, groups = 6 })
+      assert.is_true((y32:double() - y64):abs():max():item() < 1e-4 * y64:abs():max():item())
+    end)
+
   it("1x1 conv_transpose2d equals linear with the weight transposed, on small and large images", function()
     for _, hw in ipairs { 3, 20 } do
       local x, w, b = gen.randn(2, 6, hw, hw):requires_grad_(), gen.randn(6, 4, 1, 1):requires_grad_(), gen.randn(4):requires_grad_()
