@@ -227,11 +227,17 @@ static int gather_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) 
   return 0;
 }
 
+gen_tensor *gen_scatter_grad(int ndim, const int64_t *shape, int dim, gen_tensor *index, gen_tensor *g) {
+  gen_tensor *zeros = gen_zeros(g->dtype, ndim, shape);
+  gen_tensor *out = zeros ? gen_scatter_add(zeros, dim, index, g) : NULL;
+  gen_release(zeros);
+  return out;
+}
+
 static int gather_graph_backward(gen_node *node, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *ci = gen_node_saved(node, 0);
-  gen_tensor *zeros = ci ? gen_zeros(g->dtype, node->edges[0].ndim, node->edges[0].shape) : NULL;
-  grad_in[0] = zeros ? gen_scatter_add(zeros, GEN_NODE_ATTRS(node, index_attrs)->dim, ci, g) : NULL;
-  gen_release(zeros);
+  grad_in[0] =
+      ci ? gen_scatter_grad(node->edges[0].ndim, node->edges[0].shape, GEN_NODE_ATTRS(node, index_attrs)->dim, ci, g) : NULL;
   return grad_in[0] ? 0 : -1;
 }
 

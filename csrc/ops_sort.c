@@ -86,9 +86,7 @@ static int topk_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
 /* create_graph: the same scatter, recorded (scatter_add of g into zeros through the indices) */
 static int topk_graph_backward(gen_node *n, gen_tensor *g, gen_tensor **grad_in) {
   gen_tensor *idx = gen_node_saved(n, 0);
-  gen_tensor *zeros = idx ? gen_zeros(g->dtype, n->edges[0].ndim, n->edges[0].shape) : NULL;
-  grad_in[0] = zeros ? gen_scatter_add(zeros, GEN_NODE_ATTRS(n, sort_attrs)->dim, idx, g) : NULL;
-  gen_release(zeros);
+  grad_in[0] = idx ? gen_scatter_grad(n->edges[0].ndim, n->edges[0].shape, GEN_NODE_ATTRS(n, sort_attrs)->dim, idx, g) : NULL;
   return grad_in[0] ? 0 : -1;
 }
 
