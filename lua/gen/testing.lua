@@ -13,15 +13,45 @@ local function as_double_leaf(x)
   return x
 end
 
+-- The float64 leaves of the inputs, the positions to check (opts.wrt or every float input) and
+-- the tolerances.
+local function setup(inputs, opts)
+  local gen = gen_()
+  local xs, wrt = {}, opts.wrt
+  for i, x in ipairs(inputs) do xs[i] = as_double_leaf(x) end
+  if not wrt then
+    wrt = {}
+    for i, x in ipairs(xs) do if gen.is_tensor(x) and x.requires_grad then wrt[#wrt + 1] = i end end
+  end
+  return xs, wrt, opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
+end
+
+-- Compares analytic (a tensor shaped like x, or nil for zeros) with central differences of the
+-- number f() as each entry of x moves by eps; raises "<what>, element j: ..." at the checker's caller.
+local function compare(x, analytic, f, tol, what)
+  local gen = gen_()
+  for j = 1, x:numel() do
+    local orig = x:at(j)
+    local function eval(v)
+      gen.no_grad(function() x:set_at(j, v) end)
+      return f()
+    end
+    local fp, fm = eval(orig + tol.eps), eval(orig - tol.eps)
+    gen.no_grad(function() x:set_at(j, orig) end)
+    local numeric = (fp - fm) / (2 * tol.eps)
+    local a = analytic and analytic:at(j) or 0
+    if math.abs(a - numeric) > tol.atol + tol.rtol * math.abs(numeric) then
+      error(string.format("%s, element %d: analytic %.8g vs numeric %.8g", what, j, a, numeric), 3)
+    end
+  end
+end
+
 --- Returns true, or raises an error describing the worst mismatching entry.
 -- opts: eps (1e-6), atol (1e-5), rtol (1e-3), wrt (list of input positions to check; default all
 -- float inputs).
 function M.gradcheck(fn, inputs, opts)
   local gen = gen_()
-  opts = opts or {}
-  local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
-  local xs = {}
-  for i, x in ipairs(inputs) do xs[i] = as_double_leaf(x) end
+  local xs, wrt, eps, atol, rtol = setup(inputs, opts or {})
   local function run(args) return fn(table.unpack(args, 1, #inputs)) end
   local out = run(xs)
   assert(gen.is_tensor(out), "gradcheck: fn must return a tensor")
@@ -33,30 +63,10 @@ function M.gradcheck(fn, inputs, opts)
   local ok, err = pcall(loss.backward, loss)
   gen.core.count_backward(false)
   if not ok then error(err, 0) end
-  local wrt = opts.wrt
-  if not wrt then
-    wrt = {}
-    for i, x in ipairs(xs) do if gen.is_tensor(x) and x.requires_grad then wrt[#wrt + 1] = i end end
-  end
+  local tol = { eps = eps, atol = atol, rtol = rtol }
   for _, i in ipairs(wrt) do
-    local x = xs[i]
-    local analytic = x.grad
-    local n = x:numel()
-    for j = 1, n do
-      local orig = x:at(j)
-      local function eval(v)
-        gen.no_grad(function() x:set_at(j, v) end)
-        local r = gen.no_grad(function() return scalar(run(xs)):item() end)
-        return r
-      end
-      local fp, fm = eval(orig + eps), eval(orig - eps)
-      gen.no_grad(function() x:set_at(j, orig) end)
-      local numeric = (fp - fm) / (2 * eps)
-      local a = analytic and analytic:at(j) or 0
-      if math.abs(a - numeric) > atol + rtol * math.abs(numeric) then
-        error(string.format("gradcheck: input %d, element %d: analytic %.8g vs numeric %.8g", i, j, a, numeric), 2)
-      end
-    end
+    compare(xs[i], xs[i].grad, function() return gen.no_grad(function() return scalar(run(xs)):item() end) end, tol,
+      "gradcheck: input " .. i)
   end
   return true
 end
@@ -71,15 +81,7 @@ end
 -- rtol 1e-3, wrt).
 function M.gradgradcheck(fn, inputs, opts)
   local gen = gen_()
-  opts = opts or {}
-  local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
-  local xs = {}
-  for i, x in ipairs(inputs) do xs[i] = as_double_leaf(x) end
-  local wrt = opts.wrt
-  if not wrt then
-    wrt = {}
-    for i, x in ipairs(xs) do if gen.is_tensor(x) and x.requires_grad then wrt[#wrt + 1] = i end end
-  end
+  local xs, wrt, eps, atol, rtol = setup(inputs, opts or {})
   local vars = {}
   for k, i in ipairs(wrt) do vars[k] = xs[i] end
   local out = fn(table.unpack(xs, 1, #inputs))
@@ -114,24 +116,12 @@ function M.gradgradcheck(fn, inputs, opts)
   local ok2, analytic = pcall(gen.autograd.grad, t, all, { allow_unused = true })
   gen.core.count_backward(false)
   if not ok2 then error(analytic, 0) end
+  local tol = { eps = eps, atol = atol, rtol = rtol }
   for k, x in ipairs(all) do
-    local n = x:numel()
-    for j = 1, n do
-      local orig = x:at(j)
-      local function eval(v)
-        gen.no_grad(function() x:set_at(j, v) end)
-        local r = t_of(false)
-        return r and r:item() or 0
-      end
-      local fp, fm = eval(orig + eps), eval(orig - eps)
-      gen.no_grad(function() x:set_at(j, orig) end)
-      local numeric = (fp - fm) / (2 * eps)
-      local a = analytic[k] and analytic[k]:at(j) or 0
-      if math.abs(a - numeric) > atol + rtol * math.abs(numeric) then
-        local what = x == proj and "the output projection" or ("input " .. wrt[k])
-        error(string.format("gradgradcheck: %s, element %d: analytic %.8g vs numeric %.8g", what, j, a, numeric), 2)
-      end
-    end
+    compare(x, analytic[k], function()
+      local r = t_of(false)
+      return r and r:item() or 0
+    end, tol, "gradgradcheck: " .. (x == proj and "the output projection" or ("input " .. wrt[k])))
   end
   return true
 end
