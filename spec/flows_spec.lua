@@ -269,5 +269,9 @@ describe("flow errors", function()
     assert.has_error(function() glow.Glow { resolution = 28 } end)
     assert.has_error(function() glow.Glow { coupling = "neural" } end)
     assert.has_error(function() realnvp.RealNVP { levels = 0 } end)
+    assert.has_error(function() glow.Glow { resolution = 16, levels = 5 } end,
+      "gen.models.glow.Glow: resolution must be divisible by 2^5 (5 squeezes)")
+    assert.has_error(function() realnvp.RealNVP { resolution = 16, levels = 6 } end,
+      "gen.models.realnvp.RealNVP: resolution must be divisible by 2^5 (5 squeezes)")
   end)
 end)

@@ -10,6 +10,7 @@ local layers = require "gen.flows.layers"
 local M = {}
 for k, v in pairs(layers) do M[k] = v end
 M.MultiScale = require("gen.flows.multiscale").MultiScale
+M.image_shape = require("gen.flows.multiscale").image_shape
 
 --- The range flows see 8-bit data in: pixels k in 0..255 dequantize to [k/256, (k+1)/256) - 1/2.
 M.RANGE = { -0.5, 0.5 }

@@ -16,6 +16,17 @@ local priors = { learned = true, standard = true }
 -- fn(l, c, h, w) returns the list of layers of level l for an input {c, h, w} and the shape
 -- {c', h', w'} they produce. prior: Glow's learned Gaussians (the split priors conditioned on the
 -- kept half, the top prior's mean and log-scale learned per position) or RealNVP's N(0, I).
+--- image_shape(name, opts, halvings) -> C, R: a flow model's image channels and resolution (16,
+-- 32 or 64, default 32; gen.models.image_shape checks them), which `halvings` squeezes must divide.
+function M.image_shape(name, opts, halvings)
+  local c, r = require("gen.models").image_shape(name, { channels = opts.channels, resolution = opts.resolution or 32 },
+    { [16] = true, [32] = true, [64] = true })
+  if r % 2 ^ halvings ~= 0 then
+    error(string.format("%s: resolution must be divisible by 2^%d (%d squeezes)", name, halvings, halvings), 3)
+  end
+  return c, r
+end
+
 M.MultiScale = nn.Module:extend("MultiScale")
 function M.MultiScale:init(opts)
   local shape, levels = opts.shape, opts.levels

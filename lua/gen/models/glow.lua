@@ -7,7 +7,6 @@
 -- (gen.linalg.slogdet). Methods (gen.flows.MultiScale): encode(x) -> zs, log_p; log_prob(x);
 -- decode(zs) (the inverse); sample(n, {temperature, generator}).
 local flows = require "gen.flows"
-local models = require "gen.models"
 
 local M = {}
 
@@ -16,12 +15,10 @@ local couplings = { affine = true, additive = true }
 M.Glow = flows.MultiScale:extend("Glow")
 function M.Glow:init(opts)
   opts = opts or {}
-  local c, r = models.image_shape("gen.models.glow.Glow", { channels = opts.channels, resolution = opts.resolution or 32 },
-    { [16] = true, [32] = true, [64] = true })
   local levels, depth, hidden = opts.levels or 3, opts.depth or 8, opts.hidden or 128
+  local c, r = flows.image_shape("gen.models.glow.Glow", opts, levels)
   local kind = opts.coupling or "affine"
   if not couplings[kind] then error("gen.models.glow.Glow: coupling must be \"affine\" or \"additive\", got " .. tostring(kind), 2) end
-  if r % 2 ^ levels ~= 0 then error("gen.models.glow.Glow: resolution must be divisible by 2^levels", 2) end
   local Conv = opts.lu == false and flows.InvConv1x1 or flows.InvConv1x1LU
   local Coupling = kind == "affine" and flows.AffineCoupling or flows.AdditiveCoupling
   flows.MultiScale.init(self, {

@@ -6,17 +6,14 @@
 -- Methods (gen.flows.MultiScale): encode(x) -> zs, log_p; log_prob(x); decode(zs) (the inverse);
 -- sample(n, {temperature, generator}). 1x28x28 images are padded to 32 (see examples/flows).
 local flows = require "gen.flows"
-local models = require "gen.models"
 
 local M = {}
 
 M.RealNVP = flows.MultiScale:extend("RealNVP")
 function M.RealNVP:init(opts)
   opts = opts or {}
-  local c, r = models.image_shape("gen.models.realnvp.RealNVP", { channels = opts.channels, resolution = opts.resolution or 32 },
-    { [16] = true, [32] = true, [64] = true })
   local levels, hidden, blocks = opts.levels or 3, opts.hidden or 64, opts.blocks or 3
-  if r % 2 ^ (levels - 1) ~= 0 then error("gen.models.realnvp.RealNVP: resolution must be divisible by 2^(levels - 1)", 2) end
+  local c, r = flows.image_shape("gen.models.realnvp.RealNVP", opts, levels - 1)
   local function coupling(ch, mask, parity)
     return flows.AffineCoupling(ch, { mask = mask, parity = parity, hidden = hidden })
   end
