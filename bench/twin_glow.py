@@ -10,7 +10,9 @@
 # --threads 1 --seed 0` does (gen.flows.cli: batch 64 of Fashion-MNIST in reshuffled epochs without
 # the last partial batch, Adam 1e-3 with gen.optim.schedules.linear_warmup(200), gradient norm
 # clipped at 50) and prints the mean test bits/dim over the 10000 test images (written to
-# DIR/bpd.txt; DIR/log.csv has the training bits/dim every 100 steps):
+# DIR/bpd.txt; DIR/log.csv has the training bits/dim and gradient norm every 100 steps, DIR/model.pt
+# the trained state dict; --train-eval N also scores the first N training images, --eval-every K
+# the first 1000 test images every K steps):
 #   nice -n 19 env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/twin_glow.py \
 #     --train 2000 --out runs/twin_glow [--seed 0 --threads 1]
 # --train 0 evaluates a freshly initialized model (its ActNorms initialized by the first test batch).
@@ -187,13 +189,19 @@ def pad(images):
     return F.pad(images.float(), (2, 2, 2, 2))  # 28 -> 32 with zeros, transform {pad = 2}
 
 
-def test_bits_per_dim(model, images, batch=250, seed=0):
-    """gen.flows.test_bits_per_dim: the mean over the images, dequantized from a generator seeded alike."""
-    g, total = torch.Generator().manual_seed(seed), 0.0
+def image_bits_per_dim(model, images, batch=250, seed=0):
+    """Each image's bits/dim as gen.flows.test_bits_per_dim scores them (batches of 250, no
+    gradients, dequantized from a generator seeded alike); their mean is the reported number."""
+    g, parts = torch.Generator().manual_seed(seed), []
     with torch.no_grad():
         for first in range(0, images.shape[0], batch):
-            total += bits_per_dim(model, pad(images[first:first + batch]), g).sum().item()
-    return total / images.shape[0]
+            parts.append(bits_per_dim(model, pad(images[first:first + batch]), g))
+    return torch.cat(parts).double()
+
+
+def describe(bpd):
+    q = torch.quantile(bpd, torch.tensor([0.5, 0.99], dtype=bpd.dtype))
+    return "mean %.4f, median %.4f, 99th percentile %.4f, max %.4f" % (bpd.mean(), q[0], q[1], bpd.max())
 
 
 def train(args):
@@ -206,7 +214,7 @@ def train(args):
     per_epoch = train_images.shape[0] // BATCH  # drop_last
     order = torch.Generator().manual_seed(args.seed)
     log = open(os.path.join(args.out, "log.csv"), "w")
-    log.write("step,bpd,mean_bpd_100,lr,seconds\n")
+    log.write("step,bpd,mean_bpd_100,grad_norm,lr,seconds\n")
     print("twin Glow: %d parameters, %d steps of batch %d (%d per epoch)" % (params, args.train, BATCH, per_epoch))
     t0, step, recent = time.perf_counter(), 0, []
     while step < args.train:
@@ -220,26 +228,34 @@ def train(args):
             opt.zero_grad()
             loss = bits_per_dim(model, x).mean()  # the first batch initializes the ActNorms
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 50)
+            norm = nn.utils.clip_grad_norm_(model.parameters(), 50).item()  # the norm before clipping
             opt.step()
             recent = (recent + [loss.item()])[-100:]
             if step % 100 == 0 or step == args.train:
-                row = (step, recent[-1], sum(recent) / len(recent), lr, time.perf_counter() - t0)
-                log.write("%d,%.4f,%.4f,%.3g,%.1f\n" % row)
+                row = (step, recent[-1], sum(recent) / len(recent), norm, lr, time.perf_counter() - t0)
+                log.write("%d,%.4f,%.4f,%.4g,%.3g,%.1f\n" % row)
                 log.flush()
-                print("step %d  bpd %.4f  mean of the last 100 %.4f  lr %.3g  %.1f s" % row, flush=True)
+                print("step %d  bpd %.4f  mean of the last 100 %.4f  grad norm %.4g  lr %.3g  %.1f s" % row, flush=True)
+            if args.eval_every > 0 and step % args.eval_every == 0 and step < args.train:
+                t1 = time.perf_counter()  # not counted as training time
+                print("step %d  first 1000 test images: %s" % (step, describe(image_bits_per_dim(model, test_images[:1000]))), flush=True)
+                t0 += time.perf_counter() - t1
             if step >= args.train:
                 break
     log.close()
     seconds = time.perf_counter() - t0
+    torch.save(model.state_dict(), os.path.join(args.out, "model.pt"))
     t1 = time.perf_counter()
-    bpd = test_bits_per_dim(model, test_images)
-    line = "test bits/dim: %.4f (%d test images, 8-bit, dequantized)" % (bpd, test_images.shape[0])
-    print(line)
+    bpd = image_bits_per_dim(model, test_images)
+    lines = ["test bits/dim: %.4f (%d test images, 8-bit, dequantized)" % (bpd.mean(), test_images.shape[0]),
+             "test images: " + describe(bpd)]
+    print(lines[0])
     print("trained %d steps in %.1f s; evaluated in %.1f s" % (step, seconds, time.perf_counter() - t1))
+    if args.train_eval > 0:  # the same evaluation on training images: the generalization gap
+        lines.append("first %d training images: %s" % (args.train_eval, describe(image_bits_per_dim(model, train_images[:args.train_eval]))))
+    print("\n".join(lines[1:]))
     with open(os.path.join(args.out, "bpd.txt"), "w") as f:
-        f.write(line + "\n")
-
+        f.write("\n".join(lines) + "\n")
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="PyTorch twin of gen's Glow: time one step, or train and report test bits/dim")
@@ -250,6 +266,8 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--train-eval", type=int, default=0, metavar="N", help="also score the first N training images")
+    parser.add_argument("--eval-every", type=int, default=0, metavar="K", help="score the first 1000 test images every K steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads_opt or args.threads or 1)
     if args.train is not None:
