@@ -12,15 +12,18 @@
 # clipped at 50) and prints the mean test bits/dim over the 10000 test images (written to
 # DIR/bpd.txt; DIR/log.csv has the training bits/dim and gradient norm every 100 steps, DIR/model.pt
 # the trained state dict; --train-eval N also scores the first N training images, --eval-every K
-# the first 1000 test images every K steps):
+# the first 1000 test images every K steps; DIR/gen_weights.safetensors the same weights for gen,
+# which `bin/gen bench/twin_glow_check.lua DIR` scores with gen's own code):
 #   nice -n 19 env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/twin_glow.py \
 #     --train 2000 --out runs/twin_glow [--seed 0 --threads 1]
 # --train 0 evaluates a freshly initialized model (its ActNorms initialized by the first test batch).
 import argparse
 import gzip
+import json
 import math
 import os
 import statistics
+import struct
 import sys
 import time
 
@@ -199,6 +202,37 @@ def image_bits_per_dim(model, images, batch=250, seed=0):
     return torch.cat(parts).double()
 
 
+def write_safetensors(path, tensors):
+    """A safetensors file of float32 tensors (gen.load reads it; the format is a JSON header and raw data)."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        data = t.detach().float().contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def export_for_gen(model, test_images, out):
+    """DIR/gen_weights.safetensors: the state dict under gen.models.glow's names (gen's levels count
+    the squeeze as layer 0); DIR/gen_check.safetensors: 250 dequantized test images and the twin's
+    log p of them, which bench/twin_glow_check.lua compares with gen's log p of the same weights."""
+    names = {}
+    for name, t in model.state_dict().items():
+        parts = name.split(".")
+        if parts[0] == "levels":
+            parts = ["levels", parts[1], "layers", str(int(parts[2]) + 1)] + parts[3:]
+        names[".".join(parts)] = t
+    write_safetensors(os.path.join(out, "gen_weights.safetensors"), names)
+    images = pad(test_images[:250])
+    y = (images + torch.rand(images.shape, generator=torch.Generator().manual_seed(1))) / 256 - 0.5
+    with torch.no_grad():
+        write_safetensors(os.path.join(out, "gen_check.safetensors"), {"y": y, "log_p": model.log_prob(y)})
+
+
 def describe(bpd):
     q = torch.quantile(bpd, torch.tensor([0.5, 0.99], dtype=bpd.dtype))
     return "mean %.4f, median %.4f, 99th percentile %.4f, max %.4f" % (bpd.mean(), q[0], q[1], bpd.max())
@@ -245,6 +279,7 @@ def train(args):
     log.close()
     seconds = time.perf_counter() - t0
     torch.save(model.state_dict(), os.path.join(args.out, "model.pt"))
+    export_for_gen(model, test_images, args.out)
     t1 = time.perf_counter()
     bpd = image_bits_per_dim(model, test_images)
     lines = ["test bits/dim: %.4f (%d test images, 8-bit, dequantized)" % (bpd.mean(), test_images.shape[0]),
