@@ -6,8 +6,24 @@
 # gen.flows.bits_per_dim) and the same step (Adam 1e-3, gradient norm clipped at 50).
 # bench/e2e.py imports it for the glow_step workload; run alone it times the step:
 #   OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/twin_glow.py [THREADS]
+# or trains it as `bin/gen examples/flows/glow.lua --levels 3 --depth 4 --hidden 64 --steps 2000
+# --threads 1 --seed 0` does (gen.flows.cli: batch 64 of Fashion-MNIST in reshuffled epochs without
+# the last partial batch, Adam 1e-3 with gen.optim.schedules.linear_warmup(200), gradient norm
+# clipped at 50) and prints the mean test bits/dim over the 10000 test images (written to
+# DIR/bpd.txt; DIR/log.csv has the training bits/dim and gradient norm every 100 steps, DIR/model.pt
+# the trained state dict; --train-eval N also scores the first N training images, --eval-every K
+# the first 1000 test images every K steps; DIR/gen_weights.safetensors the same weights for gen,
+# which `bin/gen bench/twin_glow_check.lua DIR` scores with gen's own code):
+#   nice -n 19 env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/twin_glow.py \
+#     --train 2000 --out runs/twin_glow [--seed 0 --threads 1]
+# --train 0 evaluates a freshly initialized model (its ActNorms initialized by the first test batch).
+import argparse
+import gzip
+import json
 import math
+import os
 import statistics
+import struct
 import sys
 import time
 
@@ -139,8 +155,8 @@ class Glow(nn.Module):
         return logp + gaussian_log_prob(x, self.top_mean.expand_as(x), self.top_logsd.expand_as(x))
 
 
-def bits_per_dim(model, images):
-    y = (images + torch.rand_like(images)) / 256 - 0.5  # gen.likelihood.dequantize into [-0.5, 0.5]
+def bits_per_dim(model, images, generator=None):
+    y = (images + torch.rand(images.shape, generator=generator)) / 256 - 0.5  # gen.likelihood.dequantize into [-0.5, 0.5]
     log_p = model.log_prob(y) + images[0].numel() * math.log(1 / 256)  # the discrete log-probability
     return -log_p / (PIXELS * math.log(2))
 
@@ -161,8 +177,137 @@ def make_step():
     return step, sum(p.numel() for p in model.parameters())
 
 
+DATA_DIR = os.environ.get("GEN_DATA") or "/usr/share/datasets/fashion-mnist"  # gen.data.fashion_mnist's
+
+
+def read_images(prefix):
+    """The uint8 images {N, 1, 28, 28} of an IDX file (gzip-compressed or plain), as gen reads them."""
+    path = os.path.join(DATA_DIR, prefix + "-images-idx3-ubyte")
+    raw = gzip.open(path + ".gz").read() if os.path.exists(path + ".gz") else open(path, "rb").read()
+    n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+    return torch.frombuffer(bytearray(raw[16:16 + n * h * w]), dtype=torch.uint8).view(n, 1, h, w)
+
+
+def pad(images):
+    return F.pad(images.float(), (2, 2, 2, 2))  # 28 -> 32 with zeros, transform {pad = 2}
+
+
+def image_bits_per_dim(model, images, batch=250, seed=0):
+    """Each image's bits/dim as gen.flows.test_bits_per_dim scores them (batches of 250, no
+    gradients, dequantized from a generator seeded alike); their mean is the reported number."""
+    g, parts = torch.Generator().manual_seed(seed), []
+    with torch.no_grad():
+        for first in range(0, images.shape[0], batch):
+            parts.append(bits_per_dim(model, pad(images[first:first + batch]), g))
+    return torch.cat(parts).double()
+
+
+def write_safetensors(path, tensors):
+    """A safetensors file of float32 tensors (gen.load reads it; the format is a JSON header and raw data)."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        data = t.detach().float().contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def export_for_gen(model, test_images, out):
+    """DIR/gen_weights.safetensors: the state dict under gen.models.glow's names (gen's levels count
+    the squeeze as layer 0); DIR/gen_check.safetensors: 250 dequantized test images and the twin's
+    log p of them, which bench/twin_glow_check.lua compares with gen's log p of the same weights."""
+    names = {}
+    for name, t in model.state_dict().items():
+        parts = name.split(".")
+        if parts[0] == "levels":
+            parts = ["levels", parts[1], "layers", str(int(parts[2]) + 1)] + parts[3:]
+        names[".".join(parts)] = t
+    write_safetensors(os.path.join(out, "gen_weights.safetensors"), names)
+    images = pad(test_images[:250])
+    y = (images + torch.rand(images.shape, generator=torch.Generator().manual_seed(1))) / 256 - 0.5
+    with torch.no_grad():
+        write_safetensors(os.path.join(out, "gen_check.safetensors"), {"y": y, "log_p": model.log_prob(y)})
+
+
+def describe(bpd):
+    q = torch.quantile(bpd, torch.tensor([0.5, 0.99], dtype=bpd.dtype))
+    return "mean %.4f, median %.4f, 99th percentile %.4f, max %.4f" % (bpd.mean(), q[0], q[1], bpd.max())
+
+
+def train(args):
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    model = Glow(**CONFIG)
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    train_images, test_images = read_images("train"), read_images("t10k")
+    per_epoch = train_images.shape[0] // BATCH  # drop_last
+    order = torch.Generator().manual_seed(args.seed)
+    log = open(os.path.join(args.out, "log.csv"), "w")
+    log.write("step,bpd,mean_bpd_100,grad_norm,lr,seconds\n")
+    print("twin Glow: %d parameters, %d steps of batch %d (%d per epoch)" % (params, args.train, BATCH, per_epoch))
+    t0, step, recent = time.perf_counter(), 0, []
+    while step < args.train:
+        perm = torch.randperm(train_images.shape[0], generator=order)
+        for b in range(per_epoch):
+            step += 1
+            x = pad(train_images[perm[b * BATCH:(b + 1) * BATCH]])
+            lr = args.lr * min(1.0, step / args.warmup)  # gen.flows.cli: lr * linear_warmup(warmup)(step - 1)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.zero_grad()
+            loss = bits_per_dim(model, x).mean()  # the first batch initializes the ActNorms
+            loss.backward()
+            norm = nn.utils.clip_grad_norm_(model.parameters(), 50).item()  # the norm before clipping
+            opt.step()
+            recent = (recent + [loss.item()])[-100:]
+            if step % 100 == 0 or step == args.train:
+                row = (step, recent[-1], sum(recent) / len(recent), norm, lr, time.perf_counter() - t0)
+                log.write("%d,%.4f,%.4f,%.4g,%.3g,%.1f\n" % row)
+                log.flush()
+                print("step %d  bpd %.4f  mean of the last 100 %.4f  grad norm %.4g  lr %.3g  %.1f s" % row, flush=True)
+            if args.eval_every > 0 and step % args.eval_every == 0 and step < args.train:
+                t1 = time.perf_counter()  # not counted as training time
+                print("step %d  first 1000 test images: %s" % (step, describe(image_bits_per_dim(model, test_images[:1000]))), flush=True)
+                t0 += time.perf_counter() - t1
+            if step >= args.train:
+                break
+    log.close()
+    seconds = time.perf_counter() - t0
+    torch.save(model.state_dict(), os.path.join(args.out, "model.pt"))
+    export_for_gen(model, test_images, args.out)
+    t1 = time.perf_counter()
+    bpd = image_bits_per_dim(model, test_images)
+    lines = ["test bits/dim: %.4f (%d test images, 8-bit, dequantized)" % (bpd.mean(), test_images.shape[0]),
+             "test images: " + describe(bpd)]
+    print(lines[0])
+    print("trained %d steps in %.1f s; evaluated in %.1f s" % (step, seconds, time.perf_counter() - t1))
+    if args.train_eval > 0:  # the same evaluation on training images: the generalization gap
+        lines.append("first %d training images: %s" % (args.train_eval, describe(image_bits_per_dim(model, train_images[:args.train_eval]))))
+    print("\n".join(lines[1:]))
+    with open(os.path.join(args.out, "bpd.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
 if __name__ == "__main__":
-    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+    parser = argparse.ArgumentParser(description="PyTorch twin of gen's Glow: time one step, or train and report test bits/dim")
+    parser.add_argument("threads", nargs="?", type=int, help="threads (default 1)")
+    parser.add_argument("--threads", dest="threads_opt", type=int)
+    parser.add_argument("--train", type=int, metavar="STEPS", help="train STEPS steps, then the test bits/dim (0: a fresh model)")
+    parser.add_argument("--out", default="runs/twin_glow")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--train-eval", type=int, default=0, metavar="N", help="also score the first N training images")
+    parser.add_argument("--eval-every", type=int, default=0, metavar="K", help="score the first 1000 test images every K steps")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads_opt or args.threads or 1)
+    if args.train is not None:
+        train(args)
+        sys.exit(0)
     step, params = make_step()
     times = []
     for i in range(7):
