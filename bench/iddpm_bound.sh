@@ -1,7 +1,7 @@
 #!/bin/sh
 # Improved DDPM's variational bound on the Fashion-MNIST test set, in bits/dim:
 #   sh bench/iddpm_bound.sh [DIR [STEPS [N [K [VARIANCES]]]]]
-# defaults: runs/iddpm 3000 100 0 "learned beta"
+# defaults: runs/iddpm 3000 200 0 "learned beta"
 # Trains examples/diffusion/ddpm.lua with learned variances, the cosine betas and the hybrid loss
 # (lambda 0.001) for STEPS steps at one thread, seed 0 (resuming DIR's run if it has fewer steps,
 # nothing if it has them all), then bounds the first N test images with the EMA weights, once per
@@ -11,7 +11,7 @@
 # the host's load to DIR/bound.txt. Two invocations with different VARIANCES may run side by side
 # once the training is done.
 set -e
-dir=${1:-runs/iddpm}; steps=${2:-3000}; n=${3:-100}; k=${4:-0}; variances=${5:-learned beta}
+dir=${1:-runs/iddpm}; steps=${2:-3000}; n=${3:-200}; k=${4:-0}; variances=${5:-learned beta}
 model="--learn-variance --betas cosine --threads 1 --seed 0"
 last=$(tail -n 1 "$dir/log.csv" 2>/dev/null | cut -d, -f1)
 if [ "$last" != "$steps" ]; then
