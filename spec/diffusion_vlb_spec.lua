@@ -117,9 +117,20 @@ describe("gen.diffusion.vlb", function()
     -- the middle terms vanish, so the bound is the prior's KL plus the decoder's L_0
     local prior = vlb.prior_kl(process, img):item()
     assert.is_true(exact >= prior - 1e-6)
-    local bpd = diffusion.vlb_bits_per_dim(oracle, process, levels:byte(),
+    local again, parts = vlb.variational_bound(oracle, process, img, { prediction = "x0", variance = "posterior",
+      progress = false, generator = gen.Generator(9) })
+    assert.equal(exact, again:item())
+    assert.near(prior, parts.prior:item(), 1e-12)
+    assert.near(0, parts.kl:item(), 1e-3)
+    assert.near(exact, (parts.prior + parts.kl + parts.decoder):item(), 1e-9)
+    local _, blind_parts = vlb.variational_bound(function(x) return x * 0 end, process, img, { prediction = "eps", variance = "beta",
+      progress = false })
+    assert.is_true(blind_parts.kl:item() > 1, tostring(blind_parts.kl:item()))
+    local bpd, bits = diffusion.vlb_bits_per_dim(oracle, process, levels:byte(),
       { prediction = "x0", variance = "posterior", progress = false, generator = gen.Generator(9) })
     assert.near(exact / (16 * math.log(2)), bpd, 1e-4)
+    assert.near(parts.decoder:item() / (16 * math.log(2)), bits.decoder, 1e-4)
+    assert.near(bpd, bits.prior + bits.kl + bits.decoder, 1e-12)
   end)
 
   it("samples with learned variances: v = 1 is DDPM's beta, v = -1 the posterior's", function()

@@ -192,8 +192,18 @@ describe("the diffusion command line", function()
     ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --learn-variance --betas cosine --sample 2 --sampler ddpm"
       .. " --sample-steps 3 --bound 2 --bound-steps 3 --out %s/iddpm", base))
     assert.is_true(ok, log)
-    local bpd = tonumber(log:match("variational bound on 2 test images: ([%d.]+) bits/dim %(3 random steps of 1000"))
+    local bpd, prior, kl, l0 = log:match("variational bound on 2 test images: ([%d.]+) bits/dim %(3 random steps of 1000,"
+      .. " learned variance, [%d.]+ s%); L_prior ([%d.]+) %+ L_1..L_999 ([%d.]+) %+ L_0 ([%d.]+)")
+    bpd = tonumber(bpd)
     assert.is_true(bpd ~= nil and bpd > 0 and bpd < 1000, log)
+    assert.near(bpd, tonumber(prior) + tonumber(kl) + tonumber(l0), 2e-4)
+    -- the same network's bound with a fixed variance: its mean alone, on the same noise
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --learn-variance --betas cosine --sample 1 --sample-steps 1"
+      .. " --bound 2 --bound-steps 3 --bound-variance beta --out %s/iddpm", base))
+    assert.is_true(ok, log)
+    local fixed, fixed_kl = log:match("variational bound on 2 test images: ([%d.]+) bits/dim %(3 random steps of 1000,"
+      .. " beta variance, [%d.]+ s%); L_prior [%d.]+ %+ L_1..L_999 ([%d.]+)")
+    assert.is_true(tonumber(fixed) ~= nil and tonumber(fixed) ~= bpd and tonumber(fixed_kl) ~= tonumber(kl), log)
     -- bad choices, named (checked in-process: the same parse and build the scripts run)
     local experiment, dcli = require "gen.experiment", require "gen.diffusion.cli"
     for _, c in ipairs {
@@ -205,6 +215,8 @@ describe("the diffusion command line", function()
       { { "--mask", "m.png" }, "--mask needs --init-image" },
       { { "--learn-variance", "--process", "edm" }, "--learn-variance needs --process vp and --parameterization eps, x0 or v, got edm and eps" },
       { { "--bound", "10", "--parameterization", "score" }, "--bound needs --process vp and --parameterization eps, x0 or v, got vp and score" },
+      { { "--bound", "10", "--bound-variance", "learned" }, "--bound-variance learned needs a network trained with --learn-variance" },
+      { { "--bound-variance", "large" }, "--bound-variance must be one of auto|learned|beta|posterior, got 'large'" },
     } do
       local ok2, err = pcall(function() dcli.build(experiment.parse("ddpm", c[1], dcli.defaults())) end)
       assert.is_false(ok2)

@@ -22,7 +22,11 @@
 --                                      L_simple + L * T * L_vlb (L = 0.001); --sampler ddpm then
 --                                      samples with the learned variances
 --   --bound N [--bound-steps K]        after training or sampling: the variational bound on N test
---                                      images in bits/dim (all T terms, or K random ones; vp only)
+--                                      images in bits/dim (all T terms, or K random ones; vp only),
+--                                      with its parts (L_prior, the sum of L_1..L_{T-1}, L_0)
+--   --bound-variance V                 the reverse variance the bound uses: auto (the learned one
+--                                      with --learn-variance, else beta), learned, beta or posterior
+--                                      (fixed; a learned-variance network's variance output is ignored)
 --   --classifier DIR [--classifier-scale S]  classifier guidance (scale S, 1) by the noisy classifier
 --                                      that examples/diffusion/noisy_classifier.lua trained in DIR on
 --                                      the same process; --class K picks the class
@@ -41,12 +45,13 @@ local choices = {
   betas = { "linear", "cosine" },
   sampler = diffusion.samplers.sampler_names,
   schedule = { "uniform", "karras", "logsnr", "linear", "cosine" },
+  bound_variance = { "auto", "learned", "beta", "posterior" },
 }
 
 local base = { process = "vp", parameterization = "eps", weighting = "simple", betas = "linear", timesteps = 1000,
   sampler = "euler", schedule = "uniform", sample_steps = 0, eta = -1.0, churn = 0.0, clip = 0.0, raw_weights = false,
   init_image = "", strength = 1.0, mask = "", resample = 1, adaptive_norm = false, learn_variance = false,
-  vlb_weight = 0.001, bound = 0, bound_steps = 0, classifier = "", classifier_scale = 1.0 }
+  vlb_weight = 0.001, bound = 0, bound_steps = 0, bound_variance = "auto", classifier = "", classifier_scale = 1.0 }
 
 --- The options above with the example's own defaults over them, for gen.experiment.parse.
 function M.defaults(own)
@@ -106,6 +111,9 @@ function M.build(run)
   if run.bound > 0 and (run.process ~= "vp" or not discrete[d.kind]) then
     fail(string.format("option --bound needs --process vp and --parameterization eps, x0 or v, got %s and %s", run.process, d.kind))
   end
+  if run.bound_variance == "learned" and not run.learn_variance then
+    fail("option --bound-variance learned needs a network trained with --learn-variance")
+  end
 
   function d.loss(model, x, labels, opts)
     if run.learn_variance then
@@ -140,19 +148,31 @@ function M.build(run)
   end
 
   --- The variational bound of model on the first run.bound test images, in bits per dimension of
-  -- the 28x28 images (the padding is constant); prints it and returns it. Nothing without --bound.
+  -- the 28x28 images (the padding is constant); prints it with its parts and returns it and them.
+  -- Nothing without --bound. A fixed --bound-variance bounds a learned-variance network with its
+  -- mean alone (the first half of its output channels).
   function d.report_bound(model)
     if run.bound <= 0 then return nil end
+    local variance = run.bound_variance
+    if variance == "auto" then variance = run.learn_variance and "learned" or "beta" end
+    local net = model
+    if run.learn_variance and variance ~= "learned" then
+      net = function(...)
+        local out = model(...)
+        return out:narrow(2, 1, out:size(2) // 2)
+      end
+    end
     local test = gen.data.fashion_mnist { split = "test" }
     local n = math.min(run.bound, test.images:size(1))
     local t0 = gen.time()
-    local bpd = diffusion.vlb_bits_per_dim(model, process, test.images:narrow(1, 1, n), { pad = 2, dims = 784,
-      prediction = d.kind, variance = run.learn_variance and "learned" or "beta",
+    local bpd, parts = diffusion.vlb_bits_per_dim(net, process, test.images:narrow(1, 1, n), { pad = 2, dims = 784,
+      prediction = d.kind, variance = variance,
       steps = run.bound_steps > 0 and run.bound_steps or nil, generator = gen.Generator(run.seed + 3) })
-    print(string.format("%s: variational bound on %d test images: %.4f bits/dim (%s, %.1f s)", run.name, n, bpd,
+    print(string.format("%s: variational bound on %d test images: %.4f bits/dim (%s, %s variance, %.1f s);"
+      .. " L_prior %.4f + L_1..L_%d %.4f + L_0 %.4f", run.name, n, bpd,
       run.bound_steps > 0 and (run.bound_steps .. " random steps of " .. process.T) or ("all " .. process.T .. " steps"),
-      gen.time() - t0))
-    return bpd
+      variance, gen.time() - t0, parts.prior, process.T - 1, parts.kl, parts.decoder))
+    return bpd, parts
   end
 
   --- n images {n, 1, 32, 32} from model (EMA weights swapped in by the caller), labels optional.

@@ -180,7 +180,9 @@ end
 -- call, their sum scaled by (T - 1) / k, with L_0 and L_prior always exact, an unbiased estimate).
 -- opts.prediction, opts.variance as in p_mean_variance; opts.labels; opts.generator for the noise
 -- and the steps; opts.progress = false hides the bar. gen.likelihood.bits_per_dim(-L, dims,
--- {discrete = true}) turns it into bits per dimension.
+-- {discrete = true}) turns it into bits per dimension. The second result splits L into its parts,
+-- {B} float64 each: prior (L_prior), kl (the sum of L_1 .. L_{T-1}, or its estimate) and decoder
+-- (L_0); L = prior + kl + decoder.
 function M.variational_bound(model, process, x0, opts)
   opts = opts or {}
   local sched = schedule_of(process, "variational_bound")
@@ -213,14 +215,15 @@ function M.variational_bound(model, process, x0, opts)
       middle = middle + term(t)
       if bar then bar:update(i) end
     end
-    total = total + middle * scale + term(1)
+    local prior, kl, decoder = total, middle * scale, term(1)
     if bar then bar:close() end
-    return total
+    return prior + kl + decoder, { prior = prior, kl = kl, decoder = decoder }
   end)
 end
 
 --- vlb_bits_per_dim(model, process, images [, opts]) -> mean bits per dimension of the bound over
--- images (uint8 {N, ...} or float in [-1, 1]), in batches of opts.batch (100); opts.pad pads each
+-- images (uint8 {N, ...} or float in [-1, 1]), and its parts {prior, kl, decoder} in bits per
+-- dimension as well (they sum to it), in batches of opts.batch (100); opts.pad pads each
 -- side by that many pixels of -1 (the examples train on 28x28 padded to 32x32). The dimensions
 -- counted are opts.dims (default: the images' own, before padding): the padding is constant, so
 -- the bound on the padded image bounds the unpadded image's -log p as well.
@@ -228,15 +231,18 @@ function M.vlb_bits_per_dim(model, process, images, opts)
   opts = opts or {}
   local n, bs = images:size(1), opts.batch or 100
   local dims = opts.dims or images:numel() // n
-  local total = 0
+  local sums = { prior = 0, kl = 0, decoder = 0 }
   for first = 1, n, bs do
     local x = images:narrow(1, first, math.min(bs, n - first + 1))
     if x.dtype == "uint8" then x = x:float() / 127.5 - 1 end
     if x:dim() == 3 then x = x:unsqueeze(2) end
     if (opts.pad or 0) > 0 then x = gen.pad(x, { opts.pad, opts.pad, opts.pad, opts.pad }, "constant", -1) end
-    total = total + M.variational_bound(model, process, x, opts):sum():item()
+    local _, parts = M.variational_bound(model, process, x, opts)
+    for k, v in pairs(parts) do sums[k] = sums[k] + v:sum():item() end
   end
-  return likelihood.bits_per_dim(-total / n, dims, { discrete = true })
+  local bits = {}
+  for k, v in pairs(sums) do bits[k] = likelihood.bits_per_dim(-v / n, dims, { discrete = true }) end
+  return bits.prior + bits.kl + bits.decoder, bits
 end
 
 return M
