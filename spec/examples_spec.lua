@@ -204,6 +204,16 @@ describe("the diffusion command line", function()
     local fixed, fixed_kl = log:match("variational bound on 2 test images: ([%d.]+) bits/dim %(3 random steps of 1000,"
       .. " beta variance, [%d.]+ s%); L_prior [%d.]+ %+ L_1..L_999 ([%d.]+)")
     assert.is_true(tonumber(fixed) ~= nil and tonumber(fixed) ~= bpd and tonumber(fixed_kl) ~= tonumber(kl), log)
+    -- a later chunk of the test set: images 2 and 3 (image 2 is the second of the run above)
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --learn-variance --betas cosine --sample 1 --sample-steps 1"
+      .. " --bound 2 --bound-steps 3 --bound-offset 1 --out %s/iddpm", base))
+    assert.is_true(ok, log)
+    local later = tonumber(log:match("variational bound on 2 test images %(2 to 3%): ([%d.]+) bits/dim"))
+    assert.is_true(later ~= nil and later > 0 and later ~= bpd, log)
+    ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --learn-variance --betas cosine --sample 1 --sample-steps 1"
+      .. " --bound 2 --bound-offset 10000 --out %s/iddpm", base))
+    assert.is_not_true(ok)
+    assert.truthy(log:find("option --bound-offset 10000 skips all 10000 test images", 1, true), log)
     -- bad choices, named (checked in-process: the same parse and build the scripts run)
     local experiment, dcli = require "gen.experiment", require "gen.diffusion.cli"
     for _, c in ipairs {
@@ -217,6 +227,7 @@ describe("the diffusion command line", function()
       { { "--bound", "10", "--parameterization", "score" }, "--bound needs --process vp and --parameterization eps, x0 or v, got vp and score" },
       { { "--bound", "10", "--bound-variance", "learned" }, "--bound-variance learned needs a network trained with --learn-variance" },
       { { "--bound-variance", "large" }, "--bound-variance must be one of auto|learned|beta|posterior, got 'large'" },
+      { { "--bound-offset", "-3" }, "--bound-offset must be a whole number >= 0, got -3" },
     } do
       local ok2, err = pcall(function() dcli.build(experiment.parse("ddpm", c[1], dcli.defaults())) end)
       assert.is_false(ok2)

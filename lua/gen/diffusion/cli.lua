@@ -24,6 +24,10 @@
 --   --bound N [--bound-steps K]        after training or sampling: the variational bound on N test
 --                                      images in bits/dim (all T terms, or K random ones; vp only),
 --                                      with its parts (L_prior, the sum of L_1..L_{T-1}, L_0)
+--   --bound-offset K                   the bound's images start after the first K test images, so
+--                                      a whole-test-set bound can run in chunks (each chunk draws its
+--                                      noise from the same seed: chunks average to the same
+--                                      expectation as one run, not to the same bits)
 --   --bound-variance V                 the reverse variance the bound uses: auto (the learned one
 --                                      with --learn-variance, else beta), learned, beta or posterior
 --                                      (fixed; a learned-variance network's variance output is ignored)
@@ -51,7 +55,7 @@ local choices = {
 local base = { process = "vp", parameterization = "eps", weighting = "simple", betas = "linear", timesteps = 1000,
   sampler = "euler", schedule = "uniform", sample_steps = 0, eta = -1.0, churn = 0.0, clip = 0.0, raw_weights = false,
   init_image = "", strength = 1.0, mask = "", resample = 1, adaptive_norm = false, learn_variance = false,
-  vlb_weight = 0.001, bound = 0, bound_steps = 0, bound_variance = "auto", classifier = "", classifier_scale = 1.0 }
+  vlb_weight = 0.001, bound = 0, bound_steps = 0, bound_offset = 0, bound_variance = "auto", classifier = "", classifier_scale = 1.0 }
 
 --- The options above with the example's own defaults over them, for gen.experiment.parse.
 function M.defaults(own)
@@ -111,6 +115,9 @@ function M.build(run)
   if run.bound > 0 and (run.process ~= "vp" or not discrete[d.kind]) then
     fail(string.format("option --bound needs --process vp and --parameterization eps, x0 or v, got %s and %s", run.process, d.kind))
   end
+  if math.type(run.bound_offset) ~= "integer" or run.bound_offset < 0 then
+    fail("option --bound-offset must be a whole number >= 0, got " .. tostring(run.bound_offset))
+  end
   if run.bound_variance == "learned" and not run.learn_variance then
     fail("option --bound-variance learned needs a network trained with --learn-variance")
   end
@@ -147,7 +154,7 @@ function M.build(run)
     return x:narrow(3, 3, 28):narrow(4, 3, 28), labels
   end
 
-  --- The variational bound of model on the first run.bound test images, in bits per dimension of
+  --- The variational bound of model on run.bound test images after the first run.bound_offset, in bits per dimension of
   -- the 28x28 images (the padding is constant); prints it with its parts and returns it and them.
   -- Nothing without --bound. A fixed --bound-variance bounds a learned-variance network with its
   -- mean alone (the first half of its output channels).
@@ -163,13 +170,18 @@ function M.build(run)
       end
     end
     local test = gen.data.fashion_mnist { split = "test" }
-    local n = math.min(run.bound, test.images:size(1))
+    local skip = run.bound_offset
+    if skip >= test.images:size(1) then
+      fail(string.format("option --bound-offset %d skips all %d test images", skip, test.images:size(1)))
+    end
+    local n = math.min(run.bound, test.images:size(1) - skip)
     local t0 = gen.time()
-    local bpd, parts = diffusion.vlb_bits_per_dim(net, process, test.images:narrow(1, 1, n), { pad = 2, dims = 784,
+    local bpd, parts = diffusion.vlb_bits_per_dim(net, process, test.images:narrow(1, skip + 1, n), { pad = 2, dims = 784,
       prediction = d.kind, variance = variance,
       steps = run.bound_steps > 0 and run.bound_steps or nil, generator = gen.Generator(run.seed + 3) })
-    print(string.format("%s: variational bound on %d test images: %.4f bits/dim (%s, %s variance, %.1f s);"
-      .. " L_prior %.4f + L_1..L_%d %.4f + L_0 %.4f", run.name, n, bpd,
+    print(string.format("%s: variational bound on %d test images%s: %.4f bits/dim (%s, %s variance, %.1f s);"
+      .. " L_prior %.4f + L_1..L_%d %.4f + L_0 %.4f", run.name, n,
+      skip > 0 and string.format(" (%d to %d)", skip + 1, skip + n) or "", bpd,
       run.bound_steps > 0 and (run.bound_steps .. " random steps of " .. process.T) or ("all " .. process.T .. " steps"),
       variance, gen.time() - t0, parts.prior, process.T - 1, parts.kl, parts.decoder))
     return bpd, parts
