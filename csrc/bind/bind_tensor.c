@@ -854,16 +854,19 @@ static int l_memory(lua_State *L) {
   return 1;
 }
 
+/* The byte limit at idx (an integer, or a float below 2^63): raises "expected <what>, got <type>"
+ * for anything else and names a negative one. */
+static lua_Integer limit_bytes(lua_State *L, int idx, const char *fname, const char *what) {
+  if (!lua_isinteger(L, idx) && !(lua_type(L, idx) == LUA_TNUMBER && lua_tonumber(L, idx) >= 0 && lua_tonumber(L, idx) < 9e18))
+    bind_error(L, fname, "expected %s, got %s", what, luaL_typename(L, idx));
+  lua_Integer b = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : (lua_Integer)lua_tonumber(L, idx);
+  if (b < 0) bind_error(L, fname, "the limit must be >= 0 bytes, got %lld", (long long)b);
+  return b;
+}
+
 /* set_memory_limit(bytes | nil) -> the previous limit (nil when there was none). 0 or nil: none. */
 static int l_set_memory_limit(lua_State *L) {
-  const char *fname = "gen.set_memory_limit";
-  lua_Integer b = 0;
-  if (!lua_isnoneornil(L, 1)) {
-    if (!lua_isinteger(L, 1) && !(lua_type(L, 1) == LUA_TNUMBER && lua_tonumber(L, 1) >= 0 && lua_tonumber(L, 1) < 9e18))
-      bind_error(L, fname, "expected a number of bytes or nil, got %s", luaL_typename(L, 1));
-    b = lua_isinteger(L, 1) ? lua_tointeger(L, 1) : (lua_Integer)lua_tonumber(L, 1);
-    if (b < 0) bind_error(L, fname, "the limit must be >= 0 bytes, got %lld", (long long)b);
-  }
+  lua_Integer b = lua_isnoneornil(L, 1) ? 0 : limit_bytes(L, 1, "gen.set_memory_limit", "a number of bytes or nil");
   int64_t was = gen_set_memory_limit(b);
   if (was > 0)
     lua_pushinteger(L, was);
@@ -875,12 +878,7 @@ static int l_set_memory_limit(lua_State *L) {
 /* set_weight_cache_limit(bytes) -> the previous limit. 0 turns the cache of transformed weights off
  * (and empties it as the entries are next looked at or their weights freed). */
 static int l_set_weight_cache_limit(lua_State *L) {
-  const char *fname = "gen.set_weight_cache_limit";
-  if (!lua_isinteger(L, 1) && !(lua_type(L, 1) == LUA_TNUMBER && lua_tonumber(L, 1) >= 0 && lua_tonumber(L, 1) < 9e18))
-    bind_error(L, fname, "expected a number of bytes, got %s", luaL_typename(L, 1));
-  lua_Integer b = lua_isinteger(L, 1) ? lua_tointeger(L, 1) : (lua_Integer)lua_tonumber(L, 1);
-  if (b < 0) bind_error(L, fname, "the limit must be >= 0 bytes, got %lld", (long long)b);
-  lua_pushinteger(L, gen_set_derived_budget(b));
+  lua_pushinteger(L, gen_set_derived_budget(limit_bytes(L, 1, "gen.set_weight_cache_limit", "a number of bytes")));
   return 1;
 }
 
