@@ -36,4 +36,13 @@ static inline void gen_iter_row(const gen_iter *it, int64_t r, int64_t *off) {
 }
 static inline int64_t gen_iter_inner_stride(const gen_iter *it, int k) { return it->stride[k][it->ndim - 1]; }
 
+/* A contiguous tensor is a single row, so a parallel loop splits rows into spans of at most `span`
+ * elements: gen_iter_spans work items in all, item s being elements [*lo, *hi) of row *row. */
+static inline int64_t gen_iter_spans(const gen_iter *it, int64_t span) { return it->rows * ((it->inner + span - 1) / span); }
+static inline void gen_iter_span(const gen_iter *it, int64_t span, int64_t s, int64_t *row, int64_t *lo, int64_t *hi) {
+  int64_t per_row = (it->inner + span - 1) / span;
+  *row = s / per_row, *lo = s % per_row * span;
+  *hi = *lo + span < it->inner ? *lo + span : it->inner;
+}
+
 #endif

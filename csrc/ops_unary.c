@@ -169,13 +169,12 @@ static void unary_into(gen_unop op, gen_tensor *out, const gen_tensor *a, double
       .op = op, .p1 = p1, .p2 = p2, .po = gen_data_ptr(out), .pa = gen_data_ptr(a), .dto = out->dtype, .dta = a->dtype};
   const int64_t *strides[2] = {out->stride, a->stride};
   gen_iter_init(&j.it, out->ndim, out->shape, 2, strides);
-  /* rows cut into spans of at most SPAN elements: a contiguous tensor is a single row */
-  int64_t spans = (j.it.inner + SPAN - 1) / SPAN;
   if (j.it.rows * j.it.inner > GEN_PARALLEL_GRAIN / 4) {
 #pragma omp parallel for
-    for (int64_t s = 0; s < j.it.rows * spans; s++) {
-      int64_t lo = s % spans * SPAN;
-      unary_span(&j, s / spans, lo, lo + SPAN < j.it.inner ? lo + SPAN : j.it.inner);
+    for (int64_t s = 0; s < gen_iter_spans(&j.it, SPAN); s++) {
+      int64_t r, lo, hi;
+      gen_iter_span(&j.it, SPAN, s, &r, &lo, &hi);
+      unary_span(&j, r, lo, hi);
     }
   } else {
     for (int64_t r = 0; r < j.it.rows; r++) unary_span(&j, r, 0, j.it.inner);

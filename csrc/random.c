@@ -155,12 +155,12 @@ static int fill(gen_tensor *t, gen_generator *g, fill_kind kind, double a, doubl
   int64_t s0 = gen_iter_inner_stride(&it, 0);
   fill_job j = {
       .it = &it, .base = base, .es = es, .dt = t->dtype, .s0 = s0, .kind = kind, .seed = seed, .first = first, .a = a, .b = b};
-  int64_t spans = (it.inner + FILL_SPAN - 1) / FILL_SPAN; /* a contiguous tensor is one row */
   if (n > GEN_PARALLEL_GRAIN / 8) {
 #pragma omp parallel for
-    for (int64_t s = 0; s < it.rows * spans; s++) {
-      int64_t lo = s % spans * FILL_SPAN;
-      fill_span(&j, s / spans, lo, lo + FILL_SPAN < it.inner ? lo + FILL_SPAN : it.inner);
+    for (int64_t s = 0; s < gen_iter_spans(&it, FILL_SPAN); s++) {
+      int64_t r, lo, hi;
+      gen_iter_span(&it, FILL_SPAN, s, &r, &lo, &hi);
+      fill_span(&j, r, lo, hi);
     }
   } else {
     for (int64_t r = 0; r < it.rows; r++) fill_span(&j, r, 0, it.inner);
