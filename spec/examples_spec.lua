@@ -1,5 +1,6 @@
 -- Smoke runs of the examples: the command-line contract, finite decreasing losses, bitwise
 -- resume, reproducible samples. A few steps each, no real training.
+local gen = require "gen"
 local shell = require "support.shell"
 local sh, read = shell.sh, shell.read
 local base = shell.tmpdir()
@@ -61,6 +62,22 @@ describe("examples/gan/dcgan.lua", function()
     ok, out = sh("bin/gen examples/gan/dcgan.lua --loss wgan --gp 10 --critic-iters 2" .. common .. "/gp")
     assert.is_true(ok, out)
     assert.equal(3, losses_of(base .. "/gp", "step,loss_d,loss_g,gp"))
+    -- with --gp the discriminator defaults to layer norm (no batch statistics), otherwise batch norm
+    local function d_running_stats(dir)
+      local n = 0
+      for name in pairs(gen.load(dir .. "/checkpoint.safetensors")) do
+        if name:find("^D/") and name:find("running_mean", 1, true) then n = n + 1 end
+      end
+      return n
+    end
+    assert.equal(0, d_running_stats(base .. "/gp"))
+    assert.equal(1, d_running_stats(base .. "/r1"))
+    ok, out = sh("bin/gen examples/gan/dcgan.lua --d-norm group --steps 1 --out " .. base .. "/bad")
+    assert.is_not_true(ok)
+    assert.truthy(out:find("--d-norm", 1, true) and out:find("auto|batch|layer|none", 1, true), out)
+    ok, out = sh("bin/gen examples/gan/dcgan.lua --beta1 1.5 --steps 1 --out " .. base .. "/bad")
+    assert.is_not_true(ok)
+    assert.truthy(out:find("--beta1 and --beta2 must be in [0, 1), got 1.5 and 0.999", 1, true), out)
     ok, out = sh("bin/gen examples/gan/dcgan.lua --loss hinge --steps 0 --critic-iters 0 --out " .. base .. "/bad")
     assert.is_not_true(ok)
     assert.truthy(out:find("--critic-iters must be at least 1", 1, true), out)

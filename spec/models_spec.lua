@@ -56,6 +56,33 @@ describe("conditional DCGAN", function()
   end)
 end)
 
+describe("DCGAN discriminator norms", function()
+  it("normalizes each sample on its own with layer norm, drops the norm with none, and checks the name", function()
+    local dcgan = models.dcgan
+    gen.manual_seed(3)
+    local x = gen.randn(4, 1, 28, 28)
+    local alone = { batch = false, layer = true, none = true }
+    for norm, per_sample in pairs(alone) do
+      local D = dcgan.Discriminator { width = 8, norm = norm }
+      local logits = D(x)
+      assert.same({ 4, 1 }, logits.shape)
+      -- a sample's logit with or without the other three in its batch
+      local diff = (D(x:narrow(1, 1, 1)) - logits:narrow(1, 1, 1)):abs():max():item()
+      if per_sample then assert.is_true(diff < 1e-5, norm .. " " .. diff) else assert.is_true(diff > 1e-3, norm .. " " .. diff) end
+      local sd = D:state_dict()
+      assert.equal(norm == "none", sd["net.2.bias"] ~= nil, norm) -- the second convolution's bias
+      if norm == "layer" then
+        -- the scales start near 1, as the batch norm's do
+        assert.near(1, sd["net.3.weight"]:mean():item(), 0.05)
+        assert.is_nil(sd["net.3.running_mean"])
+      end
+    end
+    local ok, err = pcall(dcgan.Discriminator, { norm = "instance" })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find('DCGANDiscriminator: norm must be "batch", "layer" or "none", got instance', 1, true), tostring(err))
+  end)
+end)
+
 describe("VAE", function()
   local vae = models.vae
   it("computes the ELBO terms", function()

@@ -12,6 +12,11 @@
 -- Osindero, 2014): G concatenates a learned K-dimensional label embedding to z, and D sees the
 -- label as one more input channel, an embedding of the class into an H x W map. Both then take
 -- labels (int64 {N}, 1..K) as a second argument.
+--
+-- The discriminator's norm is an option: "batch" (the paper's), "layer" (each sample's C x H x W
+-- normalized on its own, with a per-channel scale and shift: GroupNorm with one group), or
+-- "none". A gradient penalty (WGAN-GP) asks for the per-sample gradient of D, which batch
+-- statistics tie across the batch, so Gulrajani et al. (2017) replace batch norm by layer norm.
 local gen = require "gen"
 local nn = gen.nn
 local blocks = require "gen.nn.blocks"
@@ -22,13 +27,13 @@ local M = {}
 -- resolution -> the side of the first (smallest) grid and the number of stride-2 stages
 local layouts = { [28] = { base = 7, stages = 2 }, [32] = { base = 8, stages = 2 }, [64] = { base = 8, stages = 3 } }
 
--- N(0, 0.02) weights for convolutions and linear layers, N(1, 0.02) for batch-norm scales.
+-- N(0, 0.02) weights for convolutions and linear layers, N(1, 0.02) for the norms' scales.
 local function dcgan_init(seq, generator)
   local g = generator and { generator = generator } or nil
   for i = 1, #seq do
     local m = seq:get(i)
     if m.weight then
-      if m.num_features then nn.init.normal_(m.weight, 1, 0.02, g) else nn.init.normal_(m.weight, 0, 0.02, g) end
+      if m.num_features or m.num_channels then nn.init.normal_(m.weight, 1, 0.02, g) else nn.init.normal_(m.weight, 0, 0.02, g) end
     end
     if m.bias then nn.init.zeros_(m.bias) end
   end
@@ -66,19 +71,31 @@ function M.Generator:forward(z, labels)
   return self.net(z)
 end
 
+local discriminator_norms = {
+  batch = function(c) return nn.BatchNorm2d(c) end,
+  layer = function(c) return nn.GroupNorm(1, c) end,
+}
+
 M.Discriminator = nn.Module:extend("DCGANDiscriminator")
---- Discriminator{channels = 1, resolution = 28, width = 64, classes = 0}: returns logits {N, 1}.
+--- Discriminator{channels = 1, resolution = 28, width = 64, classes = 0, norm = "batch" | "layer" |
+-- "none"}: returns logits {N, 1}.
 function M.Discriminator:init(opts)
   opts = opts or {}
   local c, r = models.image_shape("DCGANDiscriminator", opts, layouts)
+  local norm = opts.norm or "batch"
+  if norm ~= "none" and not discriminator_norms[norm] then
+    error(string.format("DCGANDiscriminator: norm must be \"batch\", \"layer\" or \"none\", got %s", tostring(norm)), 3)
+  end
+  self.norm = norm
   local w, layout = opts.width or 64, layouts[r]
   self.classes, self.resolution = opts.classes or 0, r
   if self.classes > 0 then self.embed = blocks.ClassEmbedding(self.classes, r * r) end
   local layers = { nn.Conv2d(c + (self.classes > 0 and 1 or 0), w, 4, { stride = 2, padding = 1 }), nn.LeakyReLU(0.2) }
   local width = w
   for _ = 2, layout.stages do
-    layers[#layers + 1] = nn.Conv2d(width, 2 * width, 4, { stride = 2, padding = 1, bias = false })
-    layers[#layers + 1] = nn.BatchNorm2d(2 * width)
+    -- without a norm the convolution needs its own bias
+    layers[#layers + 1] = nn.Conv2d(width, 2 * width, 4, { stride = 2, padding = 1, bias = norm == "none" })
+    if norm ~= "none" then layers[#layers + 1] = discriminator_norms[norm](2 * width) end
     layers[#layers + 1] = nn.LeakyReLU(0.2)
     width = 2 * width
   end
