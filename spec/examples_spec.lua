@@ -33,7 +33,6 @@ describe("examples/gan/dcgan.lua", function()
   it("writes N samples as IDX, reproducibly", function()
     local ok, out = sh("bin/gen examples/gan/dcgan.lua --sample 10 --out " .. base .. "/a")
     assert.is_true(ok, out)
-    local gen = require "gen"
     local s = gen.data.idx.read(base .. "/a/samples.idx")
     assert.same({ 10, 28, 28 }, s.shape)
     assert.equal("uint8", s.dtype)
@@ -161,7 +160,6 @@ describe("every example", function()
       local class = conditional and " --class 3" or ""
       ok, log = sh(string.format("bin/gen examples/%s.lua --sample 5 --out %s %s%s", name, out, extra, class))
       assert.is_true(ok, log)
-      local gen = require "gen"
       local s = gen.data.idx.read(out .. "/samples.idx")
       assert.same({ 5, 28, 28 }, s.shape)
     end)
@@ -170,7 +168,6 @@ end)
 
 describe("the diffusion command line", function()
   it("samples one model with several samplers, edits an image and inpaints it, and names bad choices", function()
-    local gen = require "gen"
     local out = base .. "/ddpm" -- trained by the runs above
     for _, sampler in ipairs { "ddpm", "heun", "dpmpp_2m" } do
       local ok, log = sh(string.format("bin/gen examples/diffusion/ddpm.lua --sample 2 --sampler %s --sample-steps 2 --out %s", sampler, out))
@@ -321,7 +318,6 @@ describe("examples/flows", function()
   }
   for _, name in ipairs { "glow", "realnvp" } do
     it(name .. " trains, reports test bits/dim, writes the temperature sweep, samples at a temperature", function()
-      local gen = require "gen"
       local out = base .. "/" .. name
       local ok, log = sh(string.format("bin/gen examples/flows/%s.lua --steps 3 --batch 8 --log-every 1 %s --out %s", name, tiny[name], out))
       assert.is_true(ok, log)
@@ -354,7 +350,6 @@ end)
 describe("examples/autoregressive/vqvae.lua", function()
   local tiny = "--batch 16 --codebook-size 32 --code-dim 8 --width 16 --test-images 64 --seed 4"
   it("trains with its codebook statistics in log.csv, resumes bitwise, reconstructs, and serves as stage 1", function()
-    local gen = require "gen"
     local out = base .. "/vqvae"
     local ok, log = sh(string.format("bin/gen examples/autoregressive/vqvae.lua --steps 6 --log-every 1 %s --out %s", tiny, out))
     assert.is_true(ok, log)
@@ -400,7 +395,6 @@ end)
 describe("examples/autoregressive/pixelcnn.lua", function()
   local tiny = "--batch 8 --width 8 --layers 2 --test-images 16 --grid 2 --seed 2"
   it("--on pixels trains, reports the test bits/dim, and samples a class reproducibly", function()
-    local gen = require "gen"
     local out = base .. "/pixelcnn"
     local ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --steps 3 --log-every 1 --conditional %s --out %s", tiny, out))
     assert.is_true(ok, log)
@@ -434,7 +428,6 @@ describe("examples/autoregressive/pixelcnn.lua", function()
   end)
 
   it("--on codes trains the top and bottom priors of a VQ-VAE-2 and decodes their samples; refuses another stage 1", function()
-    local gen = require "gen"
     local out, stage1 = base .. "/vq_pixelcnn", base .. "/vqvae2" -- trained by the vqvae runs above
     local args = string.format("--on codes --stage1 %s --train-images 32 %s", stage1, tiny)
     local ok, log = sh(string.format("bin/gen examples/autoregressive/pixelcnn.lua --steps 3 --log-every 1 %s --out %s", args, out))
