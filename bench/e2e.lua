@@ -221,6 +221,11 @@ workloads.flow_sample_b1 = sampling("rectified", "velocity", "euler", 25, "unifo
 workloads.edm_dpmpp_2m_sample = sampling("edm", "edm", "dpmpp_2m", 20, "karras", 64)
 workloads.edm_euler_ancestral_sample = sampling("edm", "edm", "euler_ancestral", 20, "karras", 64)
 workloads.vp_ddpm_sample = sampling("vp", "eps", "ddpm", 50, "uniform", 64)
+-- the reverse SDE on a VE/score model (geometric sigmas 50 -> 0.01, uniform in t): Euler-Maruyama
+-- in 50 steps (50 evaluations) and predictor-corrector with one Langevin step at snr 0.16 in 25
+-- steps (49 evaluations)
+workloads.ve_euler_maruyama_sample = sampling("ve", "score", "euler_maruyama", 50, "uniform", 64)
+workloads.ve_pc_sample = sampling("ve", "score", "pc", 25, "uniform", 64)
 
 -- The examples' training loops, run in this process as `bin/gen examples/FAMILY/NAME.lua` would run them
 -- (real data loader, progress bar, loss log). Each step's start is stamped; the loop is stopped by

@@ -142,7 +142,9 @@ def sampling(kind, batch, sampler=None):
     """EDM/Heun (18 Karras noise levels, 35 network evaluations) or rectified flow (25 Euler steps
     uniform in t) on the unconditional UNet without autograd, as gen.diffusion.sample runs them;
     on the EDM model also DPM-Solver++(2M) and Euler ancestral (20 levels, 20 evaluations), and
-    DDPM's ancestral sampler on a VP/epsilon model ("vp": 50 uniform steps of the linear chain).
+    DDPM's ancestral sampler on a VP/epsilon model ("vp": 50 uniform steps of the linear chain),
+    and the reverse SDE on a VE/score model ("ve": Euler-Maruyama in 50 steps, predictor-corrector
+    in 25 with one Langevin step each).
     Batch 64: one sample with each step stamped (the sum of the steps after the first plus the
     median step for the first); batch 1: a whole one-image sample per iteration."""
     model = UNet().eval()
@@ -189,6 +191,35 @@ def sampling(kind, batch, sampler=None):
 
         start = smax
         step = {None: step, "dpmpp_2m": dpmpp_2m, "euler_ancestral": euler_ancestral}[sampler]
+    elif kind == "ve":  # Song et al.'s VE SDE, score model: D = x + sigma out, sigma = 0.01 (5000)^t
+        smin, smax = 0.01, 50.0
+        n = 25 if sampler == "pc" else 50
+        sigmas = [smin * (smax / smin) ** (1 - i / (n - 1)) for i in range(n)] + [0.0]
+
+        def denoise(x, s):
+            t = math.log(s / smin) / math.log(smax / smin)
+            return x + model(x, torch.full((x.shape[0],), 1000 * t)) * s
+
+        def reverse_sde(x, s, s_next):
+            d = denoise(x, s)
+            if s_next == 0:
+                return d
+            dv = s * s - s_next * s_next
+            return x + (d - x) * (dv / (s * s)) + torch.randn_like(x) * math.sqrt(dv)
+
+        def pc(x, s, s_next):  # one Langevin corrector step at snr 0.16 after the predictor
+            y = reverse_sde(x, s, s_next)
+            if s_next == 0:
+                return y
+            g = (denoise(y, s_next) - y) / (s_next * s_next)
+            z = torch.randn_like(y)
+            zn = z.flatten(1).norm(dim=1).mean().item()
+            gn = g.flatten(1).norm(dim=1).mean().item()
+            e = 2 * (0.16 * zn / gn) ** 2
+            return y + g * e + z * math.sqrt(2 * e)
+
+        start = smax
+        step = pc if sampler == "pc" else reverse_sde
     elif kind == "vp":  # x^ = x_t / s(t) = x_0 + sigma eps, sigma = sqrt((1 - ab) / ab)
         n, alpha_bars = 50, linear_alpha_bars().tolist()
         ts = [max(1, math.floor(1000 * (n - i) / n + 0.5)) for i in range(n)]
@@ -279,7 +310,9 @@ workloads = {"stylegan_step": stylegan_step, "stylegan_r1_step": stylegan_r1_ste
              "flow_sample": lambda: sampling("flow", 64), "flow_sample_b1": lambda: sampling("flow", 1),
              "edm_dpmpp_2m_sample": lambda: sampling("edm", 64, "dpmpp_2m"),
              "edm_euler_ancestral_sample": lambda: sampling("edm", 64, "euler_ancestral"),
-             "vp_ddpm_sample": lambda: sampling("vp", 64)}
+             "vp_ddpm_sample": lambda: sampling("vp", 64),
+             "ve_euler_maruyama_sample": lambda: sampling("ve", 64, "euler_maruyama"),
+             "ve_pc_sample": lambda: sampling("ve", 64, "pc")}
 seconds, params = workloads[name]()
 peak = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
 print("%s %d %.9g %s params=%d" % (name, threads, seconds, peak, params))

@@ -31,7 +31,7 @@ sed 's/^/bench: /' build/bench/machine.txt
 ops=(add4 add4_grad matmul64 sgemm256 sgemm512 sgemm1024 sgemm2048 linear conv_s2 conv_s1 convT attn256 attn784)
 e2e=(dcgan_step dcgan_d_step dcgan_r1_step vae_mlp_step mae_step glow_step gpt_prior_step gpt_prior_sample gpt_prior_sample_nocache
      pixelcnn_step stylegan_step stylegan_r1_step unet_ddpm_step unet_ddim_sample edm_heun_sample edm_heun_sample_b1 flow_sample
-     flow_sample_b1 edm_dpmpp_2m_sample edm_euler_ancestral_sample vp_ddpm_sample example_dcgan example_vae example_ddpm)
+     flow_sample_b1 edm_dpmpp_2m_sample edm_euler_ancestral_sample vp_ddpm_sample ve_euler_maruyama_sample ve_pc_sample example_dcgan example_vae example_ddpm)
 all=("${ops[@]}" "${e2e[@]}")
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")

@@ -97,6 +97,22 @@ describe("IDX", function()
     local before = gen.memory().peak_bytes
     fails_with(function() idx.read(liar .. ".gz") end, "truncated data: 4 of 1000000000 bytes")
     assert.equal(before, gen.memory().peak_bytes) -- no tensor was allocated for the claim
+    -- a claim of 2^43 bytes (2^40 float64 values, the most a header may declare) costs one block
+    handle = io.popen("gzip -c > " .. liar .. "-huge.gz", "w")
+    handle:write("\0\0\14\2\0\1\0\0\1\0\0\0" .. string.rep("\0", 32))
+    handle:close()
+    fails_with(function() idx.read(liar .. "-huge.gz") end, "truncated data: 32 of 8796093022208 bytes")
+    -- a real stream longer than four 16 MB blocks: the list of blocks grows as they fill
+    local block = 1 << 24
+    local n = 5 * block + 3
+    local marks = { [1] = 1, [block] = 2, [block + 1] = 3, [4 * block + 1] = 4, [n] = 5 }
+    local long = gen.zeros({ n }, "uint8")
+    for i, v in pairs(marks) do long:narrow(1, i, 1):fill_(v) end
+    idx.write(path("long.gz"), long, { gzip = true })
+    local back = idx.read(path("long.gz"))
+    assert.same({ n }, back.shape)
+    assert.equal(15, back:sum():item())
+    for i, v in pairs(marks) do assert.equal(v, back[i]:item()) end
     -- a damaged CRC in the gzip trailer
     local crc = #bytes - 7
     local damaged = bytes:sub(1, crc - 1) .. string.char(bytes:byte(crc) ~ 0xFF) .. bytes:sub(crc + 1)
