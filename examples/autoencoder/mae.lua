@@ -4,13 +4,14 @@
 --   bin/gen examples/autoencoder/mae.lua --sample 16     (rows: original | masked | reconstruction)
 -- Reports the test MSE and PSNR on the masked patches; --probe scores the frozen encoder's
 -- features (probe.txt): the [CLS] output, or with --pool mean the mean of the patch outputs.
+-- --lr-schedule cosine --warmup N: the paper's linear warm-up and cosine decay of the lr.
 local gen = require "gen"
 local mae = require "gen.models.mae"
 local autoencoder = require "gen.autoencoder"
 local experiment = require "gen.experiment"
 local aecli = require "gen.autoencoder.cli"
 
-local run = experiment.parse("mae", arg, { epochs = 5, batch = 128, lr = 1e-3, weight_decay = 0.05, mask_ratio = 0.75,
+local run = experiment.parse("mae", arg, experiment.lr_schedule_options { epochs = 5, batch = 128, lr = 1e-3, weight_decay = 0.05, mask_ratio = 0.75,
   norm_pix = false, patch = 4, dim = 128, depth = 4, heads = 4, decoder_dim = 64, decoder_depth = 2, decoder_heads = 4,
   pool = experiment.choice("cls", { "cls", "mean" }), probe = false, probe_train = 10000, probe_test = 0, test_images = 10000 })
 if run.mask_ratio < 0 or run.mask_ratio >= 1 then
@@ -46,7 +47,7 @@ local function sample(n, _, draw)
   return recon * 2 - 1
 end
 
-aecli.train(run, { model = model, optimizer = opt, step = step, sample = sample, report = function()
+aecli.train(run, { model = model, optimizer = opt, scheduled = { opt }, step = step, sample = sample, report = function()
   local mse, psnr = autoencoder.mae.test_mse(model, test_images, { mask_ratio = run.mask_ratio, norm_pix = run.norm_pix,
     generator = gen.Generator(2) })
   print(string.format("test (%d images): MSE on masked patches %.5f (PSNR %.2f dB), mask ratio %g", test_images:size(1), mse, psnr, run.mask_ratio))

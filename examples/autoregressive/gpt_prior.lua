@@ -6,13 +6,14 @@
 --   bin/gen examples/autoregressive/gpt_prior.lua --stage1 runs/vqvae --sample 64 [--class 3]
 --       [--temperature 1] [--top-k 0] [--top-p 1]
 -- The training set's codes are computed once at the start (--train-images limits them); after
--- training, the NLL of the test set's codes (bits per grid).
+-- training, the NLL of the test set's codes (bits per grid). --lr-schedule cosine --warmup N decays
+-- the lr as GPTs are trained (linear warm-up, then cosine).
 local gen = require "gen"
 local gpt = require "gen.models.gpt"
 local autoregressive = require "gen.autoregressive"
 local experiment = require "gen.experiment"
 
-local run = experiment.parse("gpt_prior", arg, { epochs = 10, batch = 64, lr = 3e-4, weight_decay = 0.01, dim = 192,
+local run = experiment.parse("gpt_prior", arg, experiment.lr_schedule_options { epochs = 10, batch = 64, lr = 3e-4, weight_decay = 0.01, dim = 192,
   depth = 4, heads = 6, dropout = 0.1, unconditional = false, temperature = 1.0, top_k = 0, top_p = 1.0,
   train_images = 0, test_images = 10000, encode_batch = 500 })
 if run.temperature < 0 then experiment.fail(run.script, "option --temperature must be >= 0, got " .. run.temperature) end
@@ -77,6 +78,7 @@ end
 
 experiment.train(run, {
   state = { model = model, optimizer = opt },
+  scheduled = { opt },
   data = data,
   losses = { "loss" },
   nrow = classes > 0 and classes or 8,

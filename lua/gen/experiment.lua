@@ -21,6 +21,10 @@
 -- declared by their defaults (numbers, strings, booleans) and parsed the same way (--sample-steps
 -- sets sample_steps); an option with a fixed set of values is declared once with
 -- experiment.choice(default, {values...}), and the usage text lists the values.
+-- Scripts whose learning rate follows a schedule declare experiment.lr_schedule_options(defaults)
+-- (--lr-schedule constant|cosine, --warmup N, --min-lr F) and pass their optimizers as
+-- spec.scheduled: the lr of step k (1-based) is lr * warm-up(k - 1) * decay(k - 1), a function of
+-- the step alone, so a resumed run continues the same curve.
 -- Two-stage scripts (priors over VQ-VAE codes) take --stage1 DIR, the --out of a stage-1 run, and
 -- get its model with experiment.stage1(run, "vqvae"); the stage-1 script saves
 -- experiment.stage1_record(kind, config) in its state, so the model can be rebuilt and its kind
@@ -300,6 +304,35 @@ local function stage1_identity(run)
   }
 end
 
+--- Adds the learning-rate schedule options to an example's defaults: --lr-schedule constant
+-- (default) or cosine (from --lr down to --min-lr times it at the last step), after --warmup N
+-- steps of linear warm-up from lr / N (0: none).
+function M.lr_schedule_options(defaults)
+  defaults.lr_schedule = M.choice("constant", { "constant", "cosine" })
+  defaults.warmup, defaults.min_lr = 0, 0.0
+  return defaults
+end
+
+-- The schedulers of spec.scheduled (optimizers) over `total` steps, positioned at `step`.
+local function lr_schedulers(run, spec, total, step)
+  if not spec.scheduled then return {} end
+  if run.lr_schedule == nil then error("gen.experiment.train: spec.scheduled needs experiment.lr_schedule_options in the defaults", 3) end
+  if run.warmup < 0 then M.fail(run.script, "option --warmup must be >= 0, got " .. run.warmup) end
+  if run.min_lr < 0 or run.min_lr > 1 then M.fail(run.script, "option --min-lr must be in [0, 1], got " .. run.min_lr) end
+  local schedules = gen.optim.schedules
+  local schedule = schedules.chain(run.warmup > 0 and schedules.linear_warmup(run.warmup) or schedules.constant(),
+    run.lr_schedule == "cosine" and schedules.cosine(math.max(1, total - 1), run.min_lr) or schedules.constant())
+  local list = {}
+  for i, opt in ipairs(spec.scheduled) do
+    local s = gen.optim.Scheduler(opt, schedule)
+    -- the base is the command line's lr (a loaded optimizer holds the last step's scheduled one)
+    s.base_lr, s.count = run.lr, step
+    opt.lr = run.lr * schedule(step)
+    list[i] = s
+  end
+  return list
+end
+
 --- Runs training (or sampling with --sample) as described at the top of this file.
 function M.train(run, spec)
   if run.stage1 ~= "" and not rawget(run, "_stage1_loaded") then
@@ -334,6 +367,7 @@ function M.train(run, spec)
     if ctx.main then print(string.format("resumed from %s at step %d", ck_path, step)) end
   end
   dist_wrap(ctx, run, spec.state)
+  local schedulers = lr_schedulers(run, spec, total, step)
   local function save(at)
     local s = M.state_with_step(spec.state, at)
     if ctx.dist then s.dist_world_size = ctx.size end
@@ -348,6 +382,7 @@ function M.train(run, spec)
       step = step + 1
       if ctx.dist then gen.manual_seed(((run.seed * 1000003 + step) * 4099 + ctx.rank) % 0x7fffffffffff) end
       local values = spec.step(x, y, step)
+      for _, s in ipairs(schedulers) do s:step() end
       if step % run.log_every == 0 or step == total then
         values = dist_mean(ctx, spec.losses, values)
         local row = { step = step }

@@ -18,6 +18,7 @@ function M.train(run, spec)
     losses = { "loss" },
     step = spec.step,
     sample = spec.sample,
+    scheduled = spec.scheduled,
     after = function()
       spec.report()
       if run.probe then probe() end
