@@ -92,6 +92,8 @@ build-fuzz/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	@$(FUZZ_CC) $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
 -include $(wildcard build-fuzz/csrc/*.d build-fuzz/csrc/*/*.d)
+# the objects are shared by every harness: kept, not deleted as intermediates of the pattern rule
+.SECONDARY: $(FUZZ_OBJ)
 build-fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lpng -lz -llua5.4 -lm
 fuzz-build: $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
