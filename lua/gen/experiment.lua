@@ -326,8 +326,7 @@ local function lr_schedulers(run, spec, total, step)
   for i, opt in ipairs(spec.scheduled) do
     local s = gen.optim.Scheduler(opt, schedule)
     -- the base is the command line's lr (a loaded optimizer holds the last step's scheduled one)
-    s.base_lr, s.count = run.lr, step
-    opt.lr = run.lr * schedule(step)
+    s:load_state_dict { count = step, base_lr = run.lr }
     list[i] = s
   end
   return list
