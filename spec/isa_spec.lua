@@ -94,6 +94,7 @@ local function references(r)
     end
   end
   ref.gemm_strided = gen.matmul(i.gemm_strided_a:double():narrow(2, 2, 129), i.gemm_strided_b:double():narrow(1, 6, 129))
+  ref.gemm_packed = gen.matmul(i.gemm_packed_a:double():narrow(2, 3, 1001), i.gemm_packed_b:double())
   local x, w = i.linear_x:double():requires_grad_(), i.linear_w:double():requires_grad_()
   local y = gen.linear(x, w)
   y:backward(i.linear_g:double())

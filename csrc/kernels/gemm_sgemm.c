@@ -80,12 +80,12 @@ GEN_TARGET_AVX512 static void pack_b(float *dst, const float *b, int64_t ldb, bo
   for (int64_t jp = 0; jp < nc; jp += NR) {
     float *panel = dst + jp * kc;
     int64_t cols = nc - jp < NR ? nc - jp : NR;
-    if (!tb) {
-      for (int64_t k = 0; k < kc; k++) {
-        const float *src = b + (p0 + k) * ldb + j0 + jp;
-        float *row = panel + k * NR;
-        memcpy(row, src, sizeof(float) * (size_t)cols);
-        if (cols < NR) memset(row + cols, 0, sizeof(float) * (size_t)(NR - cols));
+    if (!tb) { /* two vector copies a row (masked past nc: zeros), not a memcpy call per 128 bytes */
+      __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1), m1 = cols >= NR ? 0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+      const float *src = b + p0 * ldb + j0 + jp;
+      for (int64_t k = 0; k < kc; k++, src += ldb) {
+        _mm512_store_ps(panel + k * NR, _mm512_maskz_loadu_ps(m0, src));
+        _mm512_store_ps(panel + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
       }
       continue;
     }
@@ -140,14 +140,34 @@ GEN_TARGET_AVX512 static void micro_12x32(int64_t kc, const float *const a[MR], 
 }
 
 /* op(A) rows [0, mc) x reduction [0, kc) at a (element (i, k) at a[i * rs + k * ks]) -> panels of MR
- * rows, (r, k) at [k * MR + r]; rows past mc repeat the last one (their results are not stored) */
-static void pack_a(float *dst, const float *a, int64_t rs, int64_t ks, int64_t mc, int64_t kc) {
+ * rows, (r, k) at [k * MR + r]; rows past mc repeat the last one (their results are not stored).
+ * Rows of A (ks = 1) go 16 k at a time through the register transpose, twelve lanes stored;
+ * a transposed A (rs = 1) has the twelve values of one k side by side already. */
+GEN_TARGET_AVX512 static void pack_a(float *dst, const float *a, int64_t rs, int64_t ks, int64_t mc, int64_t kc) {
+  const __mmask16 twelve = (1u << MR) - 1;
   for (int64_t ip = 0; ip < mc; ip += MR) {
     float *panel = dst + ip * kc;
-    for (int64_t r = 0; r < MR; r++) {
-      const float *src = a + (ip + r < mc ? ip + r : mc - 1) * rs;
-      for (int64_t k = 0; k < kc; k++) panel[k * MR + r] = src[k * ks];
+    int64_t rows = mc - ip < MR ? mc - ip : MR, k = 0;
+    const float *src[MR];
+    for (int r = 0; r < MR; r++) src[r] = a + (ip + (r < rows ? r : rows - 1)) * rs;
+    if (rs == 1) {
+      __mmask16 live = (__mmask16)((1u << rows) - 1);
+      for (; k < kc; k++) {
+        __m512 v = _mm512_maskz_loadu_ps(live, src[0] + k * ks);
+        if (rows < MR) v = _mm512_mask_blend_ps(live, _mm512_set1_ps(src[0][k * ks + rows - 1]), v);
+        _mm512_mask_storeu_ps(panel + k * MR, twelve, v);
+      }
+      continue;
     }
+    for (; k + 16 <= kc; k += 16) {
+      __m512 r[16];
+      for (int i = 0; i < MR; i++) r[i] = _mm512_loadu_ps(src[i] + k);
+      for (int i = MR; i < 16; i++) r[i] = r[MR - 1];
+      transpose16(r);
+      for (int i = 0; i < 16; i++) _mm512_mask_storeu_ps(panel + (k + i) * MR, twelve, r[i]);
+    }
+    for (; k < kc; k++)
+      for (int r = 0; r < MR; r++) panel[k * MR + r] = src[r][k * ks];
   }
 }
 

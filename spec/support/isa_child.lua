@@ -38,6 +38,12 @@ cases[#cases + 1] = function()
   local b = input("gemm_strided_b", gen.randn(140, 45)):narrow(1, 6, 129)
   return { gemm_strided = gen.matmul(a, b) }
 end
+-- rows of A 4 KB apart (packed by gen's SGEMM), a reduction not a multiple of 16 in any slice
+cases[#cases + 1] = function()
+  local a = input("gemm_packed_a", gen.randn(29, 1024)):narrow(2, 3, 1001)
+  local b = input("gemm_packed_b", gen.randn(1001, 300))
+  return { gemm_packed = gen.matmul(a, b) }
+end
 -- a linear layer, forward and backward (three GEMMs with transposes)
 cases[#cases + 1] = function()
   local x = input("linear_x", gen.randn(19, 83)):requires_grad_()
