@@ -2,7 +2,7 @@
  * 0"; sgemm_raw THREADS linear [BACKEND] -> "linear threads seconds 0": the three GEMMs of a linear
  * layer's forward and backward at the shapes of bench/ops.lua's linear (x {128, 784}, w {400, 784}).
  * BACKEND: openblas (default; pinned to its Haswell AVX2 kernels by OPENBLAS_CORETYPE here) or gen
- * (gen's AVX-512 SGEMM, csrc/kernels/gemm_sgemm.c, threads over blocks of 64 rows as gen_gemm_blocked
+ * (gen's AVX-512 SGEMM, csrc/kernels/gemm_sgemm.c, one part of C per thread as gen_gemm_blocked
  * does; AVX-512 CPUs only). */
 #include <cblas.h>
 #include <omp.h>
@@ -41,11 +41,19 @@ static void sgemm(bool ta, bool tb, int m, int n, int k, const float *a, int lda
                 ldc);
     return;
   }
-  int blocks = (m + 63) / 64;
+  /* one part of C per thread along its longer side, at whole 12-row or 32-column micro-tiles, as
+   * gen_gemm_blocked does */
+  bool by_rows = m >= n;
+  int side = by_rows ? m : n, unit = by_rows ? 12 : 32, units = (side + unit - 1) / unit;
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
-  for (int i = 0; i < blocks; i++) {
-    int rows = m - i * 64 < 64 ? m - i * 64 : 64;
-    gen_sgemm(ta, tb, rows, n, k, 1, a + (size_t)(ta ? i * 64 : i * 64 * lda), lda, b, ldb, 0, c + (size_t)i * 64 * ldc, ldc);
+  for (int t = 0; t < nthreads; t++) {
+    int lo = units * t / nthreads * unit, hi = units * (t + 1) / nthreads * unit;
+    if (hi > side) hi = side;
+    if (lo >= hi) continue;
+    if (by_rows)
+      gen_sgemm(ta, tb, hi - lo, n, k, 1, a + (size_t)(ta ? lo : lo * lda), lda, b, ldb, 0, c + (size_t)lo * ldc, ldc);
+    else
+      gen_sgemm(ta, tb, m, hi - lo, k, 1, a, lda, b + (size_t)(tb ? lo * ldb : lo), ldb, 0, c + lo, ldc);
   }
 }
 
