@@ -5,9 +5,14 @@
 #   train and score (test NLL in bits/dim, training time):
 #     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/twin_pixelcnn.py train \
 #       --steps 600 --batch 32 --width 32 --layers 5 [--test-images 10000] [--seed 0]
+#   same start, same batches as gen (bench/twin_pixelcnn_check.lua): writes the initial weights and
+#   the batch order, then prints the twin's loss at every step and its test NLL on 1000 images:
+#     /usr/bin/python3 bench/twin_pixelcnn.py parity --steps 200 --out /tmp/pixelcnn_parity.safetensors
+#     bin/gen bench/twin_pixelcnn_check.lua /tmp/pixelcnn_parity.safetensors
 #   bench/e2e.py imports make_step for the pixelcnn_step workload.
 import argparse
 import gzip
+import json
 import math
 import os
 import struct
@@ -187,9 +192,46 @@ def train(args):
           % (args.steps, seconds, seconds / args.steps, bpd, m, time.perf_counter() - t1, sum(p.numel() for p in model.parameters())), flush=True)
 
 
+def write_safetensors(path, tensors):
+    """float32 tensors in a safetensors file (gen.load reads it: a length, a JSON header, raw data)."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        data = t.detach().float().contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def parity(args):
+    """The twin's initial weights (gen.models.pixelcnn's parameter names are the same) and its batch
+    order (0-based training-image indices, {steps, batch}, exact in float32) to args.out, then
+    the twin's loss at every step on those batches and its test NLL on the first 1000 images."""
+    torch.manual_seed(args.seed)
+    images, _ = load("train")
+    test, _ = load("test")
+    model = GatedPixelCNN(width=args.width, layers=args.layers, kernel=args.kernel, first_kernel=args.first_kernel)
+    order = torch.stack([torch.randperm(images.shape[0])[: args.batch] for _ in range(args.steps)])
+    state = dict(model.state_dict())
+    state["batches"] = order.float()
+    write_safetensors(args.out, state)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    for step in range(args.steps):
+        x = images[order[step]].float()[:, None]
+        opt.zero_grad()
+        loss = loss_fn(model, x)
+        loss.backward()
+        opt.step()
+        print("step %d loss %.6f" % (step + 1, loss.item()), flush=True)
+    print("test NLL %.5f bits/dim over 1000 images" % test_bits_per_dim(model, test[:1000]), flush=True)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["train"])
+    ap.add_argument("mode", choices=["train", "parity"])
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--width", type=int, default=32)
@@ -198,8 +240,9 @@ if __name__ == "__main__":
     ap.add_argument("--first-kernel", type=int, default=7)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--test-images", type=int, default=10000)
+    ap.add_argument("--out", default="/tmp/pixelcnn_parity.safetensors")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    train(args)
+    parity(args) if args.mode == "parity" else train(args)
