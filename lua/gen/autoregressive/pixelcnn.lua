@@ -58,12 +58,74 @@ function M.bits_per_dim(model, data, opts)
   return per_item:mean():item(), per_item
 end
 
---- sample(model, n [, {labels, map, temperature = 1, generator, size = {H, W}}]) -> int64 samples:
--- pixels {n, 1, H, W} with values 0..255, or codes {n, H, W} with values 1..levels, drawn
--- position by position in raster order, the n images in one batch. The image size defaults to
--- the model's resolution (or the map's size). labels: int64 {n} for a class-conditional model;
--- map: {n, C, H, W} for one built with cond_channels. The same generator state gives the same
--- samples.
+-- The logits {n, levels} at row r, column c of x (rows before r and the columns of row r before c
+-- filled), recomputing both stacks over rows 1..r.
+local function logits_uncached(model, x, r, c, labels, map)
+  local n, pixels = x:size(1), model.input == "pixels"
+  local xr = x:narrow(pixels and 3 or 2, 1, r)
+  local _, hs = model:stacks(model:features(xr), labels, map and map:narrow(3, 1, r) or nil)
+  return model:head(hs:narrow(3, r, 1):narrow(4, c, 1)):view(n, -1)
+end
+
+-- Row-cached sampling. The horizontal stack of row r sees the vertical stack only through rows
+-- before r, which are final once row r starts: each row runs the vertical stack once over the
+-- rows above it and keeps every layer's convolution at the last of them; each position then runs
+-- only the horizontal stack, over its own row up to its own column (H W single-row passes instead
+-- of H W passes over up to H rows of both stacks). The same numbers as logits_uncached: every
+-- convolution here sees exactly the inputs it sees there.
+local function row_cache(model, x, r, labels, map)
+  local n, pixels = x:size(1), model.input == "pixels"
+  local above = {}
+  if r == 1 then -- shift_down fills the first row with zeros
+    local first = model.stack:get(1).v_to_h
+    local zeros = gen.zeros({ n, first.in_channels, 1, x:size(pixels and 4 or 3) }, first.weight.dtype)
+    for l = 1, #model.stack do above[l] = zeros end
+    return above
+  end
+  local f = model:features(x:narrow(pixels and 3 or 2, 1, r - 1))
+  local e, m = model:label_features(labels, f.dtype), map and map:narrow(3, 1, r - 1) or nil
+  local v = f
+  for l, layer in model.stack:ipairs() do
+    local vp
+    vp, v = layer:vertical(v, e, m)
+    above[l] = vp:narrow(3, r - 1, 1)
+  end
+  return above
+end
+
+local function logits_cached(model, x, r, c, above, labels, map)
+  local n, pixels = x:size(1), model.input == "pixels"
+  local row = pixels and x:narrow(3, r, 1):narrow(4, 1, c) or x:narrow(2, r, 1):narrow(3, 1, c)
+  local h = model:features(row)
+  local e, m = model:label_features(labels, h.dtype), map and map:narrow(3, r, 1):narrow(4, 1, c) or nil
+  for l, layer in model.stack:ipairs() do h = layer:horizontal(h, above[l]:narrow(4, 1, c), e, m) end
+  return model:head(h:narrow(4, c, 1)):view(n, -1)
+end
+
+--- position_logits(model, x, r, c [, {labels, map, cache = true}]) -> the logits {B, levels} that
+-- sample draws position (r, c) from: x (pixels {B, 1, H, W} or codes {B, H, W}) filled before
+-- (r, c) in raster order; what x holds at and after (r, c) does not matter.
+function M.position_logits(model, x, r, c, opts)
+  opts = opts or {}
+  local pixels = model.input == "pixels"
+  local h, w = x:size(pixels and 3 or 2), x:size(pixels and 4 or 3)
+  if math.type(r) ~= "integer" or math.type(c) ~= "integer" or r < 1 or r > h or c < 1 or c > w then
+    error(string.format("gen.autoregressive.pixelcnn.position_logits: position (%s, %s) outside the %dx%d image", tostring(r), tostring(c), h, w), 2)
+  end
+  model:check(x, opts.labels, opts.map)
+  return gen.no_grad(function()
+    if opts.cache == false then return logits_uncached(model, x, r, c, opts.labels, opts.map) end
+    return logits_cached(model, x, r, c, row_cache(model, x, r, opts.labels, opts.map), opts.labels, opts.map)
+  end)
+end
+
+--- sample(model, n [, {labels, map, temperature = 1, generator, size = {H, W}, cache = true}]) ->
+-- int64 samples: pixels {n, 1, H, W} with values 0..255, or codes {n, H, W} with values
+-- 1..levels, drawn position by position in raster order, the n images in one batch. The image
+-- size defaults to the model's resolution (or the map's size). labels: int64 {n} for a
+-- class-conditional model; map: {n, C, H, W} for one built with cond_channels. The same
+-- generator state gives the same samples, with the row cache (the default) or without it
+-- (cache = false: both stacks rerun over the rows filled so far at every position).
 function M.sample(model, n, opts)
   opts = opts or {}
   local who = "gen.autoregressive.pixelcnn.sample"
@@ -85,15 +147,12 @@ function M.sample(model, n, opts)
   local rand_opts = { generator = opts.generator }
   local was_training = model.training
   model:eval()
+  local cache = opts.cache ~= false
   gen.no_grad(function()
     for r = 1, h do
-      -- the positions of rows 1..r see only rows 1..r: the rows below need not be computed
-      local xr = x:narrow(pixels and 3 or 2, 1, r)
-      local mr = map and map:narrow(3, 1, r) or nil
+      local above = cache and row_cache(model, x, r, labels, map) or nil
       for c = 1, w do
-        -- the stacks over rows 1..r, the head at (r, c) only
-        local _, hs = model:stacks(model:features(xr), labels, mr)
-        local logits = model:head(hs:narrow(3, r, 1):narrow(4, c, 1)):view(n, -1) -- {n, levels}
+        local logits = cache and logits_cached(model, x, r, c, above, labels, map) or logits_uncached(model, x, r, c, labels, map)
         local u = gen.rand(logits.shape, rand_opts)
         local g = -gen.log(-gen.log(u))
         local _, value = (logits / temperature + g):max(2)

@@ -58,23 +58,32 @@ function GatedLayer:init(cin, p, k, opts)
   end
 end
 
---- forward(v, h, e, map) -> v_out, h_out: e {B, cond_dim} or nil, map {B, cond_channels, H, W} or nil.
-function GatedLayer:forward(v, h, e, map)
+--- vertical(v, e, map) -> vp, v_out: the vertical stack's convolution (what the horizontal stack
+-- sees, one row lower) and its gated output.
+function GatedLayer:vertical(v, e, map)
   local vp = self.v(v)
-  local hp = self.h(h) + self.v_to_h(shift_down(vp))
-  local cv, ch = vp, hp
-  if e then
-    local b, c = e:size(1), vp:size(2)
-    cv = cv + self.cond_v(e):view(b, c, 1, 1)
-    ch = ch + self.cond_h(e):view(b, c, 1, 1)
-  end
-  if map then
-    cv = cv + self.map_v(map)
-    ch = ch + self.map_h(map)
-  end
+  local cv = vp
+  if e then cv = cv + self.cond_v(e):view(e:size(1), vp:size(2), 1, 1) end
+  if map then cv = cv + self.map_v(map) end
+  return vp, gate(cv)
+end
+
+--- horizontal(h, vs, e, map) -> h_out, vs being the vertical convolution shifted down one row
+-- (zeros above the first row). Rows are independent here, and a column sees only the columns to
+-- its left: any rows, or the first c columns of a row, give the same numbers as the whole map.
+function GatedLayer:horizontal(h, vs, e, map)
+  local ch = self.h(h) + self.v_to_h(vs)
+  if e then ch = ch + self.cond_h(e):view(e:size(1), ch:size(2), 1, 1) end
+  if map then ch = ch + self.map_h(map) end
   local h_new = self.h_out(gate(ch))
   if self.residual then h_new = h + h_new end
-  return gate(cv), h_new
+  return h_new
+end
+
+--- forward(v, h, e, map) -> v_out, h_out: e {B, cond_dim} or nil, map {B, cond_channels, H, W} or nil.
+function GatedLayer:forward(v, h, e, map)
+  local vp, v_out = self:vertical(v, e, map)
+  return v_out, self:horizontal(h, shift_down(vp), e, map)
 end
 
 local PixelCNN = nn.Module:extend("GatedPixelCNN")
@@ -202,11 +211,17 @@ function PixelCNN:features(x)
   return self.embed(x):permute(1, 4, 2, 3):contiguous()
 end
 
+--- label_features(labels, dtype) -> the class embedding of the labels in dtype (nil without labels).
+function PixelCNN:label_features(labels, dtype)
+  local e = labels and self.class_embed(labels) or nil
+  if e and e.dtype ~= dtype then e = e:type(dtype) end
+  return e
+end
+
 --- stacks(f, labels, map) -> v, h: the last layer's vertical stack shifted down one row (what the
 -- horizontal stack sees of it) and horizontal stack, from input features f {B, cin, H, W}.
 function PixelCNN:stacks(f, labels, map)
-  local e = labels and self.class_embed(labels) or nil
-  if e and e.dtype ~= f.dtype then e = e:type(f.dtype) end
+  local e = self:label_features(labels, f.dtype)
   local v, h = f, f
   for _, layer in self.stack:ipairs() do
     v, h = layer(v, h, e, map)
