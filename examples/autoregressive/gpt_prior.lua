@@ -7,7 +7,8 @@
 --       [--temperature 1] [--top-k 0] [--top-p 1]
 -- The training set's codes are computed once at the start (--train-images limits them); after
 -- training, the NLL of the test set's codes (bits per grid). --lr-schedule cosine --warmup N decays
--- the lr as GPTs are trained (linear warm-up, then cosine).
+-- the lr as GPTs are trained (linear warm-up, then cosine). --ema D (0: off) keeps an exponential
+-- moving average of the weights (gen.optim.EMA) that samples and the test NLL then use.
 local gen = require "gen"
 local gpt = require "gen.models.gpt"
 local autoregressive = require "gen.autoregressive"
@@ -15,10 +16,11 @@ local experiment = require "gen.experiment"
 
 local run = experiment.parse("gpt_prior", arg, experiment.lr_schedule_options { epochs = 10, batch = 64, lr = 3e-4, weight_decay = 0.01, dim = 192,
   depth = 4, heads = 6, dropout = 0.1, unconditional = false, temperature = 1.0, top_k = 0, top_p = 1.0,
-  train_images = 0, test_images = 10000, encode_batch = 500 })
+  train_images = 0, test_images = 10000, encode_batch = 500, ema = 0.0 })
 if run.temperature < 0 then experiment.fail(run.script, "option --temperature must be >= 0, got " .. run.temperature) end
 if run.top_k < 0 then experiment.fail(run.script, "option --top-k must be >= 0 (0 = off), got " .. run.top_k) end
 if not (run.top_p > 0 and run.top_p <= 1) then experiment.fail(run.script, "option --top-p must be in (0, 1], got " .. run.top_p) end
+if not (run.ema >= 0 and run.ema < 1) then experiment.fail(run.script, "option --ema must be in [0, 1) (0 = off), got " .. run.ema) end
 if run.class > 0 and run.unconditional then experiment.fail(run.script, "option --class needs a class-conditional prior") end
 
 local stage1 = experiment.stage1(run, "vqvae")
@@ -32,6 +34,17 @@ gen.manual_seed(run.seed)
 local model = gpt.GPT { vocab = stage1.codebook_size, block_size = gh * gw, dim = run.dim, depth = run.depth,
   heads = run.heads, dropout = run.dropout, classes = classes }
 local opt = gen.optim.AdamW(model, { lr = run.lr, betas = { 0.9, 0.95 }, weight_decay = run.weight_decay })
+local ema = run.ema > 0 and gen.optim.EMA(model, run.ema) or nil
+
+-- fn() run with the averaged weights in the model when --ema is on
+local function with_ema(fn)
+  if not ema then return fn() end
+  ema:swap()
+  local ok, r = pcall(fn)
+  ema:swap()
+  if not ok then error(r, 0) end
+  return r
+end
 
 -- The codes {N, gh gw} of the first n images of a split (n = 0: all), encoded once, in batches.
 local function codes_of(split, n)
@@ -55,6 +68,7 @@ local function step(x, y)
   local loss = autoregressive.gpt.loss(model, codes, { labels = classes > 0 and y or nil })
   loss:backward()
   opt:step()
+  if ema then ema:update() end
   return { loss = loss:item() }
 end
 
@@ -62,8 +76,9 @@ local lo, hi = stage1.range[1], stage1.range[2]
 local function sample(n, _, draw)
   model:eval()
   local labels = classes > 0 and experiment.class_labels(run, n, classes, draw) or nil
-  local codes = autoregressive.sample(model, n, { labels = labels, temperature = run.temperature, top_k = run.top_k,
-    top_p = run.top_p })
+  local codes = with_ema(function()
+    return autoregressive.sample(model, n, { labels = labels, temperature = run.temperature, top_k = run.top_k, top_p = run.top_p })
+  end)
   model:train()
   local images = stage1:decode_indices(codes:view(n, gh, gw))
   return (images - lo) * (2 / (hi - lo)) - 1, labels
@@ -77,7 +92,7 @@ if run.sample == 0 then
 end
 
 experiment.train(run, {
-  state = { model = model, optimizer = opt },
+  state = { model = model, optimizer = opt, ema = ema },
   scheduled = { opt },
   data = data,
   losses = { "loss" },
@@ -86,7 +101,7 @@ experiment.train(run, {
   sample = sample,
   after = function()
     local codes, labels = codes_of("test", run.test_images)
-    local nats = autoregressive.gpt.nll(model, codes, { labels = classes > 0 and labels or nil })
+    local nats = with_ema(function() return autoregressive.gpt.nll(model, codes, { labels = classes > 0 and labels or nil }) end)
     print(string.format("test NLL of the codes: %.4f nats per token, %.2f bits per %dx%d grid (%d test images)", nats,
       nats * gh * gw / math.log(2), gh, gw, codes:size(1)))
   end,
