@@ -49,6 +49,25 @@ describe("examples/autoregressive/gpt_prior.lua", function()
     assert.equal(first, read(out .. "/samples.idx"))
   end)
 
+  it("--ema: the checkpoint keeps the averaged weights beside the last ones, and a resumed run matches bitwise", function()
+    local out, b = base .. "/prior_ema", base .. "/prior_ema_b"
+    local run = "bin/gen examples/autoregressive/gpt_prior.lua --stage1 %s --ema 0.9 --log-every 1 %s --steps %d %s --out %s"
+    local ok, log = sh(string.format(run, stage1, tiny, 4, "", out))
+    assert.is_true(ok, log)
+    local t = gen.load(out .. "/checkpoint.safetensors")
+    local shadow, weight
+    for name, x in pairs(t) do
+      if name:match("^ema/shadow/.*head.weight$") then shadow = x end
+      if name:match("^model/.*head.weight$") then weight = x end
+    end
+    assert.truthy(shadow and weight, "the checkpoint holds the model and its average")
+    assert.is_true((shadow - weight):abs():max():item() > 0, "the average differs from the last weights")
+    assert.is_true(sh(string.format(run, stage1, tiny, 2, "", b)))
+    assert.is_true(sh(string.format(run, stage1, tiny, 4, "--resume", b)))
+    assert.equal(read(out .. "/log.csv"), read(b .. "/log.csv"))
+    assert.equal(read(out .. "/samples.idx"), read(b .. "/samples.idx"))
+  end)
+
   it("refuses a stage 1 of the wrong kind and bad sampling options", function()
     local prior = base .. "/prior"
     local cases = {
@@ -58,6 +77,7 @@ describe("examples/autoregressive/gpt_prior.lua", function()
       { "--stage1 " .. stage1 .. " --top-p 0", "option --top-p must be in (0, 1], got 0" },
       { "--stage1 " .. stage1 .. " --top-p 1.5", "option --top-p must be in (0, 1], got 1.5" },
       { "--stage1 " .. stage1 .. " --top-k -1", "option --top-k must be >= 0" },
+      { "--stage1 " .. stage1 .. " --ema 1", "option --ema must be in [0, 1) (0 = off), got 1" },
       { "--stage1 " .. stage1 .. " --temperature -1", "option --temperature must be >= 0" },
       { "--stage1 " .. stage1 .. " --class 3 --unconditional", "option --class needs a class-conditional prior" },
     }
