@@ -46,8 +46,8 @@ static void gemm_part(bool by_rows, int64_t lo, int64_t hi, bool ta, bool tb, in
  * the OpenBLAS path below each packed all of B again, 16 times at n = 1024, which held 2 threads at
  * 1.2x of one; a slice packed once and shared between the threads ran slower where the other
  * core had to read it. Its bits depend on the shape alone, so the cut points change nothing. */
-static void sgemm_parts(bool by_rows, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                        int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, int threads) {
+static void sgemm_parts(bool by_rows, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc, int threads) {
   int64_t side = by_rows ? m : n, unit = by_rows ? 12 : 32, units = (side + unit - 1) / unit;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int t = 0; t < threads; t++) {

@@ -81,7 +81,10 @@ GEN_TARGET_AVX512 static void pack_b(float *dst, const float *b, int64_t ldb, bo
     float *panel = dst + jp * kc;
     int64_t cols = nc - jp < NR ? nc - jp : NR;
     if (!tb) { /* two vector copies a row (masked past nc: zeros), not a memcpy call per 128 bytes */
-      __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1), m1 = cols >= NR ? 0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+      __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1), m1 = cols >= NR ? 0xFFFF
+                                                                               : cols <= 16
+                                                                                   ? 0
+                                                                                   : (__mmask16)((1u << (cols - 16)) - 1);
       const float *src = b + p0 * ldb + j0 + jp;
       for (int64_t k = 0; k < kc; k++, src += ldb) {
         _mm512_store_ps(panel + k * NR, _mm512_maskz_loadu_ps(m0, src));
