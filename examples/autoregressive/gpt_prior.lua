@@ -39,11 +39,7 @@ local ema = run.ema > 0 and gen.optim.EMA(model, run.ema) or nil
 -- fn() run with the averaged weights in the model when --ema is on
 local function with_ema(fn)
   if not ema then return fn() end
-  ema:swap()
-  local ok, r = pcall(fn)
-  ema:swap()
-  if not ok then error(r, 0) end
-  return r
+  return ema:call(fn)
 end
 
 -- The codes {N, gh gw} of the first n images of a split (n = 0: all), encoded once, in batches.

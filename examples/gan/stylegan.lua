@@ -38,13 +38,13 @@ end
 -- time (--sample 10000 in one batch would hold gigabytes of activations); 32x32 samples are
 -- cropped to the data's 28x28.
 local function with_ema(fn)
-  ema:swap()
-  G:eval()
-  local ok, r = pcall(fn)
-  G:train()
-  ema:swap()
-  if not ok then error(r, 0) end
-  return r
+  return ema:call(function()
+    G:eval()
+    local ok, r = pcall(fn)
+    G:train()
+    if not ok then error(r, 0) end
+    return r
+  end)
 end
 local function sample(n)
   return with_ema(function()

@@ -140,11 +140,7 @@ function M.build(run)
   --- fn(...) with the EMA's weights swapped into the model (the trained ones with --raw-weights).
   function d.with_sampling_weights(ema, fn, ...)
     if run.raw_weights then return fn(...) end
-    ema:swap()
-    local r = table.pack(pcall(fn, ...))
-    ema:swap()
-    if not r[1] then error(r[2], 0) end
-    return table.unpack(r, 2, r.n)
+    return ema:call(fn, ...)
   end
 
   --- n images {n, 1, 28, 28}: d.sample's 32x32 images with the sampling weights, cropped back to

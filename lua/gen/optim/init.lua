@@ -264,6 +264,15 @@ function EMA:swap()
     end
   end)
 end
+--- call(fn, ...) -> fn(...)'s results, computed with the averaged weights in the model; the
+-- model's own weights are back afterwards, also when fn raises (the error is raised again).
+function EMA:call(fn, ...)
+  self:swap()
+  local r = table.pack(pcall(fn, ...))
+  self:swap()
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
 function EMA:state_dict() return { decay = self.decay, updates = self.updates, warmup = self.warmup, shadow = self.shadow } end
 function EMA:load_state_dict(s)
   for name, t in pairs(s.shadow or {}) do
