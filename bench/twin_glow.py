@@ -19,17 +19,17 @@
 # --train 0 evaluates a freshly initialized model (its ActNorms initialized by the first test batch).
 import argparse
 import gzip
-import json
 import math
 import os
 import statistics
-import struct
 import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from twin_models import write_safetensors
 
 CONFIG = dict(channels=1, resolution=32, levels=3, depth=4, hidden=64)
 BATCH, PIXELS = 64, 28 * 28
@@ -200,20 +200,6 @@ def image_bits_per_dim(model, images, batch=250, seed=0):
         for first in range(0, images.shape[0], batch):
             parts.append(bits_per_dim(model, pad(images[first:first + batch]), g))
     return torch.cat(parts).double()
-
-
-def write_safetensors(path, tensors):
-    """A safetensors file of float32 tensors (gen.load reads it; the format is a JSON header and raw data)."""
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().float().contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def export_for_gen(model, test_images, out):

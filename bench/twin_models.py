@@ -1,9 +1,26 @@
-# PyTorch twins of gen.models shared by bench/e2e.py (speed) and bench/twins_quality.py (quality).
+# PyTorch twins of gen.models shared by bench/e2e.py (speed) and bench/twins_quality.py (quality),
+# and what the twin scripts share (write_safetensors).
+import json
 import math
+import struct
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def write_safetensors(path, tensors):
+    """float32 tensors in a safetensors file (gen.load reads it: a length, a JSON header, raw data)."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        data = t.detach().float().contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 # ---------------------------------------------------------------- DCGAN (gen.models.dcgan)

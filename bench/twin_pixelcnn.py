@@ -12,7 +12,6 @@
 #   bench/e2e.py imports make_step for the pixelcnn_step workload.
 import argparse
 import gzip
-import json
 import math
 import os
 import struct
@@ -22,6 +21,8 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from twin_models import write_safetensors
 
 DATA = os.environ.get("GEN_DATA") or "/usr/share/datasets/fashion-mnist"
 
@@ -190,20 +191,6 @@ def train(args):
     bpd = test_bits_per_dim(model, test[:m])
     print("torch twin: %d steps in %.1f s (%.3f s/step); test NLL %.4f bits/dim over %d images (%.1f s); %d params"
           % (args.steps, seconds, seconds / args.steps, bpd, m, time.perf_counter() - t1, sum(p.numel() for p in model.parameters())), flush=True)
-
-
-def write_safetensors(path, tensors):
-    """float32 tensors in a safetensors file (gen.load reads it: a length, a JSON header, raw data)."""
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().float().contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def parity(args):
