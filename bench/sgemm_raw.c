@@ -2,8 +2,8 @@
  * 0"; sgemm_raw THREADS linear [BACKEND] -> "linear threads seconds 0": the three GEMMs of a linear
  * layer's forward and backward at the shapes of bench/ops.lua's linear (x {128, 784}, w {400, 784}).
  * BACKEND: openblas (default; pinned to its Haswell AVX2 kernels by OPENBLAS_CORETYPE here) or gen
- * (gen's AVX-512 SGEMM, csrc/kernels/gemm_sgemm.c, one part of C per thread as gen_gemm_blocked
- * does; AVX-512 CPUs only). */
+ * (gen's AVX-512 SGEMM, csrc/kernels/gemm_sgemm.c, one part of C per thread, gen_sgemm_threads, as gen_gemm_blocked
+ * uses it; AVX-512 CPUs only). */
 #include <cblas.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -41,20 +41,7 @@ static void sgemm(bool ta, bool tb, int m, int n, int k, const float *a, int lda
                 ldc);
     return;
   }
-  /* one part of C per thread along its longer side, at whole 12-row or 32-column micro-tiles, as
-   * gen_gemm_blocked does */
-  bool by_rows = m >= n;
-  int side = by_rows ? m : n, unit = by_rows ? 12 : 32, units = (side + unit - 1) / unit;
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
-  for (int t = 0; t < nthreads; t++) {
-    int lo = units * t / nthreads * unit, hi = units * (t + 1) / nthreads * unit;
-    if (hi > side) hi = side;
-    if (lo >= hi) continue;
-    if (by_rows)
-      gen_sgemm(ta, tb, hi - lo, n, k, 1, a + (size_t)(ta ? lo : lo * lda), lda, b, ldb, 0, c + (size_t)lo * ldc, ldc);
-    else
-      gen_sgemm(ta, tb, m, hi - lo, k, 1, a, lda, b + (size_t)(tb ? lo * ldb : lo), ldb, 0, c + lo, ldc);
-  }
+  gen_sgemm_threads(ta, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc, nthreads);
 }
 
 static int linear(int threads) {

@@ -41,26 +41,6 @@ static void gemm_part(bool by_rows, int64_t lo, int64_t hi, bool ta, bool tb, in
              dt);
 }
 
-/* gen's SGEMM on `threads` threads: one part of C per thread, cut along its longer side at whole
- * micro-tiles (12 rows or 32 columns). Each part packs its own op(B) once: the 64-row blocks of
- * the OpenBLAS path below each packed all of B again, 16 times at n = 1024, which held 2 threads at
- * 1.2x of one; a slice packed once and shared between the threads ran slower where the other
- * core had to read it. Its bits depend on the shape alone, so the cut points change nothing. */
-static void sgemm_parts(bool by_rows, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc, int threads) {
-  int64_t side = by_rows ? m : n, unit = by_rows ? 12 : 32, units = (side + unit - 1) / unit;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int t = 0; t < threads; t++) {
-    int64_t lo = units * t / threads * unit, hi = units * (t + 1) / threads * unit;
-    if (hi > side) hi = side;
-    if (lo >= hi) continue;
-    if (by_rows) /* rows of op(A): A's rows, or A's columns when transposed */
-      gen_sgemm(ta, tb, hi - lo, n, k, alpha, a + (ta ? lo : lo * lda), lda, b, ldb, beta, c + lo * ldc, ldc);
-    else /* columns of op(B) */
-      gen_sgemm(ta, tb, m, hi - lo, k, alpha, a, lda, b + (tb ? lo * ldb : lo), ldb, beta, c + lo, ldc);
-  }
-}
-
 bool gen_gemm_splits(int64_t m, int64_t n, int64_t k, gen_dtype dt) {
   int64_t work = m * n * k;
   return work >= (dt == GEN_FLOAT32 && gen_sgemm_available() ? GEN_SGEMM_THREAD_WORK : GEN_GEMM_BLOCKED_WORK);
@@ -75,11 +55,8 @@ void gen_gemm_blocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double 
     return;
   }
   bool by_rows = m >= n;
-  if (dt == GEN_FLOAT32 && gen_sgemm_available()) { /* whole on one thread: blocks would pack op(B) again each */
-    if (threads > 1)
-      sgemm_parts(by_rows, ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc, threads);
-    else
-      gen_sgemm(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc);
+  if (dt == GEN_FLOAT32 && gen_sgemm_available()) { /* one part per thread: blocks would pack op(B) again each */
+    gen_sgemm_threads(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc, threads);
     return;
   }
   int64_t side = by_rows ? m : n, blocks = side / BLOCK_MIN;

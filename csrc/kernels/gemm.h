@@ -28,7 +28,8 @@ bool gen_gemm_splits(int64_t m, int64_t n, int64_t k, gen_dtype dt);
  * GEMM (BLAS runs serially inside an active OpenMP region). The blocks depend on the shape alone:
  * OpenBLAS rounds the columns near the edge of the block it computes in another order than the
  * inner ones, so the blocks, not the thread count, must decide where the edges are, and the result
- * is the same bits on any number of threads. */
+ * is the same bits on any number of threads. gen's SGEMM, whose bits depend on the shape alone,
+ * takes one part per thread instead (gen_sgemm_threads). */
 void gen_gemm_blocked(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a, int64_t lda, const void *b,
                       int64_t ldb, double beta, void *c, int64_t ldc, gen_dtype dt, int threads);
 

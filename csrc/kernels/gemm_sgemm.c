@@ -244,3 +244,28 @@ void gen_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, c
   abort();
 }
 #endif
+
+/* One part of C per thread, cut along its longer side at whole micro-tiles (MR rows or NR
+ * columns); each part packs its own op(B). The 64-row blocks gen_gemm_blocked used before each
+ * packed all of op(B) again, 16 times at n = 1024, which held 2 threads at 1.2x of one; a slice
+ * packed once and shared between the threads ran slower where the other core had to read it.
+ * The bits depend on the shape alone, so the cut points change nothing. */
+void gen_sgemm_threads(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc, int threads) {
+  if (threads <= 1) {
+    gen_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  bool by_rows = m >= n;
+  int64_t side = by_rows ? m : n, unit = by_rows ? MR : NR, units = (side + unit - 1) / unit;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; t++) {
+    int64_t lo = units * t / threads * unit, hi = units * (t + 1) / threads * unit;
+    if (hi > side) hi = side;
+    if (lo >= hi) continue;
+    if (by_rows) /* rows of op(A): A's rows, or A's columns when transposed */
+      gen_sgemm(ta, tb, hi - lo, n, k, alpha, a + (ta ? lo : lo * lda), lda, b, ldb, beta, c + lo * ldc, ldc);
+    else /* columns of op(B) */
+      gen_sgemm(ta, tb, m, hi - lo, k, alpha, a, lda, b + (tb ? lo * ldb : lo), ldb, beta, c + lo, ldc);
+  }
+}

@@ -15,5 +15,8 @@
 bool gen_sgemm_available(void);
 void gen_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                int64_t ldb, float beta, float *c, int64_t ldc);
+/* gen_sgemm on `threads` threads (an OpenMP region; 1: the caller alone), the same bits */
+void gen_sgemm_threads(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc, int threads);
 
 #endif
